@@ -1,0 +1,73 @@
+//! The API's one error type and how it becomes a response in the contract's shape:
+//! `{"detail": "<message>"}`, or for validation errors (422) `{"detail": [{loc, msg, type}]}`.
+//! A 5xx is logged with its cause; the client sees an opaque message, never SQL or a trace.
+
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+use crate::{store::StoreError, validate::FieldError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("invalid input")]
+    Validation(Vec<FieldError>),
+    #[error("Request body too large (limit {0} bytes)")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(#[source] StoreError),
+}
+
+impl ApiError {
+    /// One validation error at `loc`.
+    pub fn invalid(loc: &[&str], kind: &'static str, msg: impl Into<String>) -> ApiError {
+        let loc = loc.iter().map(|p| json!(p)).collect();
+        ApiError::Validation(vec![FieldError::new(loc, kind, msg)])
+    }
+
+    /// Maps a store error for a row of the given kind ("Task", "Fact").
+    pub fn from_store(err: StoreError, not_found: impl FnOnce() -> String) -> ApiError {
+        match err {
+            StoreError::NotFound => ApiError::NotFound(not_found()),
+            StoreError::AmbiguousPrefix(prefix) => {
+                ApiError::Conflict(format!("Ambiguous id prefix '{prefix}'"))
+            }
+            StoreError::Unavailable(_) => {
+                tracing::warn!(error = %err, "database unavailable");
+                ApiError::Unavailable("Database unavailable, try again shortly".into())
+            }
+            other => ApiError::Internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, detail) = match self {
+            ApiError::NotFound(detail) => (StatusCode::NOT_FOUND, json!(detail)),
+            ApiError::Conflict(detail) => (StatusCode::CONFLICT, json!(detail)),
+            ApiError::Validation(errors) => (StatusCode::UNPROCESSABLE_ENTITY, json!(errors)),
+            err @ ApiError::PayloadTooLarge(_) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, json!(err.to_string()))
+            }
+            ApiError::Unavailable(detail) => (StatusCode::SERVICE_UNAVAILABLE, json!(detail)),
+            ApiError::Internal(err) => {
+                tracing::error!(error = ?err, cause = %err, "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!("Internal Server Error"),
+                )
+            }
+        };
+        (status, Json(json!({ "detail": detail }))).into_response()
+    }
+}

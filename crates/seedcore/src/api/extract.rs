@@ -1,0 +1,218 @@
+//! Request extraction with the contract's error shapes: JSON bodies (422 for malformed JSON or
+//! a non-object, 413 over the size limit, chunked bodies counted the same) and query strings
+//! (422 naming the parameter, its bound and what was sent).
+
+use axum::{
+    body::Body,
+    extract::{FromRequest, FromRequestParts, Request},
+    http::{header::CONTENT_LENGTH, request::Parts},
+};
+use serde_json::{Map, Value, json};
+
+use super::{AppState, error::ApiError};
+use crate::validate::FieldError;
+
+/// A request body that is a JSON object.
+pub struct JsonObject(pub Map<String, Value>);
+
+impl FromRequest<AppState> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let limit = state.settings.max_body_bytes;
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limit as u64) {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        let bytes = read_limited(req.into_body(), limit).await?;
+        parse_object(&bytes).map(JsonObject)
+    }
+}
+
+async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|err| {
+        let too_large = std::error::Error::source(&err)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::PayloadTooLarge(limit)
+        } else {
+            ApiError::invalid(&["body"], "body_read", "The request body could not be read")
+        }
+    })
+}
+
+fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid(&["body"], "missing", "Field required"));
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::invalid(
+            &["body"],
+            "model_attributes_type",
+            "Input should be a valid dictionary or object to extract fields from",
+        )),
+        Err(err) => Err(ApiError::Validation(vec![FieldError::new(
+            vec![json!("body"), json!(err.column())],
+            "json_invalid",
+            format!("JSON decode error: {err}"),
+        )])),
+    }
+}
+
+/// The query string as name/value pairs, read with the contract's rules: an empty value means
+/// the parameter was not given, and errors are collected so all are reported at once.
+pub struct QueryParams {
+    pairs: Vec<(String, String)>,
+    errors: Vec<FieldError>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let raw = parts.uri.query().unwrap_or("");
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).map_err(|_| {
+            ApiError::invalid(
+                &["query"],
+                "query_parsing",
+                "The query string could not be parsed",
+            )
+        })?;
+        Ok(QueryParams {
+            pairs,
+            errors: Vec::new(),
+        })
+    }
+}
+
+impl QueryParams {
+    fn fail(&mut self, name: &str, kind: &'static str, msg: String) {
+        self.errors.push(FieldError::new(
+            vec![json!("query"), json!(name)],
+            kind,
+            msg,
+        ));
+    }
+
+    /// The last non-empty value of `name`.
+    pub fn text(&self, name: &str) -> Option<String> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.clone())
+    }
+
+    /// Every non-empty value of `name`, in order.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.pairs
+            .iter()
+            .filter(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// An integer within `min..=max`, or `default` when not given.
+    pub fn integer(&mut self, name: &str, min: i64, max: i64, default: i64) -> i64 {
+        let Some(raw) = self.text(name) else {
+            return default;
+        };
+        match raw.trim().parse::<i64>() {
+            Err(_) => self.fail(
+                name,
+                "int_parsing",
+                format!("Input should be a valid integer, unable to parse string as an integer (got '{raw}')"),
+            ),
+            Ok(n) if n < min => self.fail(
+                name,
+                "greater_than_equal",
+                format!("Input should be greater than or equal to {min}"),
+            ),
+            Ok(n) if n > max => self.fail(
+                name,
+                "less_than_equal",
+                format!("Input should be less than or equal to {max}"),
+            ),
+            Ok(n) => return n,
+        }
+        default
+    }
+
+    /// A value that must be one of `allowed`.
+    pub fn choice<T>(
+        &mut self,
+        name: &str,
+        parse: impl Fn(&str) -> Option<T>,
+        allowed: &str,
+    ) -> Option<T> {
+        let raw = self.text(name)?;
+        let parsed = parse(&raw);
+        if parsed.is_none() {
+            self.fail(
+                name,
+                "enum",
+                format!("Input should be {allowed} (got '{raw}')"),
+            );
+        }
+        parsed
+    }
+
+    /// Ok when every parameter read so far was valid.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.errors))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_refused_with_the_body_location() {
+        let Err(ApiError::Validation(errors)) = parse_object(b"[1, 2]") else {
+            panic!("expected a validation error")
+        };
+        assert_eq!(errors[0].loc, vec![json!("body")]);
+        assert_eq!(errors[0].kind, "model_attributes_type");
+    }
+
+    #[test]
+    fn malformed_json_is_a_json_invalid_error() {
+        let Err(ApiError::Validation(errors)) = parse_object(b"{\"type\": ") else {
+            panic!("expected a validation error")
+        };
+        assert_eq!(errors[0].kind, "json_invalid");
+    }
+
+    #[test]
+    fn an_empty_body_is_missing() {
+        let Err(ApiError::Validation(errors)) = parse_object(b"  ") else {
+            panic!("expected a validation error")
+        };
+        assert_eq!(errors[0].kind, "missing");
+    }
+
+    #[test]
+    fn query_integers_fall_back_to_the_default_when_empty_and_report_bounds() {
+        let mut params = QueryParams {
+            pairs: vec![("limit".into(), "".into()), ("offset".into(), "-1".into())],
+            errors: vec![],
+        };
+        assert_eq!(params.integer("limit", 1, 1000, 100), 100);
+        params.integer("offset", 0, i64::MAX, 0);
+        let Err(ApiError::Validation(errors)) = params.finish() else {
+            panic!("expected a validation error")
+        };
+        assert_eq!(errors[0].loc, vec![json!("query"), json!("offset")]);
+        assert_eq!(errors[0].kind, "greater_than_equal");
+    }
+}

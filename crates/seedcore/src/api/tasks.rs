@@ -1,0 +1,365 @@
+//! Task endpoints: create, list, get, run, cancel, status and the event trail.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Map;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::{
+    ApiError, AppState,
+    extract::{JsonObject, QueryParams},
+};
+use crate::{
+    model::{IdRef, NewTask, Task, TaskEvent, TaskStatus},
+    store::{Page, TaskQuery},
+    validate::Fields,
+};
+
+/// The body of `POST /api/v1/tasks`.
+// Documentation only: `new_task` validates the body field by field to report every error.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CreateTaskRequest {
+    /// The task type; picks the handler. Required, non-empty.
+    #[schema(rename = "type")]
+    task_type: String,
+    /// Input for the handler (default `{}`).
+    #[schema(value_type = Option<Object>)]
+    params: Option<serde_json::Value>,
+    description: Option<String>,
+    domain: Option<String>,
+    /// At or above the escalation threshold the task takes the escalated path (default 0).
+    drift_score: Option<f64>,
+    /// Queue the task now (status `queued`) instead of leaving it `created`.
+    run_immediately: Option<bool>,
+    /// Attempts before a retryable failure is final (1..=1000; default from configuration).
+    max_attempts: Option<i32>,
+    /// Seconds an attempt may run (default from configuration, per path).
+    timeout_seconds: Option<f64>,
+}
+
+/// A page of tasks, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct TaskList {
+    /// Tasks matching the filters, before paging.
+    total: i64,
+    items: Vec<Task>,
+}
+
+/// Just a task's status.
+#[derive(Serialize, ToSchema)]
+pub struct TaskStatusView {
+    id: Uuid,
+    status: TaskStatus,
+    updated_at: DateTime<Utc>,
+    error: Option<String>,
+}
+
+/// A task's audit trail, oldest first.
+#[derive(Serialize, ToSchema)]
+pub struct TaskEvents {
+    task_id: Uuid,
+    items: Vec<TaskEvent>,
+}
+
+/// Query parameters of `GET /api/v1/tasks`.
+// Documentation only: `list_tasks` reads the query with `QueryParams`.
+#[derive(Deserialize, IntoParams)]
+#[allow(dead_code)]
+pub struct TaskListParams {
+    /// 1..=1000, default 100.
+    limit: Option<i64>,
+    /// At least 0, default 0.
+    offset: Option<i64>,
+    /// Only tasks in this status.
+    status: Option<TaskStatus>,
+    /// Only tasks of this type.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    task_type: Option<String>,
+    /// Only tasks in this domain.
+    domain: Option<String>,
+}
+
+#[utoipa::path(
+    post, path = "/tasks", tag = "tasks",
+    request_body = CreateTaskRequest,
+    responses(
+        (status = 200, description = "The task as stored", body = Task),
+        (status = 413, description = "Body over the size limit"),
+        (status = 422, description = "Invalid body"),
+    )
+)]
+pub async fn create_task(
+    State(state): State<AppState>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Task>, ApiError> {
+    let task = new_task(&body, state.settings.default_max_attempts)?;
+    let task = state.store.create_task(task).await.map_err(store_error)?;
+    Ok(Json(task))
+}
+
+fn new_task(
+    body: &Map<String, serde_json::Value>,
+    default_attempts: i32,
+) -> Result<NewTask, ApiError> {
+    let mut fields = Fields::new(body);
+    let task_type = fields.required_string("type", true);
+    let params = fields.object("params").unwrap_or_default();
+    let description = fields.string("description").unwrap_or_default();
+    let domain = fields.string("domain");
+    let drift_score = fields.number("drift_score").unwrap_or(0.0);
+    let run_immediately = fields.boolean("run_immediately").unwrap_or(false);
+    let max_attempts = fields.integer_in("max_attempts", 1, 1000);
+    let timeout_seconds = fields.number("timeout_seconds");
+    let bad_timeout = timeout_seconds.is_some_and(|t| t <= 0.0);
+    let mut errors = fields.finish().err().unwrap_or_default();
+    if bad_timeout {
+        errors.push(crate::validate::FieldError::new(
+            vec!["timeout_seconds".into()],
+            "greater_than",
+            "Input should be greater than 0",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(
+            errors.into_iter().map(|e| e.under("body")).collect(),
+        ));
+    }
+    Ok(NewTask {
+        task_type: task_type.unwrap_or_default(),
+        description,
+        params,
+        domain,
+        drift_score,
+        run_immediately,
+        max_attempts: max_attempts.map_or(default_attempts, |n| n as i32),
+        timeout_seconds,
+    })
+}
+
+#[utoipa::path(
+    get, path = "/tasks", tag = "tasks",
+    params(TaskListParams),
+    responses(
+        (status = 200, description = "Tasks, newest first", body = TaskList),
+        (status = 422, description = "A parameter is out of range or malformed"),
+    )
+)]
+pub async fn list_tasks(
+    State(state): State<AppState>,
+    mut params: QueryParams,
+) -> Result<Json<TaskList>, ApiError> {
+    let query = TaskQuery {
+        limit: params.integer("limit", 1, 1000, 100),
+        offset: params.integer("offset", 0, i64::MAX, 0),
+        status: params.choice(
+            "status",
+            TaskStatus::parse,
+            "one of created, queued, running, retry, completed, failed, cancelled",
+        ),
+        task_type: params.text("type"),
+        domain: params.text("domain"),
+    };
+    params.finish()?;
+    let Page { total, items } = state.store.list_tasks(&query).await.map_err(store_error)?;
+    Ok(Json(TaskList { total, items }))
+}
+
+#[utoipa::path(
+    get, path = "/tasks/{task_id}", tag = "tasks",
+    params(("task_id" = String, Path, description = "A task id, or a unique prefix of one (4+ characters)")),
+    responses(
+        (status = 200, description = "The task", body = Task),
+        (status = 404, description = "No such task"),
+        (status = 409, description = "The prefix matches several tasks"),
+        (status = 422, description = "Not a UUID or prefix"),
+    )
+)]
+pub async fn get_task(
+    State(state): State<AppState>,
+    Path(task_id): Path<String>,
+) -> Result<Json<Task>, ApiError> {
+    let id = resolve(&state, &task_id).await?;
+    let task = state.store.get_task(id).await.map_err(store_error)?;
+    Ok(Json(task))
+}
+
+#[utoipa::path(
+    post, path = "/tasks/{task_id}/run", tag = "tasks",
+    params(("task_id" = String, Path, description = "A task id or unique prefix")),
+    responses(
+        (status = 200, description = "The task: queued if it was created, failed or cancelled; unchanged otherwise", body = Task),
+        (status = 404, description = "No such task"),
+    )
+)]
+pub async fn run_task(
+    State(state): State<AppState>,
+    Path(task_id): Path<String>,
+) -> Result<Json<Task>, ApiError> {
+    let id = resolve(&state, &task_id).await?;
+    let task = state.store.run_task(id).await.map_err(store_error)?;
+    Ok(Json(task))
+}
+
+#[utoipa::path(
+    post, path = "/tasks/{task_id}/cancel", tag = "tasks",
+    params(("task_id" = String, Path, description = "A task id or unique prefix")),
+    responses(
+        (status = 200, description = "The task: cancelled unless it had completed or failed", body = Task),
+        (status = 404, description = "No such task"),
+    )
+)]
+pub async fn cancel_task(
+    State(state): State<AppState>,
+    Path(task_id): Path<String>,
+) -> Result<Json<Task>, ApiError> {
+    let id = resolve(&state, &task_id).await?;
+    let task = state.store.cancel_task(id).await.map_err(store_error)?;
+    Ok(Json(task))
+}
+
+#[utoipa::path(
+    get, path = "/tasks/{task_id}/status", tag = "tasks",
+    params(("task_id" = String, Path, description = "A task id or unique prefix")),
+    responses(
+        (status = 200, description = "The task's status", body = TaskStatusView),
+        (status = 404, description = "No such task"),
+    )
+)]
+pub async fn task_status(
+    State(state): State<AppState>,
+    Path(task_id): Path<String>,
+) -> Result<Json<TaskStatusView>, ApiError> {
+    let id = resolve(&state, &task_id).await?;
+    let task = state.store.get_task(id).await.map_err(store_error)?;
+    Ok(Json(TaskStatusView {
+        id: task.id,
+        status: task.status,
+        updated_at: task.updated_at,
+        error: task.error,
+    }))
+}
+
+#[utoipa::path(
+    get, path = "/tasks/{task_id}/events", tag = "tasks",
+    params(("task_id" = String, Path, description = "A task id or unique prefix")),
+    responses(
+        (status = 200, description = "Every status change of the task, oldest first", body = TaskEvents),
+        (status = 404, description = "No such task"),
+    )
+)]
+pub async fn task_events(
+    State(state): State<AppState>,
+    Path(task_id): Path<String>,
+) -> Result<Json<TaskEvents>, ApiError> {
+    let id = resolve(&state, &task_id).await?;
+    // Existence first, so an unknown id is a 404 rather than an empty trail.
+    state.store.get_task(id).await.map_err(store_error)?;
+    let items = state.store.task_events(id).await.map_err(store_error)?;
+    Ok(Json(TaskEvents { task_id: id, items }))
+}
+
+async fn resolve(state: &AppState, raw: &str) -> Result<Uuid, ApiError> {
+    let id = IdRef::parse(raw)
+        .map_err(|err| ApiError::invalid(&["path", "task_id"], "uuid_parsing", err.to_string()))?;
+    state.store.resolve_task(&id).await.map_err(store_error)
+}
+
+fn store_error(err: crate::store::StoreError) -> ApiError {
+    ApiError::from_store(err, || "Task not found".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body(value: serde_json::Value) -> Map<String, serde_json::Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    fn error_kinds(result: Result<NewTask, ApiError>) -> Vec<(String, &'static str)> {
+        let Err(ApiError::Validation(errors)) = result else {
+            panic!("expected 422")
+        };
+        errors
+            .into_iter()
+            .map(|e| {
+                (
+                    e.loc
+                        .iter()
+                        .map(|p| p.as_str().unwrap().to_string())
+                        .collect::<Vec<_>>()
+                        .join("."),
+                    e.kind,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_minimal_task_takes_every_default() {
+        let task = new_task(&body(json!({"type": "echo"})), 3).unwrap();
+        assert_eq!(
+            task,
+            NewTask {
+                max_attempts: 3,
+                ..NewTask::of_type("echo")
+            }
+        );
+    }
+
+    #[test]
+    fn nulls_read_as_defaults() {
+        let task = new_task(
+            &body(
+                json!({"type": "echo", "params": null, "description": null, "drift_score": null}),
+            ),
+            3,
+        )
+        .unwrap();
+        assert_eq!(task.description, "");
+        assert!(task.params.is_empty());
+        assert_eq!(task.drift_score, 0.0);
+    }
+
+    #[test]
+    fn every_wrong_field_is_reported_under_body() {
+        let kinds = error_kinds(new_task(
+            &body(
+                json!({"type": 5, "params": [], "drift_score": "high", "run_immediately": "yes",
+                         "max_attempts": 0, "timeout_seconds": -1}),
+            ),
+            3,
+        ));
+        assert_eq!(
+            kinds,
+            vec![
+                ("body.type".into(), "string_type"),
+                ("body.params".into(), "dict_type"),
+                ("body.drift_score".into(), "float_type"),
+                ("body.run_immediately".into(), "bool_type"),
+                ("body.max_attempts".into(), "greater_than_equal"),
+                ("body.timeout_seconds".into(), "greater_than"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_or_empty_type_is_refused() {
+        assert_eq!(
+            error_kinds(new_task(&body(json!({})), 3)),
+            vec![("body.type".into(), "missing")]
+        );
+        assert_eq!(
+            error_kinds(new_task(&body(json!({"type": ""})), 3)),
+            vec![("body.type".into(), "string_too_short")]
+        );
+    }
+}

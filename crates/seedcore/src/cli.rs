@@ -1,0 +1,308 @@
+//! The command line: `serve`, `worker` and `db init`, and what each does on start and stop.
+
+use std::{process::ExitCode, sync::Arc, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use sqlx::{ConnectOptions, postgres::PgConnectOptions};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    api::{self, ApiSettings, AppState},
+    config::{DatabaseConfig, DatabaseTarget, EngineConfig, LogConfig, ServerConfig},
+    engine::{Engine, EngineHandle, HandlerRouter},
+    store::{DynStore, PgStore, StoreError},
+    telemetry,
+};
+
+/// seedcore: a durable task service. Clients submit tasks over HTTP, workers run them, every
+/// state change is stored in the database.
+#[derive(Parser, Debug)]
+#[command(name = "seedcore", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP API and the workers in one process (migrates the database first).
+    Serve(ServeArgs),
+    /// Run workers only, to add capacity beside `serve` (any number, on any machine).
+    Worker(WorkerArgs),
+    /// Database administration.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub server: ServerConfig,
+    #[command(flatten)]
+    pub engine: EngineConfig,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub log: LogConfig,
+}
+
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub engine: EngineConfig,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub log: LogConfig,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DbCommand {
+    /// Check connectivity, apply migrations, verify the tables; print what was done.
+    Init(DbArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DbArgs {
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub log: LogConfig,
+}
+
+/// A failure that ends the command, with the message the user sees.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CliError(String);
+
+const NO_DATABASE: &str = "no database configured: set PG_DSN (or DATABASE_URL) to a \
+    postgresql:// URL, or POSTGRES_HOST with POSTGRES_PORT, POSTGRES_DB, POSTGRES_USER and \
+    POSTGRES_PASSWORD (or the matching --flags; see --help)";
+
+pub fn run(cli: Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("seedcore: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Worker(args) => worker(args).await,
+            Command::Db(DbCommand::Init(args)) => db_init(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("seedcore: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), CliError> {
+    telemetry::init(&args.log.log_level);
+    let store = open_store(&args.database, args.database.pool_timeout()).await?;
+    migrate(&store).await?;
+    let engine = start_engine(&store, &args.engine);
+    let settings = ApiSettings {
+        max_body_bytes: args.server.max_body_bytes,
+        default_max_attempts: args.engine.max_attempts,
+    };
+    let app = api::app(AppState::new(store, settings));
+    let address = (args.server.host, args.server.port);
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|err| {
+            CliError(format!(
+                "cannot listen on {}:{}: {err}",
+                address.0, address.1
+            ))
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|err| CliError(err.to_string()))?;
+    tracing::info!(address = %local, version = crate::VERSION, "seedcore listening on http://{local}");
+    let stop = shutdown_signal();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+        .map_err(|err| CliError(format!("the HTTP server failed: {err}")))?;
+    if let Some(engine) = engine {
+        engine.shutdown().await;
+    }
+    tracing::info!("seedcore stopped");
+    Ok(())
+}
+
+async fn worker(args: WorkerArgs) -> Result<(), CliError> {
+    telemetry::init(&args.log.log_level);
+    let store = open_store(&args.database, args.database.pool_timeout()).await?;
+    migrate(&store).await?;
+    let Some(engine) = start_engine(&store, &args.engine) else {
+        return Err(CliError(
+            "SEEDCORE_WORKER_CONCURRENCY is 0: a worker process with no workers has nothing to do"
+                .into(),
+        ));
+    };
+    shutdown_signal().cancelled().await;
+    engine.shutdown().await;
+    Ok(())
+}
+
+async fn db_init(args: DbArgs) -> Result<(), CliError> {
+    telemetry::init(&args.log.log_level);
+    let timeout = args.database.pool_timeout().min(Duration::from_secs(10));
+    let store = open_store(&args.database, timeout).await?;
+    println!(
+        "connected: {} ({})",
+        describe(&args.database)?,
+        store.backend()
+    );
+    let report = store
+        .migrate()
+        .await
+        .map_err(|err| explain(&err, "apply migrations"))?;
+    for migration in &report.applied {
+        println!("applied migration {migration}");
+    }
+    println!(
+        "migrations: {} applied now, {} already applied",
+        report.applied.len(),
+        report.already_applied
+    );
+    let missing = store
+        .verify()
+        .await
+        .map_err(|err| explain(&err, "verify the tables"))?;
+    if !missing.is_empty() {
+        return Err(CliError(format!(
+            "tables missing after migration: {}",
+            missing.join(", ")
+        )));
+    }
+    println!("verified: tables tasks, task_events and facts are present");
+    Ok(())
+}
+
+fn start_engine(store: &DynStore, config: &EngineConfig) -> Option<EngineHandle> {
+    if config.worker_concurrency == 0 && config.escalated_concurrency == 0 {
+        tracing::info!("SEEDCORE_WORKER_CONCURRENCY is 0: serving the API without workers");
+        return None;
+    }
+    if config.worker_concurrency == 0 {
+        tracing::info!("SEEDCORE_WORKER_CONCURRENCY is 0: serving the API without workers");
+        return None;
+    }
+    let engine = Engine::new(store.clone(), HandlerRouter::with_builtins(), config.into());
+    Some(engine.start())
+}
+
+async fn open_store(config: &DatabaseConfig, timeout: Duration) -> Result<DynStore, CliError> {
+    let options = postgres_options(config)?;
+    let doing = || format!("connect to {}", describe(config).unwrap_or_default());
+    // One direct connection first: a pool reports only "timed out", this says why.
+    let probe = tokio::time::timeout(timeout, options.connect()).await;
+    match probe {
+        Ok(Ok(connection)) => drop(connection),
+        Ok(Err(err)) => return Err(explain(&err.into(), &doing())),
+        Err(_) => {
+            return Err(CliError(format!(
+                "cannot {}: no answer within {timeout:?}",
+                doing()
+            )));
+        }
+    }
+    let store = PgStore::connect(options, config.postgres_pool_size, timeout)
+        .await
+        .map_err(|err| explain(&err, &doing()))?;
+    Ok(Arc::new(store))
+}
+
+fn postgres_options(config: &DatabaseConfig) -> Result<PgConnectOptions, CliError> {
+    match config.target().map_err(|err| CliError(err.to_string()))? {
+        DatabaseTarget::Postgres(options) => Ok(*options),
+        DatabaseTarget::Unconfigured => Err(CliError(NO_DATABASE.into())),
+    }
+}
+
+/// `postgresql://user@host:port/db`, without the password.
+fn describe(config: &DatabaseConfig) -> Result<String, CliError> {
+    let options = postgres_options(config)?;
+    Ok(format!(
+        "postgresql://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or(options.get_username())
+    ))
+}
+
+async fn migrate(store: &DynStore) -> Result<(), CliError> {
+    let report = store
+        .migrate()
+        .await
+        .map_err(|err| explain(&err, "apply migrations"))?;
+    if !report.applied.is_empty() {
+        tracing::info!(applied = ?report.applied, "database migrated");
+    }
+    Ok(())
+}
+
+/// A store error as a sentence that says what to check.
+fn explain(err: &StoreError, doing: &str) -> CliError {
+    let hint = match err {
+        StoreError::Unavailable(_) => {
+            " (is the server running and reachable, and are the host and port right?)"
+        }
+        StoreError::Database(sqlx::Error::Database(db))
+            if db.code().is_some_and(|c| c == "42501") =>
+        {
+            " (the database user lacks a permission: it needs CREATE on the database and schema)"
+        }
+        StoreError::Database(sqlx::Error::Database(db))
+            if db.code().is_some_and(|c| c == "28P01" || c == "28000") =>
+        {
+            " (check the user name and password)"
+        }
+        StoreError::Database(sqlx::Error::Database(db))
+            if db.code().is_some_and(|c| c == "3D000") =>
+        {
+            " (the database does not exist: create it first)"
+        }
+        _ => "",
+    };
+    CliError(format!("cannot {doing}: {err}{hint}"))
+}
+
+/// Cancelled on SIGINT or SIGTERM.
+fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let fired = token.clone();
+    tokio::spawn(async move {
+        let interrupt = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = interrupt => tracing::info!("SIGINT received: shutting down"),
+            _ = terminate => tracing::info!("SIGTERM received: shutting down"),
+        }
+        fired.cancel();
+    });
+    token
+}

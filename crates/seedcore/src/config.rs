@@ -1,0 +1,303 @@
+//! Every setting seedcore reads, from the environment or the command line (flags win).
+//!
+//! The names of the database, logging and listening settings are the original service's
+//! (`PG_DSN`, `POSTGRES_*`, `DATABASE_URL`, `LOG_LEVEL`, `HOST`, `PORT`); seedcore's own settings
+//! start with `SEEDCORE_`. The doc comments below are the `--help` text. Secrets never appear in
+//! `Debug` output or logs.
+
+use std::{fmt, net::IpAddr, time::Duration};
+
+use clap::Args;
+use sqlx::postgres::PgConnectOptions;
+
+/// Where the data lives and how many connections to keep.
+#[derive(Args, Clone)]
+pub struct DatabaseConfig {
+    /// PostgreSQL URL, e.g. postgresql://user:pass@host:5432/db. Takes precedence over the rest.
+    #[arg(long, env = "PG_DSN", hide_env_values = true)]
+    pub pg_dsn: Option<String>,
+
+    /// PostgreSQL URL, accepted as an alternative to PG_DSN.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// PostgreSQL host; used (with the other POSTGRES_* settings) when no URL is given.
+    #[arg(long, env = "POSTGRES_HOST")]
+    pub postgres_host: Option<String>,
+
+    /// PostgreSQL port.
+    #[arg(long, env = "POSTGRES_PORT", default_value_t = 5432)]
+    pub postgres_port: u16,
+
+    /// PostgreSQL database name.
+    #[arg(long, env = "POSTGRES_DB", default_value = "postgres")]
+    pub postgres_db: String,
+
+    /// PostgreSQL user.
+    #[arg(long, env = "POSTGRES_USER", default_value = "postgres")]
+    pub postgres_user: String,
+
+    /// PostgreSQL password.
+    #[arg(long, env = "POSTGRES_PASSWORD", hide_env_values = true)]
+    pub postgres_password: Option<String>,
+
+    /// Most connections the process keeps open to the database.
+    #[arg(long, env = "POSTGRES_POOL_SIZE", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub postgres_pool_size: u32,
+
+    /// Seconds to wait for a free connection before a request fails with 503.
+    #[arg(long, env = "POSTGRES_POOL_TIMEOUT", default_value_t = 30.0)]
+    pub postgres_pool_timeout: f64,
+}
+
+/// The database a process was configured for.
+pub enum DatabaseTarget {
+    Postgres(Box<PgConnectOptions>),
+    /// No database setting was given.
+    Unconfigured,
+}
+
+impl DatabaseConfig {
+    /// Resolves the settings into one target: PG_DSN, then DATABASE_URL, then POSTGRES_HOST.
+    pub fn target(&self) -> Result<DatabaseTarget, ConfigError> {
+        if let Some(url) = self.pg_dsn.as_deref().or(self.database_url.as_deref()) {
+            return parse_postgres_url(url).map(|o| DatabaseTarget::Postgres(Box::new(o)));
+        }
+        let Some(host) = &self.postgres_host else {
+            return Ok(DatabaseTarget::Unconfigured);
+        };
+        let mut options = PgConnectOptions::new_without_pgpass()
+            .host(host)
+            .port(self.postgres_port)
+            .username(&self.postgres_user)
+            .database(&self.postgres_db)
+            .application_name("seedcore");
+        if let Some(password) = &self.postgres_password {
+            options = options.password(password);
+        }
+        Ok(DatabaseTarget::Postgres(Box::new(options)))
+    }
+
+    pub fn pool_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.postgres_pool_timeout.max(0.001))
+    }
+}
+
+fn parse_postgres_url(url: &str) -> Result<PgConnectOptions, ConfigError> {
+    let scheme_ok = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    if !scheme_ok {
+        return Err(ConfigError(
+            "the database URL must start with postgresql:// or postgres://".into(),
+        ));
+    }
+    url.parse::<PgConnectOptions>()
+        .map(|options| options.application_name("seedcore"))
+        .map_err(|err| ConfigError(format!("the database URL is not valid: {err}")))
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("DatabaseConfig")
+            .field("pg_dsn", &redacted(&self.pg_dsn))
+            .field("database_url", &redacted(&self.database_url))
+            .field("postgres_host", &self.postgres_host)
+            .field("postgres_port", &self.postgres_port)
+            .field("postgres_db", &self.postgres_db)
+            .field("postgres_user", &self.postgres_user)
+            .field("postgres_password", &redacted(&self.postgres_password))
+            .field("postgres_pool_size", &self.postgres_pool_size)
+            .field("postgres_pool_timeout", &self.postgres_pool_timeout)
+            .finish()
+    }
+}
+
+/// How verbose the logs are.
+#[derive(Args, Clone, Debug)]
+pub struct LogConfig {
+    /// Log level: DEBUG, INFO, WARNING, ERROR (any case), or a tracing filter such as
+    /// `seedcore=debug,sqlx=warn`. RUST_LOG, when set, wins.
+    #[arg(long, env = "LOG_LEVEL", default_value = "INFO")]
+    pub log_level: String,
+}
+
+/// Where and how the HTTP API listens.
+#[derive(Args, Clone, Debug)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: IpAddr,
+
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "PORT", default_value_t = 8000)]
+    pub port: u16,
+
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    #[arg(long, env = "SEEDCORE_MAX_BODY_BYTES", default_value_t = 1_048_576)]
+    pub max_body_bytes: usize,
+}
+
+/// How the workers of this process run tasks.
+#[derive(Args, Clone, Debug)]
+pub struct EngineConfig {
+    /// Tasks this process runs at once on the normal path; 0 runs no workers.
+    #[arg(long, env = "SEEDCORE_WORKER_CONCURRENCY", default_value_t = 32)]
+    pub worker_concurrency: usize,
+
+    /// Tasks this process runs at once on the escalated path (drift at or above the threshold).
+    #[arg(long, env = "SEEDCORE_ESCALATED_CONCURRENCY", default_value_t = 4)]
+    pub escalated_concurrency: usize,
+
+    /// Drift score at or above which a task takes the escalated path.
+    #[arg(long, env = "OCPS_DRIFT_THRESHOLD", default_value_t = 0.5)]
+    pub drift_threshold: f64,
+
+    /// Seconds a claimed task's lease lasts; renewed while its handler runs.
+    #[arg(long, env = "SEEDCORE_LEASE_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(2..=86_400))]
+    pub lease_seconds: u64,
+
+    /// Milliseconds between polls for work when no wake-up arrives.
+    #[arg(long, env = "SEEDCORE_POLL_INTERVAL_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub poll_interval_ms: u64,
+
+    /// Attempts a task gets unless it says otherwise (1 means no retries).
+    #[arg(long, env = "SEEDCORE_MAX_ATTEMPTS", default_value_t = 3,
+          value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub max_attempts: i32,
+
+    /// Seconds a normal-path handler may run before its attempt fails (retryable).
+    #[arg(long, env = "SEEDCORE_TASK_TIMEOUT_SECONDS", default_value_t = 300.0)]
+    pub task_timeout_seconds: f64,
+
+    /// Seconds an escalated-path handler may run before its attempt fails (retryable).
+    #[arg(
+        long,
+        env = "SEEDCORE_ESCALATED_TIMEOUT_SECONDS",
+        default_value_t = 900.0
+    )]
+    pub escalated_timeout_seconds: f64,
+
+    /// First retry delay in seconds; doubled each attempt, with jitter, up to the maximum.
+    #[arg(long, env = "SEEDCORE_RETRY_BASE_SECONDS", default_value_t = 1.0)]
+    pub retry_base_seconds: f64,
+
+    /// Longest retry delay in seconds.
+    #[arg(long, env = "SEEDCORE_RETRY_MAX_SECONDS", default_value_t = 3600.0)]
+    pub retry_max_seconds: f64,
+
+    /// Seconds in-flight tasks get to finish on SIGTERM/SIGINT before they are released.
+    #[arg(long, env = "SEEDCORE_SHUTDOWN_GRACE_SECONDS", default_value_t = 30.0)]
+    pub shutdown_grace_seconds: f64,
+}
+
+impl EngineConfig {
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_seconds)
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        seconds(self.shutdown_grace_seconds)
+    }
+}
+
+/// A duration from a possibly negative or NaN number of seconds, clamped to something usable.
+pub fn seconds(value: f64) -> Duration {
+    if value.is_finite() && value > 0.0 {
+        Duration::from_secs_f64(value.min(1e9))
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// A setting that cannot be used as given.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Settings as if given on the command line only, whatever the environment holds.
+    fn probe(args: &[&str]) -> DatabaseConfig {
+        let mut db = DatabaseConfig {
+            pg_dsn: None,
+            database_url: None,
+            postgres_host: None,
+            postgres_port: 5432,
+            postgres_db: "postgres".into(),
+            postgres_user: "postgres".into(),
+            postgres_password: None,
+            postgres_pool_size: 20,
+            postgres_pool_timeout: 30.0,
+        };
+        for pair in args.chunks(2) {
+            let value = Some(pair[1].to_string());
+            match pair[0] {
+                "--pg-dsn" => db.pg_dsn = value,
+                "--postgres-host" => db.postgres_host = value,
+                "--postgres-db" => db.postgres_db = pair[1].into(),
+                "--postgres-password" => db.postgres_password = value,
+                other => panic!("unknown flag {other}"),
+            }
+        }
+        db
+    }
+
+    #[test]
+    fn a_dsn_flag_wins_over_host_parts() {
+        let db = probe(&[
+            "--pg-dsn",
+            "postgresql://u:p@db.example:6543/app",
+            "--postgres-host",
+            "other",
+        ]);
+        let DatabaseTarget::Postgres(options) = db.target().unwrap() else {
+            panic!("expected a postgres target")
+        };
+        assert_eq!(options.get_host(), "db.example");
+        assert_eq!(options.get_port(), 6543);
+        assert_eq!(options.get_database(), Some("app"));
+    }
+
+    #[test]
+    fn host_parts_build_a_target_when_no_url_is_given() {
+        let db = probe(&["--postgres-host", "h", "--postgres-db", "d"]);
+        let DatabaseTarget::Postgres(options) = db.target().unwrap() else {
+            panic!("expected a postgres target")
+        };
+        assert_eq!(options.get_host(), "h");
+        assert_eq!(options.get_database(), Some("d"));
+    }
+
+    #[test]
+    fn no_database_setting_leaves_the_target_unconfigured() {
+        assert!(matches!(
+            probe(&[]).target().unwrap(),
+            DatabaseTarget::Unconfigured
+        ));
+    }
+
+    #[test]
+    fn a_url_of_another_scheme_is_refused() {
+        assert!(probe(&["--pg-dsn", "mysql://x"]).target().is_err());
+    }
+
+    #[test]
+    fn debug_output_hides_passwords() {
+        let db = probe(&[
+            "--pg-dsn",
+            "postgresql://u:secret@h/d",
+            "--postgres-password",
+            "secret",
+        ]);
+        assert!(!format!("{db:?}").contains("secret"));
+    }
+}

@@ -1,0 +1,166 @@
+//! Handlers and the router that picks one for a task.
+//!
+//! A handler is an async function from a [`TaskContext`] to the task's output. The router
+//! resolves `(type, domain)` first, then `type` alone; a type no handler serves fails at once.
+
+use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc};
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::store::DynStore;
+
+/// What a handler sees of the task it runs.
+#[derive(Clone)]
+pub struct TaskContext {
+    pub id: Uuid,
+    pub task_type: String,
+    pub params: Value,
+    pub domain: Option<String>,
+    pub drift_score: f64,
+    /// 1 for the first attempt.
+    pub attempt: i32,
+    pub max_attempts: i32,
+    /// Whether the task runs on the escalated path.
+    pub escalated: bool,
+    /// Cancelled when the task is cancelled, its lease is lost, or the process shuts down;
+    /// a handler that waits should stop waiting when it fires.
+    pub cancel: CancellationToken,
+    /// The store, so handlers can read and write facts.
+    pub store: DynStore,
+}
+
+/// Why a handler failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HandlerError {
+    /// Trying again cannot help (bad params, a refused request): the task fails now.
+    #[error("{0}")]
+    Permanent(String),
+    /// Trying again may help (a timeout, a dependency down): retried while attempts remain.
+    #[error("{0}")]
+    Retryable(String),
+}
+
+pub type HandlerResult = Result<Value, HandlerError>;
+
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    async fn run(&self, task: TaskContext) -> HandlerResult;
+}
+
+/// A handler made from an async function or closure.
+pub struct FnHandler<F>(F);
+
+/// Wraps `f` (an async fn taking a [`TaskContext`]) as a [`Handler`].
+pub fn handler_fn<F, Fut>(f: F) -> FnHandler<F>
+where
+    F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = HandlerResult> + Send + 'static,
+{
+    FnHandler(f)
+}
+
+#[async_trait]
+impl<F, Fut> Handler for FnHandler<F>
+where
+    F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = HandlerResult> + Send + 'static,
+{
+    async fn run(&self, task: TaskContext) -> HandlerResult {
+        (self.0)(task).await
+    }
+}
+
+/// A registered handler and the name it reports in the result envelope.
+#[derive(Clone)]
+pub struct Route {
+    pub name: String,
+    pub handler: Arc<dyn Handler>,
+}
+
+/// Maps task types (optionally per domain) to handlers.
+#[derive(Clone, Default)]
+pub struct HandlerRouter {
+    by_type: HashMap<String, Route>,
+    by_type_and_domain: HashMap<(String, String), Route>,
+}
+
+impl HandlerRouter {
+    /// A router with the built-in handlers of the contract.
+    pub fn with_builtins() -> HandlerRouter {
+        let mut router = HandlerRouter::default();
+        super::builtin::register(&mut router);
+        router
+    }
+
+    /// Serves `task_type` with `handler`, named after the type; replaces an earlier one.
+    pub fn register(&mut self, task_type: &str, handler: impl Handler) -> &mut Self {
+        self.register_named(task_type, task_type, handler)
+    }
+
+    /// Serves `task_type` with `handler` reporting `name` in results.
+    pub fn register_named(
+        &mut self,
+        task_type: &str,
+        name: &str,
+        handler: impl Handler,
+    ) -> &mut Self {
+        let route = Route {
+            name: name.into(),
+            handler: Arc::new(handler),
+        };
+        self.by_type.insert(task_type.into(), route);
+        self
+    }
+
+    /// Serves `task_type` in `domain` only; wins over the type's general handler.
+    pub fn register_for_domain(
+        &mut self,
+        task_type: &str,
+        domain: &str,
+        name: &str,
+        handler: impl Handler,
+    ) -> &mut Self {
+        let route = Route {
+            name: name.into(),
+            handler: Arc::new(handler),
+        };
+        self.by_type_and_domain
+            .insert((task_type.into(), domain.into()), route);
+        self
+    }
+
+    pub fn resolve(&self, task_type: &str, domain: Option<&str>) -> Option<&Route> {
+        domain
+            .and_then(|d| self.by_type_and_domain.get(&(task_type.into(), d.into())))
+            .or_else(|| self.by_type.get(task_type))
+    }
+
+    /// A future that runs the task's handler, or fails it when no handler serves its type.
+    pub fn dispatch(
+        &self,
+        task: TaskContext,
+    ) -> (
+        Option<String>,
+        Pin<Box<dyn Future<Output = HandlerResult> + Send>>,
+    ) {
+        match self.resolve(&task.task_type, task.domain.as_deref()) {
+            Some(route) => {
+                let handler = route.handler.clone();
+                (
+                    Some(route.name.clone()),
+                    Box::pin(async move { handler.run(task).await }),
+                )
+            }
+            None => {
+                let message = format!("Unsupported task type '{}'", task.task_type);
+                (
+                    None,
+                    Box::pin(async move { Err(HandlerError::Permanent(message)) }),
+                )
+            }
+        }
+    }
+}

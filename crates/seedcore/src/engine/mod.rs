@@ -1,0 +1,554 @@
+//! The workers: claim tasks from the store, run them through the handler router, record how
+//! each attempt ended.
+//!
+//! Rules this module keeps:
+//! - a lane (normal or escalated path) claims only as many tasks as it has free slots, in one
+//!   statement, and never holds a transaction while a handler runs;
+//! - every running task has a lease, renewed by one heartbeat per process; a task whose lease
+//!   could not be renewed (cancelled, rescued) has its handler stopped and its result dropped;
+//! - an attempt ends exactly once: completed, retry (retryable error with attempts left),
+//!   failed, or, when the process shuts down, released back to the queue uncounted;
+//! - wake-ups are hints; each lane also polls, so a lost notification only delays.
+
+pub mod builtin;
+pub mod handler;
+pub mod retry;
+
+use std::{
+    collections::HashMap,
+    panic::AssertUnwindSafe,
+    sync::{Arc, Mutex, OnceLock},
+    time::Duration,
+};
+
+use chrono::Utc;
+use futures::FutureExt;
+use serde_json::json;
+use tokio::{
+    sync::{Notify, OwnedSemaphorePermit, Semaphore},
+    task::JoinHandle,
+};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub use handler::{Handler, HandlerError, HandlerResult, HandlerRouter, TaskContext, handler_fn};
+pub use retry::RetryPolicy;
+
+use crate::{
+    config::{EngineConfig, seconds},
+    store::{Claim, ClaimedTask, DriftRange, DynStore, Lease, Outcome, Signal},
+};
+
+/// Most tasks one claim statement takes.
+const MAX_CLAIM_BATCH: usize = 100;
+
+/// How the engine of one process behaves.
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    pub concurrency: usize,
+    pub escalated_concurrency: usize,
+    pub drift_threshold: f64,
+    pub lease: Duration,
+    pub poll_interval: Duration,
+    pub task_timeout: Duration,
+    pub escalated_timeout: Duration,
+    pub retry: RetryPolicy,
+    pub shutdown_grace: Duration,
+}
+
+impl From<&EngineConfig> for EngineSettings {
+    fn from(config: &EngineConfig) -> Self {
+        EngineSettings {
+            concurrency: config.worker_concurrency,
+            escalated_concurrency: config.escalated_concurrency,
+            drift_threshold: config.drift_threshold,
+            lease: config.lease(),
+            poll_interval: config.poll_interval(),
+            task_timeout: seconds(config.task_timeout_seconds),
+            escalated_timeout: seconds(config.escalated_timeout_seconds),
+            retry: RetryPolicy {
+                base: seconds(config.retry_base_seconds),
+                max: seconds(config.retry_max_seconds),
+            },
+            shutdown_grace: config.shutdown_grace(),
+        }
+    }
+}
+
+/// Why a running handler was stopped before it finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StopReason {
+    /// Cancelled through the API, or the lease was lost: the store already moved the task on.
+    Lost,
+    /// The process is shutting down: the task goes back to the queue.
+    Shutdown,
+}
+
+/// A task this process is running.
+struct Running {
+    lease: Lease,
+    cancel: CancellationToken,
+    reason: Arc<OnceLock<StopReason>>,
+}
+
+impl Running {
+    fn stop(&self, reason: StopReason) {
+        let _ = self.reason.set(reason);
+        self.cancel.cancel();
+    }
+}
+
+/// One path through the engine, with its own slots and timeout.
+struct Lane {
+    name: &'static str,
+    escalated: bool,
+    capacity: usize,
+    slots: Arc<Semaphore>,
+    drift: DriftRange,
+    timeout: Duration,
+    wake: Notify,
+}
+
+struct Inner {
+    store: DynStore,
+    router: HandlerRouter,
+    settings: EngineSettings,
+    worker_id: String,
+    lanes: Vec<Lane>,
+    running: Mutex<HashMap<Uuid, Running>>,
+    stop_claiming: CancellationToken,
+    stop_background: CancellationToken,
+}
+
+/// The workers of one process.
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+/// A started engine; [`EngineHandle::shutdown`] stops it gracefully.
+pub struct EngineHandle {
+    inner: Arc<Inner>,
+    lanes: Vec<JoinHandle<()>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+/// What a shutdown did with the tasks in flight.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Tasks still running when the grace period ended, stopped and put back in the queue.
+    pub released: usize,
+}
+
+impl Engine {
+    pub fn new(store: DynStore, router: HandlerRouter, settings: EngineSettings) -> Engine {
+        let worker_id = worker_id();
+        let threshold = settings.drift_threshold;
+        let mut lanes = Vec::new();
+        let mut lane = |name, escalated, capacity, drift, timeout| {
+            if capacity > 0 {
+                lanes.push(Lane {
+                    name,
+                    escalated,
+                    capacity,
+                    slots: Arc::new(Semaphore::new(capacity)),
+                    drift,
+                    timeout,
+                    wake: Notify::new(),
+                });
+            }
+        };
+        lane(
+            "fast",
+            false,
+            settings.concurrency,
+            DriftRange {
+                at_least: f64::NEG_INFINITY,
+                below: threshold,
+            },
+            settings.task_timeout,
+        );
+        lane(
+            "escalated",
+            true,
+            settings.escalated_concurrency,
+            DriftRange {
+                at_least: threshold,
+                below: f64::INFINITY,
+            },
+            settings.escalated_timeout,
+        );
+        Engine {
+            inner: Arc::new(Inner {
+                store,
+                router,
+                settings,
+                worker_id,
+                lanes,
+                running: Mutex::new(HashMap::new()),
+                stop_claiming: CancellationToken::new(),
+                stop_background: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// The id this process's workers claim tasks under.
+    pub fn worker_id(&self) -> &str {
+        &self.inner.worker_id
+    }
+
+    /// Starts the lanes, the heartbeat, the rescue of expired leases and the wake-up listener.
+    pub fn start(self) -> EngineHandle {
+        let inner = self.inner;
+        let lanes = (0..inner.lanes.len())
+            .map(|i| tokio::spawn(claim_loop(inner.clone(), i)))
+            .collect();
+        let sink_inner = inner.clone();
+        let sink = Arc::new(move |signal| sink_inner.signal(signal));
+        let background = vec![
+            tokio::spawn(heartbeat_loop(inner.clone())),
+            tokio::spawn(rescue_loop(inner.clone())),
+            inner.store.watch(sink, inner.stop_background.clone()),
+        ];
+        tracing::info!(
+            worker_id = %inner.worker_id,
+            concurrency = inner.settings.concurrency,
+            escalated_concurrency = inner.settings.escalated_concurrency,
+            "workers started"
+        );
+        EngineHandle {
+            inner,
+            lanes,
+            background,
+        }
+    }
+}
+
+impl EngineHandle {
+    pub fn worker_id(&self) -> &str {
+        &self.inner.worker_id
+    }
+
+    /// Tasks this process is running right now.
+    pub fn in_flight(&self) -> usize {
+        self.inner.running.lock().expect("running map").len()
+    }
+
+    /// Stops claiming, lets running tasks finish within the grace period, releases the rest
+    /// back to the queue, then stops the background loops.
+    pub async fn shutdown(self) -> ShutdownReport {
+        let inner = self.inner;
+        inner.stop_claiming.cancel();
+        for lane in self.lanes {
+            let _ = lane.await;
+        }
+        let mut report = ShutdownReport::default();
+        if tokio::time::timeout(inner.settings.shutdown_grace, inner.all_slots_free())
+            .await
+            .is_err()
+        {
+            report.released = inner.stop_all(StopReason::Shutdown);
+            // Stopped handlers release their tasks as they unwind; give them a moment.
+            let _ = tokio::time::timeout(Duration::from_secs(10), inner.all_slots_free()).await;
+        }
+        inner.stop_background.cancel();
+        for task in self.background {
+            let _ = task.await;
+        }
+        tracing::info!(released = report.released, "workers stopped");
+        report
+    }
+}
+
+impl Inner {
+    fn signal(&self, signal: Signal) {
+        match signal {
+            Signal::TasksReady => self.lanes.iter().for_each(|lane| lane.wake.notify_one()),
+            Signal::Cancelled(id) => {
+                if let Some(running) = self.running.lock().expect("running map").get(&id) {
+                    running.stop(StopReason::Lost);
+                }
+            }
+        }
+    }
+
+    fn stop_all(&self, reason: StopReason) -> usize {
+        let running = self.running.lock().expect("running map");
+        running.values().for_each(|r| r.stop(reason));
+        running.len()
+    }
+
+    async fn all_slots_free(&self) {
+        for lane in &self.lanes {
+            if let Ok(permits) = lane.slots.acquire_many(lane.capacity as u32).await {
+                drop(permits);
+            }
+        }
+    }
+
+    fn leases(&self) -> Vec<Lease> {
+        let running = self.running.lock().expect("running map");
+        running.values().map(|r| r.lease).collect()
+    }
+}
+
+async fn claim_loop(inner: Arc<Inner>, lane_index: usize) {
+    let lane = &inner.lanes[lane_index];
+    loop {
+        let first = tokio::select! {
+            _ = inner.stop_claiming.cancelled() => return,
+            permit = lane.slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
+        let mut permits = vec![first];
+        while permits.len() < MAX_CLAIM_BATCH {
+            match lane.slots.clone().try_acquire_owned() {
+                Ok(permit) => permits.push(permit),
+                Err(_) => break,
+            }
+        }
+        let claim = Claim {
+            worker_id: inner.worker_id.clone(),
+            limit: permits.len() as i64,
+            lease: inner.settings.lease,
+            drift: lane.drift,
+        };
+        let claimed = match inner.store.claim_tasks(&claim).await {
+            Ok(claimed) => claimed,
+            Err(err) => {
+                tracing::warn!(lane = lane.name, error = %err, "claim failed; retrying after the poll interval");
+                drop(permits);
+                if pause(&inner, lane, true).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let idle = claimed.is_empty();
+        for (task, permit) in claimed.into_iter().zip(permits.drain(..)) {
+            inner.start(lane_index, task, permit);
+        }
+        drop(permits);
+        if idle && pause(&inner, lane, false).await {
+            return;
+        }
+    }
+}
+
+/// Waits for a wake-up (unless `poll_only`) or the poll interval; true when claiming stopped.
+async fn pause(inner: &Inner, lane: &Lane, poll_only: bool) -> bool {
+    tokio::select! {
+        _ = inner.stop_claiming.cancelled() => true,
+        _ = lane.wake.notified(), if !poll_only => false,
+        _ = tokio::time::sleep(inner.settings.poll_interval) => false,
+    }
+}
+
+/// How a handler run ended, before it is turned into an [`Outcome`].
+enum Ended {
+    Finished(HandlerResult),
+    Panicked(String),
+    TimedOut(Duration),
+    Stopped,
+}
+
+impl Inner {
+    fn start(
+        self: &Arc<Self>,
+        lane_index: usize,
+        claimed: ClaimedTask,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let cancel = CancellationToken::new();
+        let reason = Arc::new(OnceLock::new());
+        let running = Running {
+            lease: claimed.lease,
+            cancel: cancel.clone(),
+            reason: reason.clone(),
+        };
+        self.running
+            .lock()
+            .expect("running map")
+            .insert(claimed.task.id, running);
+        let inner = self.clone();
+        tokio::spawn(async move {
+            inner.execute(lane_index, claimed, cancel, reason).await;
+            drop(permit);
+        });
+    }
+
+    async fn execute(
+        &self,
+        lane_index: usize,
+        claimed: ClaimedTask,
+        cancel: CancellationToken,
+        reason: Arc<OnceLock<StopReason>>,
+    ) {
+        let lane = &self.lanes[lane_index];
+        let task = &claimed.task;
+        let context = TaskContext {
+            id: task.id,
+            task_type: task.task_type.clone(),
+            params: task.params.clone(),
+            domain: task.domain.clone(),
+            drift_score: task.drift_score,
+            attempt: task.attempts,
+            max_attempts: task.max_attempts,
+            escalated: lane.escalated,
+            cancel: cancel.clone(),
+            store: self.store.clone(),
+        };
+        let timeout = task.timeout_seconds.map_or(lane.timeout, seconds);
+        let (name, run) = self.router.dispatch(context);
+        let ended = tokio::select! {
+            result = AssertUnwindSafe(run).catch_unwind() => match result {
+                Ok(result) => Ended::Finished(result),
+                Err(panic) => Ended::Panicked(panic_message(panic.as_ref())),
+            },
+            _ = tokio::time::sleep(timeout) => Ended::TimedOut(timeout),
+            _ = cancel.cancelled() => Ended::Stopped,
+        };
+        // A handler that returned after being stopped is treated as stopped: its task has
+        // already moved on (or is being released), so nothing it says may be stored.
+        let stopped = cancel
+            .is_cancelled()
+            .then(|| reason.get().copied())
+            .flatten();
+        match stopped {
+            Some(StopReason::Shutdown) => self.release(claimed.lease).await,
+            Some(StopReason::Lost) => {
+                tracing::debug!(task_id = %task.id, "task cancelled or lease lost; result dropped")
+            }
+            None => {
+                let outcome = self.outcome(lane, task, name, ended);
+                self.finish(claimed.lease, outcome).await;
+            }
+        }
+        self.running.lock().expect("running map").remove(&task.id);
+    }
+
+    fn outcome(
+        &self,
+        lane: &Lane,
+        task: &crate::model::Task,
+        handler: Option<String>,
+        ended: Ended,
+    ) -> Outcome {
+        let error = match ended {
+            Ended::Finished(Ok(output)) => {
+                let path = if lane.escalated { "escalated" } else { "fast" };
+                return Outcome::Completed(
+                    json!({"success": true, "path": path, "handler": handler, "result": output}),
+                );
+            }
+            Ended::Finished(Err(err)) => err,
+            Ended::Panicked(message) => {
+                HandlerError::Permanent(format!("handler panicked: {message}"))
+            }
+            Ended::TimedOut(after) => {
+                HandlerError::Retryable(format!("timed out after {} s", after.as_secs_f64()))
+            }
+            Ended::Stopped => HandlerError::Retryable("stopped".into()),
+        };
+        match error {
+            HandlerError::Retryable(error) if task.attempts < task.max_attempts => {
+                let delay = self.settings.retry.delay(task.attempts);
+                let run_at =
+                    Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                Outcome::Retry { error, run_at }
+            }
+            HandlerError::Retryable(error) | HandlerError::Permanent(error) => {
+                Outcome::Failed(error)
+            }
+        }
+    }
+
+    /// Stores the outcome, retrying briefly when the database is unreachable: if it stays
+    /// unreachable the lease expires and the task runs again (at-least-once).
+    async fn finish(&self, lease: Lease, outcome: Outcome) {
+        let mut pause = Duration::from_millis(100);
+        for _ in 0..5 {
+            match self.store.finish_attempt(lease, outcome.clone()).await {
+                Ok(true) => return,
+                Ok(false) => {
+                    tracing::info!(task_id = %lease.task_id, "lease lost before the attempt was recorded; result dropped");
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(task_id = %lease.task_id, error = %err, "cannot record the attempt yet");
+                    tokio::time::sleep(pause).await;
+                    pause *= 3;
+                }
+            }
+        }
+    }
+
+    async fn release(&self, lease: Lease) {
+        if let Err(err) = self.store.release(&[lease]).await {
+            tracing::warn!(task_id = %lease.task_id, error = %err, "cannot release the task; its lease will expire instead");
+        }
+    }
+}
+
+async fn heartbeat_loop(inner: Arc<Inner>) {
+    let every = inner.settings.lease / 3;
+    loop {
+        tokio::select! {
+            _ = inner.stop_background.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let held = inner.leases();
+        if held.is_empty() {
+            continue;
+        }
+        match inner.store.renew_leases(&held, inner.settings.lease).await {
+            Ok(renewed) => {
+                let running = inner.running.lock().expect("running map");
+                for lease in held.iter().filter(|l| !renewed.contains(l)) {
+                    if let Some(r) = running.get(&lease.task_id).filter(|r| r.lease == *lease) {
+                        r.stop(StopReason::Lost);
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot renew leases"),
+        }
+    }
+}
+
+async fn rescue_loop(inner: Arc<Inner>) {
+    let every =
+        (inner.settings.lease / 2).clamp(Duration::from_millis(250), Duration::from_secs(5));
+    loop {
+        match inner.store.rescue_expired().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                rescued = n,
+                "requeued tasks whose worker stopped renewing their lease"
+            ),
+            Err(err) => tracing::warn!(error = %err, "cannot rescue expired leases"),
+        }
+        tokio::select! {
+            _ = inner.stop_background.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// `host:pid:random`, unique per process even when hosts and pids repeat.
+fn worker_id() -> String {
+    let host = hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown-host".into());
+    let nonce = Uuid::new_v4().simple().to_string();
+    format!("{host}:{}:{}", std::process::id(), &nonce[..8])
+}

@@ -1,0 +1,235 @@
+//! Tasks: the stored row as the API shows it, and the rules for moving between statuses.
+//!
+//! Invariants the state machine enforces (and the stores implement with conditional updates):
+//! - `run` moves only `created`, `failed` and `cancelled` tasks to `queued`; every other status is
+//!   left as it is, so calling `run` twice queues (and executes) the task once.
+//! - `cancel` leaves `completed` and `failed` tasks alone and makes every other task `cancelled`;
+//!   nothing moves a task out of `cancelled` except an explicit `run`.
+//! - Only a worker holding the current lease moves a task out of `running` to `completed`,
+//!   `failed` or `retry`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Where a task is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    /// Stored, not yet asked to run.
+    Created,
+    /// Waiting for a worker.
+    Queued,
+    /// A worker holds its lease and runs its handler.
+    Running,
+    /// An attempt failed with a retryable error; it runs again at `run_at`.
+    Retry,
+    /// The handler succeeded; `result` holds its envelope.
+    Completed,
+    /// The handler failed for good; `error` says why.
+    Failed,
+    /// Cancelled through the API; stays so until run again.
+    Cancelled,
+}
+
+impl TaskStatus {
+    pub const ALL: [TaskStatus; 7] = [
+        TaskStatus::Created,
+        TaskStatus::Queued,
+        TaskStatus::Running,
+        TaskStatus::Retry,
+        TaskStatus::Completed,
+        TaskStatus::Failed,
+        TaskStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Created => "created",
+            TaskStatus::Queued => "queued",
+            TaskStatus::Running => "running",
+            TaskStatus::Retry => "retry",
+            TaskStatus::Completed => "completed",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<TaskStatus> {
+        TaskStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// The statuses from which `run` queues the task again.
+    pub const RUNNABLE: [TaskStatus; 3] = [
+        TaskStatus::Created,
+        TaskStatus::Failed,
+        TaskStatus::Cancelled,
+    ];
+
+    /// The statuses from which `cancel` makes the task `cancelled`.
+    pub const CANCELLABLE: [TaskStatus; 4] = [
+        TaskStatus::Created,
+        TaskStatus::Queued,
+        TaskStatus::Running,
+        TaskStatus::Retry,
+    ];
+
+    /// Whether `run` moves a task in this status to `queued`.
+    pub fn run_queues(self) -> bool {
+        TaskStatus::RUNNABLE.contains(&self)
+    }
+
+    /// Whether `cancel` moves a task in this status to `cancelled`.
+    pub fn cancel_applies(self) -> bool {
+        TaskStatus::CANCELLABLE.contains(&self)
+    }
+
+    /// Whether nothing more happens to the task unless someone asks.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Cancelled
+        )
+    }
+}
+
+impl std::fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A task as the API returns it. The first eleven fields are the contract's, in its order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Task {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub task_type: String,
+    pub description: String,
+    #[schema(value_type = Object)]
+    pub params: Value,
+    pub domain: Option<String>,
+    pub drift_score: f64,
+    pub status: TaskStatus,
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Attempts started since the task was last queued by `run` or create.
+    pub attempts: i32,
+    /// Attempts allowed before a retryable failure becomes final.
+    pub max_attempts: i32,
+    /// Seconds an attempt may run; null means the engine's default for its path.
+    pub timeout_seconds: Option<f64>,
+    /// When the task may next start (for `queued` and `retry` tasks).
+    pub run_at: DateTime<Utc>,
+    /// When the current or last attempt started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When the task reached `completed`, `failed` or `cancelled`.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The worker holding the task while it runs.
+    pub worker_id: Option<String>,
+}
+
+/// Attempts a task gets when neither its creator nor the configuration says otherwise.
+pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
+
+/// What a client asks for when it creates a task, after validation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewTask {
+    pub task_type: String,
+    pub description: String,
+    pub params: Map<String, Value>,
+    pub domain: Option<String>,
+    pub drift_score: f64,
+    pub run_immediately: bool,
+    pub max_attempts: i32,
+    pub timeout_seconds: Option<f64>,
+}
+
+impl NewTask {
+    /// A task of the given type with every optional field at its default.
+    pub fn of_type(task_type: impl Into<String>) -> NewTask {
+        NewTask {
+            task_type: task_type.into(),
+            description: String::new(),
+            params: Map::new(),
+            domain: None,
+            drift_score: 0.0,
+            run_immediately: false,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            timeout_seconds: None,
+        }
+    }
+
+    pub fn initial_status(&self) -> TaskStatus {
+        if self.run_immediately {
+            TaskStatus::Queued
+        } else {
+            TaskStatus::Created
+        }
+    }
+}
+
+/// One entry of a task's audit trail.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TaskEvent {
+    /// Position in the trail; increases with time.
+    pub seq: i64,
+    pub task_id: Uuid,
+    pub at: DateTime<Utc>,
+    /// What happened: created, queued, claimed, completed, retry, failed, cancelled, rescued, released.
+    pub kind: String,
+    pub from_status: Option<TaskStatus>,
+    pub to_status: TaskStatus,
+    pub attempt: i32,
+    pub worker_id: Option<String>,
+    pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TaskStatus::*;
+    use super::*;
+
+    #[test]
+    fn run_queues_only_created_failed_and_cancelled_tasks() {
+        let queued: Vec<_> = TaskStatus::ALL
+            .into_iter()
+            .filter(|s| s.run_queues())
+            .collect();
+        assert_eq!(queued, vec![Created, Failed, Cancelled]);
+    }
+
+    #[test]
+    fn cancel_leaves_completed_failed_and_cancelled_tasks_alone() {
+        let untouched: Vec<_> = TaskStatus::ALL
+            .into_iter()
+            .filter(|s| !s.cancel_applies())
+            .collect();
+        assert_eq!(untouched, vec![Completed, Failed, Cancelled]);
+    }
+
+    #[test]
+    fn every_status_round_trips_through_its_name() {
+        for status in TaskStatus::ALL {
+            assert_eq!(TaskStatus::parse(status.as_str()), Some(status));
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                Value::String(status.as_str().into())
+            );
+        }
+        assert_eq!(TaskStatus::parse("RUNNING"), None);
+    }
+
+    #[test]
+    fn a_new_task_is_queued_only_when_asked_to_run_immediately() {
+        let mut task = NewTask::of_type("echo");
+        assert_eq!(task.initial_status(), Created);
+        task.run_immediately = true;
+        assert_eq!(task.initial_status(), Queued);
+    }
+}

@@ -1,0 +1,243 @@
+//! Storage: one trait, implemented per backend; everything else talks to `dyn Store`.
+//!
+//! Invariants every implementation keeps:
+//! - every method is one short transaction (none is held across a handler's execution);
+//! - a claim marks tasks `running`, counts the attempt and hands out a fresh lease token;
+//!   completion, failure, heartbeat and release apply only while that token is current, so a
+//!   worker that lost its lease (cancelled, rescued, released) changes nothing;
+//! - every status change is appended to the task's event trail in the same transaction;
+//! - a task becoming ready (queued or retry) and a running task being cancelled are signalled
+//!   to every process watching the store, as a hint: polling remains the guarantee.
+
+pub mod postgres;
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::model::{Fact, FactPatch, IdRef, NewFact, NewTask, Task, TaskEvent, TaskStatus};
+
+pub use postgres::PgStore;
+
+/// A shared handle to whichever store the process was configured with.
+pub type DynStore = Arc<dyn Store>;
+
+/// What a store operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("Ambiguous id prefix '{0}'")]
+    AmbiguousPrefix(String),
+    /// The database cannot be reached or has no free connection.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Stored data that does not fit the model (a bug or a hand-edited row).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        if is_unavailable(&err) {
+            StoreError::Unavailable(err)
+        } else {
+            StoreError::Database(err)
+        }
+    }
+}
+
+fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08 is connection trouble, 57P0x an administrator or crash shutdown, 53300 too
+        // many connections: all pass when the server is back.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0") || c == "53300"),
+        _ => false,
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One page of a list and the number of rows matching before paging.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<T> {
+    pub total: i64,
+    pub items: Vec<T>,
+}
+
+/// Filters and paging for the task list.
+#[derive(Clone, Debug, Default)]
+pub struct TaskQuery {
+    pub status: Option<TaskStatus>,
+    pub task_type: Option<String>,
+    pub domain: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Filters and paging for the fact list.
+#[derive(Clone, Debug, Default)]
+pub struct FactQuery {
+    /// Case-insensitive substring of the text or of the metadata as JSON text; taken literally.
+    pub q: Option<String>,
+    /// The fact carries every one of these tags.
+    pub tags: Vec<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Which tasks a claim may take, by drift score: `at_least <= drift_score < below`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DriftRange {
+    pub at_least: f64,
+    pub below: f64,
+}
+
+impl DriftRange {
+    pub const ALL: DriftRange = DriftRange {
+        at_least: f64::NEG_INFINITY,
+        below: f64::INFINITY,
+    };
+}
+
+/// A request to claim ready tasks for one worker lane.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    pub worker_id: String,
+    pub limit: i64,
+    pub lease: Duration,
+    pub drift: DriftRange,
+}
+
+/// The right to finish one attempt of a task: valid while the token is the task's current one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Lease {
+    pub task_id: Uuid,
+    pub token: Uuid,
+}
+
+/// A task a worker claimed, with the lease that lets it finish the attempt.
+#[derive(Clone, Debug)]
+pub struct ClaimedTask {
+    pub task: Task,
+    pub lease: Lease,
+}
+
+/// How an attempt ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Success: the result envelope to store.
+    Completed(Value),
+    /// A retryable failure with attempts left: wait, then run again.
+    Retry {
+        error: String,
+        run_at: DateTime<Utc>,
+    },
+    /// A failure that is final.
+    Failed(String),
+}
+
+/// A hint from the store to the workers of this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// Some task became ready to claim.
+    TasksReady,
+    /// This task was cancelled; whoever runs it should stop.
+    Cancelled(Uuid),
+}
+
+/// Where a store delivers [`Signal`]s.
+pub type SignalSink = Arc<dyn Fn(Signal) + Send + Sync>;
+
+/// What `migrate` did.
+#[derive(Clone, Debug, Default)]
+pub struct MigrationReport {
+    pub applied: Vec<String>,
+    pub already_applied: usize,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A short name for logs and `db init`: "postgres".
+    fn backend(&self) -> &'static str;
+
+    /// Applies pending migrations.
+    async fn migrate(&self) -> StoreResult<MigrationReport>;
+    /// Checks that the tables the service needs exist, naming any that is missing.
+    async fn verify(&self) -> StoreResult<Vec<String>>;
+    /// Answers when the database does.
+    async fn ping(&self) -> StoreResult<()>;
+    /// Starts delivering signals to `sink` until `stop` is cancelled.
+    fn watch(&self, sink: SignalSink, stop: CancellationToken) -> JoinHandle<()>;
+
+    // Tasks, for the API.
+    async fn create_task(&self, task: NewTask) -> StoreResult<Task>;
+    /// The one task id the reference names (NotFound, AmbiguousPrefix otherwise).
+    async fn resolve_task(&self, id: &IdRef) -> StoreResult<Uuid>;
+    async fn get_task(&self, id: Uuid) -> StoreResult<Task>;
+    async fn list_tasks(&self, query: &TaskQuery) -> StoreResult<Page<Task>>;
+    /// Queues a `created`, `failed` or `cancelled` task; returns any other task unchanged.
+    async fn run_task(&self, id: Uuid) -> StoreResult<Task>;
+    /// Cancels a task that is not finished; returns a finished one unchanged.
+    async fn cancel_task(&self, id: Uuid) -> StoreResult<Task>;
+    async fn task_events(&self, id: Uuid) -> StoreResult<Vec<TaskEvent>>;
+
+    // Tasks, for the workers.
+    async fn claim_tasks(&self, claim: &Claim) -> StoreResult<Vec<ClaimedTask>>;
+    /// Records how an attempt ended; false when the lease was no longer current.
+    async fn finish_attempt(&self, lease: Lease, outcome: Outcome) -> StoreResult<bool>;
+    /// Extends the leases still current and returns them; the rest were lost.
+    async fn renew_leases(&self, leases: &[Lease], lease: Duration) -> StoreResult<Vec<Lease>>;
+    /// Puts tasks whose attempt was interrupted on purpose back in the queue, the attempt
+    /// uncounted. Returns how many were still held.
+    async fn release(&self, leases: &[Lease]) -> StoreResult<u64>;
+    /// Requeues (or fails, when out of attempts) running tasks whose lease expired.
+    async fn rescue_expired(&self) -> StoreResult<u64>;
+
+    // Facts.
+    async fn create_fact(&self, fact: NewFact) -> StoreResult<Fact>;
+    async fn resolve_fact(&self, id: &IdRef) -> StoreResult<Uuid>;
+    async fn get_fact(&self, id: Uuid) -> StoreResult<Fact>;
+    async fn list_facts(&self, query: &FactQuery) -> StoreResult<Page<Fact>>;
+    async fn update_fact(&self, id: Uuid, patch: FactPatch) -> StoreResult<Fact>;
+    async fn delete_fact(&self, id: Uuid) -> StoreResult<()>;
+}
+
+/// Escapes `%`, `_` and `\` so that a LIKE pattern matches the text literally.
+pub fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_wildcards_and_the_escape_character_are_escaped() {
+        assert_eq!(like_literal(r"50%_off\now"), r"50\%\_off\\now");
+        assert_eq!(like_literal("plain"), "plain");
+    }
+}

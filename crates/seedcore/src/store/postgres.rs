@@ -1,0 +1,621 @@
+//! The PostgreSQL store: production storage and the way to scale out.
+//!
+//! Claims use `for update skip locked` on a partial index of ready tasks; wake-ups travel by
+//! LISTEN/NOTIFY (sent by the triggers in the migrations, so every code path signals); every
+//! write that finishes an attempt is fenced by `id` and `lease_token`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{
+    PgPool, Postgres, QueryBuilder,
+    postgres::{PgConnectOptions, PgListener, PgPoolOptions},
+    types::Json,
+};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{
+    Claim, ClaimedTask, FactQuery, Lease, MigrationReport, Outcome, Page, Signal, SignalSink,
+    Store, StoreError, StoreResult, TaskQuery, like_literal,
+};
+use crate::model::{Fact, FactPatch, IdRef, NewFact, NewTask, Task, TaskEvent, TaskStatus};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+const TASKS_CHANNEL: &str = "seedcore_tasks";
+const CANCEL_CHANNEL: &str = "seedcore_cancel";
+
+/// Tables `verify` expects after migration.
+const TABLES: [&str; 3] = ["tasks", "task_events", "facts"];
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Opens a pool; fails when the server cannot be reached within the acquire timeout.
+    pub async fn connect(
+        options: PgConnectOptions,
+        pool_size: u32,
+        acquire_timeout: Duration,
+    ) -> StoreResult<PgStore> {
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size)
+            .acquire_timeout(acquire_timeout)
+            .connect_with(options)
+            .await?;
+        Ok(PgStore { pool })
+    }
+
+    pub fn from_pool(pool: PgPool) -> PgStore {
+        PgStore { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn resolve(&self, id: &IdRef, by_range: &'static str) -> StoreResult<Uuid> {
+        let (low, high) = match id {
+            IdRef::Exact(id) => return Ok(*id),
+            IdRef::Prefix { range: None, .. } => return Err(StoreError::NotFound),
+            IdRef::Prefix {
+                range: Some(range), ..
+            } => *range,
+        };
+        let ids: Vec<Uuid> = sqlx::query_scalar(by_range)
+            .bind(low)
+            .bind(high)
+            .fetch_all(&self.pool)
+            .await?;
+        match ids.as_slice() {
+            [] => Err(StoreError::NotFound),
+            [one] => Ok(*one),
+            _ => Err(StoreError::AmbiguousPrefix(id.as_sent())),
+        }
+    }
+
+    async fn listen(&self, sink: &SignalSink, stop: &CancellationToken) {
+        let mut listener = loop {
+            match self.subscribe().await {
+                Ok(listener) => break listener,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot listen for wake-ups yet; polling meanwhile");
+                    if sleep_or_stop(stop, Duration::from_secs(1)).await {
+                        return;
+                    }
+                }
+            }
+        };
+        loop {
+            let received = tokio::select! {
+                _ = stop.cancelled() => return,
+                received = listener.try_recv() => received,
+            };
+            match received {
+                Ok(Some(note)) if note.channel() == CANCEL_CHANNEL => {
+                    if let Ok(id) = note.payload().parse() {
+                        sink(Signal::Cancelled(id));
+                    }
+                }
+                Ok(Some(_)) => sink(Signal::TasksReady),
+                // The connection dropped and will be re-established by the next call:
+                // notifications may have been missed, so look for work now.
+                Ok(None) => sink(Signal::TasksReady),
+                Err(err) => {
+                    tracing::warn!(error = %err, "wake-up listener lost its connection; retrying");
+                    if sleep_or_stop(stop, Duration::from_secs(1)).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn subscribe(&self) -> Result<PgListener, sqlx::Error> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen_all([TASKS_CHANNEL, CANCEL_CHANNEL]).await?;
+        Ok(listener)
+    }
+}
+
+/// Sleeps, or returns true early when asked to stop.
+async fn sleep_or_stop(stop: &CancellationToken, pause: Duration) -> bool {
+    tokio::select! {
+        _ = stop.cancelled() => true,
+        _ = tokio::time::sleep(pause) => false,
+    }
+}
+
+/// A `tasks` row as read from PostgreSQL.
+#[derive(sqlx::FromRow)]
+struct TaskRow {
+    id: Uuid,
+    #[sqlx(rename = "type")]
+    task_type: String,
+    description: String,
+    params: Json<Value>,
+    domain: Option<String>,
+    drift_score: f64,
+    status: String,
+    result: Option<Json<Value>>,
+    error: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    attempts: i32,
+    max_attempts: i32,
+    timeout_seconds: Option<f64>,
+    run_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    worker_id: Option<String>,
+    lease_token: Option<Uuid>,
+}
+
+impl TaskRow {
+    fn into_task(self) -> StoreResult<Task> {
+        let status = parse_status(&self.status)?;
+        Ok(Task {
+            id: self.id,
+            task_type: self.task_type,
+            description: self.description,
+            params: self.params.0,
+            domain: self.domain,
+            drift_score: self.drift_score,
+            status,
+            result: self.result.map(|r| r.0),
+            error: self.error,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            attempts: self.attempts,
+            max_attempts: self.max_attempts,
+            timeout_seconds: self.timeout_seconds,
+            run_at: self.run_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            worker_id: self.worker_id,
+        })
+    }
+
+    fn into_claimed(self) -> StoreResult<ClaimedTask> {
+        let token = self
+            .lease_token
+            .ok_or_else(|| StoreError::Corrupt("claimed task without a lease token".into()))?;
+        let task = self.into_task()?;
+        Ok(ClaimedTask {
+            lease: Lease {
+                task_id: task.id,
+                token,
+            },
+            task,
+        })
+    }
+}
+
+fn parse_status(text: &str) -> StoreResult<TaskStatus> {
+    TaskStatus::parse(text).ok_or_else(|| StoreError::Corrupt(format!("unknown status '{text}'")))
+}
+
+fn tasks(rows: Vec<TaskRow>) -> StoreResult<Vec<Task>> {
+    rows.into_iter().map(TaskRow::into_task).collect()
+}
+
+#[derive(sqlx::FromRow)]
+struct FactRow {
+    id: Uuid,
+    text: String,
+    tags: Vec<String>,
+    meta_data: Json<Value>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<FactRow> for Fact {
+    fn from(row: FactRow) -> Fact {
+        Fact {
+            id: row.id,
+            text: row.text,
+            tags: row.tags,
+            meta_data: row.meta_data.0,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    seq: i64,
+    task_id: Uuid,
+    at: DateTime<Utc>,
+    kind: String,
+    from_status: Option<String>,
+    to_status: String,
+    attempt: i32,
+    worker_id: Option<String>,
+    error: Option<String>,
+}
+
+impl EventRow {
+    fn into_event(self) -> StoreResult<TaskEvent> {
+        Ok(TaskEvent {
+            seq: self.seq,
+            task_id: self.task_id,
+            at: self.at,
+            kind: self.kind,
+            from_status: self.from_status.as_deref().map(parse_status).transpose()?,
+            to_status: parse_status(&self.to_status)?,
+            attempt: self.attempt,
+            worker_id: self.worker_id,
+            error: self.error,
+        })
+    }
+}
+
+fn task_filters(builder: &mut QueryBuilder<Postgres>, query: &TaskQuery) {
+    builder.push(" where true");
+    if let Some(status) = query.status {
+        builder.push(" and status = ").push_bind(status.as_str());
+    }
+    if let Some(task_type) = &query.task_type {
+        builder.push(" and type = ").push_bind(task_type);
+    }
+    if let Some(domain) = &query.domain {
+        builder.push(" and domain = ").push_bind(domain);
+    }
+}
+
+fn fact_filters(builder: &mut QueryBuilder<Postgres>, query: &FactQuery) {
+    builder.push(" where true");
+    if let Some(q) = &query.q {
+        let pattern = format!("%{}%", like_literal(q));
+        builder
+            .push(" and (text ilike ")
+            .push_bind(pattern.clone())
+            .push(r" escape '\' or meta_data::text ilike ")
+            .push_bind(pattern)
+            .push(r" escape '\')");
+    }
+    if !query.tags.is_empty() {
+        builder.push(" and tags @> ").push_bind(&query.tags);
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn migrate(&self) -> StoreResult<MigrationReport> {
+        let before: Vec<i64> =
+            match sqlx::query_scalar("select version from _sqlx_migrations where success")
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(versions) => versions,
+                // 42P01: no migrations table yet, so nothing was applied.
+                Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P01") => {
+                    Vec::new()
+                }
+                Err(err) => return Err(err.into()),
+            };
+        MIGRATOR.run(&self.pool).await?;
+        let applied = MIGRATOR
+            .iter()
+            .filter(|m| !before.contains(&m.version))
+            .map(|m| format!("{} {}", m.version, m.description))
+            .collect();
+        Ok(MigrationReport {
+            applied,
+            already_applied: before.len(),
+        })
+    }
+
+    async fn verify(&self) -> StoreResult<Vec<String>> {
+        let present: Vec<String> = sqlx::query_scalar(
+            r"select table_name::text from information_schema.tables
+              where table_schema = current_schema() and table_name = any($1)",
+        )
+        .bind(&TABLES[..])
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(TABLES
+            .iter()
+            .filter(|t| !present.iter().any(|p| p == *t))
+            .map(|t| t.to_string())
+            .collect())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("select 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn watch(&self, sink: SignalSink, stop: CancellationToken) -> JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move { store.listen(&sink, &stop).await })
+    }
+
+    async fn create_task(&self, task: NewTask) -> StoreResult<Task> {
+        let row: TaskRow = sqlx::query_as(
+            r"insert into tasks (id, type, description, params, domain, drift_score, status,
+                                 max_attempts, timeout_seconds)
+              values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+              returning *",
+        )
+        .bind(Uuid::new_v4())
+        .bind(&task.task_type)
+        .bind(&task.description)
+        .bind(Json(&task.params))
+        .bind(&task.domain)
+        .bind(task.drift_score)
+        .bind(task.initial_status().as_str())
+        .bind(task.max_attempts)
+        .bind(task.timeout_seconds)
+        .fetch_one(&self.pool)
+        .await?;
+        row.into_task()
+    }
+
+    async fn resolve_task(&self, id: &IdRef) -> StoreResult<Uuid> {
+        self.resolve(
+            id,
+            "select id from tasks where id between $1 and $2 limit 2",
+        )
+        .await
+    }
+
+    async fn get_task(&self, id: Uuid) -> StoreResult<Task> {
+        let row: Option<TaskRow> = sqlx::query_as("select * from tasks where id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.ok_or(StoreError::NotFound)?.into_task()
+    }
+
+    async fn list_tasks(&self, query: &TaskQuery) -> StoreResult<Page<Task>> {
+        let mut count = QueryBuilder::new("select count(*) from tasks");
+        task_filters(&mut count, query);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+
+        let mut list = QueryBuilder::new("select * from tasks");
+        task_filters(&mut list, query);
+        list.push(" order by created_at desc, id desc limit ")
+            .push_bind(query.limit)
+            .push(" offset ")
+            .push_bind(query.offset);
+        let rows: Vec<TaskRow> = list.build_query_as().fetch_all(&self.pool).await?;
+        Ok(Page {
+            total,
+            items: tasks(rows)?,
+        })
+    }
+
+    async fn run_task(&self, id: Uuid) -> StoreResult<Task> {
+        let queued: Option<TaskRow> = sqlx::query_as(
+            r"update tasks
+              set status = 'queued', result = null, error = null, attempts = 0, run_at = now(),
+                  started_at = null, finished_at = null, worker_id = null, updated_at = now()
+              where id = $1 and status in ('created', 'failed', 'cancelled')
+              returning *",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match queued {
+            Some(row) => row.into_task(),
+            None => self.get_task(id).await,
+        }
+    }
+
+    async fn cancel_task(&self, id: Uuid) -> StoreResult<Task> {
+        let cancelled: Option<TaskRow> = sqlx::query_as(
+            r"update tasks
+              set status = 'cancelled', finished_at = now(), lease_token = null,
+                  lease_expires_at = null, updated_at = now()
+              where id = $1 and status in ('created', 'queued', 'running', 'retry')
+              returning *",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match cancelled {
+            Some(row) => row.into_task(),
+            None => self.get_task(id).await,
+        }
+    }
+
+    async fn task_events(&self, id: Uuid) -> StoreResult<Vec<TaskEvent>> {
+        let rows: Vec<EventRow> =
+            sqlx::query_as("select * from task_events where task_id = $1 order by seq")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter().map(EventRow::into_event).collect()
+    }
+
+    async fn claim_tasks(&self, claim: &Claim) -> StoreResult<Vec<ClaimedTask>> {
+        let rows: Vec<TaskRow> = sqlx::query_as(include_str!("sql/claim.sql"))
+            .bind(&claim.worker_id)
+            .bind(claim.limit)
+            .bind(claim.drift.at_least)
+            .bind(claim.drift.below)
+            .bind(claim.lease.as_secs_f64())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(TaskRow::into_claimed).collect()
+    }
+
+    async fn finish_attempt(&self, lease: Lease, outcome: Outcome) -> StoreResult<bool> {
+        let query = match &outcome {
+            Outcome::Completed(result) => sqlx::query(
+                r"update tasks
+                  set status = 'completed', result = $3, error = null, finished_at = now(),
+                      lease_token = null, lease_expires_at = null, updated_at = now()
+                  where id = $1 and lease_token = $2 and status = 'running'",
+            )
+            .bind(lease.task_id)
+            .bind(lease.token)
+            .bind(Json(result)),
+            Outcome::Retry { error, run_at } => sqlx::query(
+                r"update tasks
+                  set status = 'retry', error = $3, run_at = $4,
+                      lease_token = null, lease_expires_at = null, updated_at = now()
+                  where id = $1 and lease_token = $2 and status = 'running'",
+            )
+            .bind(lease.task_id)
+            .bind(lease.token)
+            .bind(error)
+            .bind(run_at),
+            Outcome::Failed(error) => sqlx::query(
+                r"update tasks
+                  set status = 'failed', result = null, error = $3, finished_at = now(),
+                      lease_token = null, lease_expires_at = null, updated_at = now()
+                  where id = $1 and lease_token = $2 and status = 'running'",
+            )
+            .bind(lease.task_id)
+            .bind(lease.token)
+            .bind(error),
+        };
+        Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+    }
+
+    async fn renew_leases(&self, leases: &[Lease], lease: Duration) -> StoreResult<Vec<Lease>> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (ids, tokens): (Vec<Uuid>, Vec<Uuid>) =
+            leases.iter().map(|l| (l.task_id, l.token)).unzip();
+        let renewed: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            r"update tasks t
+              set lease_expires_at = now() + make_interval(secs => $3)
+              from unnest($1::uuid[], $2::uuid[]) as held(id, token)
+              where t.id = held.id and t.lease_token = held.token and t.status = 'running'
+              returning t.id, t.lease_token",
+        )
+        .bind(&ids)
+        .bind(&tokens)
+        .bind(lease.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(renewed
+            .into_iter()
+            .map(|(task_id, token)| Lease { task_id, token })
+            .collect())
+    }
+
+    async fn release(&self, leases: &[Lease]) -> StoreResult<u64> {
+        if leases.is_empty() {
+            return Ok(0);
+        }
+        let (ids, tokens): (Vec<Uuid>, Vec<Uuid>) =
+            leases.iter().map(|l| (l.task_id, l.token)).unzip();
+        let released = sqlx::query(
+            r"update tasks t
+              set status = 'queued', attempts = greatest(t.attempts - 1, 0), run_at = now(),
+                  worker_id = null, lease_token = null, lease_expires_at = null,
+                  started_at = null, updated_at = now()
+              from unnest($1::uuid[], $2::uuid[]) as held(id, token)
+              where t.id = held.id and t.lease_token = held.token and t.status = 'running'",
+        )
+        .bind(&ids)
+        .bind(&tokens)
+        .execute(&self.pool)
+        .await?;
+        Ok(released.rows_affected())
+    }
+
+    async fn rescue_expired(&self) -> StoreResult<u64> {
+        let rescued = sqlx::query(include_str!("sql/rescue_expired.sql"))
+            .execute(&self.pool)
+            .await?;
+        Ok(rescued.rows_affected())
+    }
+
+    async fn create_fact(&self, fact: NewFact) -> StoreResult<Fact> {
+        let row: FactRow = sqlx::query_as(
+            r"insert into facts (id, text, tags, meta_data) values ($1, $2, $3, $4)
+              returning *",
+        )
+        .bind(Uuid::new_v4())
+        .bind(&fact.text)
+        .bind(&fact.tags)
+        .bind(Json(&fact.meta_data))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.into())
+    }
+
+    async fn resolve_fact(&self, id: &IdRef) -> StoreResult<Uuid> {
+        self.resolve(
+            id,
+            "select id from facts where id between $1 and $2 limit 2",
+        )
+        .await
+    }
+
+    async fn get_fact(&self, id: Uuid) -> StoreResult<Fact> {
+        let row: Option<FactRow> = sqlx::query_as("select * from facts where id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.ok_or(StoreError::NotFound)?.into())
+    }
+
+    async fn list_facts(&self, query: &FactQuery) -> StoreResult<Page<Fact>> {
+        let mut count = QueryBuilder::new("select count(*) from facts");
+        fact_filters(&mut count, query);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+
+        let mut list = QueryBuilder::new("select * from facts");
+        fact_filters(&mut list, query);
+        list.push(" order by created_at desc, id desc limit ")
+            .push_bind(query.limit)
+            .push(" offset ")
+            .push_bind(query.offset);
+        let rows: Vec<FactRow> = list.build_query_as().fetch_all(&self.pool).await?;
+        Ok(Page {
+            total,
+            items: rows.into_iter().map(Fact::from).collect(),
+        })
+    }
+
+    async fn update_fact(&self, id: Uuid, patch: FactPatch) -> StoreResult<Fact> {
+        if patch.is_empty() {
+            return self.get_fact(id).await;
+        }
+        let mut update = QueryBuilder::<Postgres>::new("update facts set updated_at = now()");
+        if let Some(text) = &patch.text {
+            update.push(", text = ").push_bind(text);
+        }
+        if let Some(tags) = &patch.tags {
+            update.push(", tags = ").push_bind(tags);
+        }
+        if let Some(meta_data) = &patch.meta_data {
+            update.push(", meta_data = ").push_bind(Json(meta_data));
+        }
+        update
+            .push(" where id = ")
+            .push_bind(id)
+            .push(" returning *");
+        let row: Option<FactRow> = update.build_query_as().fetch_optional(&self.pool).await?;
+        Ok(row.ok_or(StoreError::NotFound)?.into())
+    }
+
+    async fn delete_fact(&self, id: Uuid) -> StoreResult<()> {
+        let deleted = sqlx::query("delete from facts where id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}

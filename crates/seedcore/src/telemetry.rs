@@ -1,0 +1,45 @@
+//! Logging: `LOG_LEVEL` (the original's names, any case) or a tracing filter; RUST_LOG wins.
+
+use tracing_subscriber::EnvFilter;
+
+/// Turns a `LOG_LEVEL` value into a tracing filter directive. A plain level keeps the server's
+/// routine notices ("relation already exists, skipping") out of the log unless asked for.
+pub fn filter_directive(level: &str) -> String {
+    let level = match level.trim().to_ascii_lowercase().as_str() {
+        "critical" | "fatal" => "error".to_string(),
+        "warning" => "warn".into(),
+        "notset" => "trace".into(),
+        other => other.into(),
+    };
+    match level.as_str() {
+        "info" => format!("{level},sqlx::postgres::notice=warn"),
+        _ => level,
+    }
+}
+
+/// Installs the global subscriber once; later calls (tests) keep the first.
+pub fn init(level: &str) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .or_else(|| EnvFilter::try_new(filter_directive(level)).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_level_names_map_to_tracing_levels() {
+        assert_eq!(filter_directive("DEBUG"), "debug");
+        assert_eq!(filter_directive("info"), "info,sqlx::postgres::notice=warn");
+        assert_eq!(filter_directive("Warning"), "warn");
+        assert_eq!(filter_directive("CRITICAL"), "error");
+        assert_eq!(filter_directive("seedcore=debug"), "seedcore=debug");
+    }
+}

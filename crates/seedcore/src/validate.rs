@@ -1,0 +1,328 @@
+//! Validation of JSON input, shared by the API (request bodies, query strings) and the built-in
+//! handlers (task params). Errors follow FastAPI's shape (`loc`, `msg`, `type`) because existing
+//! clients parse it.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::model::{FactPatch, NewFact};
+
+/// One thing wrong with the input.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// Where: e.g. `["body", "type"]` or `["query", "limit"]`.
+    #[schema(value_type = Vec<Object>)]
+    pub loc: Vec<Value>,
+    pub msg: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+impl FieldError {
+    pub fn new(loc: Vec<Value>, kind: &'static str, msg: impl Into<String>) -> FieldError {
+        FieldError {
+            loc,
+            msg: msg.into(),
+            kind,
+        }
+    }
+
+    /// The same error, located under `prefix` (e.g. "body").
+    pub fn under(mut self, prefix: &str) -> FieldError {
+        self.loc.insert(0, Value::String(prefix.into()));
+        self
+    }
+}
+
+/// Joins errors into one line, for a handler's error message.
+pub fn describe(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| {
+            let loc: Vec<String> = e
+                .loc
+                .iter()
+                .map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_string))
+                .collect();
+            format!("{}: {}", loc.join("."), e.msg)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Reads typed fields out of a JSON object, collecting every error instead of stopping at the
+/// first, so a client learns all that is wrong in one round trip.
+pub struct Fields<'a> {
+    object: &'a Map<String, Value>,
+    errors: Vec<FieldError>,
+}
+
+impl<'a> Fields<'a> {
+    pub fn new(object: &'a Map<String, Value>) -> Fields<'a> {
+        Fields {
+            object,
+            errors: Vec::new(),
+        }
+    }
+
+    fn fail(&mut self, key: &str, kind: &'static str, msg: &str) {
+        self.errors
+            .push(FieldError::new(vec![Value::String(key.into())], kind, msg));
+    }
+
+    fn present(&self, key: &str) -> Option<&'a Value> {
+        match self.object.get(key) {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(value),
+        }
+    }
+
+    /// Whether the key was sent at all (null included).
+    pub fn has(&self, key: &str) -> bool {
+        self.object.contains_key(key)
+    }
+
+    /// A required string; `non_empty` also refuses "".
+    pub fn required_string(&mut self, key: &str, non_empty: bool) -> Option<String> {
+        match self.object.get(key) {
+            None => self.fail(key, "missing", "Field required"),
+            Some(Value::String(s)) if non_empty && s.is_empty() => self.fail(
+                key,
+                "string_too_short",
+                "String should have at least 1 character",
+            ),
+            Some(Value::String(s)) => return Some(s.clone()),
+            Some(_) => self.fail(key, "string_type", "Input should be a valid string"),
+        }
+        None
+    }
+
+    /// An optional string; null reads as absent.
+    pub fn string(&mut self, key: &str) -> Option<String> {
+        match self.present(key)? {
+            Value::String(s) => Some(s.clone()),
+            _ => {
+                self.fail(key, "string_type", "Input should be a valid string");
+                None
+            }
+        }
+    }
+
+    /// An optional object; null reads as absent.
+    pub fn object(&mut self, key: &str) -> Option<Map<String, Value>> {
+        match self.present(key)? {
+            Value::Object(map) => Some(map.clone()),
+            _ => {
+                self.fail(key, "dict_type", "Input should be a valid dictionary");
+                None
+            }
+        }
+    }
+
+    /// An optional list of strings; null reads as absent.
+    pub fn strings(&mut self, key: &str) -> Option<Vec<String>> {
+        let Value::Array(items) = self.present(key)? else {
+            self.fail(key, "list_type", "Input should be a valid list");
+            return None;
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                Value::String(s) => out.push(s.clone()),
+                _ => self.errors.push(FieldError::new(
+                    vec![Value::String(key.into()), Value::from(i)],
+                    "string_type",
+                    "Input should be a valid string",
+                )),
+            }
+        }
+        Some(out)
+    }
+
+    /// An optional finite number; null reads as absent.
+    pub fn number(&mut self, key: &str) -> Option<f64> {
+        match self.present(key)?.as_f64() {
+            Some(n) if n.is_finite() => Some(n),
+            _ => {
+                self.fail(key, "float_type", "Input should be a valid number");
+                None
+            }
+        }
+    }
+
+    /// An optional number at least `min`.
+    pub fn number_at_least(&mut self, key: &str, min: f64) -> Option<f64> {
+        let n = self.number(key)?;
+        if n < min {
+            self.fail(
+                key,
+                "greater_than_equal",
+                &format!("Input should be greater than or equal to {min}"),
+            );
+            return None;
+        }
+        Some(n)
+    }
+
+    /// An optional integer within `min..=max`.
+    pub fn integer_in(&mut self, key: &str, min: i64, max: i64) -> Option<i64> {
+        let value = self.present(key)?;
+        let Some(n) = value.as_i64() else {
+            self.fail(key, "int_type", "Input should be a valid integer");
+            return None;
+        };
+        if n < min {
+            self.fail(
+                key,
+                "greater_than_equal",
+                &format!("Input should be greater than or equal to {min}"),
+            );
+            return None;
+        }
+        if n > max {
+            self.fail(
+                key,
+                "less_than_equal",
+                &format!("Input should be less than or equal to {max}"),
+            );
+            return None;
+        }
+        Some(n)
+    }
+
+    /// An optional boolean; null reads as absent.
+    pub fn boolean(&mut self, key: &str) -> Option<bool> {
+        match self.present(key)? {
+            Value::Bool(b) => Some(*b),
+            _ => {
+                self.fail(key, "bool_type", "Input should be a valid boolean");
+                None
+            }
+        }
+    }
+
+    /// Refuses an explicit null for a key that may be left out but not emptied.
+    pub fn not_null(&mut self, key: &str) {
+        if matches!(self.object.get(key), Some(Value::Null)) {
+            self.fail(key, "string_type", "Input should be a valid string");
+        }
+    }
+
+    /// Ok when every field read so far was valid.
+    pub fn finish(self) -> Result<(), Vec<FieldError>> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(self.errors)
+        }
+    }
+}
+
+/// A fact to create from a JSON object (`text` required; `tags` and `meta_data` optional).
+pub fn new_fact(object: &Map<String, Value>) -> Result<NewFact, Vec<FieldError>> {
+    let mut fields = Fields::new(object);
+    let text = fields.required_string("text", false);
+    let tags = fields.strings("tags").unwrap_or_default();
+    let meta_data = fields.object("meta_data").unwrap_or_default();
+    fields.finish()?;
+    Ok(NewFact {
+        text: text.unwrap_or_default(),
+        tags,
+        meta_data,
+    })
+}
+
+/// A fact update from a JSON object: only the keys present change; `text` may not be null.
+pub fn fact_patch(object: &Map<String, Value>) -> Result<FactPatch, Vec<FieldError>> {
+    let mut fields = Fields::new(object);
+    let mut patch = FactPatch::default();
+    if fields.has("text") {
+        fields.not_null("text");
+        patch.text = fields.string("text");
+    }
+    if fields.has("tags") {
+        patch.tags = Some(fields.strings("tags").unwrap_or_default());
+    }
+    if fields.has("meta_data") {
+        patch.meta_data = Some(fields.object("meta_data").unwrap_or_default());
+    }
+    fields.finish()?;
+    Ok(patch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(value: Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_fact_needs_text_and_string_tags() {
+        let errors = new_fact(&object(json!({"tags": ["a", 1]}))).unwrap_err();
+        let kinds: Vec<_> = errors.iter().map(|e| (e.loc.clone(), e.kind)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (vec![json!("text")], "missing"),
+                (vec![json!("tags"), json!(1)], "string_type")
+            ]
+        );
+    }
+
+    #[test]
+    fn null_tags_and_metadata_read_as_empty() {
+        let fact = new_fact(&object(
+            json!({"text": "", "tags": null, "meta_data": null}),
+        ))
+        .unwrap();
+        assert_eq!(
+            fact,
+            NewFact {
+                text: String::new(),
+                tags: vec![],
+                meta_data: Map::new()
+            }
+        );
+    }
+
+    #[test]
+    fn a_patch_changes_only_the_keys_sent_and_refuses_null_text() {
+        let patch = fact_patch(&object(json!({"tags": null}))).unwrap();
+        assert_eq!(
+            patch,
+            FactPatch {
+                tags: Some(vec![]),
+                ..FactPatch::default()
+            }
+        );
+        assert!(fact_patch(&object(json!({}))).unwrap().is_empty());
+        let errors = fact_patch(&object(json!({"text": null}))).unwrap_err();
+        assert_eq!(errors[0].loc, vec![json!("text")]);
+    }
+
+    #[test]
+    fn integers_outside_their_range_name_the_bound() {
+        let map = object(json!({"limit": 0, "other": 2000, "word": "x"}));
+        let mut fields = Fields::new(&map);
+        assert_eq!(fields.integer_in("limit", 1, 1000), None);
+        assert_eq!(fields.integer_in("other", 1, 1000), None);
+        assert_eq!(fields.integer_in("word", 1, 1000), None);
+        let errors = fields.finish().unwrap_err();
+        let kinds: Vec<_> = errors.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            vec!["greater_than_equal", "less_than_equal", "int_type"]
+        );
+        assert_eq!(errors[1].msg, "Input should be less than or equal to 1000");
+    }
+
+    #[test]
+    fn described_errors_name_their_location() {
+        let errors = new_fact(&object(json!({}))).unwrap_err();
+        assert_eq!(describe(&errors), "text: Field required");
+    }
+}

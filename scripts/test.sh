@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# The project's whole test run: formatting, lints and tests against a real
+# PostgreSQL, with Chromium available for the browser tests.
+#
+# Usage:
+#   scripts/test.sh [ARGS...]              run everything; ARGS go to the last `cargo test`
+#                                          (e.g. `scripts/test.sh -- some_filter`)
+#   scripts/test.sh --env-only -- CMD...   set up PostgreSQL and Chromium, then run CMD
+#                                          with the exported environment instead of cargo
+#
+# PostgreSQL, first match wins:
+#   1. $SEEDCORE_TEST_DATABASE_URL, $DATABASE_URL or $PG_DSN
+#   2. a server on 127.0.0.1:5432 that user postgres can log in to and create databases on
+#   3. a private throwaway cluster in a temp dir, removed on exit
+#      (SEEDCORE_TEST_PRIVATE_PG=1 skips 2 and always uses this)
+# The URL must allow `create database`: each test makes and drops its own database.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+log() { printf 'test.sh: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Runs a command as root, through sudo when we are not root (CI runners often aren't).
+as_root() {
+    if [[ $EUID -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null; then
+        sudo -n "$@"
+    else
+        die "need root or sudo to run: $*"
+    fi
+}
+
+APT_UPDATED=
+# Installs Debian packages non-interactively; the lock timeout rides out a
+# concurrent unattended upgrade on a fresh machine.
+apt_install() {
+    command -v apt-get >/dev/null || die "apt-get not found; install $* by hand"
+    local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -q -o Acquire::Retries=3 -o DPkg::Lock::Timeout=300)
+    if [[ -z $APT_UPDATED ]]; then
+        as_root "${apt[@]}" update || return
+        APT_UPDATED=1
+    fi
+    as_root "${apt[@]}" install -y --no-install-recommends "$@"
+}
+
+# Prints the URL with any password masked, for logs.
+redact() { sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#' <<<"$1"; }
+
+# --- PostgreSQL ---------------------------------------------------------------
+
+# True when the server on 127.0.0.1:5432 accepts user postgres without a
+# password and that role may create databases. -w: never prompt (CI has no stdin).
+local_server_usable() {
+    command -v pg_isready >/dev/null && command -v psql >/dev/null || return 1
+    PGCONNECT_TIMEOUT=3 pg_isready -q -h 127.0.0.1 -p 5432 || return 1
+    local can_create
+    can_create=$(PGCONNECT_TIMEOUT=3 psql -X -w -At -h 127.0.0.1 -p 5432 -U postgres -d postgres \
+        -c 'select rolcreatedb or rolsuper from pg_roles where rolname = current_user' 2>/dev/null) || return 1
+    [[ $can_create == t ]]
+}
+
+# Prints the bin dir of a PostgreSQL server install (the one holding initdb),
+# newest version first; Debian keeps these off PATH.
+find_pg_bindir() {
+    local dir initdb
+    for dir in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -rV); do
+        if [[ -x $dir/initdb && -x $dir/pg_ctl ]]; then
+            echo "$dir"
+            return 0
+        fi
+    done
+    if initdb=$(command -v initdb); then
+        dir=$(dirname "$(readlink -f "$initdb")")
+        [[ -x $dir/pg_ctl ]] && { echo "$dir"; return 0; }
+    fi
+    return 1
+}
+
+install_pg_server() {
+    log "installing the PostgreSQL server with apt-get"
+    # On recent Debian postgresql-contrib is just a metapackage (pg_trgm ships
+    # in the server package); fall back to the server alone where it is missing.
+    apt_install postgresql postgresql-contrib || apt_install postgresql
+}
+
+# initdb and postgres refuse to run as root, so as root the cluster belongs to
+# the `postgres` system user (created by the Debian package) or to our own.
+PG_OWNER=
+pick_pg_owner() {
+    if [[ $EUID -ne 0 ]]; then
+        PG_OWNER=$(id -un)
+    elif id -u postgres >/dev/null 2>&1; then
+        PG_OWNER=postgres
+    else
+        PG_OWNER=seedcore-pg
+        id -u "$PG_OWNER" >/dev/null 2>&1 ||
+            useradd --system --no-create-home --shell /usr/sbin/nologin "$PG_OWNER"
+    fi
+}
+
+# Runs a command as the cluster owner, from the cluster dir: the checkout may
+# sit in a directory that user cannot enter (e.g. under /root).
+as_pg_owner() {
+    if [[ $EUID -eq 0 ]]; then
+        (cd "$PG_DIR" && runuser -u "$PG_OWNER" -- "$@")
+    else
+        (cd "$PG_DIR" && "$@")
+    fi
+}
+
+# First port from 55432 up that nothing on 127.0.0.1 listens on.
+free_port() {
+    local port
+    for ((port = 55432; port < 56432; port++)); do
+        if ! (: >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    return 1
+}
+
+PG_DIR=
+PG_BIN=
+stop_private_pg() {
+    [[ -n $PG_DIR ]] || return 0
+    if [[ -f $PG_DIR/data/postmaster.pid ]]; then
+        as_pg_owner "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 ||
+            log "warning: could not stop the private PostgreSQL in $PG_DIR"
+    fi
+    rm -rf "$PG_DIR"
+}
+
+# Starts a fresh cluster that lives until this script exits and sets PG_URL
+# to its admin URL.
+PG_URL=
+start_private_pg() {
+    if ! PG_BIN=$(find_pg_bindir); then
+        install_pg_server
+        PG_BIN=$(find_pg_bindir) || die "no initdb found after installing PostgreSQL"
+    fi
+    pick_pg_owner
+
+    # Under /tmp rather than $TMPDIR: the owner must reach it, and the socket
+    # path (-k) has to stay short.
+    PG_DIR=$(mktemp -d /tmp/seedcore-pg.XXXXXX)
+    trap stop_private_pg EXIT
+    chown "$PG_OWNER" "$PG_DIR"
+
+    if ! as_pg_owner "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres \
+        --encoding=UTF8 --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1; then
+        log "initdb with the C.UTF-8 locale failed, retrying with --no-locale"
+        as_pg_owner rm -rf "$PG_DIR/data"
+        as_pg_owner "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres \
+            --encoding=UTF8 --no-locale >"$PG_DIR/initdb.log" 2>&1 ||
+            { cat "$PG_DIR/initdb.log" >&2; die "initdb failed"; }
+    fi
+
+    local port
+    port=$(free_port) || die "no free TCP port for PostgreSQL"
+    # Durability is pointless for a throwaway cluster; turning it off speeds up
+    # the many create/drop database calls. Tests run in parallel, each with its
+    # own pool, hence the connection limit.
+    as_pg_owner "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
+        -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+        start >/dev/null || { cat "$PG_DIR/log" >&2; die "PostgreSQL did not start"; }
+
+    PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+setup_postgres() {
+    local url source
+    if [[ -n ${SEEDCORE_TEST_DATABASE_URL:-} ]]; then
+        url=$SEEDCORE_TEST_DATABASE_URL source='SEEDCORE_TEST_DATABASE_URL'
+    elif [[ -n ${DATABASE_URL:-} ]]; then
+        url=$DATABASE_URL source='DATABASE_URL'
+    elif [[ -n ${PG_DSN:-} ]]; then
+        url=$PG_DSN source='PG_DSN'
+    elif [[ ${SEEDCORE_TEST_PRIVATE_PG:-} != 1 ]] && local_server_usable; then
+        url=postgres://postgres@127.0.0.1:5432/postgres source='local server on 127.0.0.1:5432'
+    else
+        start_private_pg
+        url=$PG_URL source="private cluster in $PG_DIR"
+    fi
+    export SEEDCORE_TEST_DATABASE_URL=$url
+    log "PostgreSQL: $source, $(redact "$url")"
+}
+
+# --- Chromium -----------------------------------------------------------------
+
+setup_chromium() {
+    if [[ ! -x /usr/bin/chromium ]] && ! command -v chromium >/dev/null; then
+        log "installing Chromium with apt-get"
+        apt_install chromium
+    fi
+    local chromium
+    chromium=$(command -v chromium || echo /usr/bin/chromium)
+    [[ -x $chromium ]] || die "chromium not found after installing it"
+    # Catches missing shared libraries now rather than as browser test failures.
+    local err
+    err=$(timeout 120 "$chromium" --headless --no-sandbox --disable-gpu --dump-dom about:blank 2>&1 >/dev/null) ||
+        { printf '%s\n' "$err" >&2; die "$chromium does not run headless"; }
+    export SEEDCORE_CHROMIUM=$chromium
+    log "Chromium: $chromium"
+}
+
+# --- main ---------------------------------------------------------------------
+
+# Make interrupts go through the EXIT trap, which stops a private cluster.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if ! command -v cargo >/dev/null && [[ -x ${HOME:-}/.cargo/bin/cargo ]]; then
+    PATH=$HOME/.cargo/bin:$PATH
+fi
+
+env_only=
+if [[ ${1:-} == --env-only ]]; then
+    env_only=1
+    shift
+    [[ ${1:-} == -- ]] && shift
+    [[ $# -gt 0 ]] || die "usage: scripts/test.sh --env-only -- CMD [ARGS...]"
+fi
+
+setup_postgres
+setup_chromium
+
+if [[ -n $env_only ]]; then
+    "$@"
+    exit
+fi
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+# --all-targets skips doctests, so they get their own run. It goes first so
+# that the extra arguments (usually a filter) apply to the last, main run.
+cargo test --locked --doc
+cargo test --locked --all-targets "$@"
