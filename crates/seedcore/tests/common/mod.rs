@@ -4,6 +4,8 @@
 //! `scripts/test.sh` sets it up), else the local default `postgres://postgres@127.0.0.1:5432/postgres`.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::{
     future::Future,
     net::SocketAddr,

@@ -1,0 +1,510 @@
+//! Execution rules through the API and the engine: built-in types, retries, timeouts,
+//! cancellation, fencing, rescue of expired leases, restart and shutdown.
+
+mod common;
+
+use std::{sync::Arc, time::Duration};
+
+use common::*;
+use reqwest::StatusCode;
+use seedcore::{
+    api::ApiSettings,
+    engine::{HandlerError, HandlerRouter, handler_fn},
+    model::{NewTask, TaskStatus},
+    store::{Claim, DriftRange, Outcome, Store},
+};
+use serde_json::{Value, json};
+
+async fn run(app: &TestApp, body: Value) -> seedcore::model::Task {
+    let mut body = body;
+    body["run_immediately"] = json!(true);
+    let task = app.create_task(body).await;
+    app.finished(&id_of(&task)).await
+}
+
+async fn event_kinds(app: &TestApp, id: &str) -> Vec<String> {
+    let (status, events) = app.get(&format!("/api/v1/tasks/{id}/events")).await;
+    assert_eq!(status, StatusCode::OK);
+    events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn echo_returns_its_params_in_the_result_envelope() {
+    let app = TestApp::start().await;
+    let task = run(
+        &app,
+        json!({"type": "echo", "params": {"a": [1, 2], "b": "x"}}),
+    )
+    .await;
+    assert_eq!(task.status, TaskStatus::Completed);
+    assert_eq!(task.error, None);
+    assert_eq!(
+        task.result.unwrap(),
+        json!({"success": true, "path": "fast", "handler": "echo", "result": {"a": [1, 2], "b": "x"}})
+    );
+}
+
+#[tokio::test]
+async fn noop_and_sleep_complete_with_their_documented_output() {
+    let app = TestApp::start().await;
+    let noop = run(&app, json!({"type": "noop"})).await;
+    assert_eq!(noop.result.unwrap()["result"], json!({}));
+    let sleep = run(&app, json!({"type": "sleep", "params": {"seconds": 0.05}})).await;
+    assert_eq!(sleep.status, TaskStatus::Completed);
+    assert_eq!(sleep.result.unwrap()["result"], json!({"slept": 0.05}));
+}
+
+#[tokio::test]
+async fn sleep_with_negative_seconds_fails_without_retrying() {
+    let app = TestApp::start().await;
+    let task = run(&app, json!({"type": "sleep", "params": {"seconds": -1}})).await;
+    assert_eq!(task.status, TaskStatus::Failed);
+    assert_eq!(task.attempts, 1);
+    assert!(task.error.unwrap().contains("seconds"));
+}
+
+#[tokio::test]
+async fn fact_store_creates_a_fact_that_fact_search_finds() {
+    let app = TestApp::start().await;
+    let stored = run(
+        &app,
+        json!({"type": "fact_store", "params": {"text": "The Moon orbits Earth", "tags": ["astro"], "meta_data": {"k": 1}}}),
+    )
+    .await;
+    let fact_id = stored.result.unwrap()["result"]["fact_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, fact) = app.get(&format!("/api/v1/facts/{fact_id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(fact["text"], "The Moon orbits Earth");
+    assert_eq!(fact["tags"], json!(["astro"]));
+
+    let found = run(
+        &app,
+        json!({"type": "fact_search", "params": {"q": "moon", "tag": "astro"}}),
+    )
+    .await;
+    assert_eq!(
+        found.result.unwrap()["result"],
+        json!({"total": 1, "ids": [fact_id]})
+    );
+}
+
+#[tokio::test]
+async fn fact_store_without_text_fails_with_a_clear_message() {
+    let app = TestApp::start().await;
+    let task = run(
+        &app,
+        json!({"type": "fact_store", "params": {"tags": ["x"]}}),
+    )
+    .await;
+    assert_eq!(task.status, TaskStatus::Failed);
+    assert_eq!(
+        task.error.as_deref(),
+        Some("invalid params: text: Field required")
+    );
+    assert_eq!(task.attempts, 1);
+}
+
+#[tokio::test]
+async fn fail_fails_with_its_message_and_is_not_retried_by_default() {
+    let app = TestApp::start().await;
+    let task = run(&app, json!({"type": "fail", "params": {"message": "boom"}})).await;
+    assert_eq!(task.status, TaskStatus::Failed);
+    assert_eq!(task.error.as_deref(), Some("boom"));
+    assert_eq!(task.result, None);
+    assert_eq!(task.attempts, 1);
+}
+
+#[tokio::test]
+async fn a_retryable_failure_is_retried_until_max_attempts() {
+    let app = TestApp::start().await;
+    let task = run(
+        &app,
+        json!({"type": "fail", "params": {"message": "flaky", "retryable": true}, "max_attempts": 3}),
+    )
+    .await;
+    assert_eq!(task.status, TaskStatus::Failed);
+    assert_eq!(task.attempts, 3);
+    assert_eq!(task.error.as_deref(), Some("flaky"));
+    let kinds = event_kinds(&app, &task.id.to_string()).await;
+    assert_eq!(
+        kinds,
+        [
+            "created", "claimed", "retry", "claimed", "retry", "claimed", "failed"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_unsupported_type_fails_at_once() {
+    let app = TestApp::start().await;
+    let task = run(&app, json!({"type": "no_such_type", "max_attempts": 5})).await;
+    assert_eq!(task.status, TaskStatus::Failed);
+    assert_eq!(
+        task.error.as_deref(),
+        Some("Unsupported task type 'no_such_type'")
+    );
+    assert_eq!(task.attempts, 1);
+}
+
+#[tokio::test]
+async fn drift_at_or_above_the_threshold_takes_the_escalated_path() {
+    let app = TestApp::start().await;
+    let at = run(&app, json!({"type": "noop", "drift_score": 0.5})).await;
+    let below = run(&app, json!({"type": "noop", "drift_score": 0.49})).await;
+    assert_eq!(at.result.unwrap()["path"], "escalated");
+    assert_eq!(below.result.unwrap()["path"], "fast");
+}
+
+#[tokio::test]
+async fn an_attempt_past_its_timeout_fails_as_retryable() {
+    let app = TestApp::start().await;
+    let task = run(
+        &app,
+        json!({"type": "sleep", "params": {"seconds": 30}, "timeout_seconds": 0.2, "max_attempts": 2}),
+    )
+    .await;
+    assert_eq!(task.status, TaskStatus::Failed);
+    assert_eq!(task.attempts, 2);
+    assert!(task.error.unwrap().contains("timed out"));
+}
+
+#[tokio::test]
+async fn a_task_cancelled_while_running_stays_cancelled() {
+    let app = TestApp::start().await;
+    let task = app
+        .create_task(json!({"type": "sleep", "params": {"seconds": 1}, "run_immediately": true}))
+        .await;
+    let id = id_of(&task);
+    app.wait_for(&id, Duration::from_secs(10), |t| {
+        t.status == TaskStatus::Running
+    })
+    .await;
+    let (status, cancelled) = app.post_empty(&format!("/api/v1/tasks/{id}/cancel")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(cancelled["status"], "cancelled");
+
+    // Longer than the sleep would have taken: the worker's result must not land.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let task = app.task(&id).await;
+    assert_eq!(task.status, TaskStatus::Cancelled);
+    assert_eq!(task.result, None);
+    assert_eq!(
+        event_kinds(&app, &id).await,
+        ["created", "claimed", "cancelled"]
+    );
+}
+
+#[tokio::test]
+async fn cancelling_a_running_task_stops_its_handler_and_frees_its_slot() {
+    let mut settings = fast_engine();
+    settings.concurrency = 1;
+    let db = Arc::new(TestDb::create().await);
+    let app = TestApp::on(db, Some(settings), ApiSettings::default()).await;
+    let task = app
+        .create_task(json!({"type": "sleep", "params": {"seconds": 60}, "run_immediately": true}))
+        .await;
+    let id = id_of(&task);
+    app.wait_for(&id, Duration::from_secs(10), |t| {
+        t.status == TaskStatus::Running
+    })
+    .await;
+    app.post_empty(&format!("/api/v1/tasks/{id}/cancel")).await;
+    // The only slot was busy for 60 s: the next task runs soon only if the handler stopped.
+    let next = app
+        .create_task(json!({"type": "noop", "run_immediately": true}))
+        .await;
+    let next = app
+        .wait_for(&id_of(&next), Duration::from_secs(5), |t| {
+            t.status.is_final()
+        })
+        .await;
+    assert_eq!(next.status, TaskStatus::Completed);
+}
+
+#[tokio::test]
+async fn run_called_twice_executes_the_task_once() {
+    let app = TestApp::start().await;
+    let task = app
+        .create_task(json!({"type": "echo", "params": {"n": 1}}))
+        .await;
+    let id = id_of(&task);
+    let path = format!("/api/v1/tasks/{id}/run");
+    let (first, second) = tokio::join!(app.post_empty(&path), app.post_empty(&path));
+    assert_eq!(first.0, StatusCode::OK);
+    assert_eq!(second.0, StatusCode::OK);
+    let done = app.finished(&id).await;
+    assert_eq!(done.status, TaskStatus::Completed);
+    assert_eq!(done.attempts, 1);
+    let (_, again) = app.post_empty(&path).await;
+    assert_eq!(again["status"], "completed");
+    let kinds = event_kinds(&app, &id).await;
+    assert_eq!(kinds, ["created", "queued", "claimed", "completed"]);
+}
+
+#[tokio::test]
+async fn queued_tasks_left_by_a_stopped_process_run_after_restart() {
+    let app = TestApp::without_workers().await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let task = app
+            .create_task(json!({"type": "echo", "params": {"n": n}, "run_immediately": true}))
+            .await;
+        ids.push(id_of(&task));
+    }
+    let db = app.stop().await;
+    let app = TestApp::on(db, Some(fast_engine()), ApiSettings::default()).await;
+    for id in &ids {
+        assert_eq!(app.finished(id).await.status, TaskStatus::Completed);
+    }
+}
+
+#[tokio::test]
+async fn a_worker_that_lost_its_lease_cannot_record_its_result() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let task = store
+        .create_task(NewTask {
+            run_immediately: true,
+            ..NewTask::of_type("echo")
+        })
+        .await
+        .unwrap();
+    let claim = Claim {
+        worker_id: "w1".into(),
+        limit: 10,
+        lease: Duration::from_secs(30),
+        drift: DriftRange::ALL,
+    };
+    let claimed = store.claim_tasks(&claim).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    store.cancel_task(task.id).await.unwrap();
+
+    let recorded = store
+        .finish_attempt(claimed[0].lease, Outcome::Completed(json!({"late": true})))
+        .await
+        .unwrap();
+    assert!(!recorded);
+    let task = store.get_task(task.id).await.unwrap();
+    assert_eq!(task.status, TaskStatus::Cancelled);
+    assert_eq!(task.result, None);
+}
+
+#[tokio::test]
+async fn a_second_claim_does_not_take_a_running_task() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    store
+        .create_task(NewTask {
+            run_immediately: true,
+            ..NewTask::of_type("echo")
+        })
+        .await
+        .unwrap();
+    let claim = Claim {
+        worker_id: "w1".into(),
+        limit: 10,
+        lease: Duration::from_secs(30),
+        drift: DriftRange::ALL,
+    };
+    assert_eq!(store.claim_tasks(&claim).await.unwrap().len(), 1);
+    assert_eq!(store.claim_tasks(&claim).await.unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_rescued_back_to_the_queue_then_failed_when_out_of_attempts() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let task = store
+        .create_task(NewTask {
+            run_immediately: true,
+            max_attempts: 2,
+            ..NewTask::of_type("echo")
+        })
+        .await
+        .unwrap();
+    let claim = Claim {
+        worker_id: "dead-worker".into(),
+        limit: 1,
+        lease: Duration::from_millis(100),
+        drift: DriftRange::ALL,
+    };
+    for expected in [TaskStatus::Queued, TaskStatus::Failed] {
+        let claimed = store.claim_tasks(&claim).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(store.rescue_expired().await.unwrap(), 1);
+        let rescued = store.get_task(task.id).await.unwrap();
+        assert_eq!(rescued.status, expected);
+        assert!(
+            rescued
+                .error
+                .unwrap()
+                .contains("lease expired: worker dead-worker")
+        );
+        // The rescued worker's late result is refused.
+        let late = store
+            .finish_attempt(claimed[0].lease, Outcome::Completed(json!({})))
+            .await
+            .unwrap();
+        assert!(!late);
+    }
+    let kinds: Vec<String> = store
+        .task_events(task.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["created", "claimed", "rescued", "claimed", "failed"]
+    );
+}
+
+#[tokio::test]
+async fn shutdown_releases_tasks_still_running_after_the_grace_period() {
+    let db = Arc::new(TestDb::create().await);
+    let mut settings = fast_engine();
+    settings.shutdown_grace = Duration::from_millis(200);
+    let app = TestApp::on(db, Some(settings), ApiSettings::default()).await;
+    let task = app
+        .create_task(json!({"type": "sleep", "params": {"seconds": 60}, "run_immediately": true}))
+        .await;
+    let id = id_of(&task);
+    app.wait_for(&id, Duration::from_secs(10), |t| {
+        t.status == TaskStatus::Running
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let db = app.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+
+    let app = TestApp::on(db, None, ApiSettings::default()).await;
+    let task = app.task(&id).await;
+    assert_eq!(task.status, TaskStatus::Queued);
+    assert_eq!(task.attempts, 0);
+    assert_eq!(
+        event_kinds(&app, &id).await,
+        ["created", "claimed", "released"]
+    );
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_tasks_that_finish_within_the_grace_period() {
+    let app = TestApp::start().await;
+    let task = app
+        .create_task(json!({"type": "sleep", "params": {"seconds": 0.5}, "run_immediately": true}))
+        .await;
+    let id = id_of(&task);
+    app.wait_for(&id, Duration::from_secs(10), |t| {
+        t.status == TaskStatus::Running
+    })
+    .await;
+    let db = app.stop().await;
+    let app = TestApp::on(db, None, ApiSettings::default()).await;
+    assert_eq!(app.task(&id).await.status, TaskStatus::Completed);
+}
+
+fn custom_router() -> HandlerRouter {
+    let mut router = HandlerRouter::with_builtins();
+    router
+        .register("explode", handler_fn(|_task| async { panic!("kaboom") }))
+        .register(
+            "greet",
+            handler_fn(|task| async move { Ok(json!({"hello": task.params["name"]})) }),
+        )
+        .register_for_domain(
+            "greet",
+            "formal",
+            "formal_greeter",
+            handler_fn(|task| async move { Ok(json!({"good_day": task.params["name"]})) }),
+        )
+        .register(
+            "refuse",
+            handler_fn(|_task| async { Err(HandlerError::Permanent("not today".into())) }),
+        );
+    router
+}
+
+async fn app_with_custom_handlers() -> TestApp {
+    let db = Arc::new(TestDb::create().await);
+    TestApp::with_router(
+        db,
+        Some(fast_engine()),
+        ApiSettings::default(),
+        custom_router(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_panicking_handler_fails_its_task_and_the_worker_goes_on() {
+    let app = app_with_custom_handlers().await;
+    let task = run(&app, json!({"type": "explode", "max_attempts": 3})).await;
+    assert_eq!(task.status, TaskStatus::Failed);
+    assert_eq!(task.error.as_deref(), Some("handler panicked: kaboom"));
+    assert_eq!(task.attempts, 1);
+    assert_eq!(
+        run(&app, json!({"type": "noop"})).await.status,
+        TaskStatus::Completed
+    );
+}
+
+#[tokio::test]
+async fn a_domain_handler_wins_over_the_handler_for_the_type() {
+    let app = app_with_custom_handlers().await;
+    let plain = run(&app, json!({"type": "greet", "params": {"name": "Ada"}})).await;
+    let formal = run(
+        &app,
+        json!({"type": "greet", "domain": "formal", "params": {"name": "Ada"}}),
+    )
+    .await;
+    let plain = plain.result.unwrap();
+    let formal = formal.result.unwrap();
+    assert_eq!(
+        (plain["handler"].clone(), plain["result"].clone()),
+        (json!("greet"), json!({"hello": "Ada"}))
+    );
+    assert_eq!(
+        (formal["handler"].clone(), formal["result"].clone()),
+        (json!("formal_greeter"), json!({"good_day": "Ada"}))
+    );
+}
+
+#[tokio::test]
+async fn a_permanent_handler_error_is_not_retried() {
+    let app = app_with_custom_handlers().await;
+    let task = run(&app, json!({"type": "refuse", "max_attempts": 4})).await;
+    assert_eq!(task.status, TaskStatus::Failed);
+    assert_eq!(task.error.as_deref(), Some("not today"));
+    assert_eq!(task.attempts, 1);
+}
+
+#[tokio::test]
+async fn many_tasks_all_complete_exactly_once() {
+    let app = TestApp::start().await;
+    let mut ids = Vec::new();
+    for n in 0..100 {
+        ids.push(id_of(
+            &app.create_task(json!({"type": "echo", "params": {"n": n}, "run_immediately": true}))
+                .await,
+        ));
+    }
+    for id in &ids {
+        let task = app.finished(id).await;
+        assert_eq!(task.status, TaskStatus::Completed);
+        assert_eq!(task.attempts, 1);
+    }
+}
