@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     api::{self, ApiSettings, AppState},
     config::{DatabaseConfig, DatabaseTarget, EngineConfig, LogConfig, ServerConfig},
-    engine::{Engine, EngineHandle, HandlerRouter},
+    engine::{Engine, EngineHandle, HandlerRouter, remote::parse_executors},
     store::{DynStore, PgStore, StoreError},
     telemetry,
 };
@@ -110,7 +110,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     telemetry::init(&args.log.log_level);
     let store = open_store(&args.database, args.database.pool_timeout()).await?;
     migrate(&store).await?;
-    let engine = start_engine(&store, &args.engine);
+    let engine = start_engine(&store, &args.engine).await?;
     let settings = ApiSettings {
         max_body_bytes: args.server.max_body_bytes,
         default_max_attempts: args.engine.max_attempts,
@@ -145,7 +145,7 @@ async fn worker(args: WorkerArgs) -> Result<(), CliError> {
     telemetry::init(&args.log.log_level);
     let store = open_store(&args.database, args.database.pool_timeout()).await?;
     migrate(&store).await?;
-    let Some(engine) = start_engine(&store, &args.engine) else {
+    let Some(engine) = start_engine(&store, &args.engine).await? else {
         return Err(CliError(
             "SEEDCORE_WORKER_CONCURRENCY is 0: a worker process with no workers has nothing to do"
                 .into(),
@@ -187,21 +187,23 @@ async fn db_init(args: DbArgs) -> Result<(), CliError> {
             missing.join(", ")
         )));
     }
-    println!("verified: tables tasks, task_events and facts are present");
+    println!("verified: tables tasks, task_events, facts and workers are present");
     Ok(())
 }
 
-fn start_engine(store: &DynStore, config: &EngineConfig) -> Option<EngineHandle> {
-    if config.worker_concurrency == 0 && config.escalated_concurrency == 0 {
-        tracing::info!("SEEDCORE_WORKER_CONCURRENCY is 0: serving the API without workers");
-        return None;
-    }
+async fn start_engine(
+    store: &DynStore,
+    config: &EngineConfig,
+) -> Result<Option<EngineHandle>, CliError> {
+    let executors = parse_executors(&config.executors)
+        .map_err(|err| CliError(format!("SEEDCORE_EXECUTORS: {err}")))?;
     if config.worker_concurrency == 0 {
         tracing::info!("SEEDCORE_WORKER_CONCURRENCY is 0: serving the API without workers");
-        return None;
+        return Ok(None);
     }
-    let engine = Engine::new(store.clone(), HandlerRouter::with_builtins(), config.into());
-    Some(engine.start())
+    let router = HandlerRouter::with_builtins().with_executors(&executors);
+    let engine = Engine::new(store.clone(), router, config.into());
+    Ok(Some(engine.start().await))
 }
 
 async fn open_store(config: &DatabaseConfig, timeout: Duration) -> Result<DynStore, CliError> {

@@ -188,6 +188,10 @@ pub struct EngineConfig {
     #[arg(long, env = "SEEDCORE_RETRY_MAX_SECONDS", default_value_t = 3600.0)]
     pub retry_max_seconds: f64,
 
+    /// Task types run by remote HTTP executors: `type=http://host:port/path`, comma-separated.
+    #[arg(long, env = "SEEDCORE_EXECUTORS", default_value = "")]
+    pub executors: String,
+
     /// Seconds in-flight tasks get to finish on SIGTERM/SIGINT before they are released.
     #[arg(long, env = "SEEDCORE_SHUTDOWN_GRACE_SECONDS", default_value_t = 30.0)]
     pub shutdown_grace_seconds: f64,

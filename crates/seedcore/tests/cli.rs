@@ -21,7 +21,7 @@ async fn db_init_migrates_a_fresh_database_and_says_what_it_did() {
     );
     assert!(out.contains("applied migration"), "{out}");
     assert!(
-        out.contains("verified: tables tasks, task_events and facts are present"),
+        out.contains("verified: tables tasks, task_events, facts and workers are present"),
         "{out}"
     );
 

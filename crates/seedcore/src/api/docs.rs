@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::{
     Json, Router,
     extract::Path,
-    http::{StatusCode, header},
+    http::header,
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -32,7 +32,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(openapi: OpenApi) -> Router<S> {
         .route("/docs/", index_page)
         .route(
             "/docs/{*file}",
-            get(move |Path(file): Path<String>| async move { asset(&file, &config) }),
+            get(move |Path(file): Path<String>| async move { asset(&file, &config).await }),
         )
 }
 
@@ -50,12 +50,13 @@ fn index_page(config: &Arc<Config<'static>>) -> Response {
     }
 }
 
-fn asset(file: &str, config: &Arc<Config<'static>>) -> Response {
+async fn asset(file: &str, config: &Arc<Config<'static>>) -> Response {
     match load(file, config) {
         Ok(Some((content_type, bytes))) => {
             ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
         }
-        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        // The same answer as any unknown route, so clients see one 404 shape.
+        Ok(None) => super::not_found().await,
         Err(err) => failure(Some(err)),
     }
 }
@@ -69,5 +70,6 @@ fn load(file: &str, config: &Arc<Config<'static>>) -> Result<Option<(String, Vec
 
 fn failure(err: Option<String>) -> Response {
     tracing::error!(error = ?err, "cannot serve the docs page");
-    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+    // The API's usual 500 body: the cause goes to the log, not to the client.
+    super::internal_error()
 }

@@ -11,6 +11,7 @@ pub mod extract;
 mod facts;
 mod service;
 mod tasks;
+mod workers;
 
 use std::sync::Arc;
 
@@ -71,6 +72,7 @@ impl AppState {
     tags(
         (name = "tasks", description = "Create, list, run and cancel tasks"),
         (name = "facts", description = "Store and search facts"),
+        (name = "workers", description = "The worker processes sharing the database"),
         (name = "service", description = "Health, readiness and documentation"),
     )
 )]
@@ -91,6 +93,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
             facts::update_fact,
             facts::delete_fact
         ))
+        .routes(routes!(workers::list_workers))
 }
 
 /// Every documented route: the service routes and `/api/v1`.

@@ -95,6 +95,16 @@ impl HandlerRouter {
         router
     }
 
+    /// Sends each `(type, url)` pair's tasks to a remote executor (replacing a built-in).
+    pub fn with_executors(mut self, executors: &[(String, String)]) -> HandlerRouter {
+        let client = reqwest::Client::new();
+        for (task_type, url) in executors {
+            let executor = super::remote::RemoteExecutor::new(url, client.clone());
+            self.register_named(task_type, &format!("remote:{task_type}"), executor);
+        }
+        self
+    }
+
     /// Serves `task_type` with `handler`, named after the type; replaces an earlier one.
     pub fn register(&mut self, task_type: &str, handler: impl Handler) -> &mut Self {
         self.register_named(task_type, task_type, handler)

@@ -12,6 +12,7 @@
 
 pub mod builtin;
 pub mod handler;
+pub mod remote;
 pub mod retry;
 
 use std::{
@@ -36,6 +37,7 @@ pub use retry::RetryPolicy;
 
 use crate::{
     config::{EngineConfig, seconds},
+    model::Worker,
     store::{Claim, ClaimedTask, DriftRange, DynStore, Lease, Outcome, Signal},
 };
 
@@ -114,6 +116,7 @@ struct Inner {
     router: HandlerRouter,
     settings: EngineSettings,
     worker_id: String,
+    host: String,
     lanes: Vec<Lane>,
     running: Mutex<HashMap<Uuid, Running>>,
     stop_claiming: CancellationToken,
@@ -141,7 +144,13 @@ pub struct ShutdownReport {
 
 impl Engine {
     pub fn new(store: DynStore, router: HandlerRouter, settings: EngineSettings) -> Engine {
-        let worker_id = worker_id();
+        let host = hostname::get()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "unknown-host".into());
+        let nonce = Uuid::new_v4().simple().to_string();
+        // Unique per process even when hosts and pids repeat (containers).
+        let worker_id = format!("{host}:{}:{}", std::process::id(), &nonce[..8]);
         let threshold = settings.drift_threshold;
         let mut lanes = Vec::new();
         let mut lane = |name, escalated, capacity, drift, timeout| {
@@ -183,6 +192,7 @@ impl Engine {
                 router,
                 settings,
                 worker_id,
+                host,
                 lanes,
                 running: Mutex::new(HashMap::new()),
                 stop_claiming: CancellationToken::new(),
@@ -196,9 +206,13 @@ impl Engine {
         &self.inner.worker_id
     }
 
-    /// Starts the lanes, the heartbeat, the rescue of expired leases and the wake-up listener.
-    pub fn start(self) -> EngineHandle {
+    /// Registers the process, then starts the lanes, the heartbeat, the rescue of expired
+    /// leases and the wake-up listener.
+    pub async fn start(self) -> EngineHandle {
         let inner = self.inner;
+        if let Err(err) = inner.store.register_worker(&inner.describe()).await {
+            tracing::warn!(error = %err, "cannot register this worker process; running anyway");
+        }
         let lanes = (0..inner.lanes.len())
             .map(|i| tokio::spawn(claim_loop(inner.clone(), i)))
             .collect();
@@ -254,12 +268,31 @@ impl EngineHandle {
         for task in self.background {
             let _ = task.await;
         }
+        if let Err(err) = inner.store.worker_stopped(&inner.worker_id).await {
+            tracing::warn!(error = %err, "cannot record this worker process as stopped");
+        }
         tracing::info!(released = report.released, "workers stopped");
         report
     }
 }
 
 impl Inner {
+    fn describe(&self) -> Worker {
+        let now = Utc::now();
+        Worker {
+            id: self.worker_id.clone(),
+            host: self.host.clone(),
+            pid: std::process::id() as i32,
+            version: crate::VERSION.into(),
+            concurrency: self.settings.concurrency as i32,
+            escalated_concurrency: self.settings.escalated_concurrency as i32,
+            lease_seconds: self.settings.lease.as_secs_f64(),
+            started_at: now,
+            last_seen_at: now,
+            stopped_at: None,
+        }
+    }
+
     fn signal(&self, signal: Signal) {
         match signal {
             Signal::TasksReady => self.lanes.iter().for_each(|lane| lane.wake.notify_one()),
@@ -498,6 +531,9 @@ async fn heartbeat_loop(inner: Arc<Inner>) {
             _ = inner.stop_background.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
+        if let Err(err) = inner.store.worker_seen(&inner.worker_id).await {
+            tracing::warn!(error = %err, "cannot record this worker's heartbeat");
+        }
         let held = inner.leases();
         if held.is_empty() {
             continue;
@@ -541,14 +577,4 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
-}
-
-/// `host:pid:random`, unique per process even when hosts and pids repeat.
-fn worker_id() -> String {
-    let host = hostname::get()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "unknown-host".into());
-    let nonce = Uuid::new_v4().simple().to_string();
-    format!("{host}:{}:{}", std::process::id(), &nonce[..8])
 }

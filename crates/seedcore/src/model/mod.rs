@@ -1,9 +1,12 @@
-//! The task and fact types the API returns and the store keeps, and the task state machine.
+//! The task, fact and worker types the API returns and the store keeps, and the task state
+//! machine.
 
 pub mod fact;
 pub mod id;
 pub mod task;
+pub mod worker;
 
 pub use fact::{Fact, FactPatch, NewFact};
 pub use id::IdRef;
 pub use task::{NewTask, Task, TaskEvent, TaskStatus};
+pub use worker::{Worker, WorkerState};

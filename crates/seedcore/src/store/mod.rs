@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::model::{Fact, FactPatch, IdRef, NewFact, NewTask, Task, TaskEvent, TaskStatus};
+use crate::model::{Fact, FactPatch, IdRef, NewFact, NewTask, Task, TaskEvent, TaskStatus, Worker};
 
 pub use postgres::PgStore;
 
@@ -209,6 +209,16 @@ pub trait Store: Send + Sync + 'static {
     async fn release(&self, leases: &[Lease]) -> StoreResult<u64>;
     /// Requeues (or fails, when out of attempts) running tasks whose lease expired.
     async fn rescue_expired(&self) -> StoreResult<u64>;
+
+    // Worker processes.
+    /// Records a worker process as started (or restarted under the same id).
+    async fn register_worker(&self, worker: &Worker) -> StoreResult<()>;
+    /// Marks the worker as seen now.
+    async fn worker_seen(&self, id: &str) -> StoreResult<()>;
+    /// Marks the worker as stopped gracefully.
+    async fn worker_stopped(&self, id: &str) -> StoreResult<()>;
+    /// Registered workers, newest first; stopped ones older than a day are forgotten.
+    async fn list_workers(&self) -> StoreResult<Vec<Worker>>;
 
     // Facts.
     async fn create_fact(&self, fact: NewFact) -> StoreResult<Fact>;

@@ -22,7 +22,7 @@ use super::{
     Claim, ClaimedTask, FactQuery, Lease, MigrationReport, Outcome, Page, Signal, SignalSink,
     Store, StoreError, StoreResult, TaskQuery, like_literal,
 };
-use crate::model::{Fact, FactPatch, IdRef, NewFact, NewTask, Task, TaskEvent, TaskStatus};
+use crate::model::{Fact, FactPatch, IdRef, NewFact, NewTask, Task, TaskEvent, TaskStatus, Worker};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -30,7 +30,7 @@ const TASKS_CHANNEL: &str = "seedcore_tasks";
 const CANCEL_CHANNEL: &str = "seedcore_cancel";
 
 /// Tables `verify` expects after migration.
-const TABLES: [&str; 3] = ["tasks", "task_events", "facts"];
+const TABLES: [&str; 4] = ["tasks", "task_events", "facts", "workers"];
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -224,6 +224,37 @@ impl From<FactRow> for Fact {
             meta_data: row.meta_data.0,
             created_at: row.created_at,
             updated_at: row.updated_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct WorkerRow {
+    id: String,
+    host: String,
+    pid: i32,
+    version: String,
+    concurrency: i32,
+    escalated_concurrency: i32,
+    lease_seconds: f64,
+    started_at: DateTime<Utc>,
+    last_seen_at: DateTime<Utc>,
+    stopped_at: Option<DateTime<Utc>>,
+}
+
+impl From<WorkerRow> for Worker {
+    fn from(row: WorkerRow) -> Worker {
+        Worker {
+            id: row.id,
+            host: row.host,
+            pid: row.pid,
+            version: row.version,
+            concurrency: row.concurrency,
+            escalated_concurrency: row.escalated_concurrency,
+            lease_seconds: row.lease_seconds,
+            started_at: row.started_at,
+            last_seen_at: row.last_seen_at,
+            stopped_at: row.stopped_at,
         }
     }
 }
@@ -536,6 +567,53 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(rescued.rows_affected())
+    }
+
+    async fn register_worker(&self, worker: &Worker) -> StoreResult<()> {
+        sqlx::query(
+            r"insert into workers (id, host, pid, version, concurrency, escalated_concurrency,
+                                   lease_seconds, started_at, last_seen_at)
+              values ($1, $2, $3, $4, $5, $6, $7, now(), now())
+              on conflict (id) do update
+              set last_seen_at = now(), stopped_at = null",
+        )
+        .bind(&worker.id)
+        .bind(&worker.host)
+        .bind(worker.pid)
+        .bind(&worker.version)
+        .bind(worker.concurrency)
+        .bind(worker.escalated_concurrency)
+        .bind(worker.lease_seconds)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn worker_seen(&self, id: &str) -> StoreResult<()> {
+        sqlx::query("update workers set last_seen_at = now() where id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn worker_stopped(&self, id: &str) -> StoreResult<()> {
+        sqlx::query("update workers set stopped_at = now(), last_seen_at = now() where id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_workers(&self) -> StoreResult<Vec<Worker>> {
+        sqlx::query("delete from workers where last_seen_at < now() - interval '1 day'")
+            .execute(&self.pool)
+            .await?;
+        let rows: Vec<WorkerRow> =
+            sqlx::query_as("select * from workers order by started_at desc, id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(Worker::from).collect())
     }
 
     async fn create_fact(&self, fact: NewFact) -> StoreResult<Fact> {

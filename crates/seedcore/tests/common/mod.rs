@@ -173,7 +173,10 @@ impl TestApp {
         router: HandlerRouter,
     ) -> TestApp {
         let store: DynStore = Arc::new(db.store().await);
-        let engine = engine.map(|settings| Engine::new(store.clone(), router, settings).start());
+        let engine = match engine {
+            Some(settings) => Some(Engine::new(store.clone(), router, settings).start().await),
+            None => None,
+        };
         let app = api::app(AppState::new(store.clone(), settings));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
