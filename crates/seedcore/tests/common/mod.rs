@@ -34,6 +34,15 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// A small pool on the admin database, for what a test does to the server itself.
+pub async fn admin_pool() -> sqlx::PgPool {
+    PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&admin_url())
+        .await
+        .expect("connect to the admin database")
+}
+
 /// A database of its own for one test, dropped when the value is.
 pub struct TestDb {
     pub name: String,

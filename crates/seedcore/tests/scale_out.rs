@@ -1,0 +1,170 @@
+//! Several real `seedcore` processes sharing one PostgreSQL: load sharing, crashes, signals and
+//! a database that drops every connection.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{process::*, *};
+use seedcore::{
+    model::NewTask,
+    store::{PgStore, Store},
+};
+use serde_json::json;
+
+async fn enqueue(store: &PgStore, count: usize, task_type: &str, params: serde_json::Value) {
+    for _ in 0..count {
+        let mut task = NewTask::of_type(task_type);
+        task.params = params.as_object().cloned().unwrap_or_default();
+        task.run_immediately = true;
+        store.create_task(task).await.expect("enqueue");
+    }
+}
+
+async fn count(store: &PgStore, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(store.pool()).await.expect("count")
+}
+
+async fn wait_until_all_completed(store: &PgStore, total: i64, within: Duration) {
+    eventually(within, "every task completes", || async {
+        (count(store, "select count(*) from tasks where status = 'completed'").await == total)
+            .then_some(())
+    })
+    .await;
+}
+
+fn worker(url: &str, extra: &[(&str, &str)]) -> Process {
+    let mut env = vec![("PG_DSN", url), ("SEEDCORE_POLL_INTERVAL_MS", "200")];
+    env.extend_from_slice(extra);
+    let mut process = Process::spawn(&["worker"], &env);
+    process.wait_for_line("workers started", Duration::from_secs(30));
+    process
+}
+
+#[tokio::test]
+async fn three_worker_processes_share_the_load_and_run_each_task_once() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let url = db.url();
+    let _workers: Vec<Process> = (0..3)
+        .map(|_| worker(&url, &[("SEEDCORE_WORKER_CONCURRENCY", "4")]))
+        .collect();
+    enqueue(&store, 300, "sleep", json!({"seconds": 0.01})).await;
+    wait_until_all_completed(&store, 300, Duration::from_secs(60)).await;
+
+    let claimed_twice = count(
+        &store,
+        "select count(*) from (select task_id from task_events where kind = 'claimed'
+                               group by task_id having count(*) > 1) twice",
+    )
+    .await;
+    assert_eq!(claimed_twice, 0, "a task was claimed more than once");
+    assert_eq!(count(&store, "select count(*) from tasks where attempts <> 1").await, 0);
+    let workers_used =
+        count(&store, "select count(distinct worker_id) from tasks").await;
+    assert!(workers_used >= 2, "only {workers_used} worker(s) did any work");
+    let registered = store.list_workers().await.unwrap();
+    assert_eq!(registered.len(), 3);
+}
+
+#[tokio::test]
+async fn tasks_of_a_worker_killed_mid_task_are_rescued_and_complete_once() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let url = db.url();
+    let lease = [("SEEDCORE_LEASE_SECONDS", "2"), ("SEEDCORE_WORKER_CONCURRENCY", "4")];
+    let mut doomed = worker(&url, &lease);
+    enqueue(&store, 4, "sleep", json!({"seconds": 3})).await;
+    eventually(Duration::from_secs(10), "the doomed worker runs all four", || async {
+        (count(&store, "select count(*) from tasks where status = 'running'").await == 4)
+            .then_some(())
+    })
+    .await;
+    doomed.signal("KILL");
+    doomed.wait_exit(Duration::from_secs(10));
+
+    let _survivor = worker(&url, &lease);
+    wait_until_all_completed(&store, 4, Duration::from_secs(60)).await;
+    assert_eq!(
+        count(&store, "select count(*) from task_events where kind = 'rescued'").await,
+        4
+    );
+    assert_eq!(
+        count(&store, "select count(*) from task_events where kind = 'completed'").await,
+        4
+    );
+    let lost = store
+        .list_workers()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|w| w.stopped_at.is_none() && w.pid == doomed.child.id() as i32)
+        .count();
+    assert_eq!(lost, 1, "the killed worker never said goodbye");
+}
+
+#[tokio::test]
+async fn sigterm_under_load_exits_cleanly_and_leaves_nothing_running() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let url = db.url();
+    let mut busy = worker(
+        &url,
+        &[("SEEDCORE_WORKER_CONCURRENCY", "4"), ("SEEDCORE_SHUTDOWN_GRACE_SECONDS", "1")],
+    );
+    enqueue(&store, 20, "sleep", json!({"seconds": 0.3})).await;
+    enqueue(&store, 4, "sleep", json!({"seconds": 30})).await;
+    eventually(Duration::from_secs(10), "some tasks complete", || async {
+        (count(&store, "select count(*) from tasks where status = 'completed'").await > 0)
+            .then_some(())
+    })
+    .await;
+    busy.signal("TERM");
+    let started = std::time::Instant::now();
+    let status = busy.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "exit status {status:?}; log:\n{}", busy.log.join("\n"));
+    assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());
+    assert_eq!(count(&store, "select count(*) from tasks where status = 'running'").await, 0);
+    assert_eq!(
+        count(&store, "select count(*) from tasks where status not in ('completed', 'queued')")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn workers_recover_by_themselves_when_the_database_drops_every_connection() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let url = db.url();
+    let _worker = worker(&url, &[("SEEDCORE_WORKER_CONCURRENCY", "4")]);
+    enqueue(&store, 10, "noop", json!({})).await;
+    wait_until_all_completed(&store, 10, Duration::from_secs(30)).await;
+
+    // What a restart looks like from outside: every connection cut, new ones refused a while.
+    outage(&db, Duration::from_secs(2)).await;
+
+    let store = db.store().await;
+    enqueue(&store, 10, "noop", json!({})).await;
+    wait_until_all_completed(&store, 20, Duration::from_secs(60)).await;
+    assert_eq!(count(&store, "select count(*) from tasks where status <> 'completed'").await, 0);
+}
+
+async fn outage(db: &TestDb, length: Duration) {
+    let admin = admin_pool().await;
+    let allow = |allowed: bool| {
+        // The name is the test's own; ALTER DATABASE takes no bind parameters.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "alter database {} with allow_connections {allowed}",
+            db.name
+        )))
+    };
+    allow(false).execute(&admin).await.unwrap();
+    sqlx::query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1")
+        .bind(&db.name)
+        .execute(&admin)
+        .await
+        .unwrap();
+    tokio::time::sleep(length).await;
+    allow(true).execute(&admin).await.unwrap();
+}
