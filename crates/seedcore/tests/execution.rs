@@ -432,6 +432,11 @@ fn custom_router() -> HandlerRouter {
             handler_fn(|task| async move { Ok(json!({"good_day": task.params["name"]})) }),
         )
         .register(
+            "nul",
+            // PostgreSQL's jsonb cannot hold a NUL character: this result cannot be stored.
+            handler_fn(|_task| async { Ok(json!({"text": "a\u{0}b"})) }),
+        )
+        .register(
             "refuse",
             handler_fn(|_task| async { Err(HandlerError::Permanent("not today".into())) }),
         );
@@ -506,5 +511,27 @@ async fn many_tasks_all_complete_exactly_once() {
         let task = app.finished(id).await;
         assert_eq!(task.status, TaskStatus::Completed);
         assert_eq!(task.attempts, 1);
+    }
+}
+
+#[tokio::test]
+async fn a_result_the_database_cannot_store_fails_only_its_own_task() {
+    let app = app_with_custom_handlers().await;
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let task_type = if n == 7 { "nul" } else { "echo" };
+        let task = app
+            .create_task(json!({"type": task_type, "params": {"n": n}, "run_immediately": true}))
+            .await;
+        ids.push(id_of(&task));
+    }
+    for (n, id) in ids.iter().enumerate() {
+        let task = app.finished(id).await;
+        if n == 7 {
+            assert_eq!(task.status, TaskStatus::Failed);
+            assert!(task.error.unwrap().contains("could not be stored"));
+        } else {
+            assert_eq!(task.status, TaskStatus::Completed, "task {n}");
+        }
     }
 }

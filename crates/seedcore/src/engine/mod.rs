@@ -11,6 +11,7 @@
 //! - wake-ups are hints; each lane also polls, so a lost notification only delays.
 
 pub mod builtin;
+mod completer;
 pub mod handler;
 pub mod remote;
 pub mod retry;
@@ -23,10 +24,11 @@ use std::{
 };
 
 use chrono::Utc;
+use completer::Completion;
 use futures::FutureExt;
 use serde_json::json;
 use tokio::{
-    sync::{Notify, OwnedSemaphorePermit, Semaphore},
+    sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot},
     task::JoinHandle,
 };
 use tokio_util::sync::CancellationToken;
@@ -119,6 +121,9 @@ struct Inner {
     host: String,
     lanes: Vec<Lane>,
     running: Mutex<HashMap<Uuid, Running>>,
+    completions: mpsc::Sender<Completion>,
+    /// Taken by `start`, which hands it to the completer loop.
+    completion_inbox: Mutex<Option<mpsc::Receiver<Completion>>>,
     stop_claiming: CancellationToken,
     stop_background: CancellationToken,
 }
@@ -186,8 +191,11 @@ impl Engine {
             },
             settings.escalated_timeout,
         );
+        let (completions, completion_inbox) = completer::channel();
         Engine {
             inner: Arc::new(Inner {
+                completions,
+                completion_inbox: Mutex::new(Some(completion_inbox)),
                 store,
                 router,
                 settings,
@@ -218,7 +226,18 @@ impl Engine {
             .collect();
         let sink_inner = inner.clone();
         let sink = Arc::new(move |signal| sink_inner.signal(signal));
+        let inbox = inner
+            .completion_inbox
+            .lock()
+            .expect("completion inbox")
+            .take()
+            .expect("an engine starts once");
         let background = vec![
+            tokio::spawn(completer::run(
+                inner.store.clone(),
+                inbox,
+                inner.stop_background.clone(),
+            )),
             tokio::spawn(heartbeat_loop(inner.clone())),
             tokio::spawn(rescue_loop(inner.clone())),
             inner.store.watch(sink, inner.stop_background.clone()),
@@ -497,22 +516,33 @@ impl Inner {
         }
     }
 
-    /// Stores the outcome, retrying briefly when the database is unreachable: if it stays
-    /// unreachable the lease expires and the task runs again (at-least-once).
+    /// Stores the outcome through the completer, retrying briefly when the database is
+    /// unreachable: if it stays unreachable the lease expires and the task runs again
+    /// (at-least-once).
     async fn finish(&self, lease: Lease, outcome: Outcome) {
         let mut pause = Duration::from_millis(100);
         for _ in 0..5 {
-            match self.store.finish_attempt(lease, outcome.clone()).await {
-                Ok(true) => return,
-                Ok(false) => {
+            let (done, recorded) = oneshot::channel();
+            let completion = Completion {
+                lease,
+                outcome: outcome.clone(),
+                done,
+            };
+            if self.completions.send(completion).await.is_err() {
+                return;
+            }
+            match recorded.await {
+                Ok(Ok(true)) => return,
+                Ok(Ok(false)) => {
                     tracing::info!(task_id = %lease.task_id, "lease lost before the attempt was recorded; result dropped");
                     return;
                 }
-                Err(err) => {
+                Ok(Err(err)) => {
                     tracing::warn!(task_id = %lease.task_id, error = %err, "cannot record the attempt yet");
                     tokio::time::sleep(pause).await;
                     pause *= 3;
                 }
+                Err(_) => return,
             }
         }
     }

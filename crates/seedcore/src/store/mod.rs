@@ -200,8 +200,13 @@ pub trait Store: Send + Sync + 'static {
 
     // Tasks, for the workers.
     async fn claim_tasks(&self, claim: &Claim) -> StoreResult<Vec<ClaimedTask>>;
-    /// Records how an attempt ended; false when the lease was no longer current.
-    async fn finish_attempt(&self, lease: Lease, outcome: Outcome) -> StoreResult<bool>;
+    /// Records how attempts ended, in one transaction; returns the leases that were still
+    /// current (the others' outcomes were dropped).
+    async fn finish_attempts(&self, batch: &[(Lease, Outcome)]) -> StoreResult<Vec<Lease>>;
+    /// Records how one attempt ended; false when the lease was no longer current.
+    async fn finish_attempt(&self, lease: Lease, outcome: Outcome) -> StoreResult<bool> {
+        Ok(!self.finish_attempts(&[(lease, outcome)]).await?.is_empty())
+    }
     /// Extends the leases still current and returns them; the rest were lost.
     async fn renew_leases(&self, leases: &[Lease], lease: Duration) -> StoreResult<Vec<Lease>>;
     /// Puts tasks whose attempt was interrupted on purpose back in the queue, the attempt

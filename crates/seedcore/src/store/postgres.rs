@@ -288,6 +288,46 @@ impl EventRow {
     }
 }
 
+fn leases(pairs: Vec<(Uuid, Uuid)>) -> Vec<Lease> {
+    pairs
+        .into_iter()
+        .map(|(task_id, token)| Lease { task_id, token })
+        .collect()
+}
+
+/// A batch of attempt outcomes as the parallel arrays `finish.sql` unnests.
+#[derive(Default)]
+struct FinishColumns {
+    ids: Vec<Uuid>,
+    tokens: Vec<Uuid>,
+    statuses: Vec<&'static str>,
+    results: Vec<Option<Value>>,
+    errors: Vec<Option<String>>,
+    run_ats: Vec<Option<DateTime<Utc>>>,
+}
+
+impl From<&[(Lease, Outcome)]> for FinishColumns {
+    fn from(batch: &[(Lease, Outcome)]) -> Self {
+        let mut columns = FinishColumns::default();
+        for (lease, outcome) in batch {
+            let (status, result, error, run_at) = match outcome {
+                Outcome::Completed(result) => ("completed", Some(result.clone()), None, None),
+                Outcome::Retry { error, run_at } => {
+                    ("retry", None, Some(error.clone()), Some(*run_at))
+                }
+                Outcome::Failed(error) => ("failed", None, Some(error.clone()), None),
+            };
+            columns.ids.push(lease.task_id);
+            columns.tokens.push(lease.token);
+            columns.statuses.push(status);
+            columns.results.push(result);
+            columns.errors.push(error);
+            columns.run_ats.push(run_at);
+        }
+        columns
+    }
+}
+
 fn task_filters(builder: &mut QueryBuilder<Postgres>, query: &TaskQuery) {
     builder.push(" where true");
     if let Some(status) = query.status {
@@ -483,82 +523,49 @@ impl Store for PgStore {
         rows.into_iter().map(TaskRow::into_claimed).collect()
     }
 
-    async fn finish_attempt(&self, lease: Lease, outcome: Outcome) -> StoreResult<bool> {
-        let query = match &outcome {
-            Outcome::Completed(result) => sqlx::query(
-                r"update tasks
-                  set status = 'completed', result = $3, error = null, finished_at = now(),
-                      lease_token = null, lease_expires_at = null, updated_at = now()
-                  where id = $1 and lease_token = $2 and status = 'running'",
-            )
-            .bind(lease.task_id)
-            .bind(lease.token)
-            .bind(Json(result)),
-            Outcome::Retry { error, run_at } => sqlx::query(
-                r"update tasks
-                  set status = 'retry', error = $3, run_at = $4,
-                      lease_token = null, lease_expires_at = null, updated_at = now()
-                  where id = $1 and lease_token = $2 and status = 'running'",
-            )
-            .bind(lease.task_id)
-            .bind(lease.token)
-            .bind(error)
-            .bind(run_at),
-            Outcome::Failed(error) => sqlx::query(
-                r"update tasks
-                  set status = 'failed', result = null, error = $3, finished_at = now(),
-                      lease_token = null, lease_expires_at = null, updated_at = now()
-                  where id = $1 and lease_token = $2 and status = 'running'",
-            )
-            .bind(lease.task_id)
-            .bind(lease.token)
-            .bind(error),
-        };
-        Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+    async fn finish_attempts(&self, batch: &[(Lease, Outcome)]) -> StoreResult<Vec<Lease>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let columns = FinishColumns::from(batch);
+        let recorded: Vec<(Uuid, Uuid)> = sqlx::query_as(include_str!("sql/finish.sql"))
+            .bind(&columns.ids)
+            .bind(&columns.tokens)
+            .bind(&columns.statuses)
+            .bind(&columns.results)
+            .bind(&columns.errors)
+            .bind(&columns.run_ats)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(leases(recorded))
     }
 
-    async fn renew_leases(&self, leases: &[Lease], lease: Duration) -> StoreResult<Vec<Lease>> {
-        if leases.is_empty() {
+    async fn renew_leases(&self, held: &[Lease], lease: Duration) -> StoreResult<Vec<Lease>> {
+        if held.is_empty() {
             return Ok(Vec::new());
         }
         let (ids, tokens): (Vec<Uuid>, Vec<Uuid>) =
-            leases.iter().map(|l| (l.task_id, l.token)).unzip();
-        let renewed: Vec<(Uuid, Uuid)> = sqlx::query_as(
-            r"update tasks t
-              set lease_expires_at = now() + make_interval(secs => $3)
-              from unnest($1::uuid[], $2::uuid[]) as held(id, token)
-              where t.id = held.id and t.lease_token = held.token and t.status = 'running'
-              returning t.id, t.lease_token",
-        )
-        .bind(&ids)
-        .bind(&tokens)
-        .bind(lease.as_secs_f64())
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(renewed
-            .into_iter()
-            .map(|(task_id, token)| Lease { task_id, token })
-            .collect())
+            held.iter().map(|l| (l.task_id, l.token)).unzip();
+        let renewed: Vec<(Uuid, Uuid)> = sqlx::query_as(include_str!("sql/renew_leases.sql"))
+            .bind(&ids)
+            .bind(&tokens)
+            .bind(lease.as_secs_f64())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(leases(renewed))
     }
 
-    async fn release(&self, leases: &[Lease]) -> StoreResult<u64> {
-        if leases.is_empty() {
+    async fn release(&self, held: &[Lease]) -> StoreResult<u64> {
+        if held.is_empty() {
             return Ok(0);
         }
         let (ids, tokens): (Vec<Uuid>, Vec<Uuid>) =
-            leases.iter().map(|l| (l.task_id, l.token)).unzip();
-        let released = sqlx::query(
-            r"update tasks t
-              set status = 'queued', attempts = greatest(t.attempts - 1, 0), run_at = now(),
-                  worker_id = null, lease_token = null, lease_expires_at = null,
-                  started_at = null, updated_at = now()
-              from unnest($1::uuid[], $2::uuid[]) as held(id, token)
-              where t.id = held.id and t.lease_token = held.token and t.status = 'running'",
-        )
-        .bind(&ids)
-        .bind(&tokens)
-        .execute(&self.pool)
-        .await?;
+            held.iter().map(|l| (l.task_id, l.token)).unzip();
+        let released = sqlx::query(include_str!("sql/release.sql"))
+            .bind(&ids)
+            .bind(&tokens)
+            .execute(&self.pool)
+            .await?;
         Ok(released.rows_affected())
     }
 

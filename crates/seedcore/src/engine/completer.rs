@@ -1,0 +1,95 @@
+//! Records attempt outcomes in batches: each finished attempt is handed to one loop per
+//! process, which writes everything that arrived while its previous write was in flight in a
+//! single statement. At low load a batch is one outcome and adds no wait; under load one round
+//! trip records many.
+//!
+//! One outcome that the database refuses (a result it cannot store) must not sink the others:
+//! a failed batch is retried one outcome at a time, and a result that still cannot be stored
+//! fails its task with the reason.
+
+use std::collections::HashSet;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{DynStore, Lease, Outcome, StoreError};
+
+/// Most outcomes one statement records.
+const MAX_BATCH: usize = 256;
+
+/// What the completer says about one outcome: recorded, lease lost, or could not be written.
+pub type Recorded = Result<bool, String>;
+
+pub struct Completion {
+    pub lease: Lease,
+    pub outcome: Outcome,
+    pub done: oneshot::Sender<Recorded>,
+}
+
+pub fn channel() -> (mpsc::Sender<Completion>, mpsc::Receiver<Completion>) {
+    mpsc::channel(4 * MAX_BATCH)
+}
+
+pub async fn run(store: DynStore, mut inbox: mpsc::Receiver<Completion>, stop: CancellationToken) {
+    loop {
+        let first = tokio::select! {
+            next = inbox.recv() => match next {
+                Some(completion) => completion,
+                None => return,
+            },
+            _ = stop.cancelled() => return,
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match inbox.try_recv() {
+                Ok(completion) => batch.push(completion),
+                Err(_) => break,
+            }
+        }
+        record(&store, batch).await;
+    }
+}
+
+async fn record(store: &DynStore, batch: Vec<Completion>) {
+    let pairs: Vec<(Lease, Outcome)> = batch.iter().map(|c| (c.lease, c.outcome.clone())).collect();
+    match store.finish_attempts(&pairs).await {
+        Ok(recorded) => {
+            let recorded: HashSet<Lease> = recorded.into_iter().collect();
+            for completion in batch {
+                let _ = completion
+                    .done
+                    .send(Ok(recorded.contains(&completion.lease)));
+            }
+        }
+        Err(err @ StoreError::Unavailable(_)) => {
+            let message = err.to_string();
+            for completion in batch {
+                let _ = completion.done.send(Err(message.clone()));
+            }
+        }
+        Err(_) if batch.len() > 1 => {
+            for completion in batch {
+                Box::pin(record(store, vec![completion])).await;
+            }
+        }
+        Err(err) => {
+            let completion = batch.into_iter().next().expect("a batch of one");
+            let recorded = record_refused(store, &completion, &err).await;
+            let _ = completion.done.send(recorded);
+        }
+    }
+}
+
+/// The database refused this outcome itself: a completed task whose result cannot be stored
+/// fails with the reason instead of being retried forever.
+async fn record_refused(store: &DynStore, completion: &Completion, err: &StoreError) -> Recorded {
+    tracing::error!(task_id = %completion.lease.task_id, error = %err, "cannot record the attempt's outcome");
+    let Outcome::Completed(_) = completion.outcome else {
+        return Err(err.to_string());
+    };
+    let failed = Outcome::Failed(format!("the handler's result could not be stored: {err}"));
+    store
+        .finish_attempt(completion.lease, failed)
+        .await
+        .map_err(|err| err.to_string())
+}
