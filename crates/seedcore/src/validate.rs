@@ -35,6 +35,49 @@ impl FieldError {
     }
 }
 
+/// The error type and message for text holding U+0000.
+pub const NUL_KIND: &str = "string_nul";
+pub const NUL_MSG: &str = "Text may not contain the NUL character (\\u0000)";
+
+/// Where the given keys of `object` hold U+0000: in a string, an object key or anywhere nested.
+/// Neither PostgreSQL text nor jsonb can store it, so it is refused as invalid input instead of
+/// failing in the database as a 500.
+pub fn nul_errors(object: &Map<String, Value>, keys: &[&str]) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    for key in keys {
+        if let Some(value) = object.get(*key) {
+            find_nul(value, &mut vec![Value::from(*key)], &mut errors);
+        }
+    }
+    errors
+}
+
+fn find_nul(value: &Value, loc: &mut Vec<Value>, errors: &mut Vec<FieldError>) {
+    match value {
+        Value::String(s) if s.contains('\0') => {
+            errors.push(FieldError::new(loc.clone(), NUL_KIND, NUL_MSG));
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                loc.push(Value::from(i));
+                find_nul(item, loc, errors);
+                loc.pop();
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                loc.push(Value::from(key.as_str()));
+                if key.contains('\0') {
+                    errors.push(FieldError::new(loc.clone(), NUL_KIND, NUL_MSG));
+                }
+                find_nul(item, loc, errors);
+                loc.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Joins errors into one line, for a handler's error message.
 pub fn describe(errors: &[FieldError]) -> String {
     errors
@@ -225,7 +268,7 @@ pub fn new_fact(object: &Map<String, Value>) -> Result<NewFact, Vec<FieldError>>
     let text = fields.required_string("text", false);
     let tags = fields.strings("tags").unwrap_or_default();
     let meta_data = fields.object("meta_data").unwrap_or_default();
-    fields.finish()?;
+    fact_errors(fields, object)?;
     Ok(NewFact {
         text: text.unwrap_or_default(),
         tags,
@@ -247,8 +290,22 @@ pub fn fact_patch(object: &Map<String, Value>) -> Result<FactPatch, Vec<FieldErr
     if fields.has("meta_data") {
         patch.meta_data = Some(fields.object("meta_data").unwrap_or_default());
     }
-    fields.finish()?;
+    fact_errors(fields, object)?;
     Ok(patch)
+}
+
+/// The keys of a fact body that are stored.
+const FACT_FIELDS: [&str; 3] = ["text", "tags", "meta_data"];
+
+/// Every error in a fact body: the fields' own, then any NUL character they hold.
+fn fact_errors(fields: Fields, object: &Map<String, Value>) -> Result<(), Vec<FieldError>> {
+    let mut errors = fields.finish().err().unwrap_or_default();
+    errors.extend(nul_errors(object, &FACT_FIELDS));
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 #[cfg(test)]
@@ -318,6 +375,28 @@ mod tests {
             vec!["greater_than_equal", "less_than_equal", "int_type"]
         );
         assert_eq!(errors[1].msg, "Input should be less than or equal to 1000");
+    }
+
+    #[test]
+    fn nul_characters_anywhere_in_a_fact_are_refused() {
+        let errors = new_fact(&object(json!({
+            "text": "a\u{0}b",
+            "tags": ["ok", "x\u{0}"],
+            "meta_data": {"deep": [{"k\u{0}": 1}]},
+        })))
+        .unwrap_err();
+        let locs: Vec<_> = errors.iter().map(|e| (e.loc.clone(), e.kind)).collect();
+        assert_eq!(
+            locs,
+            vec![
+                (vec![json!("text")], NUL_KIND),
+                (vec![json!("tags"), json!(1)], NUL_KIND),
+                (
+                    vec![json!("meta_data"), json!("deep"), json!(0), json!("k\u{0}")],
+                    NUL_KIND
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use axum::{
 use serde_json::{Map, Value, json};
 
 use super::{AppState, error::ApiError};
-use crate::validate::FieldError;
+use crate::validate::{FieldError, NUL_KIND, NUL_MSG};
 
 /// A request body that is a JSON object.
 pub struct JsonObject(pub Map<String, Value>);
@@ -64,6 +64,34 @@ fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
+/// Declares an extractor for an id path segment, kept as sent. Percent-escapes that do not
+/// decode to UTF-8 cannot be an id either, so they get the 422 of any malformed id rather than
+/// axum's plain-text 400.
+macro_rules! path_id {
+    ($name:ident, $param:literal) => {
+        #[doc = concat!("The `{", $param, "}` path segment as sent.")]
+        pub struct $name(pub String);
+
+        impl<S: Send + Sync> FromRequestParts<S> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+                match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+                    Ok(axum::extract::Path(raw)) => Ok($name(raw)),
+                    Err(_) => Err(ApiError::invalid(
+                        &["path", $param],
+                        "uuid_parsing",
+                        "Input should be a UUID or a prefix of 4 to 35 hexadecimal digits and hyphens",
+                    )),
+                }
+            }
+        }
+    };
+}
+
+path_id!(TaskIdPath, "task_id");
+path_id!(FactIdPath, "fact_id");
+
 /// The query string as name/value pairs, read with the contract's rules: an empty value means
 /// the parameter was not given, and errors are collected so all are reported at once.
 pub struct QueryParams {
@@ -106,6 +134,17 @@ impl QueryParams {
             .rev()
             .find(|(k, v)| k == name && !v.is_empty())
             .map(|(_, v)| v.clone())
+    }
+
+    /// Like [`QueryParams::text`], for a value compared with stored text: PostgreSQL text cannot
+    /// hold U+0000, so such a value is refused here rather than failing in the database.
+    pub fn stored_text(&mut self, name: &str) -> Option<String> {
+        let value = self.text(name)?;
+        if value.contains('\0') {
+            self.fail(name, NUL_KIND, NUL_MSG.into());
+            return None;
+        }
+        Some(value)
     }
 
     /// Every non-empty value of `name`, in order.

@@ -1,16 +1,14 @@
 //! Fact endpoints: create, list with search and tag filters, get, patch, delete.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-};
+use axum::{Json, extract::State};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{
     ApiError, AppState,
-    extract::{JsonObject, QueryParams},
+    extract::{FactIdPath, JsonObject, QueryParams},
 };
 use crate::{
     model::{Fact, IdRef},
@@ -117,6 +115,7 @@ pub async fn list_facts(
         offset: params.integer("offset", 0, i64::MAX, 0),
     };
     params.finish()?;
+    refuse_nul(&query)?;
     let Page { total, items } = state
         .store
         .list_facts(&query)
@@ -137,7 +136,7 @@ pub async fn list_facts(
 )]
 pub async fn get_fact(
     State(state): State<AppState>,
-    Path(fact_id): Path<String>,
+    FactIdPath(fact_id): FactIdPath,
 ) -> Result<Json<Fact>, ApiError> {
     let id = resolve(&state, &fact_id).await?;
     let fact = state
@@ -160,7 +159,7 @@ pub async fn get_fact(
 )]
 pub async fn update_fact(
     State(state): State<AppState>,
-    Path(fact_id): Path<String>,
+    FactIdPath(fact_id): FactIdPath,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Fact>, ApiError> {
     let id = resolve(&state, &fact_id).await?;
@@ -183,7 +182,7 @@ pub async fn update_fact(
 )]
 pub async fn delete_fact(
     State(state): State<AppState>,
-    Path(fact_id): Path<String>,
+    FactIdPath(fact_id): FactIdPath,
 ) -> Result<Json<Deleted>, ApiError> {
     let id = resolve(&state, &fact_id).await?;
     state
@@ -202,6 +201,29 @@ async fn resolve(state: &AppState, raw: &str) -> Result<Uuid, ApiError> {
         .resolve_fact(&id)
         .await
         .map_err(|err| store_error(err, raw))
+}
+
+/// Refuses `q` or `tag` values holding U+0000: PostgreSQL rejects it in any text it is given,
+/// which would fail the whole query (a 500) instead of matching nothing.
+fn refuse_nul(query: &FactQuery) -> Result<(), ApiError> {
+    let bad_q = query.q.iter().any(|q| q.contains('\0'));
+    let bad_tag = query.tags.iter().any(|t| t.contains('\0'));
+    let errors: Vec<FieldError> = [("q", bad_q), ("tag", bad_tag)]
+        .into_iter()
+        .filter(|(_, bad)| *bad)
+        .map(|(name, _)| {
+            FieldError::new(
+                vec![json!("query"), json!(name)],
+                validate::NUL_KIND,
+                validate::NUL_MSG,
+            )
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
 }
 
 fn body_errors(errors: Vec<FieldError>) -> ApiError {

@@ -1,9 +1,6 @@
 //! Task endpoints: create, list, get, run, cancel, status and the event trail.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-};
+use axum::{Json, extract::State};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Map;
@@ -12,12 +9,12 @@ use uuid::Uuid;
 
 use super::{
     ApiError, AppState,
-    extract::{JsonObject, QueryParams},
+    extract::{JsonObject, QueryParams, TaskIdPath},
 };
 use crate::{
     model::{IdRef, NewTask, Task, TaskEvent, TaskStatus},
     store::{Page, TaskQuery},
-    validate::Fields,
+    validate::{Fields, nul_errors},
 };
 
 /// The body of `POST /api/v1/tasks`.
@@ -119,6 +116,7 @@ fn new_task(
     let timeout_seconds = fields.number("timeout_seconds");
     let bad_timeout = timeout_seconds.is_some_and(|t| t <= 0.0);
     let mut errors = fields.finish().err().unwrap_or_default();
+    errors.extend(nul_errors(body, &STORED_FIELDS));
     if bad_timeout {
         errors.push(crate::validate::FieldError::new(
             vec!["timeout_seconds".into()],
@@ -143,6 +141,9 @@ fn new_task(
     })
 }
 
+/// The fields stored as PostgreSQL text or jsonb, which cannot hold U+0000.
+const STORED_FIELDS: [&str; 4] = ["type", "description", "domain", "params"];
+
 #[utoipa::path(
     get, path = "/tasks", tag = "tasks",
     params(TaskListParams),
@@ -163,8 +164,8 @@ pub async fn list_tasks(
             TaskStatus::parse,
             "one of created, queued, running, retry, completed, failed, cancelled",
         ),
-        task_type: params.text("type"),
-        domain: params.text("domain"),
+        task_type: params.stored_text("type"),
+        domain: params.stored_text("domain"),
     };
     params.finish()?;
     let Page { total, items } = state.store.list_tasks(&query).await.map_err(store_error)?;
@@ -183,7 +184,7 @@ pub async fn list_tasks(
 )]
 pub async fn get_task(
     State(state): State<AppState>,
-    Path(task_id): Path<String>,
+    TaskIdPath(task_id): TaskIdPath,
 ) -> Result<Json<Task>, ApiError> {
     let id = resolve(&state, &task_id).await?;
     let task = state.store.get_task(id).await.map_err(store_error)?;
@@ -200,7 +201,7 @@ pub async fn get_task(
 )]
 pub async fn run_task(
     State(state): State<AppState>,
-    Path(task_id): Path<String>,
+    TaskIdPath(task_id): TaskIdPath,
 ) -> Result<Json<Task>, ApiError> {
     let id = resolve(&state, &task_id).await?;
     let task = state.store.run_task(id).await.map_err(store_error)?;
@@ -217,7 +218,7 @@ pub async fn run_task(
 )]
 pub async fn cancel_task(
     State(state): State<AppState>,
-    Path(task_id): Path<String>,
+    TaskIdPath(task_id): TaskIdPath,
 ) -> Result<Json<Task>, ApiError> {
     let id = resolve(&state, &task_id).await?;
     let task = state.store.cancel_task(id).await.map_err(store_error)?;
@@ -234,7 +235,7 @@ pub async fn cancel_task(
 )]
 pub async fn task_status(
     State(state): State<AppState>,
-    Path(task_id): Path<String>,
+    TaskIdPath(task_id): TaskIdPath,
 ) -> Result<Json<TaskStatusView>, ApiError> {
     let id = resolve(&state, &task_id).await?;
     let task = state.store.get_task(id).await.map_err(store_error)?;
@@ -256,7 +257,7 @@ pub async fn task_status(
 )]
 pub async fn task_events(
     State(state): State<AppState>,
-    Path(task_id): Path<String>,
+    TaskIdPath(task_id): TaskIdPath,
 ) -> Result<Json<TaskEvents>, ApiError> {
     let id = resolve(&state, &task_id).await?;
     // Existence first, so an unknown id is a 404 rather than an empty trail.
