@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The project's whole test run: formatting, lints and tests against a real
-# PostgreSQL, with Chromium available for the browser tests.
+# PostgreSQL, then the behavioural suites again on the embedded SQLite store,
+# with Chromium available for the browser tests.
 #
 # Usage:
-#   scripts/test.sh [ARGS...]              run everything; ARGS go to the last `cargo test`
-#                                          (e.g. `scripts/test.sh -- some_filter`)
+#   scripts/test.sh [ARGS...]              run everything; ARGS go to the main (PostgreSQL)
+#                                          `cargo test`, and what follows `--` (e.g. a filter:
+#                                          `scripts/test.sh -- some_filter`) to the SQLite run too
 #   scripts/test.sh --env-only -- CMD...   set up PostgreSQL and Chromium, then run CMD
 #                                          with the exported environment instead of cargo
 #
@@ -238,3 +240,20 @@ cargo clippy --all-targets --locked -- -D warnings
 # that the extra arguments (usually a filter) apply to the last, main run.
 cargo test --locked --doc
 cargo test --locked --all-targets "$@"
+
+# The suites that test behaviour through the store, once more on SQLite: both
+# backends must behave the same. (Suites of several processes sharing a database,
+# and the command-line tests, are PostgreSQL's alone.)
+SQLITE_SUITES=(execution remote smoke api_service api_tasks api_facts)
+sqlite_args=()
+for suite in "${SQLITE_SUITES[@]}"; do
+    sqlite_args+=(--test "$suite")
+done
+for ((i = 1; i <= $#; i++)); do
+    if [[ ${!i} == -- ]]; then
+        sqlite_args+=("${@:i}")
+        break
+    fi
+done
+log "again on SQLite: ${SQLITE_SUITES[*]}"
+SEEDCORE_TEST_BACKEND=sqlite cargo test --locked "${sqlite_args[@]}"

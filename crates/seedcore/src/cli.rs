@@ -1,16 +1,24 @@
 //! The command line: `serve`, `worker` and `db init`, and what each does on start and stop.
+//!
+//! `serve` and `db init` work on either store; `worker` needs PostgreSQL, since the embedded
+//! SQLite file belongs to the one process that serves it.
 
-use std::{process::ExitCode, sync::Arc, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::Arc,
+    time::Duration,
+};
 
 use clap::{Args, Parser, Subcommand};
-use sqlx::{ConnectOptions, postgres::PgConnectOptions};
+use sqlx::{ConnectOptions, error::DatabaseError, postgres::PgConnectOptions, sqlite::SqliteError};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     api::{self, ApiSettings, AppState},
     config::{DatabaseConfig, DatabaseTarget, EngineConfig, LogConfig, ServerConfig},
     engine::{Engine, EngineHandle, HandlerRouter, remote::parse_executors},
-    store::{DynStore, PgStore, StoreError},
+    store::{DynStore, PgStore, SqliteStore, StoreError},
     telemetry,
 };
 
@@ -75,9 +83,10 @@ pub struct DbArgs {
 #[error("{0}")]
 pub struct CliError(String);
 
-const NO_DATABASE: &str = "no database configured: set PG_DSN (or DATABASE_URL) to a \
-    postgresql:// URL, or POSTGRES_HOST with POSTGRES_PORT, POSTGRES_DB, POSTGRES_USER and \
-    POSTGRES_PASSWORD (or the matching --flags; see --help)";
+const WORKER_NEEDS_POSTGRES: &str = "it serves one process, and `seedcore serve` runs its own \
+    workers. To add worker processes, give serve and every worker the same PostgreSQL: PG_DSN \
+    (or DATABASE_URL) set to a postgresql:// URL, or POSTGRES_HOST with POSTGRES_PORT, \
+    POSTGRES_DB, POSTGRES_USER and POSTGRES_PASSWORD (or the matching --flags; see --help)";
 
 pub fn run(cli: Cli) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -108,12 +117,14 @@ pub fn run(cli: Cli) -> ExitCode {
 
 async fn serve(args: ServeArgs) -> Result<(), CliError> {
     telemetry::init(&args.log.log_level);
-    let store = open_store(&args.database, args.database.pool_timeout()).await?;
-    migrate(&store).await?;
+    let database = open_store(&args.database, args.database.pool_timeout()).await?;
+    let store = database.store.clone();
+    migrate(&store, &args.database).await?;
     let engine = start_engine(&store, &args.engine).await?;
     let settings = ApiSettings {
         max_body_bytes: args.server.max_body_bytes,
         default_max_attempts: args.engine.max_attempts,
+        max_bulk_body_bytes: args.server.max_bulk_body_bytes,
     };
     let app = api::app(AppState::new(store, settings));
     let address = (args.server.host, args.server.port);
@@ -137,14 +148,24 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     if let Some(engine) = engine {
         engine.shutdown().await;
     }
+    database.close().await;
     tracing::info!("seedcore stopped");
     Ok(())
 }
 
 async fn worker(args: WorkerArgs) -> Result<(), CliError> {
     telemetry::init(&args.log.log_level);
-    let store = open_store(&args.database, args.database.pool_timeout()).await?;
-    migrate(&store).await?;
+    if let DatabaseTarget::Sqlite(path) = target(&args.database)? {
+        return Err(CliError(format!(
+            "seedcore worker needs PostgreSQL, but the database is the embedded SQLite file {}: \
+             {WORKER_NEEDS_POSTGRES}",
+            sqlite_url(&path)
+        )));
+    }
+    let store = open_store(&args.database, args.database.pool_timeout())
+        .await?
+        .store;
+    migrate(&store, &args.database).await?;
     let Some(engine) = start_engine(&store, &args.engine).await? else {
         return Err(CliError(
             "SEEDCORE_WORKER_CONCURRENCY is 0: a worker process with no workers has nothing to do"
@@ -159,10 +180,11 @@ async fn worker(args: WorkerArgs) -> Result<(), CliError> {
 async fn db_init(args: DbArgs) -> Result<(), CliError> {
     telemetry::init(&args.log.log_level);
     let timeout = args.database.pool_timeout().min(Duration::from_secs(10));
-    let store = open_store(&args.database, timeout).await?;
+    let database = open_store(&args.database, timeout).await?;
+    let store = &database.store;
     println!(
         "connected: {} ({})",
-        describe(&args.database)?,
+        describe(&target(&args.database)?),
         store.backend()
     );
     let report = store
@@ -177,6 +199,8 @@ async fn db_init(args: DbArgs) -> Result<(), CliError> {
         report.applied.len(),
         report.already_applied
     );
+    set_search_language(store, &args.database).await?;
+    println!("fact search language: {}", args.database.search_language);
     let missing = store
         .verify()
         .await
@@ -188,6 +212,7 @@ async fn db_init(args: DbArgs) -> Result<(), CliError> {
         )));
     }
     println!("verified: tables tasks, task_events, facts and workers are present");
+    database.close().await;
     Ok(())
 }
 
@@ -206,47 +231,105 @@ async fn start_engine(
     Ok(Some(engine.start().await))
 }
 
-async fn open_store(config: &DatabaseConfig, timeout: Duration) -> Result<DynStore, CliError> {
-    let options = postgres_options(config)?;
-    let doing = || format!("connect to {}", describe(config).unwrap_or_default());
+/// An opened store. Closing it when a command ends lets SQLite fold its write-ahead log back
+/// into the database file, so that the file alone holds everything (a copy of it is a backup).
+struct Database {
+    store: DynStore,
+    sqlite: Option<SqliteStore>,
+}
+
+impl Database {
+    async fn close(self) {
+        drop(self.store);
+        if let Some(sqlite) = self.sqlite {
+            sqlite.close().await;
+        }
+    }
+}
+
+async fn open_store(config: &DatabaseConfig, timeout: Duration) -> Result<Database, CliError> {
+    let target = target(config)?;
+    let name = describe(&target);
+    let database = match target {
+        DatabaseTarget::Postgres(options) => Database {
+            store: connect_postgres(*options, config.postgres_pool_size, timeout, &name).await?,
+            sqlite: None,
+        },
+        DatabaseTarget::Sqlite(path) => {
+            let sqlite = open_sqlite(&path, &name).await?;
+            Database {
+                store: Arc::new(sqlite.clone()),
+                sqlite: Some(sqlite),
+            }
+        }
+    };
+    tracing::info!(database = %name, backend = database.store.backend(), "database opened");
+    Ok(database)
+}
+
+async fn connect_postgres(
+    options: PgConnectOptions,
+    pool_size: u32,
+    timeout: Duration,
+    name: &str,
+) -> Result<DynStore, CliError> {
+    let doing = format!("connect to {name}");
     // One direct connection first: a pool reports only "timed out", this says why.
     let probe = tokio::time::timeout(timeout, options.connect()).await;
     match probe {
         Ok(Ok(connection)) => drop(connection),
-        Ok(Err(err)) => return Err(explain(&err.into(), &doing())),
+        Ok(Err(err)) => return Err(explain(&err.into(), &doing)),
         Err(_) => {
             return Err(CliError(format!(
-                "cannot {}: no answer within {timeout:?}",
-                doing()
+                "cannot {doing}: no answer within {timeout:?}"
             )));
         }
     }
-    let store = PgStore::connect(options, config.postgres_pool_size, timeout)
+    let store = PgStore::connect(options, pool_size, timeout)
         .await
-        .map_err(|err| explain(&err, &doing()))?;
+        .map_err(|err| explain(&err, &doing))?;
     Ok(Arc::new(store))
 }
 
-fn postgres_options(config: &DatabaseConfig) -> Result<PgConnectOptions, CliError> {
-    match config.target().map_err(|err| CliError(err.to_string()))? {
-        DatabaseTarget::Postgres(options) => Ok(*options),
-        DatabaseTarget::Unconfigured => Err(CliError(NO_DATABASE.into())),
+/// Opens the embedded database, creating its folder and file on first use.
+async fn open_sqlite(path: &Path, name: &str) -> Result<SqliteStore, CliError> {
+    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder).map_err(|err| {
+            CliError(format!(
+                "cannot create the data folder {}: {err}",
+                folder.display()
+            ))
+        })?;
+    }
+    SqliteStore::open(path)
+        .await
+        .map_err(|err| explain(&err, &format!("open {name}")))
+}
+
+fn target(config: &DatabaseConfig) -> Result<DatabaseTarget, CliError> {
+    config.target().map_err(|err| CliError(err.to_string()))
+}
+
+/// `postgresql://user@host:port/db` without the password, or `sqlite:///absolute/path`.
+fn describe(target: &DatabaseTarget) -> String {
+    match target {
+        DatabaseTarget::Postgres(options) => format!(
+            "postgresql://{}@{}:{}/{}",
+            options.get_username(),
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or(options.get_username())
+        ),
+        DatabaseTarget::Sqlite(path) => sqlite_url(path),
     }
 }
 
-/// `postgresql://user@host:port/db`, without the password.
-fn describe(config: &DatabaseConfig) -> Result<String, CliError> {
-    let options = postgres_options(config)?;
-    Ok(format!(
-        "postgresql://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or(options.get_username())
-    ))
+fn sqlite_url(path: &Path) -> String {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path));
+    format!("sqlite://{}", absolute.display())
 }
 
-async fn migrate(store: &DynStore) -> Result<(), CliError> {
+async fn migrate(store: &DynStore, config: &DatabaseConfig) -> Result<(), CliError> {
     let report = store
         .migrate()
         .await
@@ -254,11 +337,26 @@ async fn migrate(store: &DynStore) -> Result<(), CliError> {
     if !report.applied.is_empty() {
         tracing::info!(applied = ?report.applied, "database migrated");
     }
+    set_search_language(store, config).await
+}
+
+async fn set_search_language(store: &DynStore, config: &DatabaseConfig) -> Result<(), CliError> {
+    let language = &config.search_language;
+    let changed = store
+        .set_search_language(language)
+        .await
+        .map_err(|err| explain(&err, &format!("use search language '{language}'")))?;
+    if changed {
+        tracing::info!(language, "fact search index rebuilt for the new language");
+    }
     Ok(())
 }
 
 /// A store error as a sentence that says what to check.
 fn explain(err: &StoreError, doing: &str) -> CliError {
+    if let Some(hint) = sqlite_hint(err) {
+        return CliError(format!("cannot {doing}: {err}{hint}"));
+    }
     let hint = match err {
         StoreError::Unavailable(_) => {
             " (is the server running and reachable, and are the host and port right?)"
@@ -281,6 +379,23 @@ fn explain(err: &StoreError, doing: &str) -> CliError {
         _ => "",
     };
     CliError(format!("cannot {doing}: {err}{hint}"))
+}
+
+/// What to check for an error SQLite reported, by its primary result code.
+fn sqlite_hint(err: &StoreError) -> Option<&'static str> {
+    let (StoreError::Unavailable(sqlx::Error::Database(db))
+    | StoreError::Database(sqlx::Error::Database(db))) = err
+    else {
+        return None;
+    };
+    let code: i32 = db.try_downcast_ref::<SqliteError>()?.code()?.parse().ok()?;
+    Some(match code & 0xff {
+        5 | 6 => " (another process holds the database file; try again when it is done)",
+        8 => " (the database file or its folder is read-only)",
+        14 => " (check the path, and that its folder exists and is writable)",
+        26 => " (the file is not a SQLite database)",
+        _ => "",
+    })
 }
 
 /// Cancelled on SIGINT or SIGTERM.

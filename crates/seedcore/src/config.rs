@@ -4,8 +4,12 @@
 //! (`PG_DSN`, `POSTGRES_*`, `DATABASE_URL`, `LOG_LEVEL`, `HOST`, `PORT`); seedcore's own settings
 //! start with `SEEDCORE_`. The doc comments below are the `--help` text. Secrets never appear in
 //! `Debug` output or logs.
+//!
+//! The database is chosen once, here: a `postgresql://` URL or `POSTGRES_HOST` means
+//! PostgreSQL; a `sqlite:` URL, or no database setting at all, means the embedded SQLite file
+//! (by default `seedcore.db` in the data folder).
 
-use std::{fmt, net::IpAddr, time::Duration};
+use std::{fmt, net::IpAddr, path::PathBuf, time::Duration};
 
 use clap::Args;
 use sqlx::postgres::PgConnectOptions;
@@ -14,10 +18,12 @@ use sqlx::postgres::PgConnectOptions;
 #[derive(Args, Clone)]
 pub struct DatabaseConfig {
     /// PostgreSQL URL, e.g. postgresql://user:pass@host:5432/db. Takes precedence over the rest.
+    /// A sqlite: URL (sqlite:///abs/path.db, sqlite://relative.db) picks the embedded store;
+    /// its file and folder are created if missing.
     #[arg(long, env = "PG_DSN", hide_env_values = true)]
     pub pg_dsn: Option<String>,
 
-    /// PostgreSQL URL, accepted as an alternative to PG_DSN.
+    /// Database URL (postgresql:// or sqlite:), accepted as an alternative to PG_DSN.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
@@ -49,23 +55,41 @@ pub struct DatabaseConfig {
     /// Seconds to wait for a free connection before a request fails with 503.
     #[arg(long, env = "POSTGRES_POOL_TIMEOUT", default_value_t = 30.0)]
     pub postgres_pool_timeout: f64,
+
+    /// Folder of the embedded database file (seedcore.db), used when no PostgreSQL setting
+    /// is given; created if missing.
+    #[arg(long, env = "SEEDCORE_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Language of full-text fact search (a PostgreSQL text search configuration such as
+    /// english, german, simple); changing it rebuilds the search index on start. The embedded
+    /// store searches in English only.
+    #[arg(long, env = "SEEDCORE_SEARCH_LANGUAGE", default_value = "english")]
+    pub search_language: String,
 }
+
+/// The embedded database's file name inside the data folder.
+pub const SQLITE_FILE: &str = "seedcore.db";
 
 /// The database a process was configured for.
 pub enum DatabaseTarget {
     Postgres(Box<PgConnectOptions>),
-    /// No database setting was given.
-    Unconfigured,
+    /// The embedded store's file: from a sqlite: URL, or the data folder's default.
+    Sqlite(PathBuf),
 }
 
 impl DatabaseConfig {
-    /// Resolves the settings into one target: PG_DSN, then DATABASE_URL, then POSTGRES_HOST.
+    /// Resolves the settings into one target: PG_DSN, then DATABASE_URL, then POSTGRES_HOST,
+    /// and with none of them the embedded file in the data folder.
     pub fn target(&self) -> Result<DatabaseTarget, ConfigError> {
         if let Some(url) = self.pg_dsn.as_deref().or(self.database_url.as_deref()) {
+            if let Some(path) = parse_sqlite_url(url)? {
+                return Ok(DatabaseTarget::Sqlite(path));
+            }
             return parse_postgres_url(url).map(|o| DatabaseTarget::Postgres(Box::new(o)));
         }
         let Some(host) = &self.postgres_host else {
-            return Ok(DatabaseTarget::Unconfigured);
+            return Ok(DatabaseTarget::Sqlite(self.data_dir.join(SQLITE_FILE)));
         };
         let mut options = PgConnectOptions::new_without_pgpass()
             .host(host)
@@ -84,11 +108,32 @@ impl DatabaseConfig {
     }
 }
 
+/// The file a `sqlite:` URL names, None for a URL of another scheme. `sqlite:///abs/x.db` and
+/// `sqlite:/abs/x.db` are absolute, `sqlite://x.db` and `sqlite:x.db` relative to the current
+/// folder; a `?query` is ignored. An in-memory database is refused: the store opens the file
+/// from several connections, which would each see a database of their own.
+fn parse_sqlite_url(url: &str) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return Ok(None);
+    };
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    if path.is_empty() || path == ":memory:" {
+        return Err(ConfigError(
+            "the sqlite: URL must name a database file, e.g. sqlite:///var/lib/seedcore/seedcore.db"
+                .into(),
+        ));
+    }
+    Ok(Some(PathBuf::from(path)))
+}
+
 fn parse_postgres_url(url: &str) -> Result<PgConnectOptions, ConfigError> {
     let scheme_ok = url.starts_with("postgres://") || url.starts_with("postgresql://");
     if !scheme_ok {
         return Err(ConfigError(
-            "the database URL must start with postgresql:// or postgres://".into(),
+            "the database URL must start with postgresql://, postgres:// or sqlite:".into(),
         ));
     }
     url.parse::<PgConnectOptions>()
@@ -109,6 +154,8 @@ impl fmt::Debug for DatabaseConfig {
             .field("postgres_password", &redacted(&self.postgres_password))
             .field("postgres_pool_size", &self.postgres_pool_size)
             .field("postgres_pool_timeout", &self.postgres_pool_timeout)
+            .field("data_dir", &self.data_dir)
+            .field("search_language", &self.search_language)
             .finish()
     }
 }
@@ -136,6 +183,10 @@ pub struct ServerConfig {
     /// Largest request body accepted, in bytes; larger bodies get 413.
     #[arg(long, env = "SEEDCORE_MAX_BODY_BYTES", default_value_t = 1_048_576)]
     pub max_body_bytes: usize,
+
+    /// Largest body of a bulk request (up to 10,000 items), in bytes.
+    #[arg(long, env = "SEEDCORE_MAX_BULK_BODY_BYTES", default_value_t = 64 * 1_048_576)]
+    pub max_bulk_body_bytes: usize,
 }
 
 /// How the workers of this process run tasks.
@@ -195,6 +246,19 @@ pub struct EngineConfig {
     /// Seconds in-flight tasks get to finish on SIGTERM/SIGINT before they are released.
     #[arg(long, env = "SEEDCORE_SHUTDOWN_GRACE_SECONDS", default_value_t = 30.0)]
     pub shutdown_grace_seconds: f64,
+
+    /// Also escalate tasks below the threshold when this process sees drift creeping up: a
+    /// one-sided CUSUM over the drift of the tasks it runs (see the README).
+    #[arg(long, env = "SEEDCORE_DRIFT_CUSUM", default_value_t = false)]
+    pub drift_cusum: bool,
+
+    /// Drift per task that the CUSUM lets pass without adding to its sum.
+    #[arg(long, env = "SEEDCORE_DRIFT_CUSUM_SLACK", default_value_t = 0.1)]
+    pub drift_cusum_slack: f64,
+
+    /// CUSUM sum above which a task is escalated (the sum then starts again).
+    #[arg(long, env = "SEEDCORE_DRIFT_CUSUM_LIMIT", default_value_t = 5.0)]
+    pub drift_cusum_limit: f64,
 }
 
 impl EngineConfig {
@@ -227,6 +291,8 @@ pub struct ConfigError(pub String);
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     /// Settings as if given on the command line only, whatever the environment holds.
@@ -241,6 +307,8 @@ mod tests {
             postgres_password: None,
             postgres_pool_size: 20,
             postgres_pool_timeout: 30.0,
+            data_dir: PathBuf::from("./data"),
+            search_language: "english".into(),
         };
         for pair in args.chunks(2) {
             let value = Some(pair[1].to_string());
@@ -249,6 +317,8 @@ mod tests {
                 "--postgres-host" => db.postgres_host = value,
                 "--postgres-db" => db.postgres_db = pair[1].into(),
                 "--postgres-password" => db.postgres_password = value,
+                "--database-url" => db.database_url = value,
+                "--data-dir" => db.data_dir = pair[1].into(),
                 other => panic!("unknown flag {other}"),
             }
         }
@@ -281,12 +351,51 @@ mod tests {
         assert_eq!(options.get_database(), Some("d"));
     }
 
+    fn sqlite_path(db: DatabaseConfig) -> PathBuf {
+        match db.target().unwrap() {
+            DatabaseTarget::Sqlite(path) => path,
+            DatabaseTarget::Postgres(_) => panic!("expected a sqlite target"),
+        }
+    }
+
     #[test]
-    fn no_database_setting_leaves_the_target_unconfigured() {
-        assert!(matches!(
-            probe(&[]).target().unwrap(),
-            DatabaseTarget::Unconfigured
-        ));
+    fn no_database_setting_means_the_embedded_file_in_the_data_folder() {
+        assert_eq!(sqlite_path(probe(&[])), Path::new("./data/seedcore.db"));
+        assert_eq!(
+            sqlite_path(probe(&["--data-dir", "/srv/seedcore"])),
+            Path::new("/srv/seedcore/seedcore.db")
+        );
+    }
+
+    #[test]
+    fn a_sqlite_url_names_the_file_absolute_or_relative() {
+        for (url, path) in [
+            ("sqlite:///var/lib/s.db", "/var/lib/s.db"),
+            ("sqlite:/var/lib/s.db?mode=rwc", "/var/lib/s.db"),
+            ("sqlite://s.db", "s.db"),
+            ("sqlite:data/s.db", "data/s.db"),
+        ] {
+            assert_eq!(
+                sqlite_path(probe(&["--database-url", url])),
+                Path::new(path)
+            );
+        }
+        assert_eq!(
+            sqlite_path(probe(&[
+                "--pg-dsn",
+                "sqlite:///x.db",
+                "--postgres-host",
+                "h"
+            ])),
+            Path::new("/x.db")
+        );
+    }
+
+    #[test]
+    fn an_in_memory_or_empty_sqlite_url_is_refused() {
+        for url in ["sqlite::memory:", "sqlite://", "sqlite:"] {
+            assert!(probe(&["--database-url", url]).target().is_err(), "{url}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //!
 //! The crate is both the `seedcore` binary and a library:
 //! - [`config`] holds every setting (environment variables and command-line flags);
-//! - [`store`] is the storage trait and its PostgreSQL implementation;
+//! - [`store`] is the storage trait and its implementations, PostgreSQL and embedded SQLite;
 //! - [`engine`] runs the workers: claiming, leases, retries and the handler router;
 //! - [`api`] is the HTTP API (axum) with its OpenAPI document;
 //! - [`model`] holds the task and fact types and the task state machine.
@@ -15,6 +15,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod legacy;
 pub mod model;
 pub mod store;
 pub mod telemetry;

@@ -33,6 +33,12 @@ impl FieldError {
         self.loc.insert(0, Value::String(prefix.into()));
         self
     }
+
+    /// The same error, located under a list position.
+    pub fn under_index(mut self, index: usize) -> FieldError {
+        self.loc.insert(0, Value::from(index));
+        self
+    }
 }
 
 /// The error type and message for text holding U+0000.

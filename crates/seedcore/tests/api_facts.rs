@@ -9,7 +9,6 @@ use common::*;
 use reqwest::{Method, StatusCode, header::CONTENT_TYPE};
 use seedcore::api::ApiSettings;
 use serde_json::{Value, json};
-use sqlx::{ConnectOptions, Connection};
 use uuid::Uuid;
 
 const FACTS: &str = "/api/v1/facts";
@@ -88,20 +87,7 @@ fn assert_invalid_at(status: StatusCode, body: &Value, loc: Value) {
 
 /// Inserts a fact row directly, with a chosen id and creation time.
 async fn insert_row(app: &TestApp, id: &str, text: &str, created_at: DateTime<Utc>) {
-    let mut conn = app.db.options.connect().await.expect("connect");
-    sqlx::query(
-        "insert into facts (id, text, tags, meta_data, created_at, updated_at)
-         values ($1, $2, $3, $4, $5, $5)",
-    )
-    .bind(Uuid::parse_str(id).expect("a uuid"))
-    .bind(text)
-    .bind(Vec::<String>::new())
-    .bind(sqlx::types::Json(json!({})))
-    .bind(created_at)
-    .execute(&mut conn)
-    .await
-    .expect("insert a fact row");
-    conn.close().await.ok();
+    app.db.raw().await.insert_fact(id, text, created_at).await;
 }
 
 async fn send_raw(app: &TestApp, body: reqwest::Body) -> (StatusCode, Value) {
@@ -444,14 +430,15 @@ async fn limit_and_offset_accept_their_bounds() {
 #[tokio::test]
 async fn the_default_page_holds_one_hundred_facts() {
     let app = TestApp::without_workers().await;
-    let mut conn = app.db.options.connect().await.expect("connect");
-    sqlx::query(
-        "insert into facts (id, text) select gen_random_uuid(), 'bulk ' || n from generate_series(1, 101) n",
-    )
-    .execute(&mut conn)
-    .await
-    .expect("insert facts");
-    conn.close().await.ok();
+    let raw = app.db.raw().await;
+    for n in 1..=101 {
+        raw.insert_fact(
+            &Uuid::new_v4().to_string(),
+            &format!("bulk {n}"),
+            Utc::now(),
+        )
+        .await;
+    }
     let (status, page) = list(&app, &[]).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(page["total"], 101);

@@ -15,7 +15,6 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use seedcore::{api::ApiSettings, model::TaskStatus};
 use serde_json::{Value, json};
-use sqlx::{PgPool, types::Json};
 use uuid::Uuid;
 
 const TASKS: &str = "/api/v1/tasks";
@@ -163,43 +162,8 @@ async fn assert_create_refused(app: &TestApp, body: Value, loc: Value, kind: &st
     assert_eq!(total(app).await, before, "nothing stored for {body}");
 }
 
-async fn pool(app: &TestApp) -> PgPool {
-    PgPool::connect_with(app.db.options.clone())
-        .await
-        .expect("connect to the test database")
-}
-
-/// Inserts a task row with a chosen id and creation time (the API chooses neither).
-async fn insert_task(pool: &PgPool, id: &str, task_type: &str, created_at: DateTime<Utc>) {
-    sqlx::query(
-        "insert into tasks (id, type, created_at, updated_at, run_at) values ($1, $2, $3, $3, $3)",
-    )
-    .bind(Uuid::parse_str(id).expect("a uuid"))
-    .bind(task_type)
-    .bind(created_at)
-    .execute(pool)
-    .await
-    .expect("insert a task");
-}
-
-/// Moves a task to a state only workers reach, as a worker would leave it.
-async fn force_state(
-    pool: &PgPool,
-    id: &str,
-    status: TaskStatus,
-    result: Option<Value>,
-    error: Option<&str>,
-) {
-    sqlx::query(
-        "update tasks set status = $2, result = $3, error = $4, updated_at = now() where id = $1",
-    )
-    .bind(Uuid::parse_str(id).expect("a uuid"))
-    .bind(status.as_str())
-    .bind(result.map(Json))
-    .bind(error)
-    .execute(pool)
-    .await
-    .expect("set the task's state");
+async fn pool(app: &TestApp) -> RawDb {
+    app.db.raw().await
 }
 
 async fn get_task(app: &TestApp, id: &str) -> Value {
@@ -659,15 +623,10 @@ async fn tasks_created_at_the_same_instant_are_listed_by_id_descending() {
         "8000000a-0000-4000-8000-000000000000",
     ];
     for id in same {
-        insert_task(&pool, id, "tie", at).await;
+        pool.insert_task(id, "tie", at).await;
     }
-    insert_task(
-        &pool,
-        "ffffffff-ffff-4fff-bfff-ffffffffffff",
-        "old",
-        earlier,
-    )
-    .await;
+    pool.insert_task("ffffffff-ffff-4fff-bfff-ffffffffffff", "old", earlier)
+        .await;
     let page = list(&app, "").await;
     assert_eq!(
         ids(&page),
@@ -715,14 +674,14 @@ async fn the_total_counts_every_match_before_paging_and_pages_follow_the_list() 
 async fn the_task_list_returns_one_hundred_items_by_default() {
     let app = TestApp::without_workers().await;
     let pool = pool(&app).await;
-    sqlx::query(
-        "insert into tasks (id, type, created_at)
-         select gen_random_uuid(), 'bulk', now() - make_interval(secs => n)
-         from generate_series(1, 105) as n",
-    )
-    .execute(&pool)
-    .await
-    .expect("bulk insert");
+    for n in 1..=105 {
+        pool.insert_task(
+            &uuid::Uuid::new_v4().to_string(),
+            "bulk",
+            chrono::Utc::now() - chrono::Duration::seconds(n),
+        )
+        .await;
+    }
     let page = list(&app, "").await;
     assert_eq!(page["total"], 105);
     assert_eq!(page["items"].as_array().unwrap().len(), 100);
@@ -966,13 +925,8 @@ async fn prefix_fixture(app: &TestApp) -> [&'static str; 3] {
         "abce0000-0000-4000-8000-000000000003",
     ];
     for (n, id) in ids.iter().enumerate() {
-        insert_task(
-            &pool,
-            id,
-            "echo",
-            Utc::now() - chrono::Duration::seconds(n as i64),
-        )
-        .await;
+        pool.insert_task(id, "echo", Utc::now() - chrono::Duration::seconds(n as i64))
+            .await;
     }
     ids
 }
@@ -1179,8 +1133,7 @@ async fn running_a_failed_task_queues_it_with_result_and_error_cleared() {
     let app = TestApp::without_workers().await;
     let pool = pool(&app).await;
     let id = id_of(&app.create_task(json!({"type": "echo"})).await);
-    force_state(
-        &pool,
+    pool.force_state(
         &id,
         TaskStatus::Failed,
         Some(json!({"partial": true})),
@@ -1202,8 +1155,7 @@ async fn running_a_cancelled_task_queues_it_with_result_and_error_cleared() {
     let pool = pool(&app).await;
     let id = id_of(&app.create_task(json!({"type": "echo"})).await);
     cancel(&app, &id).await;
-    force_state(
-        &pool,
+    pool.force_state(
         &id,
         TaskStatus::Cancelled,
         Some(json!({"partial": true})),
@@ -1239,7 +1191,7 @@ async fn running_a_running_or_completed_task_returns_it_unchanged() {
         (TaskStatus::Completed, Some(json!({"success": true}))),
     ] {
         let id = id_of(&app.create_task(json!({"type": "echo"})).await);
-        force_state(&pool, &id, status, result, None).await;
+        pool.force_state(&id, status, result, None).await;
         let before = get_task(&app, &id).await;
         assert_eq!(before["status"], status.as_str());
         let (code, after) = app.post_empty(&format!("{TASKS}/{id}/run")).await;
@@ -1362,7 +1314,7 @@ async fn cancelling_a_running_or_retrying_task_makes_it_cancelled() {
     let pool = pool(&app).await;
     for status in [TaskStatus::Running, TaskStatus::Retry] {
         let id = id_of(&app.create_task(json!({"type": "echo"})).await);
-        force_state(&pool, &id, status, None, None).await;
+        pool.force_state(&id, status, None, None).await;
         let before = get_task(&app, &id).await;
         let cancelled = cancel(&app, &id).await;
         assert_eq!(cancelled["status"], "cancelled", "from {status}");
@@ -1380,7 +1332,7 @@ async fn cancelling_a_completed_or_failed_task_returns_it_unchanged() {
         (TaskStatus::Failed, None, Some("boom")),
     ] {
         let id = id_of(&app.create_task(json!({"type": "echo"})).await);
-        force_state(&pool, &id, status, result, error).await;
+        pool.force_state(&id, status, result, error).await;
         let before = get_task(&app, &id).await;
         let (code, after) = app.post_empty(&format!("{TASKS}/{id}/cancel")).await;
         assert_eq!(code, StatusCode::OK, "{after}");
@@ -1457,7 +1409,8 @@ async fn the_status_view_has_exactly_id_status_updated_at_and_error() {
         view,
         json!({"id": id, "status": "created", "updated_at": task["updated_at"], "error": null})
     );
-    force_state(&pool, &id, TaskStatus::Failed, None, Some("boom")).await;
+    pool.force_state(&id, TaskStatus::Failed, None, Some("boom"))
+        .await;
     let failed = get_task(&app, &id).await;
     let (_, view) = app.get(&format!("{TASKS}/{id}/status")).await;
     assert_eq!(

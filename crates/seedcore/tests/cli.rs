@@ -8,7 +8,7 @@ use common::{process::*, *};
 
 #[tokio::test]
 async fn db_init_migrates_a_fresh_database_and_says_what_it_did() {
-    let db = TestDb::create().await;
+    let db = TestDb::postgres().await;
     let url = db.url();
     let first = command(&["db", "init"], &[("PG_DSN", &url)])
         .output()
@@ -19,7 +19,8 @@ async fn db_init_migrates_a_fresh_database_and_says_what_it_did() {
         "{out}{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    assert!(out.contains("applied migration"), "{out}");
+    let applied = out.matches("applied migration ").count();
+    assert!(applied > 0, "{out}");
     assert!(
         out.contains("verified: tables tasks, task_events, facts and workers are present"),
         "{out}"
@@ -30,7 +31,8 @@ async fn db_init_migrates_a_fresh_database_and_says_what_it_did() {
         .unwrap();
     let out = String::from_utf8_lossy(&second.stdout);
     assert!(second.status.success());
-    assert!(out.contains("0 applied now, 1 already applied"), "{out}");
+    let expected = format!("0 applied now, {applied} already applied");
+    assert!(out.contains(&expected), "{out}");
 }
 
 #[test]
@@ -57,7 +59,7 @@ fn db_init_fails_with_a_clear_message_when_the_server_is_unreachable() {
 
 #[tokio::test]
 async fn db_init_names_a_missing_database() {
-    let db = TestDb::create().await;
+    let db = TestDb::postgres().await;
     let url = db.url().replace(&db.name, "seedcore_no_such_database");
     let output = command(&["db", "init"], &[("PG_DSN", &url)])
         .output()
@@ -65,16 +67,6 @@ async fn db_init_names_a_missing_database() {
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(err.contains("does not exist"), "{err}");
-}
-
-#[test]
-fn serve_without_a_database_names_the_settings_to_give() {
-    let output = command(&["serve"], &[]).output().unwrap();
-    let err = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
-    for name in ["PG_DSN", "DATABASE_URL", "POSTGRES_HOST"] {
-        assert!(err.contains(name), "{name} missing from: {err}");
-    }
 }
 
 #[test]
@@ -95,6 +87,7 @@ fn help_explains_every_setting() {
         "HOST",
         "PORT",
         "SEEDCORE_WORKER_CONCURRENCY",
+        "SEEDCORE_DATA_DIR",
         "SEEDCORE_LEASE_SECONDS",
         "SEEDCORE_MAX_BODY_BYTES",
         "OCPS_DRIFT_THRESHOLD",
@@ -108,7 +101,7 @@ fn help_explains_every_setting() {
 
 #[tokio::test]
 async fn serve_answers_on_its_port_runs_tasks_and_exits_cleanly_on_sigterm() {
-    let db = TestDb::create().await;
+    let db = TestDb::postgres().await;
     let url = db.url();
     let mut server = Process::spawn(
         &["serve"],
@@ -163,7 +156,7 @@ async fn serve_answers_on_its_port_runs_tasks_and_exits_cleanly_on_sigterm() {
 
 #[tokio::test]
 async fn a_worker_process_with_no_workers_refuses_to_start() {
-    let db = TestDb::create().await;
+    let db = TestDb::postgres().await;
     let output = command(
         &["worker"],
         &[("PG_DSN", &db.url()), ("SEEDCORE_WORKER_CONCURRENCY", "0")],

@@ -22,12 +22,20 @@ async fn enqueue(store: &PgStore, count: usize, task_type: &str, params: serde_j
 }
 
 async fn count(store: &PgStore, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(store.pool()).await.expect("count")
+    sqlx::query_scalar(sql)
+        .fetch_one(store.pool())
+        .await
+        .expect("count")
 }
 
 async fn wait_until_all_completed(store: &PgStore, total: i64, within: Duration) {
     eventually(within, "every task completes", || async {
-        (count(store, "select count(*) from tasks where status = 'completed'").await == total)
+        (count(
+            store,
+            "select count(*) from tasks where status = 'completed'",
+        )
+        .await
+            == total)
             .then_some(())
     })
     .await;
@@ -43,8 +51,8 @@ fn worker(url: &str, extra: &[(&str, &str)]) -> Process {
 
 #[tokio::test]
 async fn three_worker_processes_share_the_load_and_run_each_task_once() {
-    let db = TestDb::create().await;
-    let store = db.store().await;
+    let db = TestDb::postgres().await;
+    let store = db.pg_store().await;
     let url = db.url();
     let _workers: Vec<Process> = (0..3)
         .map(|_| worker(&url, &[("SEEDCORE_WORKER_CONCURRENCY", "4")]))
@@ -59,26 +67,43 @@ async fn three_worker_processes_share_the_load_and_run_each_task_once() {
     )
     .await;
     assert_eq!(claimed_twice, 0, "a task was claimed more than once");
-    assert_eq!(count(&store, "select count(*) from tasks where attempts <> 1").await, 0);
-    let workers_used =
-        count(&store, "select count(distinct worker_id) from tasks").await;
-    assert!(workers_used >= 2, "only {workers_used} worker(s) did any work");
+    assert_eq!(
+        count(&store, "select count(*) from tasks where attempts <> 1").await,
+        0
+    );
+    let workers_used = count(&store, "select count(distinct worker_id) from tasks").await;
+    assert!(
+        workers_used >= 2,
+        "only {workers_used} worker(s) did any work"
+    );
     let registered = store.list_workers().await.unwrap();
     assert_eq!(registered.len(), 3);
 }
 
 #[tokio::test]
 async fn tasks_of_a_worker_killed_mid_task_are_rescued_and_complete_once() {
-    let db = TestDb::create().await;
-    let store = db.store().await;
+    let db = TestDb::postgres().await;
+    let store = db.pg_store().await;
     let url = db.url();
-    let lease = [("SEEDCORE_LEASE_SECONDS", "2"), ("SEEDCORE_WORKER_CONCURRENCY", "4")];
+    let lease = [
+        ("SEEDCORE_LEASE_SECONDS", "2"),
+        ("SEEDCORE_WORKER_CONCURRENCY", "4"),
+    ];
     let mut doomed = worker(&url, &lease);
     enqueue(&store, 4, "sleep", json!({"seconds": 3})).await;
-    eventually(Duration::from_secs(10), "the doomed worker runs all four", || async {
-        (count(&store, "select count(*) from tasks where status = 'running'").await == 4)
-            .then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the doomed worker runs all four",
+        || async {
+            (count(
+                &store,
+                "select count(*) from tasks where status = 'running'",
+            )
+            .await
+                == 4)
+                .then_some(())
+        },
+    )
     .await;
     doomed.signal("KILL");
     doomed.wait_exit(Duration::from_secs(10));
@@ -86,11 +111,19 @@ async fn tasks_of_a_worker_killed_mid_task_are_rescued_and_complete_once() {
     let _survivor = worker(&url, &lease);
     wait_until_all_completed(&store, 4, Duration::from_secs(60)).await;
     assert_eq!(
-        count(&store, "select count(*) from task_events where kind = 'rescued'").await,
+        count(
+            &store,
+            "select count(*) from task_events where kind = 'rescued'"
+        )
+        .await,
         4
     );
     assert_eq!(
-        count(&store, "select count(*) from task_events where kind = 'completed'").await,
+        count(
+            &store,
+            "select count(*) from task_events where kind = 'completed'"
+        )
+        .await,
         4
     );
     let lost = store
@@ -105,37 +138,63 @@ async fn tasks_of_a_worker_killed_mid_task_are_rescued_and_complete_once() {
 
 #[tokio::test]
 async fn sigterm_under_load_exits_cleanly_and_leaves_nothing_running() {
-    let db = TestDb::create().await;
-    let store = db.store().await;
+    let db = TestDb::postgres().await;
+    let store = db.pg_store().await;
     let url = db.url();
     let mut busy = worker(
         &url,
-        &[("SEEDCORE_WORKER_CONCURRENCY", "4"), ("SEEDCORE_SHUTDOWN_GRACE_SECONDS", "1")],
+        &[
+            ("SEEDCORE_WORKER_CONCURRENCY", "4"),
+            ("SEEDCORE_SHUTDOWN_GRACE_SECONDS", "1"),
+        ],
     );
     enqueue(&store, 20, "sleep", json!({"seconds": 0.3})).await;
     enqueue(&store, 4, "sleep", json!({"seconds": 30})).await;
     eventually(Duration::from_secs(10), "some tasks complete", || async {
-        (count(&store, "select count(*) from tasks where status = 'completed'").await > 0)
-            .then_some(())
+        (count(
+            &store,
+            "select count(*) from tasks where status = 'completed'",
+        )
+        .await
+            > 0)
+        .then_some(())
     })
     .await;
     busy.signal("TERM");
     let started = std::time::Instant::now();
     let status = busy.wait_exit(Duration::from_secs(15));
-    assert!(status.success(), "exit status {status:?}; log:\n{}", busy.log.join("\n"));
-    assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());
-    assert_eq!(count(&store, "select count(*) from tasks where status = 'running'").await, 0);
+    assert!(
+        status.success(),
+        "exit status {status:?}; log:\n{}",
+        busy.log.join("\n")
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "took {:?}",
+        started.elapsed()
+    );
     assert_eq!(
-        count(&store, "select count(*) from tasks where status not in ('completed', 'queued')")
-            .await,
+        count(
+            &store,
+            "select count(*) from tasks where status = 'running'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            &store,
+            "select count(*) from tasks where status not in ('completed', 'queued')"
+        )
+        .await,
         0
     );
 }
 
 #[tokio::test]
 async fn workers_recover_by_themselves_when_the_database_drops_every_connection() {
-    let db = TestDb::create().await;
-    let store = db.store().await;
+    let db = TestDb::postgres().await;
+    let store = db.pg_store().await;
     let url = db.url();
     let _worker = worker(&url, &[("SEEDCORE_WORKER_CONCURRENCY", "4")]);
     enqueue(&store, 10, "noop", json!({})).await;
@@ -144,10 +203,17 @@ async fn workers_recover_by_themselves_when_the_database_drops_every_connection(
     // What a restart looks like from outside: every connection cut, new ones refused a while.
     outage(&db, Duration::from_secs(2)).await;
 
-    let store = db.store().await;
+    let store = db.pg_store().await;
     enqueue(&store, 10, "noop", json!({})).await;
     wait_until_all_completed(&store, 20, Duration::from_secs(60)).await;
-    assert_eq!(count(&store, "select count(*) from tasks where status <> 'completed'").await, 0);
+    assert_eq!(
+        count(
+            &store,
+            "select count(*) from tasks where status <> 'completed'"
+        )
+        .await,
+        0
+    );
 }
 
 async fn outage(db: &TestDb, length: Duration) {

@@ -23,6 +23,9 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("{0}")]
     Unavailable(String),
+    /// The configured store cannot do this (e.g. a query the embedded backend lacks).
+    #[error("{0}")]
+    NotImplemented(String),
     #[error("internal error")]
     Internal(#[source] StoreError),
 }
@@ -45,6 +48,7 @@ impl ApiError {
                 tracing::warn!(error = %err, "database unavailable");
                 ApiError::Unavailable("Database unavailable, try again shortly".into())
             }
+            StoreError::Unsupported(what) => ApiError::NotImplemented(what),
             other => ApiError::Internal(other),
         }
     }
@@ -60,6 +64,7 @@ impl IntoResponse for ApiError {
                 (StatusCode::PAYLOAD_TOO_LARGE, json!(err.to_string()))
             }
             ApiError::Unavailable(detail) => (StatusCode::SERVICE_UNAVAILABLE, json!(detail)),
+            ApiError::NotImplemented(detail) => (StatusCode::NOT_IMPLEMENTED, json!(detail)),
             ApiError::Internal(err) => {
                 tracing::error!(error = ?err, cause = %err, "request failed");
                 (

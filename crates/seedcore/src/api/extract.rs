@@ -7,6 +7,7 @@ use axum::{
     extract::{FromRequest, FromRequestParts, Request},
     http::{header::CONTENT_LENGTH, request::Parts},
 };
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::{AppState, error::ApiError};
@@ -15,22 +16,40 @@ use crate::validate::{FieldError, NUL_KIND, NUL_MSG};
 /// A request body that is a JSON object.
 pub struct JsonObject(pub Map<String, Value>);
 
+/// A bulk request body: a JSON object, under the (larger) bulk size limit.
+pub struct BulkJsonObject(pub Map<String, Value>);
+
 impl FromRequest<AppState> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let limit = state.settings.max_body_bytes;
-        let declared = req
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > limit as u64) {
-            return Err(ApiError::PayloadTooLarge(limit));
-        }
-        let bytes = read_limited(req.into_body(), limit).await?;
-        parse_object(&bytes).map(JsonObject)
+        read_object(req, state.settings.max_body_bytes)
+            .await
+            .map(JsonObject)
     }
+}
+
+impl FromRequest<AppState> for BulkJsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        read_object(req, state.settings.max_bulk_body_bytes)
+            .await
+            .map(BulkJsonObject)
+    }
+}
+
+async fn read_object(req: Request, limit: usize) -> Result<Map<String, Value>, ApiError> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    let bytes = read_limited(req.into_body(), limit).await?;
+    parse_object(&bytes)
 }
 
 async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
@@ -145,6 +164,47 @@ impl QueryParams {
             return None;
         }
         Some(value)
+    }
+
+    /// Every non-empty value of `name`, in order, refusing U+0000 as [`QueryParams::stored_text`]
+    /// does.
+    pub fn stored_all(&mut self, name: &str) -> Vec<String> {
+        let values = self.all(name);
+        if values.iter().any(|v| v.contains('\0')) {
+            self.fail(name, NUL_KIND, NUL_MSG.into());
+            return Vec::new();
+        }
+        values
+    }
+
+    /// Every non-empty parameter whose name starts with `prefix`, as (rest of the name, value).
+    pub fn prefixed(&self, prefix: &str) -> Vec<(String, String)> {
+        self.pairs
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.to_string(), v.clone())))
+            .collect()
+    }
+
+    /// An RFC 3339 timestamp, e.g. `2026-11-28T12:00:00Z`.
+    pub fn timestamp(&mut self, name: &str) -> Option<DateTime<Utc>> {
+        let raw = self.text(name)?;
+        match DateTime::parse_from_rfc3339(raw.trim()) {
+            Ok(at) => Some(at.with_timezone(&Utc)),
+            Err(_) => {
+                self.fail(
+                    name,
+                    "datetime_parsing",
+                    format!("Input should be an RFC 3339 timestamp such as 2026-11-28T12:00:00Z (got '{raw}')"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Records a problem with `name` found by the caller.
+    pub fn reject(&mut self, name: &str, kind: &'static str, msg: String) {
+        self.fail(name, kind, msg);
     }
 
     /// Every non-empty value of `name`, in order.

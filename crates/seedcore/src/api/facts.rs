@@ -1,18 +1,18 @@
-//! Fact endpoints: create, list with search and tag filters, get, patch, delete.
+//! Fact endpoints: create (one or in bulk), get, patch, delete. The list and search live in
+//! `fact_search`.
 
 use axum::{Json, extract::State};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
-use utoipa::{IntoParams, ToSchema};
+use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
     ApiError, AppState,
-    extract::{FactIdPath, JsonObject, QueryParams},
+    extract::{BulkJsonObject, FactIdPath, JsonObject},
 };
 use crate::{
     model::{Fact, IdRef},
-    store::{FactQuery, Page, StoreError},
+    store::StoreError,
     validate::{self, FieldError},
 };
 
@@ -44,34 +44,10 @@ pub struct UpdateFactRequest {
     meta_data: Option<serde_json::Value>,
 }
 
-/// A page of facts, newest first.
-#[derive(Serialize, ToSchema)]
-pub struct FactList {
-    /// Facts matching the filters, before paging.
-    total: i64,
-    items: Vec<Fact>,
-}
-
 /// The answer to a delete.
 #[derive(Serialize, ToSchema)]
 pub struct Deleted {
     deleted: Uuid,
-}
-
-/// Query parameters of `GET /api/v1/facts`.
-// Documentation only: `list_facts` reads the query with `QueryParams`.
-#[derive(Deserialize, IntoParams)]
-#[allow(dead_code)]
-pub struct FactListParams {
-    /// Case-insensitive substring of the text or of the metadata as JSON; `%`, `_` and `\`
-    /// are literal.
-    q: Option<String>,
-    /// Only facts carrying this tag (exact, case-sensitive); repeat it to require several.
-    tag: Option<Vec<String>>,
-    /// 1..=1000, default 100.
-    limit: Option<i64>,
-    /// At least 0, default 0.
-    offset: Option<i64>,
 }
 
 #[utoipa::path(
@@ -96,32 +72,102 @@ pub async fn create_fact(
     Ok(Json(fact))
 }
 
+/// Most facts one bulk request creates.
+const MAX_BULK: usize = 10_000;
+
+/// The body of `POST /api/v1/facts/bulk`.
+// Documentation only: validated item by item to report every error.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CreateFactsRequest {
+    /// 1 to 10,000 facts, each as for `POST /api/v1/facts`.
+    facts: Vec<CreateFactRequest>,
+}
+
+/// What a bulk create stored.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedFacts {
+    created: usize,
+    /// The new ids, in the order of the request.
+    ids: Vec<Uuid>,
+}
+
 #[utoipa::path(
-    get, path = "/facts", tag = "facts",
-    params(FactListParams),
+    post, path = "/facts/bulk", tag = "facts",
+    request_body = CreateFactsRequest,
     responses(
-        (status = 200, description = "Facts, newest first", body = FactList),
-        (status = 422, description = "A parameter is out of range or malformed"),
+        (status = 200, description = "Every fact was stored", body = CreatedFacts),
+        (status = 413, description = "Body over the bulk size limit"),
+        (status = 422, description = "Some item is invalid: nothing was stored; every problem is listed with its item's position"),
     )
 )]
-pub async fn list_facts(
+pub async fn create_facts(
     State(state): State<AppState>,
-    mut params: QueryParams,
-) -> Result<Json<FactList>, ApiError> {
-    let query = FactQuery {
-        q: params.text("q"),
-        tags: params.all("tag"),
-        limit: params.integer("limit", 1, 1000, 100),
-        offset: params.integer("offset", 0, i64::MAX, 0),
-    };
-    params.finish()?;
-    refuse_nul(&query)?;
-    let Page { total, items } = state
+    BulkJsonObject(body): BulkJsonObject,
+) -> Result<Json<CreatedFacts>, ApiError> {
+    let facts = bulk_facts(&body)?;
+    let created = state
         .store
-        .list_facts(&query)
+        .create_facts(facts)
         .await
         .map_err(|err| store_error(err, ""))?;
-    Ok(Json(FactList { total, items }))
+    let ids: Vec<Uuid> = created.iter().map(|fact| fact.id).collect();
+    Ok(Json(CreatedFacts {
+        created: ids.len(),
+        ids,
+    }))
+}
+
+/// Validates every item, so that the answer lists all problems and nothing is half-stored.
+fn bulk_facts(
+    body: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<crate::model::NewFact>, ApiError> {
+    let items = match body.get("facts") {
+        Some(serde_json::Value::Array(items)) => items,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                &["body", "facts"],
+                "list_type",
+                "Input should be a valid list",
+            ));
+        }
+        None => {
+            return Err(ApiError::invalid(
+                &["body", "facts"],
+                "missing",
+                "Field required",
+            ));
+        }
+    };
+    if items.is_empty() || items.len() > MAX_BULK {
+        return Err(ApiError::invalid(
+            &["body", "facts"],
+            "list_length",
+            format!(
+                "The list should hold 1 to {MAX_BULK} facts, not {}",
+                items.len()
+            ),
+        ));
+    }
+    let mut facts = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = |e: FieldError| e.under_index(i).under("facts").under("body");
+        match item.as_object().map(validate::new_fact) {
+            Some(Ok(fact)) => facts.push(fact),
+            Some(Err(item_errors)) => errors.extend(item_errors.into_iter().map(at)),
+            None => errors.push(at(FieldError::new(
+                vec![],
+                "dict_type",
+                "Input should be a valid dictionary",
+            ))),
+        }
+    }
+    if errors.is_empty() {
+        Ok(facts)
+    } else {
+        Err(ApiError::Validation(errors))
+    }
 }
 
 #[utoipa::path(
@@ -201,29 +247,6 @@ async fn resolve(state: &AppState, raw: &str) -> Result<Uuid, ApiError> {
         .resolve_fact(&id)
         .await
         .map_err(|err| store_error(err, raw))
-}
-
-/// Refuses `q` or `tag` values holding U+0000: PostgreSQL rejects it in any text it is given,
-/// which would fail the whole query (a 500) instead of matching nothing.
-fn refuse_nul(query: &FactQuery) -> Result<(), ApiError> {
-    let bad_q = query.q.iter().any(|q| q.contains('\0'));
-    let bad_tag = query.tags.iter().any(|t| t.contains('\0'));
-    let errors: Vec<FieldError> = [("q", bad_q), ("tag", bad_tag)]
-        .into_iter()
-        .filter(|(_, bad)| *bad)
-        .map(|(name, _)| {
-            FieldError::new(
-                vec![json!("query"), json!(name)],
-                validate::NUL_KIND,
-                validate::NUL_MSG,
-            )
-        })
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Validation(errors))
-    }
 }
 
 fn body_errors(errors: Vec<FieldError>) -> ApiError {

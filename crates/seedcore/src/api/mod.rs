@@ -8,6 +8,7 @@
 mod docs;
 pub mod error;
 pub mod extract;
+mod fact_search;
 mod facts;
 mod service;
 mod tasks;
@@ -36,6 +37,8 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// Attempts a task gets when its create request does not say.
     pub default_max_attempts: i32,
+    /// Largest body of a bulk request (up to 10,000 items), in bytes.
+    pub max_bulk_body_bytes: usize,
 }
 
 impl Default for ApiSettings {
@@ -43,6 +46,7 @@ impl Default for ApiSettings {
         ApiSettings {
             max_body_bytes: 1_048_576,
             default_max_attempts: 3,
+            max_bulk_body_bytes: 64 * 1_048_576,
         }
     }
 }
@@ -87,7 +91,9 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tasks::cancel_task))
         .routes(routes!(tasks::task_status))
         .routes(routes!(tasks::task_events))
-        .routes(routes!(facts::create_fact, facts::list_facts))
+        .routes(routes!(facts::create_fact, fact_search::list_facts))
+        .routes(routes!(facts::create_facts))
+        .routes(routes!(fact_search::list_tags))
         .routes(routes!(
             facts::get_fact,
             facts::update_fact,

@@ -76,7 +76,7 @@ async fn fact_search(task: TaskContext) -> HandlerResult {
         q,
         tags: tag.into_iter().collect(),
         limit,
-        offset: 0,
+        ..FactQuery::default()
     };
     let page = task.store.list_facts(&query).await.map_err(store_error)?;
     let ids: Vec<Value> = page.items.iter().map(|f| json!(f.id)).collect();

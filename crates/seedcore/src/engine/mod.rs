@@ -12,6 +12,7 @@
 
 pub mod builtin;
 mod completer;
+pub mod drift;
 pub mod handler;
 pub mod remote;
 pub mod retry;
@@ -58,6 +59,8 @@ pub struct EngineSettings {
     pub escalated_timeout: Duration,
     pub retry: RetryPolicy,
     pub shutdown_grace: Duration,
+    /// When set, a drift detector also escalates tasks below the threshold (see [`drift`]).
+    pub cusum: Option<drift::CusumSettings>,
 }
 
 impl From<&EngineConfig> for EngineSettings {
@@ -75,6 +78,10 @@ impl From<&EngineConfig> for EngineSettings {
                 max: seconds(config.retry_max_seconds),
             },
             shutdown_grace: config.shutdown_grace(),
+            cusum: config.drift_cusum.then_some(drift::CusumSettings {
+                slack: config.drift_cusum_slack,
+                limit: config.drift_cusum_limit,
+            }),
         }
     }
 }
@@ -120,6 +127,7 @@ struct Inner {
     worker_id: String,
     host: String,
     lanes: Vec<Lane>,
+    cusum: Option<drift::Cusum>,
     running: Mutex<HashMap<Uuid, Running>>,
     completions: mpsc::Sender<Completion>,
     /// Taken by `start`, which hands it to the completer loop.
@@ -192,6 +200,7 @@ impl Engine {
             settings.escalated_timeout,
         );
         let (completions, completion_inbox) = completer::channel();
+        let cusum = settings.cusum.map(drift::Cusum::new);
         Engine {
             inner: Arc::new(Inner {
                 completions,
@@ -202,6 +211,7 @@ impl Engine {
                 worker_id,
                 host,
                 lanes,
+                cusum,
                 running: Mutex::new(HashMap::new()),
                 stop_claiming: CancellationToken::new(),
                 stop_background: CancellationToken::new(),
@@ -439,6 +449,17 @@ impl Inner {
     ) {
         let lane = &self.lanes[lane_index];
         let task = &claimed.task;
+        // The detector sees every task's drift, whichever lane claimed it.
+        let drifting = self
+            .cusum
+            .as_ref()
+            .is_some_and(|c| c.observe(task.drift_score));
+        let escalated = lane.escalated || drifting;
+        let lane_timeout = if escalated {
+            self.settings.escalated_timeout
+        } else {
+            lane.timeout
+        };
         let context = TaskContext {
             id: task.id,
             task_type: task.task_type.clone(),
@@ -447,11 +468,11 @@ impl Inner {
             drift_score: task.drift_score,
             attempt: task.attempts,
             max_attempts: task.max_attempts,
-            escalated: lane.escalated,
+            escalated,
             cancel: cancel.clone(),
             store: self.store.clone(),
         };
-        let timeout = task.timeout_seconds.map_or(lane.timeout, seconds);
+        let timeout = task.timeout_seconds.map_or(lane_timeout, seconds);
         let (name, run) = self.router.dispatch(context);
         let ended = tokio::select! {
             result = AssertUnwindSafe(run).catch_unwind() => match result {
@@ -473,7 +494,7 @@ impl Inner {
                 tracing::debug!(task_id = %task.id, "task cancelled or lease lost; result dropped")
             }
             None => {
-                let outcome = self.outcome(lane, task, name, ended);
+                let outcome = self.outcome(escalated, task, name, ended);
                 self.finish(claimed.lease, outcome).await;
             }
         }
@@ -482,14 +503,14 @@ impl Inner {
 
     fn outcome(
         &self,
-        lane: &Lane,
+        escalated: bool,
         task: &crate::model::Task,
         handler: Option<String>,
         ended: Ended,
     ) -> Outcome {
         let error = match ended {
             Ended::Finished(Ok(output)) => {
-                let path = if lane.escalated { "escalated" } else { "fast" };
+                let path = if escalated { "escalated" } else { "fast" };
                 return Outcome::Completed(
                     json!({"success": true, "path": path, "handler": handler, "result": output}),
                 );

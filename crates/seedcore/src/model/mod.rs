@@ -6,7 +6,7 @@ pub mod id;
 pub mod task;
 pub mod worker;
 
-pub use fact::{Fact, FactPatch, NewFact};
+pub use fact::{Fact, FactCursor, FactPatch, NewFact};
 pub use id::IdRef;
 pub use task::{NewTask, Task, TaskEvent, TaskStatus};
 pub use worker::{Worker, WorkerState};

@@ -10,19 +10,24 @@
 //!   to every process watching the store, as a hint: polling remains the guarantee.
 
 pub mod postgres;
+pub mod sqlite;
 
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sqlx::{error::DatabaseError, sqlite::SqliteError};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::model::{Fact, FactPatch, IdRef, NewFact, NewTask, Task, TaskEvent, TaskStatus, Worker};
+use crate::model::{
+    Fact, FactCursor, FactPatch, IdRef, NewFact, NewTask, Task, TaskEvent, TaskStatus, Worker,
+};
 
 pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
 
 /// A shared handle to whichever store the process was configured with.
 pub type DynStore = Arc<dyn Store>;
@@ -44,6 +49,9 @@ pub enum StoreError {
     /// Stored data that does not fit the model (a bug or a hand-edited row).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The backend cannot do what was asked (it says what and why).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -63,13 +71,26 @@ fn is_unavailable(err: &sqlx::Error) -> bool {
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed => true,
-        // Class 08 is connection trouble, 57P0x an administrator or crash shutdown, 53300 too
-        // many connections: all pass when the server is back.
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0") || c == "53300"),
+        sqlx::Error::Database(db) => match db.try_downcast_ref::<SqliteError>() {
+            Some(sqlite) => sqlite_busy(sqlite),
+            // Class 08 is connection trouble, 57P0x an administrator or crash shutdown, 53300
+            // too many connections: all pass when the server is back.
+            None => db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0") || c == "53300"),
+        },
         _ => false,
     }
+}
+
+/// SQLITE_BUSY (5) and SQLITE_LOCKED (6), with any extended code: another connection held the
+/// file longer than the busy timeout. Trying again later succeeds.
+fn sqlite_busy(err: &SqliteError) -> bool {
+    let primary = err
+        .code()
+        .and_then(|c| c.parse::<i32>().ok())
+        .map(|c| c & 0xff);
+    matches!(primary, Some(5 | 6))
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -96,10 +117,77 @@ pub struct TaskQuery {
 pub struct FactQuery {
     /// Case-insensitive substring of the text or of the metadata as JSON text; taken literally.
     pub q: Option<String>,
+    /// Full-text search (stemmed words, ranked); results are ordered by rank.
+    pub search: Option<String>,
     /// The fact carries every one of these tags.
     pub tags: Vec<String>,
+    /// The fact carries at least one of these tags.
+    pub any_tags: Vec<String>,
+    /// Each filter must match a top-level metadata key.
+    pub meta: Vec<MetaFilter>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    /// Continue after this position of the newest-first order (keyset paging).
+    pub cursor: Option<FactCursor>,
+    pub count: CountMode,
     pub limit: i64,
     pub offset: i64,
+}
+
+impl FactQuery {
+    /// Whether the query uses more than the original service's `q`, `tag`, `limit`, `offset`.
+    pub fn is_extended(&self) -> bool {
+        self.search.is_some()
+            || !self.any_tags.is_empty()
+            || !self.meta.is_empty()
+            || self.created_after.is_some()
+            || self.created_before.is_some()
+            || self.cursor.is_some()
+            || self.count != CountMode::Exact
+    }
+}
+
+/// `meta.<key>=<value>`: the metadata's `key` holds (contains, for objects and arrays) one of
+/// `values`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetaFilter {
+    pub key: String,
+    pub values: Vec<Value>,
+}
+
+/// How the total of a fact list is counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CountMode {
+    /// Every match is counted (the contract's behaviour).
+    #[default]
+    Exact,
+    /// Exact up to [`ESTIMATE_EXACT_UP_TO`], the planner's estimate beyond.
+    Estimate,
+    /// No total.
+    None,
+}
+
+/// With `count=estimate`, totals up to this are still counted exactly.
+pub const ESTIMATE_EXACT_UP_TO: i64 = 10_000;
+
+/// A page of facts with what the extended list reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FactPage {
+    /// None with `count=none`.
+    pub total: Option<i64>,
+    /// True when `total` is the planner's estimate.
+    pub total_estimated: bool,
+    /// Each fact with its full-text rank when the query searched.
+    pub items: Vec<(Fact, Option<f32>)>,
+    /// Where the next page starts, when this one was full and ordered by recency.
+    pub next_cursor: Option<FactCursor>,
+}
+
+/// A tag and how many facts carry it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct TagCount {
+    pub tag: String,
+    pub count: i64,
 }
 
 /// Which tasks a claim may take, by drift score: `at_least <= drift_score < below`.
@@ -174,7 +262,7 @@ pub struct MigrationReport {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// A short name for logs and `db init`: "postgres".
+    /// A short name for logs and `db init`: "postgres" or "sqlite".
     fn backend(&self) -> &'static str;
 
     /// Applies pending migrations.
@@ -230,6 +318,49 @@ pub trait Store: Send + Sync + 'static {
     async fn resolve_fact(&self, id: &IdRef) -> StoreResult<Uuid>;
     async fn get_fact(&self, id: Uuid) -> StoreResult<Fact>;
     async fn list_facts(&self, query: &FactQuery) -> StoreResult<Page<Fact>>;
+    /// The fact list with every filter of [`FactQuery`]. A backend that has only `list_facts`
+    /// answers the original service's queries and refuses the rest as unsupported.
+    async fn search_facts(&self, query: &FactQuery) -> StoreResult<FactPage> {
+        if query.is_extended() {
+            return Err(StoreError::Unsupported(format!(
+                "the {} store does not support this fact query yet",
+                self.backend()
+            )));
+        }
+        let page = self.list_facts(query).await?;
+        Ok(FactPage {
+            total: Some(page.total),
+            total_estimated: false,
+            items: page.items.into_iter().map(|fact| (fact, None)).collect(),
+            next_cursor: None,
+        })
+    }
+    /// Creates all the facts or none.
+    async fn create_facts(&self, facts: Vec<NewFact>) -> StoreResult<Vec<Fact>> {
+        let _ = facts;
+        Err(StoreError::Unsupported(format!(
+            "the {} store does not support bulk creation yet",
+            self.backend()
+        )))
+    }
+    /// Builds full-text search vectors in `language`; true when that changed anything.
+    async fn set_search_language(&self, language: &str) -> StoreResult<bool> {
+        if language == "english" {
+            return Ok(false);
+        }
+        Err(StoreError::Unsupported(format!(
+            "the {} store searches facts in English only, not '{language}'",
+            self.backend()
+        )))
+    }
+    /// Tags with the number of facts carrying each, most used first.
+    async fn tag_counts(&self, prefix: Option<&str>, limit: i64) -> StoreResult<Vec<TagCount>> {
+        let _ = (prefix, limit);
+        Err(StoreError::Unsupported(format!(
+            "the {} store does not count tags yet",
+            self.backend()
+        )))
+    }
     async fn update_fact(&self, id: Uuid, patch: FactPatch) -> StoreResult<Fact>;
     async fn delete_fact(&self, id: Uuid) -> StoreResult<()>;
 }

@@ -19,10 +19,13 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
-    Claim, ClaimedTask, FactQuery, Lease, MigrationReport, Outcome, Page, Signal, SignalSink,
-    Store, StoreError, StoreResult, TaskQuery, like_literal,
+    Claim, ClaimedTask, CountMode, ESTIMATE_EXACT_UP_TO, FactPage, FactQuery, Lease,
+    MigrationReport, Outcome, Page, Signal, SignalSink, Store, StoreError, StoreResult, TagCount,
+    TaskQuery, like_literal,
 };
-use crate::model::{Fact, FactPatch, IdRef, NewFact, NewTask, Task, TaskEvent, TaskStatus, Worker};
+use crate::model::{
+    Fact, FactCursor, FactPatch, IdRef, NewFact, NewTask, Task, TaskEvent, TaskStatus, Worker,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -341,6 +344,13 @@ fn task_filters(builder: &mut QueryBuilder<Postgres>, query: &TaskQuery) {
     }
 }
 
+/// The columns of a fact as the API shows it (not the search vector).
+const FACT_COLUMNS: &str = "id, text, tags, meta_data, created_at, updated_at";
+
+/// The full-text query of `search=`, in the language the vectors were built with.
+const TS_QUERY: &str = "websearch_to_tsquery((select value from seedcore_settings \
+                        where key = 'fts_language')::regconfig, ";
+
 fn fact_filters(builder: &mut QueryBuilder<Postgres>, query: &FactQuery) {
     builder.push(" where true");
     if let Some(q) = &query.q {
@@ -352,9 +362,80 @@ fn fact_filters(builder: &mut QueryBuilder<Postgres>, query: &FactQuery) {
             .push_bind(pattern)
             .push(r" escape '\')");
     }
-    if !query.tags.is_empty() {
-        builder.push(" and tags @> ").push_bind(&query.tags);
+    if let Some(search) = &query.search {
+        builder
+            .push(" and search_vector @@ ")
+            .push(TS_QUERY)
+            .push_bind(search.clone())
+            .push(")");
     }
+    if !query.tags.is_empty() {
+        builder.push(" and tags @> ").push_bind(query.tags.clone());
+    }
+    if !query.any_tags.is_empty() {
+        builder
+            .push(" and tags && ")
+            .push_bind(query.any_tags.clone());
+    }
+    for filter in &query.meta {
+        builder.push(" and (false");
+        for value in &filter.values {
+            let contained = serde_json::json!({ filter.key.as_str(): value });
+            builder.push(" or meta_data @> ").push_bind(Json(contained));
+        }
+        builder.push(")");
+    }
+    if let Some(after) = query.created_after {
+        builder.push(" and created_at > ").push_bind(after);
+    }
+    if let Some(before) = query.created_before {
+        builder.push(" and created_at < ").push_bind(before);
+    }
+}
+
+impl PgStore {
+    async fn count_facts(&self, query: &FactQuery) -> StoreResult<(Option<i64>, bool)> {
+        match query.count {
+            CountMode::None => Ok((None, false)),
+            CountMode::Exact => {
+                let mut count = QueryBuilder::new("select count(*) from facts");
+                fact_filters(&mut count, query);
+                Ok((
+                    Some(count.build_query_scalar().fetch_one(&self.pool).await?),
+                    false,
+                ))
+            }
+            CountMode::Estimate => {
+                // Counting stops one past the cap; only a larger total is estimated.
+                let mut capped = QueryBuilder::new("select count(*) from (select 1 from facts");
+                fact_filters(&mut capped, query);
+                capped
+                    .push(" limit ")
+                    .push_bind(ESTIMATE_EXACT_UP_TO + 1)
+                    .push(") capped");
+                let counted: i64 = capped.build_query_scalar().fetch_one(&self.pool).await?;
+                if counted <= ESTIMATE_EXACT_UP_TO {
+                    return Ok((Some(counted), false));
+                }
+                Ok((Some(self.planner_estimate(query).await?.max(counted)), true))
+            }
+        }
+    }
+
+    /// The planner's row estimate for the query's filters.
+    async fn planner_estimate(&self, query: &FactQuery) -> StoreResult<i64> {
+        let mut explain = QueryBuilder::new("explain (format json) select 1 from facts");
+        fact_filters(&mut explain, query);
+        let plan: Json<Value> = explain.build_query_scalar().fetch_one(&self.pool).await?;
+        Ok(plan.0[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0) as i64)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RankedFactRow {
+    #[sqlx(flatten)]
+    fact: FactRow,
+    rank: Option<f32>,
 }
 
 #[async_trait]
@@ -626,7 +707,7 @@ impl Store for PgStore {
     async fn create_fact(&self, fact: NewFact) -> StoreResult<Fact> {
         let row: FactRow = sqlx::query_as(
             r"insert into facts (id, text, tags, meta_data) values ($1, $2, $3, $4)
-              returning *",
+              returning id, text, tags, meta_data, created_at, updated_at",
         )
         .bind(Uuid::new_v4())
         .bind(&fact.text)
@@ -646,29 +727,126 @@ impl Store for PgStore {
     }
 
     async fn get_fact(&self, id: Uuid) -> StoreResult<Fact> {
-        let row: Option<FactRow> = sqlx::query_as("select * from facts where id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<FactRow> = sqlx::query_as(
+            "select id, text, tags, meta_data, created_at, updated_at from facts where id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.ok_or(StoreError::NotFound)?.into())
     }
 
     async fn list_facts(&self, query: &FactQuery) -> StoreResult<Page<Fact>> {
-        let mut count = QueryBuilder::new("select count(*) from facts");
-        fact_filters(&mut count, query);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        let page = self.search_facts(query).await?;
+        Ok(Page {
+            total: page.total.unwrap_or_default(),
+            items: page.items.into_iter().map(|(fact, _)| fact).collect(),
+        })
+    }
 
-        let mut list = QueryBuilder::new("select * from facts");
+    async fn search_facts(&self, query: &FactQuery) -> StoreResult<FactPage> {
+        let (total, total_estimated) = self.count_facts(query).await?;
+        let mut list = QueryBuilder::new("select ");
+        list.push(FACT_COLUMNS);
+        match &query.search {
+            Some(search) => list
+                .push(", ts_rank_cd(search_vector, ")
+                .push(TS_QUERY)
+                .push_bind(search.clone())
+                .push(")) as rank"),
+            None => list.push(", null::real as rank"),
+        };
+        list.push(" from facts");
         fact_filters(&mut list, query);
-        list.push(" order by created_at desc, id desc limit ")
-            .push_bind(query.limit)
+        if let Some(cursor) = &query.cursor {
+            list.push(" and (created_at, id) < (")
+                .push_bind(cursor.created_at)
+                .push(", ")
+                .push_bind(cursor.id)
+                .push(")");
+        }
+        list.push(match query.search {
+            Some(_) => " order by rank desc, created_at desc, id desc limit ",
+            None => " order by created_at desc, id desc limit ",
+        });
+        list.push_bind(query.limit)
             .push(" offset ")
             .push_bind(query.offset);
-        let rows: Vec<FactRow> = list.build_query_as().fetch_all(&self.pool).await?;
-        Ok(Page {
+        let rows: Vec<RankedFactRow> = list.build_query_as().fetch_all(&self.pool).await?;
+        let full = rows.len() as i64 == query.limit;
+        let items: Vec<(Fact, Option<f32>)> = rows
+            .into_iter()
+            .map(|row| (Fact::from(row.fact), row.rank))
+            .collect();
+        let next_cursor = (full && query.search.is_none())
+            .then(|| items.last().map(|(fact, _)| FactCursor::after(fact)))
+            .flatten();
+        Ok(FactPage {
             total,
-            items: rows.into_iter().map(Fact::from).collect(),
+            total_estimated,
+            items,
+            next_cursor,
         })
+    }
+
+    async fn create_facts(&self, facts: Vec<NewFact>) -> StoreResult<Vec<Fact>> {
+        if facts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut insert = QueryBuilder::new("insert into facts (id, text, tags, meta_data) ");
+        insert.push_values(facts, |mut row, fact| {
+            row.push_bind(Uuid::new_v4())
+                .push_bind(fact.text)
+                .push_bind(fact.tags)
+                .push_bind(Json(fact.meta_data));
+        });
+        insert.push(" returning ").push(FACT_COLUMNS);
+        let rows: Vec<FactRow> = insert.build_query_as().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(Fact::from).collect())
+    }
+
+    async fn set_search_language(&self, language: &str) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let current: String = sqlx::query_scalar(
+            "select value from seedcore_settings where key = 'fts_language' for update",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if current == language {
+            return Ok(false);
+        }
+        // Fails with "text search configuration ... does not exist" for an unknown language.
+        sqlx::query(
+            "update seedcore_settings set value = $1::regconfig::text where key = 'fts_language'",
+        )
+        .bind(language)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "update facts set search_vector = seedcore_fact_vector($1::regconfig, text, meta_data)",
+        )
+        .bind(language)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn tag_counts(&self, prefix: Option<&str>, limit: i64) -> StoreResult<Vec<TagCount>> {
+        let pattern = prefix.map(|p| format!("{}%", like_literal(p)));
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            r"select tag, count(*) from facts, unnest(tags) as tag
+              where $1::text is null or tag like $1 escape ''
+              group by tag order by count(*) desc, tag limit $2",
+        )
+        .bind(pattern)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(tag, count)| TagCount { tag, count })
+            .collect())
     }
 
     async fn update_fact(&self, id: Uuid, patch: FactPatch) -> StoreResult<Fact> {

@@ -1,7 +1,12 @@
-//! Test harness: a fresh PostgreSQL database per test, the app on port 0, a real HTTP client.
+//! Test harness: a fresh database per test, the app on port 0, a real HTTP client.
 //!
-//! The server comes from `SEEDCORE_TEST_DATABASE_URL` (an admin URL that may create databases;
-//! `scripts/test.sh` sets it up), else the local default `postgres://postgres@127.0.0.1:5432/postgres`.
+//! `SEEDCORE_TEST_BACKEND` picks the store the tests run on: `postgres` (the default) or
+//! `sqlite`. With PostgreSQL each test gets a database of its own on the server named by
+//! `SEEDCORE_TEST_DATABASE_URL` (an admin URL that may create databases; `scripts/test.sh` sets
+//! it up), else the local default `postgres://postgres@127.0.0.1:5432/postgres`. With SQLite
+//! each test gets a database file in a temporary folder of its own. Both are removed when the
+//! [`TestDb`] is dropped. Tests that need PostgreSQL whatever the switch says (several
+//! processes, raw PostgreSQL SQL) use [`TestDb::postgres`].
 #![allow(dead_code)]
 
 pub mod process;
@@ -9,25 +14,50 @@ pub mod process;
 use std::{
     future::Future,
     net::SocketAddr,
+    path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, Instant},
 };
 
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use seedcore::{
     api::{self, ApiSettings, AppState},
     engine::{Engine, EngineHandle, EngineSettings, HandlerRouter, RetryPolicy},
-    model::Task,
-    store::{DynStore, PgStore, Store},
+    model::{Fact, FactPatch, IdRef, NewFact, NewTask, Task, TaskEvent, TaskStatus, Worker},
+    store::{
+        Claim, ClaimedTask, DynStore, FactPage, FactQuery, Lease, MigrationReport, Outcome, Page,
+        PgStore, SignalSink, SqliteStore, Store, StoreResult, TagCount, TaskQuery,
+    },
 };
 use serde_json::Value;
 use sqlx::{
-    AssertSqlSafe, ConnectOptions, Connection,
+    AssertSqlSafe, ConnectOptions, Connection, PgPool, SqlitePool,
     postgres::{PgConnectOptions, PgPoolOptions},
+    types::Json,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+/// The store a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    /// From `SEEDCORE_TEST_BACKEND`: `postgres` (also when unset or empty) or `sqlite`.
+    pub fn from_env() -> Backend {
+        match std::env::var("SEEDCORE_TEST_BACKEND").as_deref() {
+            Err(_) | Ok("" | "postgres" | "postgresql") => Backend::Postgres,
+            Ok("sqlite") => Backend::Sqlite,
+            Ok(other) => panic!("SEEDCORE_TEST_BACKEND must be postgres or sqlite, not {other:?}"),
+        }
+    }
+}
 
 pub fn admin_url() -> String {
     std::env::var("SEEDCORE_TEST_DATABASE_URL")
@@ -46,11 +76,25 @@ pub async fn admin_pool() -> sqlx::PgPool {
 /// A database of its own for one test, dropped when the value is.
 pub struct TestDb {
     pub name: String,
+    /// PostgreSQL connection options for this database. Under SQLite they name a database that
+    /// was never created, so raw PostgreSQL setup in a test fails at once rather than quietly.
     pub options: PgConnectOptions,
+    pub backend: Backend,
+    /// Under SQLite, the temporary folder that holds the database file.
+    folder: Option<PathBuf>,
 }
 
 impl TestDb {
+    /// A fresh database on the backend `SEEDCORE_TEST_BACKEND` names.
     pub async fn create() -> TestDb {
+        match Backend::from_env() {
+            Backend::Postgres => TestDb::postgres().await,
+            Backend::Sqlite => TestDb::sqlite(),
+        }
+    }
+
+    /// A fresh PostgreSQL database, whatever `SEEDCORE_TEST_BACKEND` says.
+    pub async fn postgres() -> TestDb {
         let admin: PgConnectOptions = admin_url().parse().expect("SEEDCORE_TEST_DATABASE_URL");
         let name = format!("seedcore_test_{}", Uuid::new_v4().simple());
         let mut conn = admin.connect().await.unwrap_or_else(|err| {
@@ -65,11 +109,36 @@ impl TestDb {
         TestDb {
             options: admin.database(&name),
             name,
+            backend: Backend::Postgres,
+            folder: None,
         }
     }
 
-    /// A PostgreSQL URL for this database, for processes started by the test.
+    /// A fresh SQLite database file in a temporary folder of its own (created on first open).
+    pub fn sqlite() -> TestDb {
+        let name = format!("seedcore_test_{}", Uuid::new_v4().simple());
+        let folder = std::env::temp_dir().join(&name);
+        std::fs::create_dir_all(&folder).expect("create the test folder");
+        let admin: PgConnectOptions = admin_url().parse().expect("SEEDCORE_TEST_DATABASE_URL");
+        TestDb {
+            options: admin.database(&name),
+            name,
+            backend: Backend::Sqlite,
+            folder: Some(folder),
+        }
+    }
+
+    /// The SQLite database file, under SQLite.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        self.folder.as_ref().map(|f| f.join("seedcore.db"))
+    }
+
+    /// A URL for this database, for processes started by the test: `postgres://…` or
+    /// `sqlite:///…`.
     pub fn url(&self) -> String {
+        if let Some(path) = self.sqlite_path() {
+            return format!("sqlite://{}", path.display());
+        }
         let base = admin_url();
         let (prefix, _) = base.rsplit_once('/').expect("a URL with a database");
         let query = base
@@ -79,21 +148,49 @@ impl TestDb {
         format!("{prefix}/{}{query}", self.name)
     }
 
-    pub async fn store(&self) -> PgStore {
+    /// A new store on this database, migrated.
+    pub async fn store(&self) -> TestStore {
+        let store = match self.sqlite_path() {
+            Some(path) => TestStore::Sqlite(
+                SqliteStore::open(&path)
+                    .await
+                    .expect("open the test database"),
+            ),
+            None => TestStore::Postgres(self.pg_store_unmigrated().await),
+        };
+        store.migrate().await.expect("migrate the test database");
+        store
+    }
+
+    /// A new PostgreSQL store on this database, migrated; panics under SQLite.
+    pub async fn pg_store(&self) -> PgStore {
+        assert_eq!(
+            self.backend,
+            Backend::Postgres,
+            "this test needs PostgreSQL: create its database with TestDb::postgres()"
+        );
+        let store = self.pg_store_unmigrated().await;
+        store.migrate().await.expect("migrate the test database");
+        store
+    }
+
+    async fn pg_store_unmigrated(&self) -> PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(self.options.clone())
             .await
             .expect("connect to the test database");
-        let store = PgStore::from_pool(pool);
-        store.migrate().await.expect("migrate the test database");
-        store
+        PgStore::from_pool(pool)
     }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if let Some(folder) = &self.folder {
+            let _ = std::fs::remove_dir_all(folder);
+            return;
+        }
         let name = self.name.clone();
         // Drop runs outside any runtime we could borrow: use a thread with its own.
         let _ = std::thread::spawn(move || {
@@ -117,6 +214,274 @@ impl Drop for TestDb {
     }
 }
 
+impl TestDb {
+    /// Direct access to the rows, for setups the API cannot make.
+    pub async fn raw(&self) -> RawDb {
+        match self.backend {
+            Backend::Postgres => RawDb::Postgres(
+                PgPool::connect_with(self.options.clone())
+                    .await
+                    .expect("connect to the test database"),
+            ),
+            Backend::Sqlite => match self.store().await {
+                TestStore::Sqlite(store) => RawDb::Sqlite(store.pool().clone()),
+                TestStore::Postgres(_) => unreachable!("a SQLite TestDb opens a SQLite store"),
+            },
+        }
+    }
+}
+
+/// Row writes for states the API cannot produce (chosen ids and creation times, states only
+/// workers reach), in each backend's SQL, so tests that need them run on both.
+pub enum RawDb {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+impl RawDb {
+    /// Inserts a task row with a chosen id and creation time (the API chooses neither).
+    pub async fn insert_task(&self, id: &str, task_type: &str, created_at: DateTime<Utc>) {
+        let id = Uuid::parse_str(id).expect("a uuid");
+        let done = match self {
+            RawDb::Postgres(pool) => sqlx::query(
+                "insert into tasks (id, type, created_at, updated_at, run_at)
+                 values ($1, $2, $3, $3, $3)",
+            )
+            .bind(id)
+            .bind(task_type)
+            .bind(created_at)
+            .execute(pool)
+            .await
+            .map(drop),
+            RawDb::Sqlite(pool) => sqlx::query(
+                "insert into tasks (id, type, created_at, updated_at, run_at)
+                 values (?1, ?2, ?3, ?3, ?3)",
+            )
+            .bind(id.to_string())
+            .bind(task_type)
+            .bind(sqlite_time(created_at))
+            .execute(pool)
+            .await
+            .map(drop),
+        };
+        done.expect("insert a task");
+    }
+
+    /// Moves a task to a state only workers reach, as a worker would leave it.
+    pub async fn force_state(
+        &self,
+        id: &str,
+        status: TaskStatus,
+        result: Option<Value>,
+        error: Option<&str>,
+    ) {
+        let id = Uuid::parse_str(id).expect("a uuid");
+        let done = match self {
+            RawDb::Postgres(pool) => sqlx::query(
+                "update tasks set status = $2, result = $3, error = $4, updated_at = now()
+                 where id = $1",
+            )
+            .bind(id)
+            .bind(status.as_str())
+            .bind(result.map(Json))
+            .bind(error)
+            .execute(pool)
+            .await
+            .map(drop),
+            RawDb::Sqlite(pool) => sqlx::query(
+                "update tasks set status = ?2, result = ?3, error = ?4, updated_at = ?5
+                 where id = ?1",
+            )
+            .bind(id.to_string())
+            .bind(status.as_str())
+            .bind(result.map(|r| r.to_string()))
+            .bind(error)
+            .bind(sqlite_time(Utc::now()))
+            .execute(pool)
+            .await
+            .map(drop),
+        };
+        done.expect("set the task's state");
+    }
+
+    /// Inserts a fact row (no tags, empty metadata) with a chosen id and creation time.
+    pub async fn insert_fact(&self, id: &str, text: &str, created_at: DateTime<Utc>) {
+        let id = Uuid::parse_str(id).expect("a uuid");
+        let done = match self {
+            RawDb::Postgres(pool) => sqlx::query(
+                "insert into facts (id, text, created_at, updated_at) values ($1, $2, $3, $3)",
+            )
+            .bind(id)
+            .bind(text)
+            .bind(created_at)
+            .execute(pool)
+            .await
+            .map(drop),
+            RawDb::Sqlite(pool) => sqlx::query(
+                "insert into facts (id, text, created_at, updated_at) values (?1, ?2, ?3, ?3)",
+            )
+            .bind(id.to_string())
+            .bind(text)
+            .bind(sqlite_time(created_at))
+            .execute(pool)
+            .await
+            .map(drop),
+        };
+        done.expect("insert a fact");
+    }
+}
+
+fn sqlite_time(at: DateTime<Utc>) -> String {
+    at.format(seedcore::store::sqlite::TIME_FORMAT).to_string()
+}
+
+/// The store of a [`TestDb`], on either backend. It is a [`Store`] itself (forwarding every
+/// method, provided ones included, so each backend's own implementation runs).
+#[derive(Clone)]
+pub enum TestStore {
+    Postgres(PgStore),
+    Sqlite(SqliteStore),
+}
+
+impl TestStore {
+    fn inner(&self) -> &dyn Store {
+        match self {
+            TestStore::Postgres(store) => store,
+            TestStore::Sqlite(store) => store,
+        }
+    }
+
+    /// The backend's own store, for the app and the engine.
+    pub fn into_dyn(self) -> DynStore {
+        match self {
+            TestStore::Postgres(store) => Arc::new(store),
+            TestStore::Sqlite(store) => Arc::new(store),
+        }
+    }
+
+    /// The PostgreSQL pool, for raw SQL in a PostgreSQL-only test; panics under SQLite.
+    pub fn pool(&self) -> &PgPool {
+        match self {
+            TestStore::Postgres(store) => store.pool(),
+            TestStore::Sqlite(_) => {
+                panic!("raw PostgreSQL SQL on a SQLite store: use TestDb::postgres() for this test")
+            }
+        }
+    }
+
+    /// The SQLite writer pool, for raw SQL in a SQLite-only test; panics under PostgreSQL.
+    pub fn sqlite_pool(&self) -> &SqlitePool {
+        match self {
+            TestStore::Sqlite(store) => store.pool(),
+            TestStore::Postgres(_) => panic!("raw SQLite SQL on a PostgreSQL store"),
+        }
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            TestStore::Sqlite(store) => Some(store.path()),
+            TestStore::Postgres(_) => None,
+        }
+    }
+}
+
+#[async_trait]
+impl Store for TestStore {
+    fn backend(&self) -> &'static str {
+        self.inner().backend()
+    }
+    async fn migrate(&self) -> StoreResult<MigrationReport> {
+        self.inner().migrate().await
+    }
+    async fn verify(&self) -> StoreResult<Vec<String>> {
+        self.inner().verify().await
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        self.inner().ping().await
+    }
+    fn watch(&self, sink: SignalSink, stop: CancellationToken) -> JoinHandle<()> {
+        self.inner().watch(sink, stop)
+    }
+    async fn create_task(&self, task: NewTask) -> StoreResult<Task> {
+        self.inner().create_task(task).await
+    }
+    async fn resolve_task(&self, id: &IdRef) -> StoreResult<Uuid> {
+        self.inner().resolve_task(id).await
+    }
+    async fn get_task(&self, id: Uuid) -> StoreResult<Task> {
+        self.inner().get_task(id).await
+    }
+    async fn list_tasks(&self, query: &TaskQuery) -> StoreResult<Page<Task>> {
+        self.inner().list_tasks(query).await
+    }
+    async fn run_task(&self, id: Uuid) -> StoreResult<Task> {
+        self.inner().run_task(id).await
+    }
+    async fn cancel_task(&self, id: Uuid) -> StoreResult<Task> {
+        self.inner().cancel_task(id).await
+    }
+    async fn task_events(&self, id: Uuid) -> StoreResult<Vec<TaskEvent>> {
+        self.inner().task_events(id).await
+    }
+    async fn claim_tasks(&self, claim: &Claim) -> StoreResult<Vec<ClaimedTask>> {
+        self.inner().claim_tasks(claim).await
+    }
+    async fn finish_attempts(&self, batch: &[(Lease, Outcome)]) -> StoreResult<Vec<Lease>> {
+        self.inner().finish_attempts(batch).await
+    }
+    async fn finish_attempt(&self, lease: Lease, outcome: Outcome) -> StoreResult<bool> {
+        self.inner().finish_attempt(lease, outcome).await
+    }
+    async fn renew_leases(&self, leases: &[Lease], lease: Duration) -> StoreResult<Vec<Lease>> {
+        self.inner().renew_leases(leases, lease).await
+    }
+    async fn release(&self, leases: &[Lease]) -> StoreResult<u64> {
+        self.inner().release(leases).await
+    }
+    async fn rescue_expired(&self) -> StoreResult<u64> {
+        self.inner().rescue_expired().await
+    }
+    async fn register_worker(&self, worker: &Worker) -> StoreResult<()> {
+        self.inner().register_worker(worker).await
+    }
+    async fn worker_seen(&self, id: &str) -> StoreResult<()> {
+        self.inner().worker_seen(id).await
+    }
+    async fn worker_stopped(&self, id: &str) -> StoreResult<()> {
+        self.inner().worker_stopped(id).await
+    }
+    async fn list_workers(&self) -> StoreResult<Vec<Worker>> {
+        self.inner().list_workers().await
+    }
+    async fn create_fact(&self, fact: NewFact) -> StoreResult<Fact> {
+        self.inner().create_fact(fact).await
+    }
+    async fn resolve_fact(&self, id: &IdRef) -> StoreResult<Uuid> {
+        self.inner().resolve_fact(id).await
+    }
+    async fn get_fact(&self, id: Uuid) -> StoreResult<Fact> {
+        self.inner().get_fact(id).await
+    }
+    async fn list_facts(&self, query: &FactQuery) -> StoreResult<Page<Fact>> {
+        self.inner().list_facts(query).await
+    }
+    async fn search_facts(&self, query: &FactQuery) -> StoreResult<FactPage> {
+        self.inner().search_facts(query).await
+    }
+    async fn create_facts(&self, facts: Vec<NewFact>) -> StoreResult<Vec<Fact>> {
+        self.inner().create_facts(facts).await
+    }
+    async fn tag_counts(&self, prefix: Option<&str>, limit: i64) -> StoreResult<Vec<TagCount>> {
+        self.inner().tag_counts(prefix, limit).await
+    }
+    async fn update_fact(&self, id: Uuid, patch: FactPatch) -> StoreResult<Fact> {
+        self.inner().update_fact(id, patch).await
+    }
+    async fn delete_fact(&self, id: Uuid) -> StoreResult<()> {
+        self.inner().delete_fact(id).await
+    }
+}
+
 /// Engine settings for tests: quick polls, short leases, tiny retry delays.
 pub fn fast_engine() -> EngineSettings {
     EngineSettings {
@@ -132,6 +497,7 @@ pub fn fast_engine() -> EngineSettings {
             max: Duration::from_millis(200),
         },
         shutdown_grace: Duration::from_secs(5),
+        cusum: None,
     }
 }
 
@@ -181,7 +547,7 @@ impl TestApp {
         settings: ApiSettings,
         router: HandlerRouter,
     ) -> TestApp {
-        let store: DynStore = Arc::new(db.store().await);
+        let store = db.store().await.into_dyn();
         let engine = match engine {
             Some(settings) => Some(Engine::new(store.clone(), router, settings).start().await),
             None => None,

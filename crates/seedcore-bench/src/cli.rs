@@ -1,0 +1,185 @@
+//! The command line, and the plan it turns into: how many tasks, facts, requests and seconds
+//! each workload uses, full size or `--smoke`.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Parser, ValueEnum};
+
+/// Measures seedcore on the workloads of BENCHMARKS.md, each beside a baseline measured in the
+/// same run. Creates (and drops) its own databases and starts the seedcore processes it measures.
+#[derive(Parser, Debug)]
+#[command(name = "seedcore-bench", version)]
+pub struct Args {
+    /// Admin URL of the PostgreSQL server to create the benchmark databases on.
+    #[arg(
+        long,
+        env = "SEEDCORE_BENCH_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+        hide_env_values = true
+    )]
+    pub dsn: String,
+
+    /// The seedcore binary to measure (default: `seedcore` next to this executable).
+    #[arg(long)]
+    pub seedcore: Option<PathBuf>,
+
+    /// Times each workload runs; figures are reported as median, min and max.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub runs: u32,
+
+    /// One JSON object per workload on stdout instead of the human table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Tiny sizes and one run: checks that every workload works, measures nothing meaningful.
+    #[arg(long)]
+    pub smoke: bool,
+
+    /// Finished tasks W4 loads before its second measurement (default 10,000,000; 10,000 with
+    /// --smoke).
+    #[arg(long)]
+    pub w4_rows: Option<u64>,
+
+    /// The workload to run.
+    #[arg(value_enum)]
+    pub workload: Selection,
+}
+
+/// A workload, or all of them in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Selection {
+    W1,
+    W2,
+    W3,
+    W4,
+    F1,
+    All,
+}
+
+/// One workload of BENCHMARKS.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    W1,
+    W2,
+    W3,
+    W4,
+    F1,
+}
+
+impl Workload {
+    pub const ALL: [Workload; 5] = [
+        Workload::W1,
+        Workload::W2,
+        Workload::W3,
+        Workload::W4,
+        Workload::F1,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Workload::W1 => "w1",
+            Workload::W2 => "w2",
+            Workload::W3 => "w3",
+            Workload::W4 => "w4",
+            Workload::F1 => "f1",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Workload::W1 => "drain throughput",
+            Workload::W2 => "pickup latency",
+            Workload::W3 => "API throughput",
+            Workload::W4 => "scale",
+            Workload::F1 => "fact search",
+        }
+    }
+}
+
+impl Selection {
+    pub fn workloads(self) -> Vec<Workload> {
+        match self {
+            Selection::W1 => vec![Workload::W1],
+            Selection::W2 => vec![Workload::W2],
+            Selection::W3 => vec![Workload::W3],
+            Selection::W4 => vec![Workload::W4],
+            Selection::F1 => vec![Workload::F1],
+            Selection::All => Workload::ALL.to_vec(),
+        }
+    }
+}
+
+/// Sizes and durations of every workload.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub smoke: bool,
+    pub runs: u32,
+    /// Tasks enqueued and drained by W1 and each W4 drain.
+    pub drain_tasks: i64,
+    /// Concurrent connections of the raw-SQL drain: seedcore's default POSTGRES_POOL_SIZE.
+    pub raw_drain_connections: usize,
+    /// W2: tasks enqueued one at a time, and how many per second.
+    pub pickup_tasks: usize,
+    pub pickup_rate: f64,
+    /// W3 and F1 create throughput: concurrent connections and how long each phase lasts.
+    pub connections: usize,
+    pub api_duration: Duration,
+    pub fact_create_duration: Duration,
+    /// W4: finished tasks loaded, and list requests per measurement.
+    pub w4_rows: i64,
+    pub list_requests: usize,
+    /// F1: facts loaded, API search requests per query, and seq-scan baseline samples per query.
+    pub facts: i64,
+    pub search_requests: usize,
+    pub seqscan_samples: usize,
+}
+
+impl Plan {
+    pub fn new(args: &Args) -> Plan {
+        let smoke = args.smoke;
+        Plan {
+            smoke,
+            runs: if smoke { 1 } else { args.runs },
+            drain_tasks: pick(smoke, 20_000, 200),
+            raw_drain_connections: 20,
+            pickup_tasks: pick(smoke, 500, 25),
+            pickup_rate: 50.0,
+            connections: 64,
+            api_duration: Duration::from_secs(pick(smoke, 20, 1)),
+            fact_create_duration: Duration::from_secs(pick(smoke, 5, 1)),
+            w4_rows: args.w4_rows.map_or(pick(smoke, 10_000_000, 10_000), |n| {
+                n.min(i64::MAX as u64) as i64
+            }),
+            list_requests: pick(smoke, 100, 20),
+            facts: pick(smoke, 1_000_000, 1_000),
+            search_requests: pick(smoke, 100, 10),
+            seqscan_samples: pick(smoke, 10, 2),
+        }
+    }
+}
+
+/// The full-size value, or the tiny one in smoke mode.
+fn pick<T>(smoke: bool, full: T, tiny: T) -> T {
+    if smoke { tiny } else { full }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smoke_shrinks_everything_and_runs_once() {
+        let args = Args::parse_from(["seedcore-bench", "--smoke", "--runs", "5", "all"]);
+        let plan = Plan::new(&args);
+        assert_eq!(plan.runs, 1);
+        assert!(plan.drain_tasks <= 1_000 && plan.facts <= 10_000 && plan.w4_rows <= 100_000);
+        assert_eq!(args.workload.workloads().len(), 5);
+    }
+
+    #[test]
+    fn w4_rows_overrides_the_default() {
+        let args = Args::parse_from(["seedcore-bench", "--w4-rows", "1234", "w4"]);
+        assert_eq!(Plan::new(&args).w4_rows, 1234);
+        assert_eq!(Plan::new(&args).runs, 3);
+    }
+}

@@ -1,0 +1,170 @@
+//! The benchmark databases: one per workload (or per run), created on the admin server and
+//! dropped afterwards, also when the workload fails or the tool is interrupted.
+
+use std::{str::FromStr, sync::Mutex, time::Duration};
+
+use sqlx::{
+    AssertSqlSafe, ConnectOptions, Connection, PgConnection, PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+use uuid::Uuid;
+
+use crate::error::{Context, Result};
+
+/// Databases created and not yet dropped, so an interrupted run can still drop them.
+static LIVE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The server the benchmark databases are created on.
+#[derive(Clone, Debug)]
+pub struct Admin {
+    url: String,
+    options: PgConnectOptions,
+}
+
+impl Admin {
+    pub fn new(url: &str) -> Result<Admin> {
+        let options = PgConnectOptions::from_str(url).context("parse the --dsn URL")?;
+        Ok(Admin {
+            url: url.to_string(),
+            options,
+        })
+    }
+
+    async fn connect(&self) -> Result<PgConnection> {
+        self.options.connect().await.context(format_args!(
+            "connect to the admin database ({})",
+            self.redacted()
+        ))
+    }
+
+    /// The URL without its password, for messages.
+    pub fn redacted(&self) -> String {
+        let opts = &self.options;
+        format!(
+            "postgres://{}@{}:{}/{}",
+            opts.get_username(),
+            opts.get_host(),
+            opts.get_port(),
+            opts.get_database().unwrap_or_default()
+        )
+    }
+}
+
+/// A database of the benchmark's own, empty when created.
+pub struct BenchDb {
+    pub name: String,
+    /// The URL seedcore processes get as PG_DSN.
+    pub url: String,
+    options: PgConnectOptions,
+}
+
+impl BenchDb {
+    pub async fn create(admin: &Admin) -> Result<BenchDb> {
+        let name = format!("seedcore_bench_{}", Uuid::new_v4().simple());
+        let mut conn = admin.connect().await?;
+        // Database names cannot be bind parameters; this one is ours (hex digits only).
+        sqlx::raw_sql(AssertSqlSafe(format!("create database {name}")))
+            .execute(&mut conn)
+            .await
+            .context(format_args!("create database {name}"))?;
+        conn.close().await.ok();
+        LIVE.lock().expect("live databases").push(name.clone());
+        Ok(BenchDb {
+            url: url_for_database(&admin.url, &name),
+            options: admin.options.clone().database(&name),
+            name,
+        })
+    }
+
+    /// A pool on this database for the tool's own statements.
+    pub async fn pool(&self, connections: u32) -> Result<PgPool> {
+        PgPoolOptions::new()
+            .max_connections(connections)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(self.options.clone())
+            .await
+            .context(format_args!("connect to {}", self.name))
+    }
+
+    /// One connection of its own, for session settings that must not leak into a pool.
+    pub async fn connect(&self) -> Result<PgConnection> {
+        self.options
+            .connect()
+            .await
+            .context(format_args!("connect to {}", self.name))
+    }
+}
+
+/// Runs `body` on a fresh database and drops the database afterwards, whatever `body` returned.
+pub async fn with_database<T>(
+    admin: &Admin,
+    body: impl AsyncFnOnce(&BenchDb) -> Result<T>,
+) -> Result<T> {
+    let db = BenchDb::create(admin).await?;
+    let outcome = body(&db).await;
+    let dropped = drop_database(admin, &db.name).await;
+    let value = outcome?;
+    dropped?;
+    Ok(value)
+}
+
+/// Drops one of our databases, closing whatever connections are still open on it.
+async fn drop_database(admin: &Admin, name: &str) -> Result<()> {
+    let mut conn = admin.connect().await?;
+    // `name` is one we generated (see `BenchDb::create`).
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "drop database if exists {name} with (force)"
+    )))
+    .execute(&mut conn)
+    .await
+    .context(format_args!("drop database {name}"))?;
+    conn.close().await.ok();
+    LIVE.lock().expect("live databases").retain(|n| n != name);
+    Ok(())
+}
+
+/// Drops every database still live: the way out of an interrupted run.
+pub async fn drop_all_live(admin: &Admin) {
+    let names = LIVE.lock().expect("live databases").clone();
+    for name in names {
+        if let Err(err) = drop_database(admin, &name).await {
+            eprintln!("seedcore-bench: {err}");
+        }
+    }
+}
+
+/// `url` with its database (the path) replaced by `name`, keeping any query string.
+fn url_for_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    format!("{server}/{name}{query}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_path_is_replaced_and_the_query_kept() {
+        assert_eq!(
+            url_for_database("postgres://u:p@h:5432/postgres", "b"),
+            "postgres://u:p@h:5432/b"
+        );
+        assert_eq!(
+            url_for_database("postgresql://h/postgres?sslmode=disable", "b"),
+            "postgresql://h/b?sslmode=disable"
+        );
+        assert_eq!(
+            url_for_database("postgres://h:5432", "b"),
+            "postgres://h:5432/b"
+        );
+    }
+}

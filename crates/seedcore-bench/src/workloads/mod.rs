@@ -1,0 +1,77 @@
+//! The workloads of BENCHMARKS.md, one module each, and what they share: the context they run
+//! in and the progress lines they print on stderr.
+
+mod drain;
+mod f1;
+mod w1;
+mod w2;
+mod w3;
+mod w4;
+
+use std::{path::PathBuf, time::Duration};
+
+use sqlx::PgPool;
+
+use crate::{
+    cli::{Plan, Workload},
+    db::Admin,
+    error::{Context as _, Result},
+    report::Report,
+};
+
+/// What every workload needs: where to create databases, what to start, how big to go.
+pub struct Context {
+    pub admin: Admin,
+    pub seedcore: PathBuf,
+    pub plan: Plan,
+}
+
+/// Runs one workload `plan.runs` times and summarises the runs.
+pub async fn run(workload: Workload, ctx: &Context) -> Result<Report> {
+    let runs = match workload {
+        Workload::W1 => w1::run(ctx).await?,
+        Workload::W2 => w2::run(ctx).await?,
+        Workload::W3 => w3::run(ctx).await?,
+        Workload::W4 => w4::run(ctx).await?,
+        Workload::F1 => f1::run(ctx).await?,
+    };
+    Ok(Report::from_runs(workload, ctx.plan.smoke, runs))
+}
+
+/// A progress line on stderr, so a long run shows where it is (stdout is for results).
+pub fn progress(message: impl std::fmt::Display) {
+    eprintln!("seedcore-bench: {message}");
+}
+
+/// Opens `connections` connections of a pool at once, so a timed phase does not pay for
+/// PostgreSQL starting its backends.
+pub async fn warm(pool: &PgPool, connections: usize) -> Result<()> {
+    let mut held = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        held.push(pool.acquire().await.context("open a pool connection")?);
+    }
+    Ok(())
+}
+
+/// `vacuum (analyze)` of a freshly loaded table: its statistics and visibility map as a
+/// database with autovacuum would have them (the server may run with autovacuum off).
+pub async fn vacuum_analyze(pool: &PgPool, table: Table) -> Result<()> {
+    let sql = match table {
+        Table::Tasks => "vacuum (analyze) tasks",
+        Table::Facts => "vacuum (analyze) facts",
+    };
+    sqlx::raw_sql(sql)
+        .execute(pool)
+        .await
+        .context(format_args!("{sql}"))?;
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+pub enum Table {
+    Tasks,
+    Facts,
+}
+
+/// Seconds as a Duration, for sleeps that let a started process settle.
+pub const SETTLE: Duration = Duration::from_secs(1);

@@ -1,0 +1,147 @@
+//! Keeps the benchmark tool from rotting: runs the built `seedcore-bench --smoke --json all`
+//! against the test PostgreSQL (`SEEDCORE_TEST_DATABASE_URL`, else the local default) and the
+//! seedcore binary of this workspace, and checks that every workload printed its figures and,
+//! where it has one, a positive baseline. Timings are never asserted.
+
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// The whole smoke run takes well under a minute; this only stops a hung run.
+const DEADLINE: Duration = Duration::from_secs(600);
+
+fn admin_url() -> String {
+    std::env::var("SEEDCORE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
+        Some(dir) if dir.is_absolute() => dir,
+        Some(dir) => workspace_root().join(dir),
+        None => workspace_root().join("target"),
+    }
+}
+
+/// `CARGO_BIN_EXE_seedcore` exists only inside the seedcore package, so build its binary.
+fn seedcore_binary() -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "seedcore", "--bin", "seedcore"])
+        .current_dir(workspace_root())
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build -p seedcore failed");
+    let binary = target_dir()
+        .join("debug")
+        .join(format!("seedcore{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.is_file(),
+        "no seedcore binary at {}",
+        binary.display()
+    );
+    binary
+}
+
+/// Runs the tool and returns its stdout, failing the test on a non-zero exit or a hang.
+fn run_bench(seedcore: &Path) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_seedcore-bench"))
+        .args(["--smoke", "--json", "all", "--seedcore"])
+        .arg(seedcore)
+        .args(["--dsn", &admin_url()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start seedcore-bench");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).map(|_| text)
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).map(|_| text)
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for seedcore-bench") {
+            break status;
+        }
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            panic!("seedcore-bench still running after {DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stdout = out.join().expect("stdout reader").expect("read stdout");
+    let stderr = err.join().expect("stderr reader").expect("read stderr");
+    assert!(
+        status.success(),
+        "seedcore-bench failed ({status}); stderr:\n{stderr}\nstdout:\n{stdout}"
+    );
+    stdout
+}
+
+fn positive(value: &Value) -> bool {
+    value.as_f64().is_some_and(|v| v.is_finite() && v > 0.0)
+}
+
+/// Every figure has a finite median; every baseline a positive one and a ratio.
+fn check_figures(report: &Value) -> usize {
+    let name = report["workload"].as_str().unwrap_or("?");
+    let figures = report["figures"].as_array().expect("figures");
+    assert!(!figures.is_empty(), "{name}: no figures");
+    let mut baselines = 0;
+    for figure in figures {
+        let key = figure["key"].as_str().unwrap_or("?");
+        assert!(
+            figure["median"].as_f64().is_some_and(f64::is_finite),
+            "{name}.{key}: no median in {figure}"
+        );
+        if let Some(baseline) = figure.get("baseline") {
+            assert!(
+                positive(&baseline["median"]),
+                "{name}.{key}: baseline {baseline}"
+            );
+            assert!(
+                positive(&figure["ratio"]["median"]),
+                "{name}.{key}: ratio {figure}"
+            );
+            baselines += 1;
+        }
+    }
+    baselines
+}
+
+#[test]
+fn every_workload_reports_figures_and_a_baseline() {
+    let seedcore = seedcore_binary();
+    let stdout = run_bench(&seedcore);
+    let reports: Vec<Value> = stdout
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let names: Vec<&str> = reports
+        .iter()
+        .map(|r| r["workload"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(names, ["w1", "w2", "w3", "w4", "f1"], "stdout:\n{stdout}");
+    for report in &reports {
+        assert_eq!(report["smoke"], true);
+        let baselines = check_figures(report);
+        // W2 has targets, not a same-run baseline (BENCHMARKS.md); every other has one.
+        if report["workload"] != "w2" {
+            assert!(baselines > 0, "no baseline in {report}");
+        }
+    }
+}
