@@ -33,9 +33,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+mod facts;
+mod fts;
+
 use super::{
-    Claim, ClaimedTask, FactQuery, Lease, MigrationReport, Outcome, Page, Signal, SignalSink,
-    Store, StoreError, StoreResult, TaskQuery,
+    Claim, ClaimedTask, FactPage, FactQuery, Lease, MigrationReport, Outcome, Page, Signal,
+    SignalSink, Store, StoreError, StoreResult, TagCount, TaskQuery,
 };
 use crate::model::{Fact, FactPatch, IdRef, NewFact, NewTask, Task, TaskEvent, TaskStatus, Worker};
 
@@ -478,28 +481,6 @@ fn task_filters(builder: &mut QueryBuilder<Sqlite>, query: &TaskQuery) {
     }
 }
 
-/// `q` is found with `instr` on lowercased text rather than LIKE: the same ASCII-only case
-/// folding, nothing in `q` is a wildcard, and no limit on the pattern's length (LIKE refuses
-/// patterns over 50,000 bytes). serde_json writes non-ASCII text raw, so a value inside the
-/// metadata matches as it was written.
-fn fact_filters(builder: &mut QueryBuilder<Sqlite>, query: &FactQuery) {
-    builder.push(" where true");
-    if let Some(q) = &query.q {
-        builder
-            .push(" and (instr(lower(text), lower(")
-            .push_bind(q.clone())
-            .push(")) > 0 or instr(lower(meta_data), lower(")
-            .push_bind(q.clone())
-            .push(")) > 0)");
-    }
-    for tag in &query.tags {
-        builder
-            .push(" and exists (select 1 from json_each(facts.tags) where value = ")
-            .push_bind(tag.clone())
-            .push(")");
-    }
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -675,7 +656,7 @@ impl Store for SqliteStore {
 
     async fn claim_tasks(&self, claim: &Claim) -> StoreResult<Vec<ClaimedTask>> {
         let now = Utc::now();
-        let rows: Vec<TaskRow> = sqlx::query_as(include_str!("sqlite_sql/claim.sql"))
+        let rows: Vec<TaskRow> = sqlx::query_as(include_str!("sql/claim.sql"))
             .bind(&claim.worker_id)
             .bind(Uuid::new_v4().to_string())
             .bind(stamp(after(now, claim.lease)))
@@ -703,7 +684,7 @@ impl Store for SqliteStore {
         let mut recorded = Vec::with_capacity(batch.len());
         let mut retrying = false;
         for ((lease, _), finish) in batch.iter().zip(columns) {
-            let done = sqlx::query(include_str!("sqlite_sql/finish.sql"))
+            let done = sqlx::query(include_str!("sql/finish.sql"))
                 .bind(finish.status)
                 .bind(finish.result)
                 .bind(finish.error)
@@ -727,14 +708,14 @@ impl Store for SqliteStore {
 
     async fn renew_leases(&self, held: &[Lease], lease: Duration) -> StoreResult<Vec<Lease>> {
         let expires = stamp(after(Utc::now(), lease));
-        self.fenced(include_str!("sqlite_sql/renew_lease.sql"), expires, held)
+        self.fenced(include_str!("sql/renew_lease.sql"), expires, held)
             .await
     }
 
     async fn release(&self, held: &[Lease]) -> StoreResult<u64> {
         let now = stamp(Utc::now());
         let released = self
-            .fenced(include_str!("sqlite_sql/release.sql"), now, held)
+            .fenced(include_str!("sql/release.sql"), now, held)
             .await?;
         if !released.is_empty() {
             self.watchers.send(Signal::TasksReady);
@@ -743,11 +724,10 @@ impl Store for SqliteStore {
     }
 
     async fn rescue_expired(&self) -> StoreResult<u64> {
-        let statuses: Vec<String> =
-            sqlx::query_scalar(include_str!("sqlite_sql/rescue_expired.sql"))
-                .bind(stamp(Utc::now()))
-                .fetch_all(&self.writer)
-                .await?;
+        let statuses: Vec<String> = sqlx::query_scalar(include_str!("sql/rescue_expired.sql"))
+            .bind(stamp(Utc::now()))
+            .fetch_all(&self.writer)
+            .await?;
         if statuses.iter().any(|s| s == "queued") {
             self.watchers.send(Signal::TasksReady);
         }
@@ -838,24 +818,23 @@ impl Store for SqliteStore {
     }
 
     async fn list_facts(&self, query: &FactQuery) -> StoreResult<Page<Fact>> {
-        let mut count = QueryBuilder::new("select count(*) from facts");
-        fact_filters(&mut count, query);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.reader).await?;
-
-        let mut list = QueryBuilder::new("select * from facts");
-        fact_filters(&mut list, query);
-        list.push(" order by created_at desc, id desc limit ")
-            .push_bind(query.limit)
-            .push(" offset ")
-            .push_bind(query.offset);
-        let rows: Vec<FactRow> = list.build_query_as().fetch_all(&self.reader).await?;
+        let page = self.search_facts(query).await?;
         Ok(Page {
-            total,
-            items: rows
-                .into_iter()
-                .map(FactRow::into_fact)
-                .collect::<StoreResult<_>>()?,
+            total: page.total.unwrap_or_default(),
+            items: page.items.into_iter().map(|(fact, _)| fact).collect(),
         })
+    }
+
+    async fn search_facts(&self, query: &FactQuery) -> StoreResult<FactPage> {
+        facts::search(self, query).await
+    }
+
+    async fn create_facts(&self, new: Vec<NewFact>) -> StoreResult<Vec<Fact>> {
+        facts::create_many(self, new).await
+    }
+
+    async fn tag_counts(&self, prefix: Option<&str>, limit: i64) -> StoreResult<Vec<TagCount>> {
+        facts::tag_counts(self, prefix, limit).await
     }
 
     async fn update_fact(&self, id: Uuid, patch: FactPatch) -> StoreResult<Fact> {
