@@ -1,9 +1,11 @@
-//! The command line: `serve`, `worker` and `db init`, and what each does on start and stop.
+//! The command line: `serve`, `worker`, `db init`, `db import-legacy` and `db backup`, and what
+//! each does on start and stop.
 //!
 //! `serve` and `db init` work on either store; `worker` needs PostgreSQL, since the embedded
 //! SQLite file belongs to the one process that serves it.
 
 use std::{
+    io::IsTerminal,
     path::{Path, PathBuf},
     process::ExitCode,
     sync::Arc,
@@ -18,6 +20,8 @@ use crate::{
     api::{self, ApiSettings, AppState},
     config::{DatabaseConfig, DatabaseTarget, EngineConfig, LogConfig, ServerConfig},
     engine::{Engine, EngineHandle, HandlerRouter, remote::parse_executors},
+    import::{self, ImportError, ImportOptions},
+    legacy::RunningTasks,
     store::{DynStore, PgStore, SqliteStore, StoreError},
     telemetry,
 };
@@ -68,6 +72,46 @@ pub struct WorkerArgs {
 pub enum DbCommand {
     /// Check connectivity, apply migrations, verify the tables; print what was done.
     Init(DbArgs),
+    /// Import the file-based system's tasks.json and facts.json (ids kept; running it again
+    /// imports nothing new).
+    ImportLegacy(ImportArgs),
+    /// Copy the embedded database to a new file, safely while the server runs (PostgreSQL:
+    /// use pg_dump, see the README).
+    Backup(BackupArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The old tasks.json ({"tasks": [...]}).
+    #[arg(long)]
+    pub tasks: Option<PathBuf>,
+    /// The old facts.json ({"facts": [...]}).
+    #[arg(long)]
+    pub facts: Option<PathBuf>,
+    /// Read and check everything, write nothing; say what would be imported.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Import nothing if any record is malformed (default: skip malformed records).
+    #[arg(long)]
+    pub strict: bool,
+    /// Queue tasks that were running when the old system stopped (default: mark them failed
+    /// as interrupted).
+    #[arg(long)]
+    pub requeue_running: bool,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub log: LogConfig,
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// The file to write; it must not exist yet.
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub log: LogConfig,
 }
 
 #[derive(Args, Debug)]
@@ -104,6 +148,8 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Serve(args) => serve(args).await,
             Command::Worker(args) => worker(args).await,
             Command::Db(DbCommand::Init(args)) => db_init(args).await,
+            Command::Db(DbCommand::ImportLegacy(args)) => import_legacy(args).await,
+            Command::Db(DbCommand::Backup(args)) => backup(args).await,
         }
     });
     match result {
@@ -233,6 +279,77 @@ async fn start_engine(
 
 /// An opened store. Closing it when a command ends lets SQLite fold its write-ahead log back
 /// into the database file, so that the file alone holds everything (a copy of it is a backup).
+async fn import_legacy(args: ImportArgs) -> Result<(), CliError> {
+    telemetry::init(&args.log.log_level);
+    if args.tasks.is_none() && args.facts.is_none() {
+        return Err(CliError(
+            "nothing to import: give --tasks FILE and/or --facts FILE".into(),
+        ));
+    }
+    let database = open_store(&args.database, args.database.pool_timeout()).await?;
+    migrate(&database.store, &args.database).await?;
+    let options = ImportOptions {
+        tasks: args.tasks,
+        facts: args.facts,
+        dry_run: args.dry_run,
+        strict: args.strict,
+        running: if args.requeue_running {
+            RunningTasks::Requeue
+        } else {
+            RunningTasks::Fail
+        },
+        progress: std::io::stderr().is_terminal(),
+    };
+    let result = import::import(&database.store, &options).await;
+    database.close().await;
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(ImportError::Strict(rejected)) => {
+            for why in rejected.iter().take(50) {
+                eprintln!("  {why}");
+            }
+            return Err(CliError(ImportError::Strict(rejected).to_string()));
+        }
+        Err(ImportError::Store(err)) => return Err(explain(&err, "import")),
+        Err(err) => return Err(CliError(err.to_string())),
+    };
+    let kinds = [("facts", &summary.facts), ("tasks", &summary.tasks)];
+    for (kind, counts) in kinds {
+        if let Some(counts) = counts {
+            println!("{}", counts.describe(kind, options.dry_run, 50));
+        }
+    }
+    if options.dry_run {
+        println!("dry run: nothing was written");
+    }
+    Ok(())
+}
+
+async fn backup(args: BackupArgs) -> Result<(), CliError> {
+    telemetry::init(&args.log.log_level);
+    if args.path.exists() {
+        return Err(CliError(format!(
+            "{} exists already: choose a new file",
+            args.path.display()
+        )));
+    }
+    let database = open_store(&args.database, args.database.pool_timeout()).await?;
+    let Some(sqlite) = &database.sqlite else {
+        database.close().await;
+        return Err(CliError(
+            "the database is PostgreSQL: back it up with pg_dump, e.g. \
+             pg_dump --format=custom --file=seedcore.dump \"$PG_DSN\", and restore with \
+             pg_restore --clean --dbname=\"$PG_DSN\" seedcore.dump"
+                .into(),
+        ));
+    };
+    let result = sqlite.backup_to(&args.path).await;
+    database.close().await;
+    result.map_err(|err| explain(&err, &format!("write {}", args.path.display())))?;
+    println!("backed up to {}", args.path.display());
+    Ok(())
+}
+
 struct Database {
     store: DynStore,
     sqlite: Option<SqliteStore>,

@@ -15,6 +15,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod import;
 pub mod legacy;
 pub mod model;
 pub mod store;

@@ -189,6 +189,23 @@ impl<'a> Fields<'a> {
         Some(out)
     }
 
+    /// An optional list of UUIDs written as strings; null reads as absent.
+    pub fn uuids(&mut self, key: &str) -> Option<Vec<uuid::Uuid>> {
+        let strings = self.strings(key)?;
+        let mut ids = Vec::with_capacity(strings.len());
+        for (i, raw) in strings.iter().enumerate() {
+            match uuid::Uuid::try_parse(raw) {
+                Ok(id) => ids.push(id),
+                Err(_) => self.errors.push(FieldError::new(
+                    vec![Value::String(key.into()), Value::from(i)],
+                    "uuid_parsing",
+                    format!("Input should be a valid UUID, got '{raw}'"),
+                )),
+            }
+        }
+        Some(ids)
+    }
+
     /// An optional finite number; null reads as absent.
     pub fn number(&mut self, key: &str) -> Option<f64> {
         match self.present(key)?.as_f64() {

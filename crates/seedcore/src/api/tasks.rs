@@ -38,6 +38,8 @@ pub struct CreateTaskRequest {
     max_attempts: Option<i32>,
     /// Seconds an attempt may run (default from configuration, per path).
     timeout_seconds: Option<f64>,
+    /// Ids of facts the task refers to.
+    attached_fact_ids: Option<Vec<Uuid>>,
 }
 
 /// A page of tasks, newest first.
@@ -114,6 +116,7 @@ fn new_task(
     let run_immediately = fields.boolean("run_immediately").unwrap_or(false);
     let max_attempts = fields.integer_in("max_attempts", 1, 1000);
     let timeout_seconds = fields.number("timeout_seconds");
+    let attached_fact_ids = fields.uuids("attached_fact_ids").unwrap_or_default();
     let bad_timeout = timeout_seconds.is_some_and(|t| t <= 0.0);
     let mut errors = fields.finish().err().unwrap_or_default();
     errors.extend(nul_errors(body, &STORED_FIELDS));
@@ -138,6 +141,7 @@ fn new_task(
         run_immediately,
         max_attempts: max_attempts.map_or(default_attempts, |n| n as i32),
         timeout_seconds,
+        attached_fact_ids,
     })
 }
 

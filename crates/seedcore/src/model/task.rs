@@ -132,6 +132,8 @@ pub struct Task {
     pub finished_at: Option<DateTime<Utc>>,
     /// The worker holding the task while it runs.
     pub worker_id: Option<String>,
+    /// Facts the task refers to.
+    pub attached_fact_ids: Vec<Uuid>,
 }
 
 /// Attempts a task gets when neither its creator nor the configuration says otherwise.
@@ -148,6 +150,7 @@ pub struct NewTask {
     pub run_immediately: bool,
     pub max_attempts: i32,
     pub timeout_seconds: Option<f64>,
+    pub attached_fact_ids: Vec<Uuid>,
 }
 
 impl NewTask {
@@ -162,6 +165,7 @@ impl NewTask {
             run_immediately: false,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             timeout_seconds: None,
+            attached_fact_ids: Vec::new(),
         }
     }
 

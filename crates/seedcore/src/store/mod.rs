@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::legacy::LegacyTask;
 use crate::model::{
     Fact, FactCursor, FactPatch, IdRef, NewFact, NewTask, Task, TaskEvent, TaskStatus, Worker,
 };
@@ -313,6 +314,14 @@ pub trait Store: Send + Sync + 'static {
     /// Registered workers, newest first; stopped ones older than a day are forgotten.
     async fn list_workers(&self) -> StoreResult<Vec<Worker>>;
 
+    // Import of existing data (ids and times kept; ids already stored are left alone).
+    /// Inserts the facts not stored yet, in one transaction; returns how many were new.
+    async fn import_facts(&self, facts: &[Fact]) -> StoreResult<u64>;
+    /// Inserts the tasks not stored yet, in one transaction; returns how many were new.
+    async fn import_tasks(&self, tasks: &[LegacyTask]) -> StoreResult<u64>;
+    /// Which of `ids` are stored already as records of `kind`.
+    async fn stored_ids(&self, kind: RecordKind, ids: &[Uuid]) -> StoreResult<Vec<Uuid>>;
+
     // Facts.
     async fn create_fact(&self, fact: NewFact) -> StoreResult<Fact>;
     async fn resolve_fact(&self, id: &IdRef) -> StoreResult<Uuid>;
@@ -363,6 +372,13 @@ pub trait Store: Send + Sync + 'static {
     }
     async fn update_fact(&self, id: Uuid, patch: FactPatch) -> StoreResult<Fact>;
     async fn delete_fact(&self, id: Uuid) -> StoreResult<()>;
+}
+
+/// Tasks or facts, for operations that apply to either.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    Task,
+    Fact,
 }
 
 /// Escapes `%`, `_` and `\` so that a LIKE pattern matches the text literally.

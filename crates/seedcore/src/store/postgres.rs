@@ -20,9 +20,10 @@ use uuid::Uuid;
 
 use super::{
     Claim, ClaimedTask, CountMode, ESTIMATE_EXACT_UP_TO, FactPage, FactQuery, Lease,
-    MigrationReport, Outcome, Page, Signal, SignalSink, Store, StoreError, StoreResult, TagCount,
-    TaskQuery, like_literal,
+    MigrationReport, Outcome, Page, RecordKind, Signal, SignalSink, Store, StoreError, StoreResult,
+    TagCount, TaskQuery, like_literal,
 };
+use crate::legacy::LegacyTask;
 use crate::model::{
     Fact, FactCursor, FactPatch, IdRef, NewFact, NewTask, Task, TaskEvent, TaskStatus, Worker,
 };
@@ -31,6 +32,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 
 const TASKS_CHANNEL: &str = "seedcore_tasks";
 const CANCEL_CHANNEL: &str = "seedcore_cancel";
+
+/// Rows per insert statement of an import (PostgreSQL allows 65,535 bind parameters).
+const IMPORT_CHUNK: usize = 1000;
 
 /// Tables `verify` expects after migration.
 const TABLES: [&str; 4] = ["tasks", "task_events", "facts", "workers"];
@@ -158,6 +162,7 @@ struct TaskRow {
     finished_at: Option<DateTime<Utc>>,
     worker_id: Option<String>,
     lease_token: Option<Uuid>,
+    attached_fact_ids: Vec<Uuid>,
 }
 
 impl TaskRow {
@@ -182,6 +187,7 @@ impl TaskRow {
             started_at: self.started_at,
             finished_at: self.finished_at,
             worker_id: self.worker_id,
+            attached_fact_ids: self.attached_fact_ids,
         })
     }
 
@@ -497,8 +503,8 @@ impl Store for PgStore {
     async fn create_task(&self, task: NewTask) -> StoreResult<Task> {
         let row: TaskRow = sqlx::query_as(
             r"insert into tasks (id, type, description, params, domain, drift_score, status,
-                                 max_attempts, timeout_seconds)
-              values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                 max_attempts, timeout_seconds, attached_fact_ids)
+              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
               returning *",
         )
         .bind(Uuid::new_v4())
@@ -510,6 +516,7 @@ impl Store for PgStore {
         .bind(task.initial_status().as_str())
         .bind(task.max_attempts)
         .bind(task.timeout_seconds)
+        .bind(&task.attached_fact_ids)
         .fetch_one(&self.pool)
         .await?;
         row.into_task()
@@ -702,6 +709,68 @@ impl Store for PgStore {
                 .fetch_all(&self.pool)
                 .await?;
         Ok(rows.into_iter().map(Worker::from).collect())
+    }
+
+    async fn import_facts(&self, facts: &[Fact]) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut inserted = 0;
+        for chunk in facts.chunks(IMPORT_CHUNK) {
+            let mut insert = QueryBuilder::new(
+                "insert into facts (id, text, tags, meta_data, created_at, updated_at) ",
+            );
+            insert.push_values(chunk, |mut row, fact| {
+                row.push_bind(fact.id)
+                    .push_bind(fact.text.clone())
+                    .push_bind(fact.tags.clone())
+                    .push_bind(Json(fact.meta_data.clone()))
+                    .push_bind(fact.created_at)
+                    .push_bind(fact.updated_at);
+            });
+            insert.push(" on conflict (id) do nothing");
+            inserted += insert.build().execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    async fn import_tasks(&self, tasks: &[LegacyTask]) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut inserted = 0;
+        for chunk in tasks.chunks(IMPORT_CHUNK) {
+            let mut insert = QueryBuilder::new(
+                "insert into tasks (id, type, description, params, status, result, error, \
+                 attached_fact_ids, created_at, updated_at, run_at, finished_at) ",
+            );
+            insert.push_values(chunk, |mut row, task| {
+                row.push_bind(task.id)
+                    .push_bind(task.task_type.clone())
+                    .push_bind(task.description.clone())
+                    .push_bind(Json(task.params.clone()))
+                    .push_bind(task.status.as_str())
+                    .push_bind(task.result.clone().map(Json))
+                    .push_bind(task.error.clone())
+                    .push_bind(task.attached_fact_ids.clone())
+                    .push_bind(task.created_at)
+                    .push_bind(task.updated_at)
+                    .push_bind(task.updated_at)
+                    .push_bind(task.status.is_final().then_some(task.updated_at));
+            });
+            insert.push(" on conflict (id) do nothing");
+            inserted += insert.build().execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    async fn stored_ids(&self, kind: RecordKind, ids: &[Uuid]) -> StoreResult<Vec<Uuid>> {
+        let sql = match kind {
+            RecordKind::Task => "select id from tasks where id = any($1)",
+            RecordKind::Fact => "select id from facts where id = any($1)",
+        };
+        Ok(sqlx::query_scalar(sql)
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn create_fact(&self, fact: NewFact) -> StoreResult<Fact> {

@@ -25,10 +25,11 @@ use reqwest::{Method, StatusCode};
 use seedcore::{
     api::{self, ApiSettings, AppState},
     engine::{Engine, EngineHandle, EngineSettings, HandlerRouter, RetryPolicy},
+    legacy::LegacyTask,
     model::{Fact, FactPatch, IdRef, NewFact, NewTask, Task, TaskEvent, TaskStatus, Worker},
     store::{
         Claim, ClaimedTask, DynStore, FactPage, FactQuery, Lease, MigrationReport, Outcome, Page,
-        PgStore, SignalSink, SqliteStore, Store, StoreResult, TagCount, TaskQuery,
+        PgStore, RecordKind, SignalSink, SqliteStore, Store, StoreResult, TagCount, TaskQuery,
     },
 };
 use serde_json::Value;
@@ -452,6 +453,15 @@ impl Store for TestStore {
     }
     async fn list_workers(&self) -> StoreResult<Vec<Worker>> {
         self.inner().list_workers().await
+    }
+    async fn import_facts(&self, facts: &[Fact]) -> StoreResult<u64> {
+        self.inner().import_facts(facts).await
+    }
+    async fn import_tasks(&self, tasks: &[LegacyTask]) -> StoreResult<u64> {
+        self.inner().import_tasks(tasks).await
+    }
+    async fn stored_ids(&self, kind: RecordKind, ids: &[Uuid]) -> StoreResult<Vec<Uuid>> {
+        self.inner().stored_ids(kind, ids).await
     }
     async fn create_fact(&self, fact: NewFact) -> StoreResult<Fact> {
         self.inner().create_fact(fact).await

@@ -35,11 +35,13 @@ use uuid::Uuid;
 
 mod facts;
 mod fts;
+mod import;
 
 use super::{
-    Claim, ClaimedTask, FactPage, FactQuery, Lease, MigrationReport, Outcome, Page, Signal,
-    SignalSink, Store, StoreError, StoreResult, TagCount, TaskQuery,
+    Claim, ClaimedTask, FactPage, FactQuery, Lease, MigrationReport, Outcome, Page, RecordKind,
+    Signal, SignalSink, Store, StoreError, StoreResult, TagCount, TaskQuery,
 };
+use crate::legacy::LegacyTask;
 use crate::model::{Fact, FactPatch, IdRef, NewFact, NewTask, Task, TaskEvent, TaskStatus, Worker};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -93,6 +95,20 @@ impl SqliteStore {
             reader,
             watchers: Arc::default(),
         })
+    }
+
+    /// Writes a consistent copy of the database to `target` (which must not exist), while
+    /// the store stays in use: `vacuum into` reads one snapshot, as any reader does under WAL,
+    /// so writers are not held up.
+    pub async fn backup_to(&self, target: &Path) -> StoreResult<()> {
+        let target = target.to_str().ok_or_else(|| {
+            StoreError::Unsupported(format!("{} is not a UTF-8 path", target.display()))
+        })?;
+        sqlx::query("vacuum into ?1")
+            .bind(target)
+            .execute(&self.reader)
+            .await?;
+        Ok(())
     }
 
     /// Closes both pools once their statements in flight are done. The last connection to
@@ -305,6 +321,7 @@ struct TaskRow {
     finished_at: Option<String>,
     worker_id: Option<String>,
     lease_token: Option<String>,
+    attached_fact_ids: String,
 }
 
 impl TaskRow {
@@ -328,6 +345,7 @@ impl TaskRow {
             started_at: parse_time_opt(self.started_at)?,
             finished_at: parse_time_opt(self.finished_at)?,
             worker_id: self.worker_id,
+            attached_fact_ids: parse_json(&self.attached_fact_ids)?,
         })
     }
 
@@ -537,8 +555,9 @@ impl Store for SqliteStore {
         let params = json_text(&task.params)?;
         let row: TaskRow = sqlx::query_as(
             r"insert into tasks (id, type, description, params, domain, drift_score, status,
-                                 max_attempts, timeout_seconds, created_at, updated_at, run_at)
-              values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10)
+                                 max_attempts, timeout_seconds, created_at, updated_at, run_at,
+                                 attached_fact_ids)
+              values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10, ?11)
               returning *",
         )
         .bind(Uuid::new_v4().to_string())
@@ -551,6 +570,7 @@ impl Store for SqliteStore {
         .bind(task.max_attempts)
         .bind(task.timeout_seconds)
         .bind(stamp(Utc::now()))
+        .bind(json_text(&task.attached_fact_ids)?)
         .fetch_one(&self.writer)
         .await?;
         let task = row.into_task()?;
@@ -783,6 +803,18 @@ impl Store for SqliteStore {
                 .fetch_all(&self.reader)
                 .await?;
         rows.into_iter().map(WorkerRow::into_worker).collect()
+    }
+
+    async fn import_facts(&self, facts: &[Fact]) -> StoreResult<u64> {
+        import::facts(self, facts).await
+    }
+
+    async fn import_tasks(&self, tasks: &[LegacyTask]) -> StoreResult<u64> {
+        import::tasks(self, tasks).await
+    }
+
+    async fn stored_ids(&self, kind: RecordKind, ids: &[Uuid]) -> StoreResult<Vec<Uuid>> {
+        import::stored_ids(self, kind, ids).await
     }
 
     async fn create_fact(&self, fact: NewFact) -> StoreResult<Fact> {
