@@ -108,6 +108,16 @@ impl DatabaseConfig {
     }
 }
 
+impl DatabaseTarget {
+    /// The target a URL names: `postgresql://…`/`postgres://…`, or `sqlite:` with a file path.
+    pub fn from_url(url: &str) -> Result<DatabaseTarget, ConfigError> {
+        match parse_sqlite_url(url)? {
+            Some(path) => Ok(DatabaseTarget::Sqlite(path)),
+            None => parse_postgres_url(url).map(|o| DatabaseTarget::Postgres(Box::new(o))),
+        }
+    }
+}
+
 /// The file a `sqlite:` URL names, None for a URL of another scheme. `sqlite:///abs/x.db` and
 /// `sqlite:/abs/x.db` are absolute, `sqlite://x.db` and `sqlite:x.db` relative to the current
 /// folder; a `?query` is ignored. An in-memory database is refused: the store opens the file

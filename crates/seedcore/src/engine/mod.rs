@@ -48,7 +48,7 @@ use crate::{
 const MAX_CLAIM_BATCH: usize = 100;
 
 /// How the engine of one process behaves.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct EngineSettings {
     pub concurrency: usize,
     pub escalated_concurrency: usize,
@@ -61,6 +61,27 @@ pub struct EngineSettings {
     pub shutdown_grace: Duration,
     /// When set, a drift detector also escalates tasks below the threshold (see [`drift`]).
     pub cusum: Option<drift::CusumSettings>,
+}
+
+/// The same defaults as the `seedcore` binary's (see `seedcore serve --help`).
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            concurrency: 32,
+            escalated_concurrency: 4,
+            drift_threshold: 0.5,
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(1000),
+            task_timeout: Duration::from_secs(300),
+            escalated_timeout: Duration::from_secs(900),
+            retry: RetryPolicy {
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(3600),
+            },
+            shutdown_grace: Duration::from_secs(30),
+            cusum: None,
+        }
+    }
 }
 
 impl From<&EngineConfig> for EngineSettings {
@@ -628,4 +649,21 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{Args, FromArgMatches};
+
+    use super::*;
+
+    #[test]
+    fn the_library_defaults_are_the_binary_defaults() {
+        // The binary's settings with every default and no environment.
+        let command = EngineConfig::augment_args(clap::Command::new("seedcore"))
+            .mut_args(|arg| arg.env(None));
+        let matches = command.try_get_matches_from(["seedcore"]).unwrap();
+        let config = EngineConfig::from_arg_matches(&matches).unwrap();
+        assert_eq!(EngineSettings::from(&config), EngineSettings::default());
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RetryPolicy {
     pub base: Duration,
     pub max: Duration,

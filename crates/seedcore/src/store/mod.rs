@@ -374,6 +374,33 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_fact(&self, id: Uuid) -> StoreResult<()>;
 }
 
+/// Opens the store a URL names (`postgresql://…` or `sqlite:///path/file.db`), for programs
+/// that embed seedcore. PostgreSQL gets a pool of `pool_size` connections; a SQLite file and its
+/// folder are created if missing. Call [`Store::migrate`] before use.
+pub async fn open(url: &str, pool_size: u32) -> Result<DynStore, OpenError> {
+    match crate::config::DatabaseTarget::from_url(url).map_err(|e| OpenError::Url(e.0))? {
+        crate::config::DatabaseTarget::Postgres(options) => {
+            let store = PgStore::connect(*options, pool_size, Duration::from_secs(30)).await?;
+            Ok(Arc::new(store))
+        }
+        crate::config::DatabaseTarget::Sqlite(path) => {
+            if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
+                std::fs::create_dir_all(folder).map_err(|e| OpenError::Url(e.to_string()))?;
+            }
+            Ok(Arc::new(SqliteStore::open(&path).await?))
+        }
+    }
+}
+
+/// Why [`open`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{0}")]
+    Url(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Tasks or facts, for operations that apply to either.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecordKind {
