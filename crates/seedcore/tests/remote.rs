@@ -144,11 +144,9 @@ async fn a_remote_retry_then_success_completes_on_the_second_attempt() {
 
 #[tokio::test]
 async fn an_unreachable_executor_is_retried_then_fails() {
-    // A port that was free a moment ago: nothing listens there.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/run", listener.local_addr().unwrap());
-    drop(listener);
-    let app = app_with_executor(&url).await;
+    // Nothing listens on port 1 of this loopback address. (A port freed by this test could be
+    // taken at once by another test's server running in parallel.)
+    let app = app_with_executor("http://127.0.0.2:1/run").await;
     let task = run(&app, json!({"max_attempts": 2})).await;
     assert_eq!(task.status, TaskStatus::Failed);
     assert_eq!(task.attempts, 2);
