@@ -134,7 +134,6 @@ impl Running {
 struct Lane {
     name: &'static str,
     escalated: bool,
-    capacity: usize,
     slots: Arc<Semaphore>,
     drift: DriftRange,
     timeout: Duration,
@@ -192,7 +191,6 @@ impl Engine {
                 lanes.push(Lane {
                     name,
                     escalated,
-                    capacity,
                     slots: Arc::new(Semaphore::new(capacity)),
                     drift,
                     timeout,
@@ -306,13 +304,13 @@ impl EngineHandle {
             let _ = lane.await;
         }
         let mut report = ShutdownReport::default();
-        if tokio::time::timeout(inner.settings.shutdown_grace, inner.all_slots_free())
+        if tokio::time::timeout(inner.settings.shutdown_grace, inner.all_done())
             .await
             .is_err()
         {
             report.released = inner.stop_all(StopReason::Shutdown);
             // Stopped handlers release their tasks as they unwind; give them a moment.
-            let _ = tokio::time::timeout(Duration::from_secs(10), inner.all_slots_free()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), inner.all_done()).await;
         }
         inner.stop_background.cancel();
         for task in self.background {
@@ -360,11 +358,11 @@ impl Inner {
         running.len()
     }
 
-    async fn all_slots_free(&self) {
-        for lane in &self.lanes {
-            if let Ok(permits) = lane.slots.acquire_many(lane.capacity as u32).await {
-                drop(permits);
-            }
+    /// Resolves once no task is running here: every handler has ended and every outcome is
+    /// recorded (or released).
+    async fn all_done(&self) {
+        while !self.running.lock().expect("running map").is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -456,8 +454,9 @@ impl Inner {
             .insert(claimed.task.id, running);
         let inner = self.clone();
         tokio::spawn(async move {
-            inner.execute(lane_index, claimed, cancel, reason).await;
-            drop(permit);
+            inner
+                .execute(lane_index, claimed, permit, cancel, reason)
+                .await;
         });
     }
 
@@ -465,6 +464,7 @@ impl Inner {
         &self,
         lane_index: usize,
         claimed: ClaimedTask,
+        permit: OwnedSemaphorePermit,
         cancel: CancellationToken,
         reason: Arc<OnceLock<StopReason>>,
     ) {
@@ -503,6 +503,9 @@ impl Inner {
             _ = tokio::time::sleep(timeout) => Ended::TimedOut(timeout),
             _ = cancel.cancelled() => Ended::Stopped,
         };
+        // The slot is for running handlers: the next task may start while this outcome is
+        // written. The task stays in `running` (its lease renewed) until it is recorded.
+        drop(permit);
         // A handler that returned after being stopped is treated as stopped: its task has
         // already moved on (or is being released), so nothing it says may be stored.
         let stopped = cancel
