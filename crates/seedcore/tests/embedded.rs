@@ -5,35 +5,17 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader},
-    path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
-    sync::mpsc,
-    time::{Duration, Instant},
+    path::Path,
+    process::{Command, Output},
+    time::Duration,
 };
 
-use common::{eventually, process::command};
+use common::{
+    TempFolder, eventually,
+    process::{Process, command},
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use uuid::Uuid;
-
-/// An empty folder of its own, removed when dropped.
-struct Folder(PathBuf);
-
-impl Folder {
-    fn new() -> Folder {
-        let path = std::env::temp_dir().join(format!("seedcore-embedded-{}", Uuid::new_v4()));
-        std::fs::create_dir_all(&path).expect("create the folder");
-        // The child reports its working folder with symlinks resolved.
-        Folder(path.canonicalize().expect("canonical folder"))
-    }
-}
-
-impl Drop for Folder {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// `seedcore ARGS` run in `folder` with no database setting at all.
 fn seedcore(folder: &Path, args: &[&str]) -> Command {
@@ -49,89 +31,13 @@ fn run(folder: &Path, args: &[&str]) -> (Output, String, String) {
     (output, stdout, stderr)
 }
 
-/// `seedcore serve` in the background, its log lines collected.
-struct Server {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
-}
-
-impl Server {
-    fn start(folder: &Path) -> Server {
-        let mut child = seedcore(folder, &["serve"])
-            .env("LOG_LEVEL", "INFO")
-            .env("SEEDCORE_POLL_INTERVAL_MS", "200")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start seedcore serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let (send, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Server {
-            child,
-            lines,
-            log: Vec::new(),
-        }
-    }
-
-    /// The base URL from the "listening on" line.
-    fn address(&mut self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| {
-                panic!(
-                    "serve did not start listening; log:\n{}",
-                    self.log.join("\n")
-                )
-            });
-            self.log.push(line.clone());
-            if let Some(at) = line.find("listening on http://") {
-                let url = &line[at + "listening on ".len()..];
-                return url.split_whitespace().next().expect("address").to_string();
-            }
-        }
-    }
-
-    /// Sends SIGTERM and waits for a clean exit.
-    fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let exit = loop {
-            if let Some(exit) = self.child.try_wait().expect("wait") {
-                break exit;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "serve still running after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        self.log.extend(self.lines.try_iter());
-        assert!(
-            exit.success(),
-            "exit {exit:?}; log:\n{}",
-            self.log.join("\n")
-        );
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `seedcore serve` in `folder`, in the background.
+fn serve(folder: &Path) -> Process {
+    let mut serve = seedcore(folder, &["serve"]);
+    serve
+        .env("LOG_LEVEL", "INFO")
+        .env("SEEDCORE_POLL_INTERVAL_MS", "200");
+    Process::from_command(serve)
 }
 
 async fn get(client: &reqwest::Client, url: String) -> (StatusCode, Value) {
@@ -165,9 +71,9 @@ async fn run_to_completion(client: &reqwest::Client, base: &str) -> String {
 
 #[tokio::test]
 async fn with_no_database_setting_serve_runs_on_a_file_in_the_data_folder() {
-    let folder = Folder::new();
-    let mut server = Server::start(&folder.0);
-    let base = server.address();
+    let folder = TempFolder::new();
+    let mut server = serve(&folder.0);
+    let base = server.wait_for_address();
     let client = reqwest::Client::new();
 
     let (status, health) = get(&client, format!("{base}/health")).await;
@@ -196,8 +102,8 @@ async fn with_no_database_setting_serve_runs_on_a_file_in_the_data_folder() {
     // process.
     server.stop();
     assert!(!folder.0.join("data").join("seedcore.db-wal").exists());
-    let mut server = Server::start(&folder.0);
-    let base = server.address();
+    let mut server = serve(&folder.0);
+    let base = server.wait_for_address();
     let (status, task) = get(&client, format!("{base}/api/v1/tasks/{id}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(task["status"], "completed");
@@ -206,7 +112,7 @@ async fn with_no_database_setting_serve_runs_on_a_file_in_the_data_folder() {
 
 #[test]
 fn a_worker_process_is_refused_on_the_embedded_database() {
-    let folder = Folder::new();
+    let folder = TempFolder::new();
     let (output, _, stderr) = run(&folder.0, &["worker"]);
     assert!(!output.status.success());
     assert!(
@@ -222,7 +128,7 @@ fn a_worker_process_is_refused_on_the_embedded_database() {
 
 #[test]
 fn db_init_creates_and_migrates_the_embedded_database() {
-    let folder = Folder::new();
+    let folder = TempFolder::new();
     let (output, stdout, stderr) = run(&folder.0, &["db", "init", "--data-dir", "state"]);
     assert!(output.status.success(), "{stdout}{stderr}");
     let file = folder.0.join("state").join("seedcore.db");

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::{process::command, *};
 use seedcore::{
@@ -12,30 +12,6 @@ use seedcore::{
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-/// A temporary folder, removed when dropped.
-struct Folder(PathBuf);
-
-impl Folder {
-    fn new() -> Folder {
-        let path =
-            std::env::temp_dir().join(format!("seedcore-import-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&path).unwrap();
-        Folder(path)
-    }
-
-    fn write(&self, name: &str, value: &Value) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, serde_json::to_vec(value).unwrap()).unwrap();
-        path
-    }
-}
-
-impl Drop for Folder {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The file-based system's data: `count` facts and `count` tasks, every fourth task attached
 /// to a fact, statuses cycling through the old four.
@@ -87,11 +63,11 @@ fn paths(tasks: &Path, facts: &Path) -> [String; 4] {
 #[tokio::test]
 async fn ten_thousand_tasks_and_facts_round_trip_and_a_second_import_adds_nothing() {
     let db = TestDb::create().await;
-    let folder = Folder::new();
+    let folder = TempFolder::new();
     let (tasks, facts) = legacy_data(10_000);
     let args = paths(
-        &folder.write("tasks.json", &tasks),
-        &folder.write("facts.json", &facts),
+        &folder.write_json("tasks.json", &tasks),
+        &folder.write_json("facts.json", &facts),
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
 
@@ -178,7 +154,7 @@ fn fact_ids(facts: &Value, n: usize) -> Uuid {
 #[tokio::test]
 async fn each_kind_of_malformed_record_is_reported_with_its_position_and_skipped() {
     let db = TestDb::create().await;
-    let folder = Folder::new();
+    let folder = TempFolder::new();
     let good = Uuid::new_v4().to_string();
     let facts = json!({"facts": [
         {"id": good, "text": "fine", "created_at": 1.0},
@@ -194,8 +170,8 @@ async fn each_kind_of_malformed_record_is_reported_with_its_position_and_skipped
         {"id": Uuid::new_v4().to_string(), "type": "t", "status": "created", "created_at": 1.0, "params": [1]}
     ]});
     let args = paths(
-        &folder.write("t.json", &tasks),
-        &folder.write("f.json", &facts),
+        &folder.write_json("t.json", &tasks),
+        &folder.write_json("f.json", &facts),
     );
     let (ok, out, err) = import(&db, &args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(ok, "{out}{err}");
@@ -223,12 +199,12 @@ async fn each_kind_of_malformed_record_is_reported_with_its_position_and_skipped
 #[tokio::test]
 async fn strict_mode_imports_nothing_when_a_record_is_malformed() {
     let db = TestDb::create().await;
-    let folder = Folder::new();
+    let folder = TempFolder::new();
     let facts = json!({"facts": [
         {"id": Uuid::new_v4().to_string(), "text": "fine", "created_at": 1.0},
         {"id": Uuid::new_v4().to_string(), "created_at": 1.0}
     ]});
-    let path = folder.write("f.json", &facts);
+    let path = folder.write_json("f.json", &facts);
     let (ok, _, err) = import(&db, &["--facts", path.to_str().unwrap(), "--strict"]);
     assert!(!ok);
     assert!(err.contains("fact #1: text is missing"), "{err}");
@@ -250,11 +226,11 @@ async fn strict_mode_imports_nothing_when_a_record_is_malformed() {
 #[tokio::test]
 async fn a_dry_run_counts_what_it_would_import_and_writes_nothing() {
     let db = TestDb::create().await;
-    let folder = Folder::new();
+    let folder = TempFolder::new();
     let (tasks, facts) = legacy_data(20);
     let args = paths(
-        &folder.write("tasks.json", &tasks),
-        &folder.write("facts.json", &facts),
+        &folder.write_json("tasks.json", &tasks),
+        &folder.write_json("facts.json", &facts),
     );
     let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
     args.push("--dry-run");
@@ -282,11 +258,11 @@ async fn a_dry_run_counts_what_it_would_import_and_writes_nothing() {
 #[tokio::test]
 async fn tasks_that_were_running_can_be_queued_again_and_then_run() {
     let db = std::sync::Arc::new(TestDb::create().await);
-    let folder = Folder::new();
+    let folder = TempFolder::new();
     let id = Uuid::new_v4();
     let tasks = json!({"tasks": [{"id": id.to_string(), "type": "echo", "params": {"x": 1},
                                   "status": "running", "created_at": 1.0}]});
-    let path = folder.write("tasks.json", &tasks);
+    let path = folder.write_json("tasks.json", &tasks);
     let (ok, out, err) = import(
         &db,
         &["--tasks", path.to_str().unwrap(), "--requeue-running"],
@@ -301,7 +277,7 @@ async fn tasks_that_were_running_can_be_queued_again_and_then_run() {
 #[tokio::test]
 async fn an_import_needs_a_file_and_names_a_missing_or_broken_one() {
     let db = TestDb::create().await;
-    let folder = Folder::new();
+    let folder = TempFolder::new();
     let (ok, _, err) = import(&db, &[]);
     assert!(!ok);
     assert!(err.contains("nothing to import"), "{err}");
@@ -328,7 +304,7 @@ async fn a_backup_of_the_embedded_database_taken_while_it_is_in_use_holds_the_da
             .await
             .unwrap();
     }
-    let folder = Folder::new();
+    let folder = TempFolder::new();
     let target = folder.0.join("copy.db");
     let url = db.url();
     let output = command(

@@ -65,6 +65,31 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// An empty temporary folder of its own, removed when dropped.
+pub struct TempFolder(pub PathBuf);
+
+impl TempFolder {
+    pub fn new() -> TempFolder {
+        let path = std::env::temp_dir().join(format!("seedcore-test-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&path).expect("create a temporary folder");
+        // Children report their working folder with symlinks resolved.
+        TempFolder(path.canonicalize().expect("canonical folder"))
+    }
+
+    /// Writes `value` as JSON to `name` in the folder and returns its path.
+    pub fn write_json(&self, name: &str, value: &Value) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, serde_json::to_vec(value).expect("JSON")).expect("write");
+        path
+    }
+}
+
+impl Drop for TempFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A small pool on the admin database, for what a test does to the server itself.
 pub async fn admin_pool() -> sqlx::PgPool {
     PgPoolOptions::new()

@@ -45,7 +45,12 @@ pub struct Process {
 
 impl Process {
     pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Process {
-        let mut child = command(args, env)
+        Process::from_command(command(args, env))
+    }
+
+    /// Starts a prepared command (see [`command`]), collecting its stderr.
+    pub fn from_command(mut command: Command) -> Process {
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -103,6 +108,17 @@ impl Process {
             .status()
             .expect("kill");
         assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Sends SIGTERM and asserts a clean exit within 15 s.
+    pub fn stop(&mut self) {
+        self.signal("TERM");
+        let status = self.wait_exit(Duration::from_secs(15));
+        assert!(
+            status.success(),
+            "exit {status:?}; log:\n{}",
+            self.log.join("\n")
+        );
     }
 
     /// Waits for the process to exit, failing the test after `within`.
