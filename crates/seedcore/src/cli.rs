@@ -31,10 +31,12 @@ use crate::{
 #[derive(Parser, Debug)]
 #[command(name = "seedcore", version)]
 pub struct Cli {
+    /// What to run.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The commands of the `seedcore` binary.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the HTTP API and the workers in one process (migrates the database first).
@@ -46,28 +48,38 @@ pub enum Command {
     Db(DbCommand),
 }
 
+/// The settings of `seedcore serve`.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
+    /// Where and how the HTTP API listens.
     #[command(flatten)]
     pub server: ServerConfig,
+    /// How the workers of this process run tasks.
     #[command(flatten)]
     pub engine: EngineConfig,
+    /// Which database to use.
     #[command(flatten)]
     pub database: DatabaseConfig,
+    /// How verbose the logs are.
     #[command(flatten)]
     pub log: LogConfig,
 }
 
+/// The settings of `seedcore worker`.
 #[derive(Args, Debug)]
 pub struct WorkerArgs {
+    /// How the workers of this process run tasks.
     #[command(flatten)]
     pub engine: EngineConfig,
+    /// Which database to use; PostgreSQL, shared with `serve`.
     #[command(flatten)]
     pub database: DatabaseConfig,
+    /// How verbose the logs are.
     #[command(flatten)]
     pub log: LogConfig,
 }
 
+/// The subcommands of `seedcore db`.
 #[derive(Subcommand, Debug)]
 pub enum DbCommand {
     /// Check connectivity, apply migrations, verify the tables; print what was done.
@@ -80,6 +92,7 @@ pub enum DbCommand {
     Backup(BackupArgs),
 }
 
+/// The settings of `seedcore db import-legacy`.
 #[derive(Args, Debug)]
 pub struct ImportArgs {
     /// The old tasks.json ({"tasks": [...]}).
@@ -98,26 +111,34 @@ pub struct ImportArgs {
     /// as interrupted).
     #[arg(long)]
     pub requeue_running: bool,
+    /// The database to import into.
     #[command(flatten)]
     pub database: DatabaseConfig,
+    /// How verbose the logs are.
     #[command(flatten)]
     pub log: LogConfig,
 }
 
+/// The settings of `seedcore db backup`.
 #[derive(Args, Debug)]
 pub struct BackupArgs {
     /// The file to write; it must not exist yet.
     pub path: PathBuf,
+    /// The database to copy (the embedded one).
     #[command(flatten)]
     pub database: DatabaseConfig,
+    /// How verbose the logs are.
     #[command(flatten)]
     pub log: LogConfig,
 }
 
+/// The settings of `seedcore db init`.
 #[derive(Args, Debug)]
 pub struct DbArgs {
+    /// The database to initialize.
     #[command(flatten)]
     pub database: DatabaseConfig,
+    /// How verbose the logs are.
     #[command(flatten)]
     pub log: LogConfig,
 }
@@ -132,6 +153,8 @@ const WORKER_NEEDS_POSTGRES: &str = "it serves one process, and `seedcore serve`
     (or DATABASE_URL) set to a postgresql:// URL, or POSTGRES_HOST with POSTGRES_PORT, \
     POSTGRES_DB, POSTGRES_USER and POSTGRES_PASSWORD (or the matching --flags; see --help)";
 
+/// Runs the parsed command on a new tokio runtime; a failure is printed to stderr and ends
+/// in a failure exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

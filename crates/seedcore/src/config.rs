@@ -73,6 +73,7 @@ pub const SQLITE_FILE: &str = "seedcore.db";
 
 /// The database a process was configured for.
 pub enum DatabaseTarget {
+    /// A PostgreSQL server, with the options to connect to it.
     Postgres(Box<PgConnectOptions>),
     /// The embedded store's file: from a sqlite: URL, or the data folder's default.
     Sqlite(PathBuf),
@@ -103,6 +104,7 @@ impl DatabaseConfig {
         Ok(DatabaseTarget::Postgres(Box::new(options)))
     }
 
+    /// How long to wait for a free connection (at least 1 ms).
     pub fn pool_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.postgres_pool_timeout.max(0.001))
     }
@@ -272,14 +274,17 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
+    /// How long a claimed task's lease lasts.
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.lease_seconds)
     }
 
+    /// How long an idle lane waits between polls for work.
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms)
     }
 
+    /// How long in-flight tasks get to finish on shutdown.
     pub fn shutdown_grace(&self) -> Duration {
         seconds(self.shutdown_grace_seconds)
     }

@@ -25,10 +25,15 @@ const BATCH: usize = 1000;
 /// What to import and how.
 #[derive(Clone, Debug)]
 pub struct ImportOptions {
+    /// The old `tasks.json`, if tasks are to be imported.
     pub tasks: Option<PathBuf>,
+    /// The old `facts.json`, if facts are to be imported.
     pub facts: Option<PathBuf>,
+    /// Read the files and the store, write nothing; report what would be imported.
     pub dry_run: bool,
+    /// Import nothing if any record is malformed (else malformed records are skipped).
     pub strict: bool,
+    /// What becomes of tasks that were `running` in the old system.
     pub running: RunningTasks,
     /// Draw progress bars (on a terminal).
     pub progress: bool,
@@ -37,30 +42,45 @@ pub struct ImportOptions {
 /// What happened to the records of one kind.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KindSummary {
+    /// Records in the file, good and malformed.
     pub read: usize,
     /// Stored by this run (with a dry run: would have been).
     pub imported: u64,
     /// Skipped because a record with the same id is stored already.
     pub already_present: u64,
+    /// Malformed records, skipped, with why.
     pub rejected: Vec<Rejected>,
 }
 
+/// What an import did, per kind of record.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ImportSummary {
+    /// None when no facts file was given.
     pub facts: Option<KindSummary>,
+    /// None when no tasks file was given.
     pub tasks: Option<KindSummary>,
 }
 
+/// Why an import stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    /// A file cannot be read, is not JSON, or lacks its `{"tasks"|"facts": [...]}` list.
     #[error("{path}: {reason}")]
-    File { path: String, reason: String },
+    File {
+        /// The file as given.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Strict mode found malformed records (all of them listed); nothing was written.
     #[error("{} malformed record(s) and --strict: nothing was imported", .0.len())]
     Strict(Vec<Rejected>),
+    /// Reading or writing the store failed; batches written before stay written.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
+/// Imports the files `options` names, facts first, in batches of 1000 records per transaction.
 pub async fn import(
     store: &DynStore,
     options: &ImportOptions,

@@ -15,15 +15,25 @@ use crate::model::{Fact, TaskStatus};
 /// A task as the file-based system kept it, mapped.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LegacyTask {
+    /// The old id, kept.
     pub id: Uuid,
+    /// The old `type`.
     pub task_type: String,
+    /// Empty when the old record had none.
     pub description: String,
+    /// Empty when the old record had none.
     pub params: Map<String, Value>,
+    /// The old status; a `running` one is already failed or queued, as [`RunningTasks`] says.
     pub status: TaskStatus,
+    /// The old result: an object as it was, any other value wrapped as `{"value": …}`.
     pub result: Option<Value>,
+    /// The old error, or [`INTERRUPTED`] for a running task that was failed.
     pub error: Option<String>,
+    /// Facts the task refers to.
     pub attached_fact_ids: Vec<Uuid>,
+    /// From the old epoch seconds.
     pub created_at: DateTime<Utc>,
+    /// From the old epoch seconds; `created_at` when missing.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -34,6 +44,7 @@ pub struct Rejected {
     pub kind: &'static str,
     /// Position in the file's list, from 0.
     pub index: usize,
+    /// What is wrong with it.
     pub reason: String,
 }
 
@@ -52,6 +63,7 @@ pub enum RunningTasks {
     Requeue,
 }
 
+/// The error given to tasks that were `running` and are imported as failed.
 pub const INTERRUPTED: &str =
     "interrupted: the task was running when the file-based system stopped";
 
@@ -65,6 +77,7 @@ pub fn records(document: &Value, key: &str) -> Result<Vec<Value>, String> {
     }
 }
 
+/// Maps one record of `facts.json` (at `index`) to a fact.
 pub fn fact(index: usize, record: &Value) -> Result<Fact, Rejected> {
     let reject = |reason: String| Rejected {
         kind: "fact",
@@ -97,6 +110,7 @@ pub fn fact(index: usize, record: &Value) -> Result<Fact, Rejected> {
     })
 }
 
+/// Maps one record of `tasks.json` (at `index`) to a task, deciding a `running` one as asked.
 pub fn task(index: usize, record: &Value, running: RunningTasks) -> Result<LegacyTask, Rejected> {
     let reject = |reason: String| Rejected {
         kind: "task",

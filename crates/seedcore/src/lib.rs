@@ -50,6 +50,8 @@
 //! - [`model`] holds the task and fact types and the task state machine;
 //! - [`legacy`] and [`import`] bring over the file-based system's data.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod cli;
 pub mod config;

@@ -14,12 +14,15 @@ pub struct FieldError {
     /// Where: e.g. `["body", "type"]` or `["query", "limit"]`.
     #[schema(value_type = Vec<Object>)]
     pub loc: Vec<Value>,
+    /// What is wrong, for people.
     pub msg: String,
+    /// A stable code for programs, e.g. `missing` or `string_type`.
     #[serde(rename = "type")]
     pub kind: &'static str,
 }
 
 impl FieldError {
+    /// An error at `loc`, of type `kind`.
     pub fn new(loc: Vec<Value>, kind: &'static str, msg: impl Into<String>) -> FieldError {
         FieldError {
             loc,
@@ -43,6 +46,7 @@ impl FieldError {
 
 /// The error type and message for text holding U+0000.
 pub const NUL_KIND: &str = "string_nul";
+/// The message for text holding U+0000.
 pub const NUL_MSG: &str = "Text may not contain the NUL character (\\u0000)";
 
 /// Where the given keys of `object` hold U+0000: in a string, an object key or anywhere nested.
@@ -108,6 +112,7 @@ pub struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
+    /// Starts reading `object`, with no errors yet.
     pub fn new(object: &'a Map<String, Value>) -> Fields<'a> {
         Fields {
             object,

@@ -11,21 +11,28 @@ use serde_json::json;
 
 use crate::{store::StoreError, validate::FieldError};
 
+/// Every way a request can fail; each variant is one status code.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// 404: no such row; the message names what was looked for.
     #[error("{0}")]
     NotFound(String),
+    /// 409: e.g. an id prefix that matches several rows.
     #[error("{0}")]
     Conflict(String),
+    /// 422: everything wrong with the input, at once.
     #[error("invalid input")]
     Validation(Vec<FieldError>),
+    /// 413: the body is over the limit, given in bytes.
     #[error("Request body too large (limit {0} bytes)")]
     PayloadTooLarge(usize),
+    /// 503: the database cannot be reached now; trying again later may succeed.
     #[error("{0}")]
     Unavailable(String),
     /// The configured store cannot do this (e.g. a query the embedded backend lacks).
     #[error("{0}")]
     NotImplemented(String),
+    /// 500: logged with its cause; the client sees only "Internal Server Error".
     #[error("internal error")]
     Internal(#[source] StoreError),
 }

@@ -54,11 +54,14 @@ impl Default for ApiSettings {
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    /// Where tasks, facts and workers are kept.
     pub store: DynStore,
+    /// The API's limits and defaults.
     pub settings: Arc<ApiSettings>,
 }
 
 impl AppState {
+    /// The state of an API serving `store` with `settings`.
     pub fn new(store: DynStore, settings: ApiSettings) -> AppState {
         AppState {
             store,

@@ -11,6 +11,7 @@ use crate::{
     validate::{self, Fields},
 };
 
+/// Adds the built-in handlers to `router`, replacing any registered for their types.
 pub fn register(router: &mut HandlerRouter) {
     router
         .register("echo", handler_fn(echo))

@@ -34,6 +34,7 @@ pub struct Cusum {
 }
 
 impl Cusum {
+    /// A detector whose sum starts at zero.
     pub fn new(settings: CusumSettings) -> Cusum {
         Cusum {
             settings,

@@ -15,13 +15,19 @@ use crate::store::DynStore;
 /// What a handler sees of the task it runs.
 #[derive(Clone)]
 pub struct TaskContext {
+    /// The task being run.
     pub id: Uuid,
+    /// The type the handler was picked for.
     pub task_type: String,
+    /// The task's input as stored (a JSON object).
     pub params: Value,
+    /// The task's domain, if it has one.
     pub domain: Option<String>,
+    /// The task's drift score.
     pub drift_score: f64,
     /// 1 for the first attempt.
     pub attempt: i32,
+    /// Attempts allowed: once `attempt` reaches it, a retryable error is final.
     pub max_attempts: i32,
     /// Whether the task runs on the escalated path.
     pub escalated: bool,
@@ -43,10 +49,13 @@ pub enum HandlerError {
     Retryable(String),
 }
 
+/// What a handler returns: the task's output, or why it failed.
 pub type HandlerResult = Result<Value, HandlerError>;
 
+/// Runs the tasks of the types it is registered for; [`handler_fn`] makes one from an async fn.
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
+    /// Runs one attempt; the output becomes the `result` of the task's result envelope.
     async fn run(&self, task: TaskContext) -> HandlerResult;
 }
 
@@ -76,7 +85,9 @@ where
 /// A registered handler and the name it reports in the result envelope.
 #[derive(Clone)]
 pub struct Route {
+    /// Reported as `handler` in the result envelope.
     pub name: String,
+    /// What runs the tasks.
     pub handler: Arc<dyn Handler>,
 }
 
@@ -142,6 +153,7 @@ impl HandlerRouter {
         self
     }
 
+    /// The route for `task_type` in `domain`: the domain's own if any, else the type's.
     pub fn resolve(&self, task_type: &str, domain: Option<&str>) -> Option<&Route> {
         domain
             .and_then(|d| self.by_type_and_domain.get(&(task_type.into(), d.into())))

@@ -50,14 +50,23 @@ const MAX_CLAIM_BATCH: usize = 100;
 /// How the engine of one process behaves.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EngineSettings {
+    /// Tasks run at once on the normal path; 0 runs none there. Default 32.
     pub concurrency: usize,
+    /// Tasks run at once on the escalated path; 0 runs none there. Default 4.
     pub escalated_concurrency: usize,
+    /// Drift score at or above which a task takes the escalated path. Default 0.5.
     pub drift_threshold: f64,
+    /// How long a claim's lease lasts; renewed every third of it. Default 30 s.
     pub lease: Duration,
+    /// How often an idle lane polls for work when no wake-up arrives. Default 1 s.
     pub poll_interval: Duration,
+    /// How long a normal-path attempt may run unless the task says. Default 300 s.
     pub task_timeout: Duration,
+    /// How long an escalated attempt may run unless the task says. Default 900 s.
     pub escalated_timeout: Duration,
+    /// The backoff between attempts. Default 1 s doubling up to 1 h.
     pub retry: RetryPolicy,
+    /// How long running tasks get to finish on shutdown before they are released. Default 30 s.
     pub shutdown_grace: Duration,
     /// When set, a drift detector also escalates tasks below the threshold (see [`drift`]).
     pub cusum: Option<drift::CusumSettings>,
@@ -176,6 +185,8 @@ pub struct ShutdownReport {
 }
 
 impl Engine {
+    /// An engine over `store` running tasks through `router`, under a fresh worker id;
+    /// nothing runs until [`Engine::start`].
     pub fn new(store: DynStore, router: HandlerRouter, settings: EngineSettings) -> Engine {
         let host = hostname::get()
             .ok()
@@ -286,6 +297,7 @@ impl Engine {
 }
 
 impl EngineHandle {
+    /// The id this process's workers claim tasks under.
     pub fn worker_id(&self) -> &str {
         &self.inner.worker_id
     }

@@ -28,6 +28,7 @@ struct Answer {
 }
 
 impl RemoteExecutor {
+    /// An executor at `url`, calling it through `client` (clone one client to share connections).
     pub fn new(url: impl Into<String>, client: reqwest::Client) -> RemoteExecutor {
         RemoteExecutor {
             url: url.into(),

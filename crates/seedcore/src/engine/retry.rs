@@ -8,9 +8,12 @@ use std::time::Duration;
 
 use rand::Rng;
 
+/// How long a task waits before its next attempt after a retryable failure.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RetryPolicy {
+    /// The nominal delay after the first failed attempt.
     pub base: Duration,
+    /// The cap on the nominal delay.
     pub max: Duration,
 }
 

@@ -16,6 +16,7 @@ pub enum IdRef {
     Exact(Uuid),
     /// A prefix of the canonical form, as sent.
     Prefix {
+        /// The prefix as sent.
         raw: String,
         /// The inclusive UUID range the prefix covers; None when no canonical id can start with
         /// it (a hyphen out of place).
@@ -29,6 +30,8 @@ pub enum IdRef {
 pub struct InvalidId(pub String);
 
 impl IdRef {
+    /// Reads a path id: a UUID (any case, hyphens optional), else a prefix of 4 to 35
+    /// hexadecimal digits and hyphens.
     pub fn parse(raw: &str) -> Result<IdRef, InvalidId> {
         if let Ok(id) = Uuid::try_parse(raw) {
             return Ok(IdRef::Exact(id));

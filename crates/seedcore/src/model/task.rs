@@ -35,6 +35,7 @@ pub enum TaskStatus {
 }
 
 impl TaskStatus {
+    /// Every status, in the order of a task's life.
     pub const ALL: [TaskStatus; 7] = [
         TaskStatus::Created,
         TaskStatus::Queued,
@@ -45,6 +46,7 @@ impl TaskStatus {
         TaskStatus::Cancelled,
     ];
 
+    /// The name used in JSON and in the database (lowercase).
     pub fn as_str(self) -> &'static str {
         match self {
             TaskStatus::Created => "created",
@@ -57,6 +59,7 @@ impl TaskStatus {
         }
     }
 
+    /// The status with this name (exact, lowercase); None for anything else.
     pub fn parse(text: &str) -> Option<TaskStatus> {
         TaskStatus::ALL.into_iter().find(|s| s.as_str() == text)
     }
@@ -104,19 +107,30 @@ impl std::fmt::Display for TaskStatus {
 /// A task as the API returns it. The first eleven fields are the contract's, in its order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Task {
+    /// Assigned by the service when the task is created.
     pub id: Uuid,
+    /// Picks the handler that runs the task.
     #[serde(rename = "type")]
     pub task_type: String,
+    /// Free text for people; empty when none was given.
     pub description: String,
+    /// The handler's input, a JSON object.
     #[schema(value_type = Object)]
     pub params: Value,
+    /// Optional grouping: filters lists and may pick a domain-specific handler.
     pub domain: Option<String>,
+    /// At or above the drift threshold the task runs on the escalated path; 0 by default.
     pub drift_score: f64,
+    /// Where the task is in its life.
     pub status: TaskStatus,
+    /// The handler's result envelope (`success`, `path`, `handler`, `result`) once completed.
     #[schema(value_type = Option<Object>)]
     pub result: Option<Value>,
+    /// Why the task failed, or why its last attempt did while it waits to retry.
     pub error: Option<String>,
+    /// When the task was created.
     pub created_at: DateTime<Utc>,
+    /// When the task last changed.
     pub updated_at: DateTime<Utc>,
     /// Attempts started since the task was last queued by `run` or create.
     pub attempts: i32,
@@ -142,14 +156,23 @@ pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
 /// What a client asks for when it creates a task, after validation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewTask {
+    /// Picks the handler that runs the task.
     pub task_type: String,
+    /// Free text for people; empty by default.
     pub description: String,
+    /// The handler's input.
     pub params: Map<String, Value>,
+    /// Optional grouping: filters lists and may pick a domain-specific handler.
     pub domain: Option<String>,
+    /// At or above the drift threshold the task runs on the escalated path; 0 by default.
     pub drift_score: f64,
+    /// Queue the task at once instead of storing it as `created`; false by default.
     pub run_immediately: bool,
+    /// Attempts allowed before a retryable failure becomes final (at least 1).
     pub max_attempts: i32,
+    /// Seconds an attempt may run; None means the engine's default for its path.
     pub timeout_seconds: Option<f64>,
+    /// Facts the task refers to.
     pub attached_fact_ids: Vec<Uuid>,
 }
 
@@ -169,6 +192,7 @@ impl NewTask {
         }
     }
 
+    /// `queued` when the task is to run immediately, `created` otherwise.
     pub fn initial_status(&self) -> TaskStatus {
         if self.run_immediately {
             TaskStatus::Queued
@@ -183,14 +207,21 @@ impl NewTask {
 pub struct TaskEvent {
     /// Position in the trail; increases with time.
     pub seq: i64,
+    /// The task the entry belongs to.
     pub task_id: Uuid,
+    /// When it happened.
     pub at: DateTime<Utc>,
     /// What happened: created, queued, claimed, completed, retry, failed, cancelled, rescued, released.
     pub kind: String,
+    /// The status before; null when the task was created.
     pub from_status: Option<TaskStatus>,
+    /// The status after.
     pub to_status: TaskStatus,
+    /// The task's attempt count at that moment.
     pub attempt: i32,
+    /// The worker that held (or had held) the task, if any.
     pub worker_id: Option<String>,
+    /// The error stored with a failure, a retry or a rescue.
     pub error: Option<String>,
 }
 

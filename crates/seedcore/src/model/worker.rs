@@ -9,12 +9,19 @@ use utoipa::ToSchema;
 pub struct Worker {
     /// `host:pid:nonce`; tasks it runs carry it as `worker_id`.
     pub id: String,
+    /// The machine's hostname.
     pub host: String,
+    /// The operating system's process id.
     pub pid: i32,
+    /// The seedcore version the process runs.
     pub version: String,
+    /// Tasks it runs at once on the normal path.
     pub concurrency: i32,
+    /// Tasks it runs at once on the escalated path.
     pub escalated_concurrency: i32,
+    /// Seconds each lease it takes lasts; silence for two leases marks it lost.
     pub lease_seconds: f64,
+    /// When the process registered.
     pub started_at: DateTime<Utc>,
     /// Renewed with every heartbeat (a third of the lease).
     pub last_seen_at: DateTime<Utc>,
@@ -35,6 +42,7 @@ pub enum WorkerState {
 }
 
 impl Worker {
+    /// Whether the worker is active, stopped or lost as of `now`.
     pub fn state(&self, now: DateTime<Utc>) -> WorkerState {
         if self.stopped_at.is_some() {
             return WorkerState::Stopped;

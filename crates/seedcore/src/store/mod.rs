@@ -36,15 +36,19 @@ pub type DynStore = Arc<dyn Store>;
 /// What a store operation can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// No row has the id, or no id starts with the prefix.
     #[error("not found")]
     NotFound,
+    /// The id prefix (as sent) matches more than one row.
     #[error("Ambiguous id prefix '{0}'")]
     AmbiguousPrefix(String),
     /// The database cannot be reached or has no free connection.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// The database failed the statement for a reason other than availability.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+    /// Applying the migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// Stored data that does not fit the model (a bug or a hand-edited row).
@@ -94,22 +98,30 @@ fn sqlite_busy(err: &SqliteError) -> bool {
     matches!(primary, Some(5 | 6))
 }
 
+/// The result of a store operation.
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// One page of a list and the number of rows matching before paging.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Page<T> {
+    /// Rows matching the filters, whatever `limit` and `offset` say.
     pub total: i64,
+    /// The rows of this page, in the list's order.
     pub items: Vec<T>,
 }
 
 /// Filters and paging for the task list.
 #[derive(Clone, Debug, Default)]
 pub struct TaskQuery {
+    /// Only tasks in this status.
     pub status: Option<TaskStatus>,
+    /// Only tasks of this type.
     pub task_type: Option<String>,
+    /// Only tasks in this domain.
     pub domain: Option<String>,
+    /// Most tasks to return; the list is newest first.
     pub limit: i64,
+    /// Tasks to skip before the page starts.
     pub offset: i64,
 }
 
@@ -126,12 +138,17 @@ pub struct FactQuery {
     pub any_tags: Vec<String>,
     /// Each filter must match a top-level metadata key.
     pub meta: Vec<MetaFilter>,
+    /// Only facts created strictly after this instant.
     pub created_after: Option<DateTime<Utc>>,
+    /// Only facts created strictly before this instant.
     pub created_before: Option<DateTime<Utc>>,
     /// Continue after this position of the newest-first order (keyset paging).
     pub cursor: Option<FactCursor>,
+    /// How `total` is counted; exactly by default.
     pub count: CountMode,
+    /// Most facts to return.
     pub limit: i64,
+    /// Facts to skip before the page starts.
     pub offset: i64,
 }
 
@@ -152,7 +169,9 @@ impl FactQuery {
 /// `values`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MetaFilter {
+    /// The top-level metadata key.
     pub key: String,
+    /// Accepted values; the filter matches when any one of them does.
     pub values: Vec<Value>,
 }
 
@@ -187,18 +206,23 @@ pub struct FactPage {
 /// A tag and how many facts carry it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct TagCount {
+    /// The tag as stored.
     pub tag: String,
+    /// Facts carrying it.
     pub count: i64,
 }
 
 /// Which tasks a claim may take, by drift score: `at_least <= drift_score < below`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DriftRange {
+    /// Lowest drift score taken (inclusive).
     pub at_least: f64,
+    /// Drift score from which tasks are left to another lane (exclusive).
     pub below: f64,
 }
 
 impl DriftRange {
+    /// Every task, whatever its drift score.
     pub const ALL: DriftRange = DriftRange {
         at_least: f64::NEG_INFINITY,
         below: f64::INFINITY,
@@ -208,23 +232,31 @@ impl DriftRange {
 /// A request to claim ready tasks for one worker lane.
 #[derive(Clone, Debug)]
 pub struct Claim {
+    /// The claiming process, recorded as each task's `worker_id`.
     pub worker_id: String,
+    /// Most tasks to take: the lane's free slots.
     pub limit: i64,
+    /// How long each lease lasts unless renewed.
     pub lease: Duration,
+    /// The drift scores the lane takes.
     pub drift: DriftRange,
 }
 
 /// The right to finish one attempt of a task: valid while the token is the task's current one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Lease {
+    /// The task the lease is on.
     pub task_id: Uuid,
+    /// New with every claim; stale once the task is cancelled, rescued, released or claimed again.
     pub token: Uuid,
 }
 
 /// A task a worker claimed, with the lease that lets it finish the attempt.
 #[derive(Clone, Debug)]
 pub struct ClaimedTask {
+    /// The task as claimed: `running`, with this attempt counted.
     pub task: Task,
+    /// What finishes, renews or releases the attempt.
     pub lease: Lease,
 }
 
@@ -235,7 +267,9 @@ pub enum Outcome {
     Completed(Value),
     /// A retryable failure with attempts left: wait, then run again.
     Retry {
+        /// Why the attempt failed; stored as the task's `error`.
         error: String,
+        /// When the task may be claimed again.
         run_at: DateTime<Utc>,
     },
     /// A failure that is final.
@@ -257,10 +291,14 @@ pub type SignalSink = Arc<dyn Fn(Signal) + Send + Sync>;
 /// What `migrate` did.
 #[derive(Clone, Debug, Default)]
 pub struct MigrationReport {
+    /// The migrations this call applied, each as `<version> <description>`.
     pub applied: Vec<String>,
+    /// How many migrations had been applied before this call.
     pub already_applied: usize,
 }
 
+/// Where tasks, their events, facts and worker processes are kept; the module docs list the
+/// invariants every implementation keeps.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// A short name for logs and `db init`: "postgres" or "sqlite".
@@ -276,18 +314,24 @@ pub trait Store: Send + Sync + 'static {
     fn watch(&self, sink: SignalSink, stop: CancellationToken) -> JoinHandle<()>;
 
     // Tasks, for the API.
+    /// Stores a new task under a fresh id: `queued` when asked to run immediately, else `created`.
     async fn create_task(&self, task: NewTask) -> StoreResult<Task>;
     /// The one task id the reference names (NotFound, AmbiguousPrefix otherwise).
     async fn resolve_task(&self, id: &IdRef) -> StoreResult<Uuid>;
+    /// The task with this id (NotFound otherwise).
     async fn get_task(&self, id: Uuid) -> StoreResult<Task>;
+    /// The tasks matching the query, newest first.
     async fn list_tasks(&self, query: &TaskQuery) -> StoreResult<Page<Task>>;
     /// Queues a `created`, `failed` or `cancelled` task; returns any other task unchanged.
     async fn run_task(&self, id: Uuid) -> StoreResult<Task>;
     /// Cancels a task that is not finished; returns a finished one unchanged.
     async fn cancel_task(&self, id: Uuid) -> StoreResult<Task>;
+    /// The task's audit trail, oldest first.
     async fn task_events(&self, id: Uuid) -> StoreResult<Vec<TaskEvent>>;
 
     // Tasks, for the workers.
+    /// Claims up to `claim.limit` tasks that are due (`queued` or `retry`, `run_at` passed) and in
+    /// the drift range, earliest `run_at` first, skipping rows other workers are claiming.
     async fn claim_tasks(&self, claim: &Claim) -> StoreResult<Vec<ClaimedTask>>;
     /// Records how attempts ended, in one transaction; returns the leases that were still
     /// current (the others' outcomes were dropped).
@@ -323,9 +367,13 @@ pub trait Store: Send + Sync + 'static {
     async fn stored_ids(&self, kind: RecordKind, ids: &[Uuid]) -> StoreResult<Vec<Uuid>>;
 
     // Facts.
+    /// Stores a new fact under a fresh id.
     async fn create_fact(&self, fact: NewFact) -> StoreResult<Fact>;
+    /// The one fact id the reference names (NotFound, AmbiguousPrefix otherwise).
     async fn resolve_fact(&self, id: &IdRef) -> StoreResult<Uuid>;
+    /// The fact with this id (NotFound otherwise).
     async fn get_fact(&self, id: Uuid) -> StoreResult<Fact>;
+    /// The facts matching the query, newest first, with the number of matches.
     async fn list_facts(&self, query: &FactQuery) -> StoreResult<Page<Fact>>;
     /// The fact list with every filter of [`FactQuery`]. A backend that has only `list_facts`
     /// answers the original service's queries and refuses the rest as unsupported.
@@ -370,7 +418,9 @@ pub trait Store: Send + Sync + 'static {
             self.backend()
         )))
     }
+    /// Applies the patch and refreshes `updated_at`; an empty patch returns the fact unchanged.
     async fn update_fact(&self, id: Uuid, patch: FactPatch) -> StoreResult<Fact>;
+    /// Deletes the fact (NotFound when there is none).
     async fn delete_fact(&self, id: Uuid) -> StoreResult<()>;
 }
 
@@ -395,8 +445,10 @@ pub async fn open(url: &str, pool_size: u32) -> Result<DynStore, OpenError> {
 /// Why [`open`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
+    /// The URL is not usable, or the SQLite file's folder cannot be created.
     #[error("{0}")]
     Url(String),
+    /// The database could not be reached or opened.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -404,7 +456,9 @@ pub enum OpenError {
 /// Tasks or facts, for operations that apply to either.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecordKind {
+    /// Rows of the `tasks` table.
     Task,
+    /// Rows of the `facts` table.
     Fact,
 }
 

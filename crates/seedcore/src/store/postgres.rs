@@ -39,6 +39,7 @@ const IMPORT_CHUNK: usize = 1000;
 /// Tables `verify` expects after migration.
 const TABLES: [&str; 4] = ["tasks", "task_events", "facts", "workers"];
 
+/// The PostgreSQL store: a connection pool shared by every clone.
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
@@ -59,10 +60,12 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
+    /// A store over an existing pool (for a host application that has one already).
     pub fn from_pool(pool: PgPool) -> PgStore {
         PgStore { pool }
     }
 
+    /// The pool underneath, for queries of the host application or tests.
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }

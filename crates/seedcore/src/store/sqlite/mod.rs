@@ -59,6 +59,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections that read in parallel.
 const READERS: u32 = 4;
 
+/// The embedded store: one SQLite file, written through a single connection and read through
+/// a few more; clones share them.
 #[derive(Clone)]
 pub struct SqliteStore {
     path: PathBuf,
