@@ -18,8 +18,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     api::{self, ApiSettings, AppState},
-    config::{DatabaseConfig, DatabaseTarget, EngineConfig, LogConfig, ServerConfig},
-    engine::{Engine, EngineHandle, HandlerRouter, remote::parse_executors},
+    config::{
+        DatabaseConfig, DatabaseTarget, EngineConfig, LogConfig, ServerConfig, parse_queue_limits,
+        parse_queues,
+    },
+    engine::{Engine, EngineHandle, EngineSettings, HandlerRouter, remote::parse_executors},
     import::{self, ImportError, ImportOptions},
     legacy::RunningTasks,
     store::{DynStore, PgStore, SqliteStore, StoreError},
@@ -295,13 +298,15 @@ async fn start_engine(
         tracing::info!("SEEDCORE_WORKER_CONCURRENCY is 0: serving the API without workers");
         return Ok(None);
     }
+    let mut settings = EngineSettings::from(config);
+    settings.queues = parse_queues(&config.queues).map_err(|err| CliError(err.0))?;
+    settings.queue_limits =
+        parse_queue_limits(&config.queue_concurrency).map_err(|err| CliError(err.0))?;
     let router = HandlerRouter::with_builtins().with_executors(&executors);
-    let engine = Engine::new(store.clone(), router, config.into());
+    let engine = Engine::new(store.clone(), router, settings);
     Ok(Some(engine.start().await))
 }
 
-/// An opened store. Closing it when a command ends lets SQLite fold its write-ahead log back
-/// into the database file, so that the file alone holds everything (a copy of it is a backup).
 async fn import_legacy(args: ImportArgs) -> Result<(), CliError> {
     telemetry::init(&args.log.log_level);
     if args.tasks.is_none() && args.facts.is_none() {
@@ -373,6 +378,8 @@ async fn backup(args: BackupArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// An opened store. Closing it when a command ends lets SQLite fold its write-ahead log back
+/// into the database file, so that the file alone holds everything (a copy of it is a backup).
 struct Database {
     store: DynStore,
     sqlite: Option<SqliteStore>,

@@ -222,7 +222,7 @@ pub struct EngineConfig {
     pub lease_seconds: u64,
 
     /// Milliseconds between polls for work when no wake-up arrives.
-    #[arg(long, env = "SEEDCORE_POLL_INTERVAL_MS", default_value_t = 1000,
+    #[arg(long, env = "SEEDCORE_POLL_INTERVAL_MS", default_value_t = 500,
           value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub poll_interval_ms: u64,
 
@@ -264,6 +264,15 @@ pub struct EngineConfig {
     #[arg(long, env = "SEEDCORE_DRIFT_CUSUM", default_value_t = false)]
     pub drift_cusum: bool,
 
+    /// Queues this process serves, comma-separated; empty serves every queue.
+    #[arg(long, env = "SEEDCORE_QUEUES", default_value = "")]
+    pub queues: String,
+
+    /// Per-queue concurrency limits in this process: `queue=n`, comma-separated (e.g.
+    /// `emails=4,reports=1`). Each limited queue runs on slots of its own.
+    #[arg(long, env = "SEEDCORE_QUEUE_CONCURRENCY", default_value = "")]
+    pub queue_concurrency: String,
+
     /// Drift per task that the CUSUM lets pass without adding to its sum.
     #[arg(long, env = "SEEDCORE_DRIFT_CUSUM_SLACK", default_value_t = 0.1)]
     pub drift_cusum_slack: f64,
@@ -288,6 +297,47 @@ impl EngineConfig {
     pub fn shutdown_grace(&self) -> Duration {
         seconds(self.shutdown_grace_seconds)
     }
+}
+
+/// `SEEDCORE_QUEUES`: None (every queue) when empty.
+pub fn parse_queues(spec: &str) -> Result<Option<Vec<String>>, ConfigError> {
+    let queues: Vec<String> = spec
+        .split(',')
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+        .map(str::to_string)
+        .collect();
+    if let Some(bad) = queues
+        .iter()
+        .find(|q| !crate::model::task::valid_queue_name(q))
+    {
+        return Err(ConfigError(format!(
+            "SEEDCORE_QUEUES: '{bad}' is not a queue name"
+        )));
+    }
+    Ok((!queues.is_empty()).then_some(queues))
+}
+
+/// `SEEDCORE_QUEUE_CONCURRENCY`: `queue=n` pairs.
+pub fn parse_queue_limits(spec: &str) -> Result<Vec<(String, usize)>, ConfigError> {
+    let error = |entry: &str| {
+        ConfigError(format!(
+            "SEEDCORE_QUEUE_CONCURRENCY: '{entry}' should be queue=n with n a positive number"
+        ))
+    };
+    spec.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let (queue, limit) = entry.split_once('=').ok_or_else(|| error(entry))?;
+            let limit: usize = limit.trim().parse().map_err(|_| error(entry))?;
+            let queue = queue.trim();
+            if limit == 0 || !crate::model::task::valid_queue_name(queue) {
+                return Err(error(entry));
+            }
+            Ok((queue.to_string(), limit))
+        })
+        .collect()
 }
 
 /// A duration from a possibly negative or NaN number of seconds, clamped to something usable.
@@ -410,6 +460,23 @@ mod tests {
     fn an_in_memory_or_empty_sqlite_url_is_refused() {
         for url in ["sqlite::memory:", "sqlite://", "sqlite:"] {
             assert!(probe(&["--database-url", url]).target().is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn queue_settings_parse_and_refuse_what_is_malformed() {
+        assert_eq!(parse_queues(" ").unwrap(), None);
+        assert_eq!(
+            parse_queues("default, emails").unwrap(),
+            Some(vec!["default".into(), "emails".into()])
+        );
+        assert!(parse_queues("bad name").is_err());
+        assert_eq!(
+            parse_queue_limits("emails=4, reports=1").unwrap(),
+            vec![("emails".into(), 4), ("reports".into(), 1)]
+        );
+        for bad in ["emails", "emails=0", "emails=x", "=3"] {
+            assert!(parse_queue_limits(bad).is_err(), "{bad}");
         }
     }
 

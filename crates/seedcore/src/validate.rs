@@ -211,6 +211,22 @@ impl<'a> Fields<'a> {
         Some(ids)
     }
 
+    /// An optional RFC 3339 timestamp; null reads as absent.
+    pub fn timestamp(&mut self, key: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        let text = self.string(key)?;
+        match chrono::DateTime::parse_from_rfc3339(&text) {
+            Ok(at) => Some(at.with_timezone(&chrono::Utc)),
+            Err(_) => {
+                self.fail(
+                    key,
+                    "datetime_parsing",
+                    "Input should be an RFC 3339 timestamp such as 2026-11-28T12:00:00Z",
+                );
+                None
+            }
+        }
+    }
+
     /// An optional finite number; null reads as absent.
     pub fn number(&mut self, key: &str) -> Option<f64> {
         match self.present(key)?.as_f64() {

@@ -282,6 +282,8 @@ async fn a_worker_that_lost_its_lease_cannot_record_its_result() {
         limit: 10,
         lease: Duration::from_secs(30),
         drift: DriftRange::ALL,
+        queues: None,
+        exclude_queues: Vec::new(),
     };
     let claimed = store.claim_tasks(&claim).await.unwrap();
     assert_eq!(claimed.len(), 1);
@@ -313,6 +315,8 @@ async fn a_second_claim_does_not_take_a_running_task() {
         limit: 10,
         lease: Duration::from_secs(30),
         drift: DriftRange::ALL,
+        queues: None,
+        exclude_queues: Vec::new(),
     };
     assert_eq!(store.claim_tasks(&claim).await.unwrap().len(), 1);
     assert_eq!(store.claim_tasks(&claim).await.unwrap().len(), 0);
@@ -335,6 +339,8 @@ async fn an_expired_lease_is_rescued_back_to_the_queue_then_failed_when_out_of_a
         limit: 1,
         lease: Duration::from_millis(100),
         drift: DriftRange::ALL,
+        queues: None,
+        exclude_queues: Vec::new(),
     };
     for expected in [TaskStatus::Queued, TaskStatus::Failed] {
         let claimed = store.claim_tasks(&claim).await.unwrap();

@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 mod fact_search;
 mod facts;
+mod queues;
 mod service;
 mod tasks;
 mod workers;
@@ -79,6 +80,7 @@ impl AppState {
     tags(
         (name = "tasks", description = "Create, list, run and cancel tasks"),
         (name = "facts", description = "Store and search facts"),
+        (name = "queues", description = "Queues: task counts, pause and resume"),
         (name = "workers", description = "The worker processes sharing the database"),
         (name = "service", description = "Health, readiness and documentation"),
     )
@@ -89,6 +91,10 @@ struct ApiDoc;
 fn v1_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(tasks::create_task, tasks::list_tasks))
+        .routes(routes!(tasks::create_tasks))
+        .routes(routes!(queues::list_queues))
+        .routes(routes!(queues::pause_queue))
+        .routes(routes!(queues::resume_queue))
         .routes(routes!(tasks::get_task))
         .routes(routes!(tasks::run_task))
         .routes(routes!(tasks::cancel_task))

@@ -9,12 +9,16 @@ use uuid::Uuid;
 
 use super::{
     ApiError, AppState,
-    extract::{JsonObject, QueryParams, TaskIdPath},
+    extract::{BulkJsonObject, JsonObject, QueryParams, TaskIdPath},
 };
 use crate::{
-    model::{IdRef, NewTask, Task, TaskEvent, TaskStatus},
+    config::seconds,
+    model::{
+        IdRef, NewTask, Task, TaskEvent, TaskStatus,
+        task::{DEFAULT_QUEUE, valid_queue_name},
+    },
     store::{Page, TaskQuery},
-    validate::{Fields, nul_errors},
+    validate::{FieldError, Fields, nul_errors},
 };
 
 /// The body of `POST /api/v1/tasks`.
@@ -40,6 +44,122 @@ pub struct CreateTaskRequest {
     timeout_seconds: Option<f64>,
     /// Ids of facts the task refers to.
     attached_fact_ids: Option<Vec<Uuid>>,
+    /// The queue to wait in (default `default`): 1 to 100 letters, digits, `_-.:`.
+    queue: Option<String>,
+    /// Higher runs first (-1,000,000..=1,000,000, default 0); FIFO within a priority.
+    priority: Option<i32>,
+    /// Not before this RFC 3339 time: the task is `queued` with this `run_at` and waits.
+    run_at: Option<DateTime<Utc>>,
+    /// Not before this many seconds from now (instead of `run_at`).
+    delay_seconds: Option<f64>,
+    /// A second create with the same key returns the first task (same id) instead of a new
+    /// one, for as long as that task exists.
+    idempotency_key: Option<String>,
+}
+
+/// The body of `POST /api/v1/tasks/bulk`.
+// Documentation only: validated item by item to report every error.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CreateTasksRequest {
+    /// 1 to 10,000 tasks, each as for `POST /api/v1/tasks` (without `idempotency_key`).
+    tasks: Vec<CreateTaskRequest>,
+}
+
+/// What a bulk create stored.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedTasks {
+    created: usize,
+    /// The new ids, in the order of the request.
+    ids: Vec<Uuid>,
+}
+
+/// Most tasks one bulk request creates.
+const MAX_BULK: usize = 10_000;
+
+#[utoipa::path(
+    post, path = "/tasks/bulk", tag = "tasks",
+    request_body = CreateTasksRequest,
+    responses(
+        (status = 200, description = "Every task was stored, in one transaction", body = CreatedTasks),
+        (status = 413, description = "Body over the bulk size limit"),
+        (status = 422, description = "Some item is invalid: nothing was stored; every problem is listed with its item's position"),
+    )
+)]
+pub async fn create_tasks(
+    State(state): State<AppState>,
+    BulkJsonObject(body): BulkJsonObject,
+) -> Result<Json<CreatedTasks>, ApiError> {
+    let tasks = bulk_tasks(&body, state.settings.default_max_attempts)?;
+    let created = state.store.create_tasks(tasks).await.map_err(store_error)?;
+    let ids: Vec<Uuid> = created.iter().map(|task| task.id).collect();
+    Ok(Json(CreatedTasks {
+        created: ids.len(),
+        ids,
+    }))
+}
+
+fn bulk_tasks(
+    body: &Map<String, serde_json::Value>,
+    default_attempts: i32,
+) -> Result<Vec<NewTask>, ApiError> {
+    let items = match body.get("tasks") {
+        Some(serde_json::Value::Array(items)) => items,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                &["body", "tasks"],
+                "list_type",
+                "Input should be a valid list",
+            ));
+        }
+        None => {
+            return Err(ApiError::invalid(
+                &["body", "tasks"],
+                "missing",
+                "Field required",
+            ));
+        }
+    };
+    if items.is_empty() || items.len() > MAX_BULK {
+        return Err(ApiError::invalid(
+            &["body", "tasks"],
+            "list_length",
+            format!(
+                "The list should hold 1 to {MAX_BULK} tasks, not {}",
+                items.len()
+            ),
+        ));
+    }
+    let mut tasks = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = |e: FieldError| e.under_index(i).under("tasks").under("body");
+        let Some(object) = item.as_object() else {
+            errors.push(at(FieldError::new(
+                vec![],
+                "dict_type",
+                "Input should be a valid dictionary",
+            )));
+            continue;
+        };
+        if object.get("idempotency_key").is_some_and(|k| !k.is_null()) {
+            errors.push(at(FieldError::new(
+                vec!["idempotency_key".into()],
+                "not_in_bulk",
+                "Idempotency keys are taken by POST /api/v1/tasks only",
+            )));
+            continue;
+        }
+        match new_task_fields(object, default_attempts) {
+            Ok(task) => tasks.push(task),
+            Err(item_errors) => errors.extend(item_errors.into_iter().map(at)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(tasks)
+    } else {
+        Err(ApiError::Validation(errors))
+    }
 }
 
 /// A page of tasks, newest first.
@@ -107,6 +227,16 @@ fn new_task(
     body: &Map<String, serde_json::Value>,
     default_attempts: i32,
 ) -> Result<NewTask, ApiError> {
+    new_task_fields(body, default_attempts).map_err(|errors| {
+        ApiError::Validation(errors.into_iter().map(|e| e.under("body")).collect())
+    })
+}
+
+/// A create body's fields, with every problem found (located relative to the body).
+fn new_task_fields(
+    body: &Map<String, serde_json::Value>,
+    default_attempts: i32,
+) -> Result<NewTask, Vec<FieldError>> {
     let mut fields = Fields::new(body);
     let task_type = fields.required_string("type", true);
     let params = fields.object("params").unwrap_or_default();
@@ -117,21 +247,55 @@ fn new_task(
     let max_attempts = fields.integer_in("max_attempts", 1, 1000);
     let timeout_seconds = fields.number("timeout_seconds");
     let attached_fact_ids = fields.uuids("attached_fact_ids").unwrap_or_default();
-    let bad_timeout = timeout_seconds.is_some_and(|t| t <= 0.0);
+    let queue = fields.string("queue");
+    let priority = fields
+        .integer_in("priority", -1_000_000, 1_000_000)
+        .unwrap_or(0);
+    let run_at = fields.timestamp("run_at");
+    let delay_seconds = fields.number_at_least("delay_seconds", 0.0);
+    let idempotency_key = fields.string("idempotency_key");
     let mut errors = fields.finish().err().unwrap_or_default();
     errors.extend(nul_errors(body, &STORED_FIELDS));
-    if bad_timeout {
-        errors.push(crate::validate::FieldError::new(
-            vec!["timeout_seconds".into()],
+    let mut invalid = |key: &str, kind: &'static str, msg: &str| {
+        errors.push(FieldError::new(vec![key.into()], kind, msg));
+    };
+    if timeout_seconds.is_some_and(|t| t <= 0.0) {
+        invalid(
+            "timeout_seconds",
             "greater_than",
             "Input should be greater than 0",
-        ));
+        );
+    }
+    if queue.as_deref().is_some_and(|q| !valid_queue_name(q)) {
+        invalid(
+            "queue",
+            "queue_name",
+            "A queue name is 1 to 100 letters, digits, '_', '-', '.' or ':'",
+        );
+    }
+    if idempotency_key
+        .as_deref()
+        .is_some_and(|k| k.is_empty() || k.len() > 200)
+    {
+        invalid(
+            "idempotency_key",
+            "string_length",
+            "An idempotency key is 1 to 200 characters",
+        );
+    }
+    if run_at.is_some() && delay_seconds.is_some() {
+        invalid(
+            "delay_seconds",
+            "run_at_and_delay",
+            "Give run_at or delay_seconds, not both",
+        );
     }
     if !errors.is_empty() {
-        return Err(ApiError::Validation(
-            errors.into_iter().map(|e| e.under("body")).collect(),
-        ));
+        return Err(errors);
     }
+    let delayed = delay_seconds.map(|d| {
+        Utc::now() + chrono::Duration::from_std(seconds(d)).unwrap_or(chrono::Duration::MAX)
+    });
     Ok(NewTask {
         task_type: task_type.unwrap_or_default(),
         description,
@@ -142,11 +306,22 @@ fn new_task(
         max_attempts: max_attempts.map_or(default_attempts, |n| n as i32),
         timeout_seconds,
         attached_fact_ids,
+        queue: queue.unwrap_or_else(|| DEFAULT_QUEUE.into()),
+        priority: priority as i32,
+        run_at: run_at.or(delayed),
+        idempotency_key,
     })
 }
 
 /// The fields stored as PostgreSQL text or jsonb, which cannot hold U+0000.
-const STORED_FIELDS: [&str; 4] = ["type", "description", "domain", "params"];
+const STORED_FIELDS: [&str; 6] = [
+    "type",
+    "description",
+    "domain",
+    "params",
+    "queue",
+    "idempotency_key",
+];
 
 #[utoipa::path(
     get, path = "/tasks", tag = "tasks",

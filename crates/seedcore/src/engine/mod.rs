@@ -14,6 +14,7 @@ pub mod builtin;
 mod completer;
 pub mod drift;
 pub mod handler;
+mod lanes;
 pub mod remote;
 pub mod retry;
 
@@ -29,7 +30,7 @@ use completer::Completion;
 use futures::FutureExt;
 use serde_json::json;
 use tokio::{
-    sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot},
+    sync::{OwnedSemaphorePermit, mpsc, oneshot},
     task::JoinHandle,
 };
 use tokio_util::sync::CancellationToken;
@@ -41,7 +42,7 @@ pub use retry::RetryPolicy;
 use crate::{
     config::{EngineConfig, seconds},
     model::Worker,
-    store::{Claim, ClaimedTask, DriftRange, DynStore, Lease, Outcome, Signal},
+    store::{Claim, ClaimedTask, DynStore, Lease, Outcome, Signal},
 };
 
 /// Most tasks one claim statement takes.
@@ -70,6 +71,10 @@ pub struct EngineSettings {
     pub shutdown_grace: Duration,
     /// When set, a drift detector also escalates tasks below the threshold (see [`drift`]).
     pub cusum: Option<drift::CusumSettings>,
+    /// The queues this process serves; None serves every queue.
+    pub queues: Option<Vec<String>>,
+    /// Queues with a concurrency limit in this process, each served by a lane of its own.
+    pub queue_limits: Vec<(String, usize)>,
 }
 
 /// The same defaults as the `seedcore` binary's (see `seedcore serve --help`).
@@ -80,7 +85,7 @@ impl Default for EngineSettings {
             escalated_concurrency: 4,
             drift_threshold: 0.5,
             lease: Duration::from_secs(30),
-            poll_interval: Duration::from_millis(1000),
+            poll_interval: Duration::from_millis(500),
             task_timeout: Duration::from_secs(300),
             escalated_timeout: Duration::from_secs(900),
             retry: RetryPolicy {
@@ -89,6 +94,8 @@ impl Default for EngineSettings {
             },
             shutdown_grace: Duration::from_secs(30),
             cusum: None,
+            queues: None,
+            queue_limits: Vec::new(),
         }
     }
 }
@@ -112,6 +119,9 @@ impl From<&EngineConfig> for EngineSettings {
                 slack: config.drift_cusum_slack,
                 limit: config.drift_cusum_limit,
             }),
+            // Parsed and checked by `config::parse_queues` and `parse_queue_limits`.
+            queues: None,
+            queue_limits: Vec::new(),
         }
     }
 }
@@ -139,15 +149,7 @@ impl Running {
     }
 }
 
-/// One path through the engine, with its own slots and timeout.
-struct Lane {
-    name: &'static str,
-    escalated: bool,
-    slots: Arc<Semaphore>,
-    drift: DriftRange,
-    timeout: Duration,
-    wake: Notify,
-}
+use lanes::Lane;
 
 struct Inner {
     store: DynStore,
@@ -195,40 +197,7 @@ impl Engine {
         let nonce = Uuid::new_v4().simple().to_string();
         // Unique per process even when hosts and pids repeat (containers).
         let worker_id = format!("{host}:{}:{}", std::process::id(), &nonce[..8]);
-        let threshold = settings.drift_threshold;
-        let mut lanes = Vec::new();
-        let mut lane = |name, escalated, capacity, drift, timeout| {
-            if capacity > 0 {
-                lanes.push(Lane {
-                    name,
-                    escalated,
-                    slots: Arc::new(Semaphore::new(capacity)),
-                    drift,
-                    timeout,
-                    wake: Notify::new(),
-                });
-            }
-        };
-        lane(
-            "fast",
-            false,
-            settings.concurrency,
-            DriftRange {
-                at_least: f64::NEG_INFINITY,
-                below: threshold,
-            },
-            settings.task_timeout,
-        );
-        lane(
-            "escalated",
-            true,
-            settings.escalated_concurrency,
-            DriftRange {
-                at_least: threshold,
-                below: f64::INFINITY,
-            },
-            settings.escalated_timeout,
-        );
+        let lanes = lanes::lanes(&settings);
         let (completions, completion_inbox) = completer::channel();
         let cusum = settings.cusum.map(drift::Cusum::new);
         Engine {
@@ -406,11 +375,13 @@ async fn claim_loop(inner: Arc<Inner>, lane_index: usize) {
             limit: permits.len() as i64,
             lease: inner.settings.lease,
             drift: lane.drift,
+            queues: lane.queues.clone(),
+            exclude_queues: lane.exclude_queues.clone(),
         };
         let claimed = match inner.store.claim_tasks(&claim).await {
             Ok(claimed) => claimed,
             Err(err) => {
-                tracing::warn!(lane = lane.name, error = %err, "claim failed; retrying after the poll interval");
+                tracing::warn!(lane = %lane.name, error = %err, "claim failed; retrying after the poll interval");
                 drop(permits);
                 if pause(&inner, lane, true).await {
                     return;
@@ -487,7 +458,9 @@ impl Inner {
             .cusum
             .as_ref()
             .is_some_and(|c| c.observe(task.drift_score));
-        let escalated = lane.escalated || drifting;
+        let escalated = lane.escalated
+            || (lane.escalate_by_drift && task.drift_score >= self.settings.drift_threshold)
+            || drifting;
         let lane_timeout = if escalated {
             self.settings.escalated_timeout
         } else {

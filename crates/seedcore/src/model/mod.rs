@@ -3,10 +3,12 @@
 
 pub mod fact;
 pub mod id;
+pub mod queue;
 pub mod task;
 pub mod worker;
 
 pub use fact::{Fact, FactCursor, FactPatch, NewFact};
 pub use id::IdRef;
+pub use queue::QueueInfo;
 pub use task::{NewTask, Task, TaskEvent, TaskStatus};
 pub use worker::{Worker, WorkerState};

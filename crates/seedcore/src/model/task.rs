@@ -148,6 +148,23 @@ pub struct Task {
     pub worker_id: Option<String>,
     /// Facts the task refers to.
     pub attached_fact_ids: Vec<Uuid>,
+    /// The queue the task waits in (`default` unless given).
+    pub queue: String,
+    /// Higher runs first; first in, first out within a priority.
+    pub priority: i32,
+    /// The key that makes a repeated create return this task instead of a new one.
+    pub idempotency_key: Option<String>,
+}
+
+/// The queue a task joins when its creator names none.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// A queue name: 1 to 100 letters, digits, `_`, `-`, `.` or `:`.
+pub fn valid_queue_name(name: &str) -> bool {
+    (1..=100).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c))
 }
 
 /// Attempts a task gets when neither its creator nor the configuration says otherwise.
@@ -174,6 +191,14 @@ pub struct NewTask {
     pub timeout_seconds: Option<f64>,
     /// Facts the task refers to.
     pub attached_fact_ids: Vec<Uuid>,
+    /// The queue to wait in.
+    pub queue: String,
+    /// Higher runs first; 0 by default.
+    pub priority: i32,
+    /// Not before this time; giving it queues the task (it waits as `queued` until then).
+    pub run_at: Option<DateTime<Utc>>,
+    /// A repeated create with the same key returns the first task.
+    pub idempotency_key: Option<String>,
 }
 
 impl NewTask {
@@ -189,12 +214,16 @@ impl NewTask {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             timeout_seconds: None,
             attached_fact_ids: Vec::new(),
+            queue: DEFAULT_QUEUE.into(),
+            priority: 0,
+            run_at: None,
+            idempotency_key: None,
         }
     }
 
-    /// `queued` when the task is to run immediately, `created` otherwise.
+    /// `queued` when the task is to run immediately or at a given time, `created` otherwise.
     pub fn initial_status(&self) -> TaskStatus {
-        if self.run_immediately {
+        if self.run_immediately || self.run_at.is_some() {
             TaskStatus::Queued
         } else {
             TaskStatus::Created

@@ -24,7 +24,8 @@ use uuid::Uuid;
 
 use crate::legacy::LegacyTask;
 use crate::model::{
-    Fact, FactCursor, FactPatch, IdRef, NewFact, NewTask, Task, TaskEvent, TaskStatus, Worker,
+    Fact, FactCursor, FactPatch, IdRef, NewFact, NewTask, QueueInfo, Task, TaskEvent, TaskStatus,
+    Worker,
 };
 
 pub use postgres::PgStore;
@@ -240,6 +241,10 @@ pub struct Claim {
     pub lease: Duration,
     /// The drift scores the lane takes.
     pub drift: DriftRange,
+    /// Only tasks of these queues; None takes every queue.
+    pub queues: Option<Vec<String>>,
+    /// Never tasks of these queues (other lanes serve them).
+    pub exclude_queues: Vec<String>,
 }
 
 /// The right to finish one attempt of a task: valid while the token is the task's current one.
@@ -315,7 +320,14 @@ pub trait Store: Send + Sync + 'static {
 
     // Tasks, for the API.
     /// Stores a new task under a fresh id: `queued` when asked to run immediately, else `created`.
+    /// Stores a task. With an idempotency key already in use, returns the task that has it.
     async fn create_task(&self, task: NewTask) -> StoreResult<Task>;
+    /// Stores all the tasks in one transaction, or none; keys must not be in use.
+    async fn create_tasks(&self, tasks: Vec<NewTask>) -> StoreResult<Vec<Task>>;
+    /// Every queue that has tasks or was paused, with its tasks by status.
+    async fn list_queues(&self) -> StoreResult<Vec<QueueInfo>>;
+    /// Pauses or resumes a queue (it need not have tasks yet).
+    async fn set_queue_paused(&self, name: &str, paused: bool) -> StoreResult<QueueInfo>;
     /// The one task id the reference names (NotFound, AmbiguousPrefix otherwise).
     async fn resolve_task(&self, id: &IdRef) -> StoreResult<Uuid>;
     /// The task with this id (NotFound otherwise).
@@ -451,6 +463,33 @@ pub enum OpenError {
     /// The database could not be reached or opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Queue views from `(queue, status, count)` rows and `(queue, paused)` rows, by name.
+fn queue_infos(counts: Vec<(String, String, i64)>, paused: Vec<(String, bool)>) -> Vec<QueueInfo> {
+    let mut queues: std::collections::BTreeMap<String, QueueInfo> = Default::default();
+    for (name, status, count) in counts {
+        queues
+            .entry(name.clone())
+            .or_insert_with(|| QueueInfo {
+                name,
+                paused: false,
+                counts: Default::default(),
+            })
+            .counts
+            .insert(status, count);
+    }
+    for (name, is_paused) in paused {
+        queues
+            .entry(name.clone())
+            .or_insert_with(|| QueueInfo {
+                name,
+                paused: false,
+                counts: Default::default(),
+            })
+            .paused = is_paused;
+    }
+    queues.into_values().collect()
 }
 
 /// Tasks or facts, for operations that apply to either.

@@ -25,7 +25,8 @@ use super::{
 };
 use crate::legacy::LegacyTask;
 use crate::model::{
-    Fact, FactCursor, FactPatch, IdRef, NewFact, NewTask, Task, TaskEvent, TaskStatus, Worker,
+    Fact, FactCursor, FactPatch, IdRef, NewFact, NewTask, QueueInfo, Task, TaskEvent, TaskStatus,
+    Worker,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -166,6 +167,9 @@ struct TaskRow {
     worker_id: Option<String>,
     lease_token: Option<Uuid>,
     attached_fact_ids: Vec<Uuid>,
+    queue: String,
+    priority: i32,
+    idempotency_key: Option<String>,
 }
 
 impl TaskRow {
@@ -191,6 +195,9 @@ impl TaskRow {
             finished_at: self.finished_at,
             worker_id: self.worker_id,
             attached_fact_ids: self.attached_fact_ids,
+            queue: self.queue,
+            priority: self.priority,
+            idempotency_key: self.idempotency_key,
         })
     }
 
@@ -298,6 +305,34 @@ impl EventRow {
             error: self.error,
         })
     }
+}
+
+/// An insert of new tasks, ready for an `on conflict` or `returning` clause.
+fn insert_tasks(tasks: &[NewTask]) -> QueryBuilder<Postgres> {
+    let mut insert = QueryBuilder::new(
+        "insert into tasks (id, type, description, params, domain, drift_score, status, \
+         max_attempts, timeout_seconds, attached_fact_ids, queue, priority, idempotency_key, \
+         run_at) ",
+    );
+    insert.push_values(tasks, |mut row, task| {
+        row.push_bind(Uuid::new_v4())
+            .push_bind(task.task_type.clone())
+            .push_bind(task.description.clone())
+            .push_bind(Json(task.params.clone()))
+            .push_bind(task.domain.clone())
+            .push_bind(task.drift_score)
+            .push_bind(task.initial_status().as_str())
+            .push_bind(task.max_attempts)
+            .push_bind(task.timeout_seconds)
+            .push_bind(task.attached_fact_ids.clone())
+            .push_bind(task.queue.clone())
+            .push_bind(task.priority)
+            .push_bind(task.idempotency_key.clone())
+            .push("coalesce(")
+            .push_bind_unseparated(task.run_at)
+            .push_unseparated(", now())");
+    });
+    insert
 }
 
 fn leases(pairs: Vec<(Uuid, Uuid)>) -> Vec<Lease> {
@@ -504,25 +539,75 @@ impl Store for PgStore {
     }
 
     async fn create_task(&self, task: NewTask) -> StoreResult<Task> {
-        let row: TaskRow = sqlx::query_as(
-            r"insert into tasks (id, type, description, params, domain, drift_score, status,
-                                 max_attempts, timeout_seconds, attached_fact_ids)
-              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-              returning *",
+        let key = task.idempotency_key.clone();
+        let mut insert = insert_tasks(std::slice::from_ref(&task));
+        // A key in use (perhaps by a create racing this one) leaves the first task in place.
+        insert.push(
+            " on conflict (idempotency_key) where idempotency_key is not null do nothing \
+             returning *",
+        );
+        let row: Option<TaskRow> = insert.build_query_as().fetch_optional(&self.pool).await?;
+        if let Some(row) = row {
+            return row.into_task();
+        }
+        let existing: TaskRow = sqlx::query_as("select * from tasks where idempotency_key = $1")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await?;
+        existing.into_task()
+    }
+
+    async fn create_tasks(&self, tasks: Vec<NewTask>) -> StoreResult<Vec<Task>> {
+        let mut tx = self.pool.begin().await?;
+        let mut created = Vec::with_capacity(tasks.len());
+        for chunk in tasks.chunks(IMPORT_CHUNK) {
+            let mut insert = insert_tasks(chunk);
+            insert.push(" returning *");
+            let rows: Vec<TaskRow> = insert.build_query_as().fetch_all(&mut *tx).await?;
+            created.extend(
+                rows.into_iter()
+                    .map(TaskRow::into_task)
+                    .collect::<StoreResult<Vec<_>>>()?,
+            );
+        }
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn list_queues(&self) -> StoreResult<Vec<QueueInfo>> {
+        let counts: Vec<(String, String, i64)> =
+            sqlx::query_as("select queue, status, count(*) from tasks group by queue, status")
+                .fetch_all(&self.pool)
+                .await?;
+        let paused: Vec<(String, bool)> = sqlx::query_as("select name, paused from queues")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(super::queue_infos(counts, paused))
+    }
+
+    async fn set_queue_paused(&self, name: &str, paused: bool) -> StoreResult<QueueInfo> {
+        sqlx::query(
+            r"insert into queues (name, paused) values ($1, $2)
+              on conflict (name) do update set paused = excluded.paused, updated_at = now()",
         )
-        .bind(Uuid::new_v4())
-        .bind(&task.task_type)
-        .bind(&task.description)
-        .bind(Json(&task.params))
-        .bind(&task.domain)
-        .bind(task.drift_score)
-        .bind(task.initial_status().as_str())
-        .bind(task.max_attempts)
-        .bind(task.timeout_seconds)
-        .bind(&task.attached_fact_ids)
-        .fetch_one(&self.pool)
+        .bind(name)
+        .bind(paused)
+        .execute(&self.pool)
         .await?;
-        row.into_task()
+        if !paused {
+            // Idle workers may be waiting on this queue's tasks: wake them.
+            sqlx::query("select pg_notify('seedcore_tasks', '')")
+                .execute(&self.pool)
+                .await?;
+        }
+        let counts: Vec<(String, String, i64)> = sqlx::query_as(
+            "select queue, status, count(*) from tasks where queue = $1 group by queue, status",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        let info = super::queue_infos(counts, vec![(name.to_string(), paused)]);
+        Ok(info.into_iter().next().expect("the queue just written"))
     }
 
     async fn resolve_task(&self, id: &IdRef) -> StoreResult<Uuid> {
@@ -609,6 +694,8 @@ impl Store for PgStore {
             .bind(claim.drift.at_least)
             .bind(claim.drift.below)
             .bind(claim.lease.as_secs_f64())
+            .bind(&claim.queues)
+            .bind(&claim.exclude_queues)
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter().map(TaskRow::into_claimed).collect()

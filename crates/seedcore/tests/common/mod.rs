@@ -26,7 +26,9 @@ use seedcore::{
     api::{self, ApiSettings, AppState},
     engine::{Engine, EngineHandle, EngineSettings, HandlerRouter, RetryPolicy},
     legacy::LegacyTask,
-    model::{Fact, FactPatch, IdRef, NewFact, NewTask, Task, TaskEvent, TaskStatus, Worker},
+    model::{
+        Fact, FactPatch, IdRef, NewFact, NewTask, QueueInfo, Task, TaskEvent, TaskStatus, Worker,
+    },
     store::{
         Claim, ClaimedTask, DynStore, FactPage, FactQuery, Lease, MigrationReport, Outcome, Page,
         PgStore, RecordKind, SignalSink, SqliteStore, Store, StoreResult, TagCount, TaskQuery,
@@ -431,6 +433,15 @@ impl Store for TestStore {
     async fn create_task(&self, task: NewTask) -> StoreResult<Task> {
         self.inner().create_task(task).await
     }
+    async fn create_tasks(&self, tasks: Vec<NewTask>) -> StoreResult<Vec<Task>> {
+        self.inner().create_tasks(tasks).await
+    }
+    async fn list_queues(&self) -> StoreResult<Vec<QueueInfo>> {
+        self.inner().list_queues().await
+    }
+    async fn set_queue_paused(&self, name: &str, paused: bool) -> StoreResult<QueueInfo> {
+        self.inner().set_queue_paused(name, paused).await
+    }
     async fn resolve_task(&self, id: &IdRef) -> StoreResult<Uuid> {
         self.inner().resolve_task(id).await
     }
@@ -533,6 +544,8 @@ pub fn fast_engine() -> EngineSettings {
         },
         shutdown_grace: Duration::from_secs(5),
         cusum: None,
+        queues: None,
+        queue_limits: Vec::new(),
     }
 }
 

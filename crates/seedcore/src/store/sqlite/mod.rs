@@ -36,13 +36,16 @@ use uuid::Uuid;
 mod facts;
 mod fts;
 mod import;
+mod tasks_new;
 
 use super::{
     Claim, ClaimedTask, FactPage, FactQuery, Lease, MigrationReport, Outcome, Page, RecordKind,
     Signal, SignalSink, Store, StoreError, StoreResult, TagCount, TaskQuery,
 };
 use crate::legacy::LegacyTask;
-use crate::model::{Fact, FactPatch, IdRef, NewFact, NewTask, Task, TaskEvent, TaskStatus, Worker};
+use crate::model::{
+    Fact, FactPatch, IdRef, NewFact, NewTask, QueueInfo, Task, TaskEvent, TaskStatus, Worker,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -324,6 +327,9 @@ struct TaskRow {
     worker_id: Option<String>,
     lease_token: Option<String>,
     attached_fact_ids: String,
+    queue: String,
+    priority: i32,
+    idempotency_key: Option<String>,
 }
 
 impl TaskRow {
@@ -348,6 +354,9 @@ impl TaskRow {
             finished_at: parse_time_opt(self.finished_at)?,
             worker_id: self.worker_id,
             attached_fact_ids: parse_json(&self.attached_fact_ids)?,
+            queue: self.queue,
+            priority: self.priority,
+            idempotency_key: self.idempotency_key,
         })
     }
 
@@ -554,32 +563,19 @@ impl Store for SqliteStore {
     }
 
     async fn create_task(&self, task: NewTask) -> StoreResult<Task> {
-        let params = json_text(&task.params)?;
-        let row: TaskRow = sqlx::query_as(
-            r"insert into tasks (id, type, description, params, domain, drift_score, status,
-                                 max_attempts, timeout_seconds, created_at, updated_at, run_at,
-                                 attached_fact_ids)
-              values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10, ?11)
-              returning *",
-        )
-        .bind(Uuid::new_v4().to_string())
-        .bind(&task.task_type)
-        .bind(&task.description)
-        .bind(params)
-        .bind(&task.domain)
-        .bind(task.drift_score)
-        .bind(task.initial_status().as_str())
-        .bind(task.max_attempts)
-        .bind(task.timeout_seconds)
-        .bind(stamp(Utc::now()))
-        .bind(json_text(&task.attached_fact_ids)?)
-        .fetch_one(&self.writer)
-        .await?;
-        let task = row.into_task()?;
-        if task.status == TaskStatus::Queued {
-            self.watchers.send(Signal::TasksReady);
-        }
-        Ok(task)
+        tasks_new::create_one(self, task).await
+    }
+
+    async fn create_tasks(&self, tasks: Vec<NewTask>) -> StoreResult<Vec<Task>> {
+        tasks_new::create_many(self, tasks).await
+    }
+
+    async fn list_queues(&self) -> StoreResult<Vec<QueueInfo>> {
+        tasks_new::list_queues(self).await
+    }
+
+    async fn set_queue_paused(&self, name: &str, paused: bool) -> StoreResult<QueueInfo> {
+        tasks_new::set_paused(self, name, paused).await
     }
 
     async fn resolve_task(&self, id: &IdRef) -> StoreResult<Uuid> {
@@ -686,6 +682,8 @@ impl Store for SqliteStore {
             .bind(claim.drift.at_least)
             .bind(claim.drift.below)
             .bind(claim.limit)
+            .bind(claim.queues.as_ref().map(json_text).transpose()?)
+            .bind(json_text(&claim.exclude_queues)?)
             .fetch_all(&self.writer)
             .await?;
         rows.into_iter().map(TaskRow::into_claimed).collect()
@@ -977,6 +975,8 @@ mod tests {
             limit: 10,
             lease: Duration::from_secs(30),
             drift: DriftRange::ALL,
+            queues: None,
+            exclude_queues: Vec::new(),
         }
     }
 

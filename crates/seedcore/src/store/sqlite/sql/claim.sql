@@ -1,8 +1,10 @@
 -- Claims up to ?7 ready tasks for worker ?1 in one statement, all under the lease token ?2
 -- (every fenced write checks the task id too, so one token per claim is enough). SQLite lets
 -- one writer in at a time, so no task is claimed twice. The subquery walks the partial index of
--- ready tasks in claim order and stops at the limit; without `indexed by` the planner, lacking
--- statistics, would take the status index and sort every ready task. ?4 is now.
+-- ready tasks in claim order (priority, start time, arrival) and stops at the limit; without
+-- `indexed by` the planner, lacking statistics, would take the status index and sort every
+-- ready task. ?4 is now; ?8 a JSON array of the queues this lane serves (null: all), ?9 one of
+-- the queues it leaves to other lanes. Paused queues are skipped.
 update tasks
 set status = 'running',
     attempts = attempts + 1,
@@ -17,7 +19,10 @@ where id in (
     where status in ('queued', 'retry')
       and run_at <= ?4
       and drift_score >= ?5 and drift_score < ?6
-    order by run_at, id
+      and (?8 is null or queue in (select value from json_each(?8)))
+      and queue not in (select value from json_each(?9))
+      and queue not in (select name from queues where paused)
+    order by priority desc, run_at, rowid
     limit ?7
 )
 returning *
