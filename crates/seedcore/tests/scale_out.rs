@@ -110,14 +110,14 @@ async fn tasks_of_a_worker_killed_mid_task_are_rescued_and_complete_once() {
 
     let _survivor = worker(&url, &lease);
     wait_until_all_completed(&store, 4, Duration::from_secs(60)).await;
-    assert_eq!(
-        count(
-            &store,
-            "select count(*) from task_events where kind = 'rescued'"
-        )
-        .await,
-        4
-    );
+    // Each task was rescued at least once (more if a slow machine let a lease lapse before
+    // the kill), and completed exactly once.
+    let rescued = count(
+        &store,
+        "select count(distinct task_id) from task_events where kind = 'rescued'",
+    )
+    .await;
+    assert_eq!(rescued, 4);
     assert_eq!(
         count(
             &store,
