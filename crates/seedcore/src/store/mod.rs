@@ -11,6 +11,7 @@
 
 pub mod postgres;
 pub mod sqlite;
+mod watchers;
 
 use std::{sync::Arc, time::Duration};
 

@@ -4,7 +4,13 @@
 //! LISTEN/NOTIFY (sent by the triggers in the migrations, so every code path signals); every
 //! write that finishes an attempt is fenced by `id` and `lease_token`.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -21,7 +27,7 @@ use uuid::Uuid;
 use super::{
     Claim, ClaimedTask, CountMode, ESTIMATE_EXACT_UP_TO, FactPage, FactQuery, Lease,
     MigrationReport, Outcome, Page, RecordKind, Signal, SignalSink, Store, StoreError, StoreResult,
-    TagCount, TaskQuery, like_literal,
+    TagCount, TaskQuery, like_literal, watchers::Watchers,
 };
 use crate::legacy::LegacyTask;
 use crate::model::{
@@ -44,6 +50,50 @@ const TABLES: [&str; 4] = ["tasks", "task_events", "facts", "workers"];
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// This process's watchers, told of new work without waiting for NOTIFY's round trip.
+    watchers: Arc<Watchers>,
+    announcer: Arc<Announcer>,
+}
+
+/// Coalesces announcements of new work: one NOTIFY at a time per process, and the requests
+/// made while one is in flight are covered by one more after it. A burst of enqueues costs a
+/// couple of notifications, none of them inside an enqueuing transaction.
+#[derive(Default)]
+struct Announcer {
+    /// Requests not yet covered by a NOTIFY sent after them; non-zero while a sender runs.
+    pending: AtomicUsize,
+}
+
+impl PgStore {
+    /// Tells the workers of every process that tasks are ready: this process's at once, the
+    /// others through NOTIFY.
+    fn announce(&self) {
+        self.watchers.send(Signal::TasksReady);
+        if self.announcer.pending.fetch_add(1, Ordering::SeqCst) > 0 {
+            return; // the running sender will cover this request
+        }
+        let (pool, announcer) = (self.pool.clone(), self.announcer.clone());
+        tokio::spawn(async move {
+            loop {
+                let covered = announcer.pending.load(Ordering::SeqCst);
+                if let Err(err) = sqlx::query("select pg_notify('seedcore_tasks', '')")
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::debug!(error = %err, "cannot announce new tasks; workers will poll");
+                }
+                let done = announcer.pending.compare_exchange(
+                    covered,
+                    0,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                );
+                if done.is_ok() {
+                    return;
+                }
+            }
+        });
+    }
 }
 
 impl PgStore {
@@ -58,12 +108,16 @@ impl PgStore {
             .acquire_timeout(acquire_timeout)
             .connect_with(options)
             .await?;
-        Ok(PgStore { pool })
+        Ok(PgStore::from_pool(pool))
     }
 
     /// A store over an existing pool (for a host application that has one already).
     pub fn from_pool(pool: PgPool) -> PgStore {
-        PgStore { pool }
+        PgStore {
+            pool,
+            watchers: Arc::default(),
+            announcer: Arc::default(),
+        }
     }
 
     /// The pool underneath, for queries of the host application or tests.
@@ -535,7 +589,11 @@ impl Store for PgStore {
 
     fn watch(&self, sink: SignalSink, stop: CancellationToken) -> JoinHandle<()> {
         let store = self.clone();
-        tokio::spawn(async move { store.listen(&sink, &stop).await })
+        let local = self.watchers.add(sink.clone());
+        tokio::spawn(async move {
+            store.listen(&sink, &stop).await;
+            store.watchers.remove(local);
+        })
     }
 
     async fn create_task(&self, task: NewTask) -> StoreResult<Task> {
@@ -548,7 +606,11 @@ impl Store for PgStore {
         );
         let row: Option<TaskRow> = insert.build_query_as().fetch_optional(&self.pool).await?;
         if let Some(row) = row {
-            return row.into_task();
+            let task = row.into_task()?;
+            if task.status == TaskStatus::Queued {
+                self.announce();
+            }
+            return Ok(task);
         }
         let existing: TaskRow = sqlx::query_as("select * from tasks where idempotency_key = $1")
             .bind(key)
@@ -571,6 +633,9 @@ impl Store for PgStore {
             );
         }
         tx.commit().await?;
+        if created.iter().any(|t| t.status == TaskStatus::Queued) {
+            self.announce();
+        }
         Ok(created)
     }
 
@@ -849,6 +914,9 @@ impl Store for PgStore {
             inserted += insert.build().execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
+        if tasks.iter().any(|t| t.status == TaskStatus::Queued) {
+            self.announce();
+        }
         Ok(inserted)
     }
 

@@ -18,7 +18,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
@@ -37,6 +37,8 @@ mod facts;
 mod fts;
 mod import;
 mod tasks_new;
+
+use super::watchers::Watchers;
 
 use super::{
     Claim, ClaimedTask, FactPage, FactQuery, Lease, MigrationReport, Outcome, Page, RecordKind,
@@ -195,48 +197,6 @@ impl SqliteStore {
         }
         tx.commit().await?;
         Ok(changed)
-    }
-}
-
-/// The signal sinks registered by `watch` in this process.
-#[derive(Default)]
-struct Watchers {
-    registry: Mutex<Registry>,
-}
-
-#[derive(Default)]
-struct Registry {
-    last_id: u64,
-    sinks: Vec<(u64, SignalSink)>,
-}
-
-impl Watchers {
-    fn add(&self, sink: SignalSink) -> u64 {
-        let mut registry = self.registry.lock().expect("watchers");
-        registry.last_id += 1;
-        let id = registry.last_id;
-        registry.sinks.push((id, sink));
-        id
-    }
-
-    fn remove(&self, id: u64) {
-        let mut registry = self.registry.lock().expect("watchers");
-        registry.sinks.retain(|(i, _)| *i != id);
-    }
-
-    /// Calls every sink, outside the lock: a sink may take locks of its own.
-    fn send(&self, signal: Signal) {
-        let sinks: Vec<SignalSink> = {
-            let registry = self.registry.lock().expect("watchers");
-            registry
-                .sinks
-                .iter()
-                .map(|(_, sink)| sink.clone())
-                .collect()
-        };
-        for sink in sinks {
-            sink(signal);
-        }
     }
 }
 
@@ -959,8 +919,8 @@ mod tests {
         }
     }
 
-    fn recorder(store: &SqliteStore) -> (Arc<Mutex<Vec<Signal>>>, CancellationToken) {
-        let seen = Arc::new(Mutex::new(Vec::new()));
+    fn recorder(store: &SqliteStore) -> (Arc<std::sync::Mutex<Vec<Signal>>>, CancellationToken) {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let record = seen.clone();
         let stop = CancellationToken::new();
         let sink: SignalSink = Arc::new(move |signal| record.lock().unwrap().push(signal));
