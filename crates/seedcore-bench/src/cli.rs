@@ -5,8 +5,9 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, ValueEnum};
 
-/// Measures seedcore on the workloads of BENCHMARKS.md, each beside a baseline measured in the
-/// same run. Creates (and drops) its own databases and starts the seedcore processes it measures.
+/// Measures seedcore on workloads W1–W4 and F1 (docs/benchmarks.md), each beside a baseline
+/// measured in the same run. Creates (and drops) its own databases and starts the seedcore
+/// processes it measures.
 #[derive(Parser, Debug)]
 #[command(name = "seedcore-bench", version)]
 pub struct Args {
@@ -56,7 +57,7 @@ pub enum Selection {
     All,
 }
 
-/// One workload of BENCHMARKS.md.
+/// One workload of docs/benchmarks.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Workload {
     W1,

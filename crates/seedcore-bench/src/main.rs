@@ -1,4 +1,4 @@
-//! `seedcore-bench`: measures seedcore on the workloads of BENCHMARKS.md, each beside a
+//! `seedcore-bench`: measures seedcore on the workloads of docs/benchmarks.md, each beside a
 //! baseline measured in the same run. This file only wires the pieces together:
 //! - `cli`: arguments and the sizes they imply;
 //! - `db`: the benchmark's own databases, created and always dropped;

@@ -139,7 +139,7 @@ fn every_workload_reports_figures_and_a_baseline() {
     for report in &reports {
         assert_eq!(report["smoke"], true);
         let baselines = check_figures(report);
-        // W2 has targets, not a same-run baseline (BENCHMARKS.md); every other has one.
+        // W2 has targets, not a same-run baseline (docs/benchmarks.md); every other has one.
         if report["workload"] != "w2" {
             assert!(baselines > 0, "no baseline in {report}");
         }

@@ -1,4 +1,4 @@
-//! The workloads of BENCHMARKS.md, one module each, and what they share: the context they run
+//! The workloads of docs/benchmarks.md, one module each, and what they share: the context they run
 //! in and the progress lines they print on stderr.
 
 mod drain;
@@ -73,5 +73,6 @@ pub enum Table {
     Facts,
 }
 
-/// Seconds as a Duration, for sleeps that let a started process settle.
+/// How long a freshly started `serve` gets to settle (first claims, listener) before a
+/// workload measures it.
 pub const SETTLE: Duration = Duration::from_secs(1);
