@@ -2,7 +2,9 @@
 -- enqueue, before the table is analyzed, the planner believes few tasks are ready and picks a
 -- bitmap scan of the whole ready set plus a sort, on every claim (tens of milliseconds with
 -- tens of thousands queued). Walking `tasks_ready_idx` in order and stopping at the limit is
--- right at any size, so the function rules the other plans out.
+-- right at any size, so the function rules the other plans out. (Not with enable_seqscan: the
+-- paused-queues lookup must scan, and a disabled node's huge cost would also switch on JIT
+-- compilation, hundreds of milliseconds per claim; JIT is off here for the same reason.)
 create function seedcore_claim(
     worker text,
     how_many bigint,
@@ -14,8 +16,8 @@ create function seedcore_claim(
 ) returns setof tasks
 language sql
 set enable_bitmapscan = off
-set enable_seqscan = off
 set enable_sort = off
+set jit = off
 as $$
     with picked as (
         select id
