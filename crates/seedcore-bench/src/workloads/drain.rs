@@ -130,6 +130,7 @@ pub async fn raw_sql_drain(pool: &PgPool, count: i64, connections: usize) -> Res
 }
 
 /// One connection's worth of the raw drain: claim one row, complete it, until none is left.
+/// Rows are taken in seedcore's claim order, which its ready index serves.
 async fn raw_drain_loop(pool: PgPool) -> Result<()> {
     loop {
         let claimed: Option<Uuid> = sqlx::query_scalar(
@@ -138,7 +139,7 @@ async fn raw_drain_loop(pool: PgPool) -> Result<()> {
                   updated_at = now()
               where id = (select id from bench_raw_tasks
                           where status in ('queued', 'retry') and run_at <= now()
-                          order by run_at, id
+                          order by priority desc, run_at, seq
                           limit 1
                           for update skip locked)
               returning id",
