@@ -83,6 +83,65 @@ fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
+/// Most items one bulk request carries.
+pub const MAX_BULK: usize = 10_000;
+
+/// The list under `key` of a bulk body, each item checked by `item`: every problem is
+/// reported at `["body", key, index, …]`, and any problem refuses the whole list, so that a
+/// bulk request is stored entirely or not at all.
+pub fn bulk_items<T>(
+    body: &Map<String, Value>,
+    key: &str,
+    item: impl Fn(&Map<String, Value>) -> Result<T, Vec<FieldError>>,
+) -> Result<Vec<T>, ApiError> {
+    let items = match body.get(key) {
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                &["body", key],
+                "list_type",
+                "Input should be a valid list",
+            ));
+        }
+        None => {
+            return Err(ApiError::invalid(
+                &["body", key],
+                "missing",
+                "Field required",
+            ));
+        }
+    };
+    if items.is_empty() || items.len() > MAX_BULK {
+        return Err(ApiError::invalid(
+            &["body", key],
+            "list_length",
+            format!(
+                "The list should hold 1 to {MAX_BULK} {key}, not {}",
+                items.len()
+            ),
+        ));
+    }
+    let mut good = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for (i, value) in items.iter().enumerate() {
+        let at = |e: FieldError| e.under_index(i).under(key).under("body");
+        match value.as_object().map(&item) {
+            Some(Ok(checked)) => good.push(checked),
+            Some(Err(item_errors)) => errors.extend(item_errors.into_iter().map(at)),
+            None => errors.push(at(FieldError::new(
+                vec![],
+                "dict_type",
+                "Input should be a valid dictionary",
+            ))),
+        }
+    }
+    if errors.is_empty() {
+        Ok(good)
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
 /// Declares an extractor for an id path segment, kept as sent. Percent-escapes that do not
 /// decode to UTF-8 cannot be an id either, so they get the 422 of any malformed id rather than
 /// axum's plain-text 400.

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{
     ApiError, AppState,
-    extract::{BulkJsonObject, FactIdPath, JsonObject},
+    extract::{BulkJsonObject, FactIdPath, JsonObject, bulk_items},
 };
 use crate::{
     model::{Fact, IdRef},
@@ -72,9 +72,6 @@ pub async fn create_fact(
     Ok(Json(fact))
 }
 
-/// Most facts one bulk request creates.
-const MAX_BULK: usize = 10_000;
-
 /// The body of `POST /api/v1/facts/bulk`.
 // Documentation only: validated item by item to report every error.
 #[derive(ToSchema)]
@@ -105,7 +102,7 @@ pub async fn create_facts(
     State(state): State<AppState>,
     BulkJsonObject(body): BulkJsonObject,
 ) -> Result<Json<CreatedFacts>, ApiError> {
-    let facts = bulk_facts(&body)?;
+    let facts = bulk_items(&body, "facts", validate::new_fact)?;
     let created = state
         .store
         .create_facts(facts)
@@ -119,57 +116,6 @@ pub async fn create_facts(
 }
 
 /// Validates every item, so that the answer lists all problems and nothing is half-stored.
-fn bulk_facts(
-    body: &serde_json::Map<String, serde_json::Value>,
-) -> Result<Vec<crate::model::NewFact>, ApiError> {
-    let items = match body.get("facts") {
-        Some(serde_json::Value::Array(items)) => items,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                &["body", "facts"],
-                "list_type",
-                "Input should be a valid list",
-            ));
-        }
-        None => {
-            return Err(ApiError::invalid(
-                &["body", "facts"],
-                "missing",
-                "Field required",
-            ));
-        }
-    };
-    if items.is_empty() || items.len() > MAX_BULK {
-        return Err(ApiError::invalid(
-            &["body", "facts"],
-            "list_length",
-            format!(
-                "The list should hold 1 to {MAX_BULK} facts, not {}",
-                items.len()
-            ),
-        ));
-    }
-    let mut facts = Vec::with_capacity(items.len());
-    let mut errors = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let at = |e: FieldError| e.under_index(i).under("facts").under("body");
-        match item.as_object().map(validate::new_fact) {
-            Some(Ok(fact)) => facts.push(fact),
-            Some(Err(item_errors)) => errors.extend(item_errors.into_iter().map(at)),
-            None => errors.push(at(FieldError::new(
-                vec![],
-                "dict_type",
-                "Input should be a valid dictionary",
-            ))),
-        }
-    }
-    if errors.is_empty() {
-        Ok(facts)
-    } else {
-        Err(ApiError::Validation(errors))
-    }
-}
-
 #[utoipa::path(
     get, path = "/facts/{fact_id}", tag = "facts",
     params(("fact_id" = String, Path, description = "A fact id, or a unique prefix of one (4+ characters)")),

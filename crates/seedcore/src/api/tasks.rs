@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{
     ApiError, AppState,
-    extract::{BulkJsonObject, JsonObject, QueryParams, TaskIdPath},
+    extract::{BulkJsonObject, JsonObject, QueryParams, TaskIdPath, bulk_items},
 };
 use crate::{
     config::seconds,
@@ -74,9 +74,6 @@ pub struct CreatedTasks {
     ids: Vec<Uuid>,
 }
 
-/// Most tasks one bulk request creates.
-const MAX_BULK: usize = 10_000;
-
 #[utoipa::path(
     post, path = "/tasks/bulk", tag = "tasks",
     request_body = CreateTasksRequest,
@@ -103,63 +100,16 @@ fn bulk_tasks(
     body: &Map<String, serde_json::Value>,
     default_attempts: i32,
 ) -> Result<Vec<NewTask>, ApiError> {
-    let items = match body.get("tasks") {
-        Some(serde_json::Value::Array(items)) => items,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                &["body", "tasks"],
-                "list_type",
-                "Input should be a valid list",
-            ));
-        }
-        None => {
-            return Err(ApiError::invalid(
-                &["body", "tasks"],
-                "missing",
-                "Field required",
-            ));
-        }
-    };
-    if items.is_empty() || items.len() > MAX_BULK {
-        return Err(ApiError::invalid(
-            &["body", "tasks"],
-            "list_length",
-            format!(
-                "The list should hold 1 to {MAX_BULK} tasks, not {}",
-                items.len()
-            ),
-        ));
-    }
-    let mut tasks = Vec::with_capacity(items.len());
-    let mut errors = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let at = |e: FieldError| e.under_index(i).under("tasks").under("body");
-        let Some(object) = item.as_object() else {
-            errors.push(at(FieldError::new(
-                vec![],
-                "dict_type",
-                "Input should be a valid dictionary",
-            )));
-            continue;
-        };
-        if object.get("idempotency_key").is_some_and(|k| !k.is_null()) {
-            errors.push(at(FieldError::new(
+    bulk_items(body, "tasks", |item| {
+        if item.get("idempotency_key").is_some_and(|k| !k.is_null()) {
+            return Err(vec![FieldError::new(
                 vec!["idempotency_key".into()],
                 "not_in_bulk",
                 "Idempotency keys are taken by POST /api/v1/tasks only",
-            )));
-            continue;
+            )]);
         }
-        match new_task_fields(object, default_attempts) {
-            Ok(task) => tasks.push(task),
-            Err(item_errors) => errors.extend(item_errors.into_iter().map(at)),
-        }
-    }
-    if errors.is_empty() {
-        Ok(tasks)
-    } else {
-        Err(ApiError::Validation(errors))
-    }
+        new_task_fields(item, default_attempts)
+    })
 }
 
 /// A page of tasks, newest first.
