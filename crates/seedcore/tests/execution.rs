@@ -11,7 +11,7 @@ use seedcore::{
     api::ApiSettings,
     engine::{HandlerError, HandlerRouter, handler_fn},
     model::{NewTask, TaskStatus},
-    store::{Claim, DriftRange, Outcome, Store},
+    store::{Claim, Outcome, Store},
 };
 use serde_json::{Value, json};
 
@@ -277,14 +277,7 @@ async fn a_worker_that_lost_its_lease_cannot_record_its_result() {
         })
         .await
         .unwrap();
-    let claim = Claim {
-        worker_id: "w1".into(),
-        limit: 10,
-        lease: Duration::from_secs(30),
-        drift: DriftRange::ALL,
-        queues: None,
-        exclude_queues: Vec::new(),
-    };
+    let claim = Claim::any("w1", 10, Duration::from_secs(30));
     let claimed = store.claim_tasks(&claim).await.unwrap();
     assert_eq!(claimed.len(), 1);
     store.cancel_task(task.id).await.unwrap();
@@ -310,14 +303,7 @@ async fn a_second_claim_does_not_take_a_running_task() {
         })
         .await
         .unwrap();
-    let claim = Claim {
-        worker_id: "w1".into(),
-        limit: 10,
-        lease: Duration::from_secs(30),
-        drift: DriftRange::ALL,
-        queues: None,
-        exclude_queues: Vec::new(),
-    };
+    let claim = Claim::any("w1", 10, Duration::from_secs(30));
     assert_eq!(store.claim_tasks(&claim).await.unwrap().len(), 1);
     assert_eq!(store.claim_tasks(&claim).await.unwrap().len(), 0);
 }
@@ -334,14 +320,7 @@ async fn an_expired_lease_is_rescued_back_to_the_queue_then_failed_when_out_of_a
         })
         .await
         .unwrap();
-    let claim = Claim {
-        worker_id: "dead-worker".into(),
-        limit: 1,
-        lease: Duration::from_millis(100),
-        drift: DriftRange::ALL,
-        queues: None,
-        exclude_queues: Vec::new(),
-    };
+    let claim = Claim::any("dead-worker", 1, Duration::from_millis(100));
     for expected in [TaskStatus::Queued, TaskStatus::Failed] {
         let claimed = store.claim_tasks(&claim).await.unwrap();
         assert_eq!(claimed.len(), 1);

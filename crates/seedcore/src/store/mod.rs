@@ -248,6 +248,20 @@ pub struct Claim {
     pub exclude_queues: Vec<String>,
 }
 
+impl Claim {
+    /// A claim of up to `limit` tasks of any queue and any drift score.
+    pub fn any(worker_id: impl Into<String>, limit: i64, lease: Duration) -> Claim {
+        Claim {
+            worker_id: worker_id.into(),
+            limit,
+            lease,
+            drift: DriftRange::ALL,
+            queues: None,
+            exclude_queues: Vec::new(),
+        }
+    }
+}
+
 /// The right to finish one attempt of a task: valid while the token is the task's current one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Lease {

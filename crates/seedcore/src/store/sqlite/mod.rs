@@ -871,7 +871,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::store::DriftRange;
 
     #[test]
     fn timestamps_keep_one_width_so_text_order_is_time_order() {
@@ -930,14 +929,7 @@ mod tests {
     }
 
     fn claim_all(worker: &str) -> Claim {
-        Claim {
-            worker_id: worker.into(),
-            limit: 10,
-            lease: Duration::from_secs(30),
-            drift: DriftRange::ALL,
-            queues: None,
-            exclude_queues: Vec::new(),
-        }
+        Claim::any(worker, 10, Duration::from_secs(30))
     }
 
     #[tokio::test]
