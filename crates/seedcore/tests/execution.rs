@@ -11,7 +11,7 @@ use seedcore::{
     api::ApiSettings,
     engine::{HandlerError, HandlerRouter, handler_fn},
     model::{NewTask, TaskStatus},
-    store::{Claim, Outcome, Store},
+    store::{Claim, Outcome},
 };
 use serde_json::{Value, json};
 

@@ -19,20 +19,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use seedcore::{
     api::{self, ApiSettings, AppState},
     engine::{Engine, EngineHandle, EngineSettings, HandlerRouter, RetryPolicy},
-    legacy::LegacyTask,
-    model::{
-        Fact, FactPatch, IdRef, NewFact, NewTask, QueueInfo, Task, TaskEvent, TaskStatus, Worker,
-    },
-    store::{
-        Claim, ClaimedTask, DynStore, FactPage, FactQuery, Lease, MigrationReport, Outcome, Page,
-        PgStore, RecordKind, SignalSink, SqliteStore, Store, StoreResult, TagCount, TaskQuery,
-    },
+    model::{Task, TaskStatus},
+    store::{DynStore, PgStore, SqliteStore, Store},
 };
 use serde_json::Value;
 use sqlx::{
@@ -363,8 +356,7 @@ fn sqlite_time(at: DateTime<Utc>) -> String {
     at.format(seedcore::store::sqlite::TIME_FORMAT).to_string()
 }
 
-/// The store of a [`TestDb`], on either backend. It is a [`Store`] itself (forwarding every
-/// method, provided ones included, so each backend's own implementation runs).
+/// The store of a [`TestDb`], on either backend; it dereferences to the backend's own [`Store`].
 #[derive(Clone)]
 pub enum TestStore {
     Postgres(PgStore),
@@ -372,13 +364,6 @@ pub enum TestStore {
 }
 
 impl TestStore {
-    fn inner(&self) -> &dyn Store {
-        match self {
-            TestStore::Postgres(store) => store,
-            TestStore::Sqlite(store) => store,
-        }
-    }
-
     /// The backend's own store, for the app and the engine.
     pub fn into_dyn(self) -> DynStore {
         match self {
@@ -413,118 +398,15 @@ impl TestStore {
     }
 }
 
-#[async_trait]
-impl Store for TestStore {
-    fn backend(&self) -> &'static str {
-        self.inner().backend()
-    }
-    async fn migrate(&self) -> StoreResult<MigrationReport> {
-        self.inner().migrate().await
-    }
-    async fn verify(&self) -> StoreResult<Vec<String>> {
-        self.inner().verify().await
-    }
-    async fn ping(&self) -> StoreResult<()> {
-        self.inner().ping().await
-    }
-    fn watch(&self, sink: SignalSink, stop: CancellationToken) -> JoinHandle<()> {
-        self.inner().watch(sink, stop)
-    }
-    async fn create_task(&self, task: NewTask) -> StoreResult<Task> {
-        self.inner().create_task(task).await
-    }
-    async fn create_tasks(&self, tasks: Vec<NewTask>) -> StoreResult<Vec<Task>> {
-        self.inner().create_tasks(tasks).await
-    }
-    async fn list_queues(&self) -> StoreResult<Vec<QueueInfo>> {
-        self.inner().list_queues().await
-    }
-    async fn set_queue_paused(&self, name: &str, paused: bool) -> StoreResult<QueueInfo> {
-        self.inner().set_queue_paused(name, paused).await
-    }
-    async fn resolve_task(&self, id: &IdRef) -> StoreResult<Uuid> {
-        self.inner().resolve_task(id).await
-    }
-    async fn get_task(&self, id: Uuid) -> StoreResult<Task> {
-        self.inner().get_task(id).await
-    }
-    async fn list_tasks(&self, query: &TaskQuery) -> StoreResult<Page<Task>> {
-        self.inner().list_tasks(query).await
-    }
-    async fn run_task(&self, id: Uuid) -> StoreResult<Task> {
-        self.inner().run_task(id).await
-    }
-    async fn cancel_task(&self, id: Uuid) -> StoreResult<Task> {
-        self.inner().cancel_task(id).await
-    }
-    async fn task_events(&self, id: Uuid) -> StoreResult<Vec<TaskEvent>> {
-        self.inner().task_events(id).await
-    }
-    async fn claim_tasks(&self, claim: &Claim) -> StoreResult<Vec<ClaimedTask>> {
-        self.inner().claim_tasks(claim).await
-    }
-    async fn finish_attempts(&self, batch: &[(Lease, Outcome)]) -> StoreResult<Vec<Lease>> {
-        self.inner().finish_attempts(batch).await
-    }
-    async fn finish_attempt(&self, lease: Lease, outcome: Outcome) -> StoreResult<bool> {
-        self.inner().finish_attempt(lease, outcome).await
-    }
-    async fn renew_leases(&self, leases: &[Lease], lease: Duration) -> StoreResult<Vec<Lease>> {
-        self.inner().renew_leases(leases, lease).await
-    }
-    async fn release(&self, leases: &[Lease]) -> StoreResult<u64> {
-        self.inner().release(leases).await
-    }
-    async fn rescue_expired(&self) -> StoreResult<u64> {
-        self.inner().rescue_expired().await
-    }
-    async fn register_worker(&self, worker: &Worker) -> StoreResult<()> {
-        self.inner().register_worker(worker).await
-    }
-    async fn worker_seen(&self, id: &str) -> StoreResult<()> {
-        self.inner().worker_seen(id).await
-    }
-    async fn worker_stopped(&self, id: &str) -> StoreResult<()> {
-        self.inner().worker_stopped(id).await
-    }
-    async fn list_workers(&self) -> StoreResult<Vec<Worker>> {
-        self.inner().list_workers().await
-    }
-    async fn import_facts(&self, facts: &[Fact]) -> StoreResult<u64> {
-        self.inner().import_facts(facts).await
-    }
-    async fn import_tasks(&self, tasks: &[LegacyTask]) -> StoreResult<u64> {
-        self.inner().import_tasks(tasks).await
-    }
-    async fn stored_ids(&self, kind: RecordKind, ids: &[Uuid]) -> StoreResult<Vec<Uuid>> {
-        self.inner().stored_ids(kind, ids).await
-    }
-    async fn create_fact(&self, fact: NewFact) -> StoreResult<Fact> {
-        self.inner().create_fact(fact).await
-    }
-    async fn resolve_fact(&self, id: &IdRef) -> StoreResult<Uuid> {
-        self.inner().resolve_fact(id).await
-    }
-    async fn get_fact(&self, id: Uuid) -> StoreResult<Fact> {
-        self.inner().get_fact(id).await
-    }
-    async fn list_facts(&self, query: &FactQuery) -> StoreResult<Page<Fact>> {
-        self.inner().list_facts(query).await
-    }
-    async fn search_facts(&self, query: &FactQuery) -> StoreResult<FactPage> {
-        self.inner().search_facts(query).await
-    }
-    async fn create_facts(&self, facts: Vec<NewFact>) -> StoreResult<Vec<Fact>> {
-        self.inner().create_facts(facts).await
-    }
-    async fn tag_counts(&self, prefix: Option<&str>, limit: i64) -> StoreResult<Vec<TagCount>> {
-        self.inner().tag_counts(prefix, limit).await
-    }
-    async fn update_fact(&self, id: Uuid, patch: FactPatch) -> StoreResult<Fact> {
-        self.inner().update_fact(id, patch).await
-    }
-    async fn delete_fact(&self, id: Uuid) -> StoreResult<()> {
-        self.inner().delete_fact(id).await
+impl std::ops::Deref for TestStore {
+    type Target = dyn Store;
+
+    /// Every `Store` method, run by the backend's own implementation.
+    fn deref(&self) -> &(dyn Store + 'static) {
+        match self {
+            TestStore::Postgres(store) => store,
+            TestStore::Sqlite(store) => store,
+        }
     }
 }
 
