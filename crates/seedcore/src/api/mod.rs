@@ -14,6 +14,7 @@ mod queues;
 mod service;
 mod tasks;
 mod workers;
+mod workflows;
 
 use std::sync::Arc;
 
@@ -80,6 +81,7 @@ impl AppState {
     tags(
         (name = "tasks", description = "Create, list, run and cancel tasks"),
         (name = "facts", description = "Store and search facts"),
+        (name = "workflows", description = "Tasks that depend on each other, created and followed together"),
         (name = "queues", description = "Queues: task counts, pause and resume"),
         (name = "workers", description = "The worker processes sharing the database"),
         (name = "service", description = "Health, readiness and documentation"),
@@ -92,6 +94,9 @@ fn v1_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(tasks::create_task, tasks::list_tasks))
         .routes(routes!(tasks::create_tasks))
+        .routes(routes!(workflows::create_workflow))
+        .routes(routes!(workflows::get_workflow))
+        .routes(routes!(workflows::cancel_workflow))
         .routes(routes!(queues::list_queues))
         .routes(routes!(queues::pause_queue))
         .routes(routes!(queues::resume_queue))

@@ -23,11 +23,11 @@ use crate::{
 
 /// The body of `POST /api/v1/tasks`.
 // Documentation only: `new_task` validates the body field by field to report every error.
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct CreateTaskRequest {
     /// The task type; picks the handler. Required, non-empty.
-    #[schema(rename = "type")]
+    #[serde(rename = "type")]
     task_type: String,
     /// Input for the handler (default `{}`).
     #[schema(value_type = Option<Object>)]
@@ -55,6 +55,12 @@ pub struct CreateTaskRequest {
     /// A second create with the same key returns the first task (same id) instead of a new
     /// one, for as long as that task exists.
     idempotency_key: Option<String>,
+    /// Ids (in full) of existing tasks that must finish first (up to 1,000). The task waits
+    /// `blocked`, then is queued when they all completed, or cancelled (naming the parent)
+    /// as soon as one failed or was cancelled.
+    depends_on: Option<Vec<Uuid>>,
+    /// Run once the parents are final whatever they ended as (default false).
+    run_on_failure: Option<bool>,
 }
 
 /// The body of `POST /api/v1/tasks/bulk`.
@@ -183,7 +189,7 @@ fn new_task(
 }
 
 /// A create body's fields, with every problem found (located relative to the body).
-fn new_task_fields(
+pub(super) fn new_task_fields(
     body: &Map<String, serde_json::Value>,
     default_attempts: i32,
 ) -> Result<NewTask, Vec<FieldError>> {
@@ -204,6 +210,8 @@ fn new_task_fields(
     let run_at = fields.timestamp("run_at");
     let delay_seconds = fields.number_at_least("delay_seconds", 0.0);
     let idempotency_key = fields.string("idempotency_key");
+    let depends_on = fields.uuids("depends_on").unwrap_or_default();
+    let run_on_failure = fields.boolean("run_on_failure").unwrap_or(false);
     let mut errors = fields.finish().err().unwrap_or_default();
     errors.extend(nul_errors(body, &STORED_FIELDS));
     let mut invalid = |key: &str, kind: &'static str, msg: &str| {
@@ -233,6 +241,13 @@ fn new_task_fields(
             "An idempotency key is 1 to 200 characters",
         );
     }
+    if depends_on.len() > MAX_PARENTS {
+        invalid(
+            "depends_on",
+            "too_long",
+            &format!("A task depends on at most {MAX_PARENTS} tasks"),
+        );
+    }
     if run_at.is_some() && delay_seconds.is_some() {
         invalid(
             "delay_seconds",
@@ -247,6 +262,7 @@ fn new_task_fields(
         Utc::now() + chrono::Duration::from_std(seconds(d)).unwrap_or(chrono::Duration::MAX)
     });
     Ok(NewTask {
+        id: Uuid::new_v4(),
         task_type: task_type.unwrap_or_default(),
         description,
         params,
@@ -260,8 +276,14 @@ fn new_task_fields(
         priority: priority as i32,
         run_at: run_at.or(delayed),
         idempotency_key,
+        depends_on,
+        run_on_failure,
+        workflow: None,
     })
 }
+
+/// Most parents one task may have.
+const MAX_PARENTS: usize = 1000;
 
 /// The fields stored as PostgreSQL text or jsonb, which cannot hold U+0000.
 const STORED_FIELDS: [&str; 6] = [
@@ -291,7 +313,7 @@ pub async fn list_tasks(
         status: params.choice(
             "status",
             TaskStatus::parse,
-            "one of created, queued, running, retry, completed, failed, cancelled",
+            "one of created, blocked, queued, running, retry, completed, failed, cancelled",
         ),
         task_type: params.stored_text("type"),
         domain: params.stored_text("domain"),
@@ -402,7 +424,20 @@ async fn resolve(state: &AppState, raw: &str) -> Result<Uuid, ApiError> {
 }
 
 fn store_error(err: crate::store::StoreError) -> ApiError {
-    ApiError::from_store(err, || "Task not found".into())
+    match err {
+        crate::store::StoreError::UnknownDependencies(ids) => ApiError::Validation(
+            ids.into_iter()
+                .map(|id| {
+                    FieldError::new(
+                        vec!["body".into(), "depends_on".into()],
+                        "unknown_task",
+                        format!("No task has the id {id}"),
+                    )
+                })
+                .collect(),
+        ),
+        err => ApiError::from_store(err, || "Task not found".into()),
+    }
 }
 
 #[cfg(test)]
@@ -439,6 +474,7 @@ mod tests {
         assert_eq!(
             task,
             NewTask {
+                id: task.id,
                 max_attempts: 3,
                 ..NewTask::of_type("echo")
             }

@@ -10,7 +10,10 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::store::DynStore;
+use crate::{
+    model::{Task, TaskStatus},
+    store::DynStore,
+};
 
 /// What a handler sees of the task it runs.
 #[derive(Clone)]
@@ -36,6 +39,36 @@ pub struct TaskContext {
     pub cancel: CancellationToken,
     /// The store, so handlers can read and write facts.
     pub store: DynStore,
+    /// The tasks this one depended on, each with how it ended (empty without dependencies).
+    pub parents: Vec<Parent>,
+}
+
+/// A task the running task depended on, as its handler sees it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Parent {
+    /// The parent's id.
+    pub id: Uuid,
+    /// The parent's key, when both belong to a workflow.
+    pub key: Option<String>,
+    /// How the parent ended: `completed`, or with `run_on_failure` also `failed` or `cancelled`.
+    pub status: TaskStatus,
+    /// The parent's result envelope, once completed (its `result` field is the handler output).
+    pub result: Option<Value>,
+    /// Why the parent failed or was cancelled.
+    pub error: Option<String>,
+}
+
+impl Parent {
+    /// The view of a stored parent task.
+    pub fn of(task: Task) -> Parent {
+        Parent {
+            id: task.id,
+            key: task.workflow_key,
+            status: task.status,
+            result: task.result,
+            error: task.error,
+        }
+    }
 }
 
 /// Why a handler failed.

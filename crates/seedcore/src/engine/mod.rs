@@ -36,7 +36,9 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub use handler::{Handler, HandlerError, HandlerResult, HandlerRouter, TaskContext, handler_fn};
+pub use handler::{
+    Handler, HandlerError, HandlerResult, HandlerRouter, Parent, TaskContext, handler_fn,
+};
 pub use retry::RetryPolicy;
 
 use crate::{
@@ -466,7 +468,12 @@ impl Inner {
         } else {
             lane.timeout
         };
+        let (parents, unreadable) = match self.parents(task).await {
+            Ok(parents) => (parents, None),
+            Err(err) => (Vec::new(), Some(err)),
+        };
         let context = TaskContext {
+            parents,
             id: task.id,
             task_type: task.task_type.clone(),
             params: task.params.clone(),
@@ -480,13 +487,18 @@ impl Inner {
         };
         let timeout = task.timeout_seconds.map_or(lane_timeout, seconds);
         let (name, run) = self.router.dispatch(context);
-        let ended = tokio::select! {
+        let ended = if let Some(err) = unreadable {
+            let error = format!("cannot read the task's parents: {err}");
+            Ended::Finished(Err(HandlerError::Retryable(error)))
+        } else {
+            tokio::select! {
             result = AssertUnwindSafe(run).catch_unwind() => match result {
                 Ok(result) => Ended::Finished(result),
                 Err(panic) => Ended::Panicked(panic_message(panic.as_ref())),
             },
             _ = tokio::time::sleep(timeout) => Ended::TimedOut(timeout),
             _ = cancel.cancelled() => Ended::Stopped,
+            }
         };
         // The slot is for running handlers: the next task may start while this outcome is
         // written. The task stays in `running` (its lease renewed) until it is recorded.
@@ -508,6 +520,20 @@ impl Inner {
             }
         }
         self.running.lock().expect("running map").remove(&task.id);
+    }
+
+    /// The task's parents with how they ended, for its handler.
+    async fn parents(
+        &self,
+        task: &crate::model::Task,
+    ) -> Result<Vec<Parent>, crate::store::StoreError> {
+        if task.depends_on.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut found = self.store.get_tasks(&task.depends_on).await?;
+        // In the order the task named them.
+        found.sort_by_key(|p| task.depends_on.iter().position(|id| *id == p.id));
+        Ok(found.into_iter().map(Parent::of).collect())
     }
 
     fn outcome(

@@ -44,6 +44,7 @@ impl RemoteExecutor {
             "domain": task.domain,
             "drift_score": task.drift_score,
             "attempt": task.attempt,
+            "parents": task.parents,
         });
         let response = self
             .client

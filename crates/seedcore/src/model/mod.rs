@@ -1,4 +1,4 @@
-//! The task, fact and worker types the API returns and the store keeps, and the task state
+//! The task, workflow, fact and worker types the API returns and the store keeps, and the task state
 //! machine.
 
 pub mod fact;
@@ -6,9 +6,11 @@ pub mod id;
 pub mod queue;
 pub mod task;
 pub mod worker;
+pub mod workflow;
 
 pub use fact::{Fact, FactCursor, FactPatch, NewFact};
 pub use id::IdRef;
 pub use queue::QueueInfo;
 pub use task::{NewTask, Task, TaskEvent, TaskStatus};
 pub use worker::{Worker, WorkerState};
+pub use workflow::{NewWorkflow, Workflow, WorkflowPlan, WorkflowStatus, WorkflowStep};

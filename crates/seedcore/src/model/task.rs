@@ -5,6 +5,9 @@
 //!   left as it is, so calling `run` twice queues (and executes) the task once.
 //! - `cancel` leaves `completed` and `failed` tasks alone and makes every other task `cancelled`;
 //!   nothing moves a task out of `cancelled` except an explicit `run`.
+//! - A task with `depends_on` waits `blocked` until every parent is final, then becomes `queued`
+//!   when they all completed (or, with `run_on_failure`, whatever they ended as), and
+//!   `cancelled`, naming the parent, when one failed or was cancelled: see [`waiting_on`].
 //! - Only a worker holding the current lease moves a task out of `running` to `completed`,
 //!   `failed` or `retry`.
 
@@ -20,6 +23,8 @@ use uuid::Uuid;
 pub enum TaskStatus {
     /// Stored, not yet asked to run.
     Created,
+    /// Waiting for the tasks it depends on to finish.
+    Blocked,
     /// Waiting for a worker.
     Queued,
     /// A worker holds its lease and runs its handler.
@@ -36,8 +41,9 @@ pub enum TaskStatus {
 
 impl TaskStatus {
     /// Every status, in the order of a task's life.
-    pub const ALL: [TaskStatus; 7] = [
+    pub const ALL: [TaskStatus; 8] = [
         TaskStatus::Created,
+        TaskStatus::Blocked,
         TaskStatus::Queued,
         TaskStatus::Running,
         TaskStatus::Retry,
@@ -50,6 +56,7 @@ impl TaskStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             TaskStatus::Created => "created",
+            TaskStatus::Blocked => "blocked",
             TaskStatus::Queued => "queued",
             TaskStatus::Running => "running",
             TaskStatus::Retry => "retry",
@@ -72,8 +79,9 @@ impl TaskStatus {
     ];
 
     /// The statuses from which `cancel` makes the task `cancelled`.
-    pub const CANCELLABLE: [TaskStatus; 4] = [
+    pub const CANCELLABLE: [TaskStatus; 5] = [
         TaskStatus::Created,
+        TaskStatus::Blocked,
         TaskStatus::Queued,
         TaskStatus::Running,
         TaskStatus::Retry,
@@ -154,6 +162,14 @@ pub struct Task {
     pub priority: i32,
     /// The key that makes a repeated create return this task instead of a new one.
     pub idempotency_key: Option<String>,
+    /// The tasks that must finish before this one runs (it is `blocked` until then).
+    pub depends_on: Vec<Uuid>,
+    /// Run once the parents are final even if one failed or was cancelled.
+    pub run_on_failure: bool,
+    /// The workflow the task belongs to, if it was created as part of one.
+    pub workflow_id: Option<Uuid>,
+    /// The task's name within its workflow.
+    pub workflow_key: Option<String>,
 }
 
 /// The queue a task joins when its creator names none.
@@ -173,6 +189,8 @@ pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
 /// What a client asks for when it creates a task, after validation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewTask {
+    /// The id the task will have (fresh from [`NewTask::of_type`]).
+    pub id: Uuid,
     /// Picks the handler that runs the task.
     pub task_type: String,
     /// Free text for people; empty by default.
@@ -199,12 +217,19 @@ pub struct NewTask {
     pub run_at: Option<DateTime<Utc>>,
     /// A repeated create with the same key returns the first task.
     pub idempotency_key: Option<String>,
+    /// Tasks that must finish first; the task waits `blocked` until they do.
+    pub depends_on: Vec<Uuid>,
+    /// Run when the parents are final even if one of them failed or was cancelled.
+    pub run_on_failure: bool,
+    /// The workflow and the task's name in it, for tasks created as part of one.
+    pub workflow: Option<(Uuid, String)>,
 }
 
 impl NewTask {
     /// A task of the given type with every optional field at its default.
     pub fn of_type(task_type: impl Into<String>) -> NewTask {
         NewTask {
+            id: Uuid::new_v4(),
             task_type: task_type.into(),
             description: String::new(),
             params: Map::new(),
@@ -218,10 +243,14 @@ impl NewTask {
             priority: 0,
             run_at: None,
             idempotency_key: None,
+            depends_on: Vec::new(),
+            run_on_failure: false,
+            workflow: None,
         }
     }
 
     /// `queued` when the task is to run immediately or at a given time, `created` otherwise.
+    /// (A task with dependencies starts as [`NewTask::start`] says.)
     pub fn initial_status(&self) -> TaskStatus {
         if self.run_immediately || self.run_at.is_some() {
             TaskStatus::Queued
@@ -229,6 +258,60 @@ impl NewTask {
             TaskStatus::Created
         }
     }
+
+    /// The status a new task starts in, and the error it carries, given the current status of
+    /// each of its parents (in the order of `depends_on`): without parents, as
+    /// [`NewTask::initial_status`]; with parents, `blocked` while one is unfinished, else as
+    /// [`waiting_on`] decides (a task whose parents all completed is queued at once).
+    pub fn start(&self, parents: &[(Uuid, TaskStatus)]) -> (TaskStatus, Option<String>) {
+        if self.depends_on.is_empty() {
+            return (self.initial_status(), None);
+        }
+        match waiting_on(self.run_on_failure, parents) {
+            Waiting::Blocked => (TaskStatus::Blocked, None),
+            Waiting::Ready => (TaskStatus::Queued, None),
+            Waiting::Doomed(reason) => (TaskStatus::Cancelled, Some(reason)),
+        }
+    }
+}
+
+/// Where a task with dependencies stands, given its parents' statuses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Waiting {
+    /// Some parent has not finished (or, without `run_on_failure`, all that finished completed).
+    Blocked,
+    /// Every parent completed, or with `run_on_failure` every parent is final: run it.
+    Ready,
+    /// A parent failed or was cancelled and the task does not run on failure: cancel it, for
+    /// the reason given.
+    Doomed(String),
+}
+
+/// The dependency rule, shared by task creation and (in SQL) by the stores' triggers: a failed
+/// or cancelled parent dooms a task at once, even while its other parents still run, unless
+/// the task runs on failure.
+pub fn waiting_on(run_on_failure: bool, parents: &[(Uuid, TaskStatus)]) -> Waiting {
+    if !run_on_failure {
+        let mut bad: Vec<_> = parents
+            .iter()
+            .filter(|(_, s)| matches!(s, TaskStatus::Failed | TaskStatus::Cancelled))
+            .collect();
+        bad.sort_by_key(|(id, _)| *id);
+        if let Some((id, status)) = bad.first() {
+            return Waiting::Doomed(dependency_reason(*id, *status));
+        }
+    }
+    let done = |s: TaskStatus| s == TaskStatus::Completed || (run_on_failure && s.is_final());
+    if parents.iter().all(|(_, s)| done(*s)) {
+        Waiting::Ready
+    } else {
+        Waiting::Blocked
+    }
+}
+
+/// The error of a task cancelled because of its parent (the triggers write the same text).
+pub fn dependency_reason(parent: Uuid, status: TaskStatus) -> String {
+    format!("dependency {parent} {status}")
 }
 
 /// One entry of a task's audit trail.
@@ -287,6 +370,58 @@ mod tests {
             );
         }
         assert_eq!(TaskStatus::parse("RUNNING"), None);
+    }
+
+    #[test]
+    fn a_dependent_waits_until_every_parent_completed() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        assert_eq!(
+            waiting_on(false, &[(a, Completed), (b, Running)]),
+            Waiting::Blocked
+        );
+        assert_eq!(
+            waiting_on(false, &[(a, Completed), (b, Completed)]),
+            Waiting::Ready
+        );
+    }
+
+    #[test]
+    fn a_failed_parent_dooms_a_dependent_at_once_naming_the_lowest_such_parent() {
+        let (low, high) = {
+            let (x, y) = (Uuid::new_v4(), Uuid::new_v4());
+            (x.min(y), x.max(y))
+        };
+        let parents = [(high, Failed), (low, Cancelled), (Uuid::new_v4(), Running)];
+        assert_eq!(
+            waiting_on(false, &parents),
+            Waiting::Doomed(format!("dependency {low} cancelled"))
+        );
+    }
+
+    #[test]
+    fn with_run_on_failure_a_dependent_runs_once_every_parent_is_final() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        assert_eq!(
+            waiting_on(true, &[(a, Failed), (b, Queued)]),
+            Waiting::Blocked
+        );
+        assert_eq!(
+            waiting_on(true, &[(a, Failed), (b, Cancelled)]),
+            Waiting::Ready
+        );
+    }
+
+    #[test]
+    fn a_new_task_with_parents_starts_blocked_queued_or_cancelled() {
+        let parent = Uuid::new_v4();
+        let mut task = NewTask::of_type("echo");
+        task.depends_on = vec![parent];
+        assert_eq!(task.start(&[(parent, Running)]), (Blocked, None));
+        assert_eq!(task.start(&[(parent, Completed)]), (Queued, None));
+        assert_eq!(
+            task.start(&[(parent, Failed)]),
+            (Cancelled, Some(format!("dependency {parent} failed")))
+        );
     }
 
     #[test]

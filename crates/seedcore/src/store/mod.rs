@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::legacy::LegacyTask;
 use crate::model::{
     Fact, FactCursor, FactPatch, IdRef, NewFact, NewTask, QueueInfo, Task, TaskEvent, TaskStatus,
-    Worker,
+    Worker, Workflow, WorkflowPlan,
 };
 
 pub use postgres::PgStore;
@@ -59,6 +59,9 @@ pub enum StoreError {
     /// The backend cannot do what was asked (it says what and why).
     #[error("{0}")]
     Unsupported(String),
+    /// A new task depends on tasks that do not exist (these ids).
+    #[error("unknown dependencies: {0:?}")]
+    UnknownDependencies(Vec<Uuid>),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -355,6 +358,16 @@ pub trait Store: Send + Sync + 'static {
     async fn cancel_task(&self, id: Uuid) -> StoreResult<Task>;
     /// The task's audit trail, oldest first.
     async fn task_events(&self, id: Uuid) -> StoreResult<Vec<TaskEvent>>;
+    /// The tasks with these ids that exist, in no particular order.
+    async fn get_tasks(&self, ids: &[Uuid]) -> StoreResult<Vec<Task>>;
+
+    // Workflows.
+    /// Stores the workflow and all its tasks in one transaction: roots queued, the rest blocked.
+    async fn create_workflow(&self, plan: WorkflowPlan) -> StoreResult<Workflow>;
+    /// The workflow with its tasks (NotFound otherwise).
+    async fn get_workflow(&self, id: Uuid) -> StoreResult<Workflow>;
+    /// Cancels every unfinished task of the workflow and returns it.
+    async fn cancel_workflow(&self, id: Uuid) -> StoreResult<Workflow>;
 
     // Tasks, for the workers.
     /// Claims up to `claim.limit` tasks that are due (`queued` or `retry`, `run_at` passed) and in
@@ -505,6 +518,50 @@ fn queue_infos(counts: Vec<(String, String, i64)>, paused: Vec<(String, bool)>) 
             .paused = is_paused;
     }
     queues.into_values().collect()
+}
+
+/// The status (and error) each new task starts with, in order. A task's parents are either
+/// `existing` (their current statuses, read under lock) or earlier tasks of the same batch.
+fn starts(
+    tasks: &[NewTask],
+    existing: &std::collections::HashMap<Uuid, TaskStatus>,
+) -> StoreResult<Vec<(TaskStatus, Option<String>)>> {
+    let mut known = existing.clone();
+    let mut missing = Vec::new();
+    let mut out = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let parents: Vec<(Uuid, TaskStatus)> = task
+            .depends_on
+            .iter()
+            .filter_map(|id| match known.get(id) {
+                Some(status) => Some((*id, *status)),
+                None => {
+                    missing.push(*id);
+                    None
+                }
+            })
+            .collect();
+        let start = task.start(&parents);
+        known.insert(task.id, start.0);
+        out.push(start);
+    }
+    if !missing.is_empty() {
+        missing.sort();
+        missing.dedup();
+        return Err(StoreError::UnknownDependencies(missing));
+    }
+    Ok(out)
+}
+
+/// Every parent named by the tasks, once.
+fn parents_of(tasks: &[NewTask]) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = tasks
+        .iter()
+        .flat_map(|t| t.depends_on.iter().copied())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 /// Tasks or facts, for operations that apply to either.

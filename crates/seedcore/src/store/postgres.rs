@@ -32,7 +32,7 @@ use super::{
 use crate::legacy::LegacyTask;
 use crate::model::{
     Fact, FactCursor, FactPatch, IdRef, NewFact, NewTask, QueueInfo, Task, TaskEvent, TaskStatus,
-    Worker,
+    Worker, Workflow, WorkflowPlan,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -224,6 +224,10 @@ struct TaskRow {
     queue: String,
     priority: i32,
     idempotency_key: Option<String>,
+    depends_on: Vec<Uuid>,
+    run_on_failure: bool,
+    workflow_id: Option<Uuid>,
+    workflow_key: Option<String>,
 }
 
 impl TaskRow {
@@ -252,6 +256,10 @@ impl TaskRow {
             queue: self.queue,
             priority: self.priority,
             idempotency_key: self.idempotency_key,
+            depends_on: self.depends_on,
+            run_on_failure: self.run_on_failure,
+            workflow_id: self.workflow_id,
+            workflow_key: self.workflow_key,
         })
     }
 
@@ -361,32 +369,62 @@ impl EventRow {
     }
 }
 
-/// An insert of new tasks, ready for an `on conflict` or `returning` clause.
-fn insert_tasks(tasks: &[NewTask]) -> QueryBuilder<Postgres> {
+/// An insert of new tasks, each with the status and error it starts with, ready for an
+/// `on conflict` or `returning` clause.
+fn insert_tasks<'a>(
+    tasks: impl IntoIterator<Item = (&'a NewTask, &'a (TaskStatus, Option<String>))>,
+) -> QueryBuilder<Postgres> {
     let mut insert = QueryBuilder::new(
-        "insert into tasks (id, type, description, params, domain, drift_score, status, \
+        "insert into tasks (id, type, description, params, domain, drift_score, status, error, \
          max_attempts, timeout_seconds, attached_fact_ids, queue, priority, idempotency_key, \
-         run_at) ",
+         depends_on, run_on_failure, workflow_id, workflow_key, finished_at, run_at) ",
     );
-    insert.push_values(tasks, |mut row, task| {
-        row.push_bind(Uuid::new_v4())
+    insert.push_values(tasks, |mut row, (task, (status, error))| {
+        row.push_bind(task.id)
             .push_bind(task.task_type.clone())
             .push_bind(task.description.clone())
             .push_bind(Json(task.params.clone()))
             .push_bind(task.domain.clone())
             .push_bind(task.drift_score)
-            .push_bind(task.initial_status().as_str())
+            .push_bind(status.as_str())
+            .push_bind(error.clone())
             .push_bind(task.max_attempts)
             .push_bind(task.timeout_seconds)
             .push_bind(task.attached_fact_ids.clone())
             .push_bind(task.queue.clone())
             .push_bind(task.priority)
             .push_bind(task.idempotency_key.clone())
+            .push_bind(task.depends_on.clone())
+            .push_bind(task.run_on_failure)
+            .push_bind(task.workflow.as_ref().map(|w| w.0))
+            .push_bind(task.workflow.as_ref().map(|w| w.1.clone()))
+            .push(if status.is_final() { "now()" } else { "null" })
             .push("coalesce(")
             .push_bind_unseparated(task.run_at)
             .push_unseparated(", now())");
     });
     insert
+}
+
+/// The current status of every parent the tasks name, each locked `for share` until the
+/// transaction ends: a parent cannot finish meanwhile unseen (its settle trigger would miss a
+/// child not yet committed), and one finishing now is waited for and read as it ends.
+async fn lock_parents(
+    tx: &mut sqlx::PgConnection,
+    tasks: &[NewTask],
+) -> StoreResult<std::collections::HashMap<Uuid, TaskStatus>> {
+    let ids = super::parents_of(tasks);
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows: Vec<(Uuid, String)> =
+        sqlx::query_as("select id, status from tasks where id = any($1) order by id for share")
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?;
+    rows.into_iter()
+        .map(|(id, status)| Ok((id, parse_status(&status)?)))
+        .collect()
 }
 
 fn leases(pairs: Vec<(Uuid, Uuid)>) -> Vec<Lease> {
@@ -598,13 +636,24 @@ impl Store for PgStore {
 
     async fn create_task(&self, task: NewTask) -> StoreResult<Task> {
         let key = task.idempotency_key.clone();
-        let mut insert = insert_tasks(std::slice::from_ref(&task));
+        let tasks = std::slice::from_ref(&task);
         // A key in use (perhaps by a create racing this one) leaves the first task in place.
-        insert.push(
-            " on conflict (idempotency_key) where idempotency_key is not null do nothing \
-             returning *",
-        );
-        let row: Option<TaskRow> = insert.build_query_as().fetch_optional(&self.pool).await?;
+        const KEEP_FIRST: &str = " on conflict (idempotency_key) where idempotency_key is not \
+                                  null do nothing returning *";
+        let row: Option<TaskRow> = if task.depends_on.is_empty() {
+            let starts = super::starts(tasks, &Default::default())?;
+            let mut insert = insert_tasks(tasks.iter().zip(&starts));
+            insert.push(KEEP_FIRST);
+            insert.build_query_as().fetch_optional(&self.pool).await?
+        } else {
+            let mut tx = self.pool.begin().await?;
+            let starts = super::starts(tasks, &lock_parents(&mut tx, tasks).await?)?;
+            let mut insert = insert_tasks(tasks.iter().zip(&starts));
+            insert.push(KEEP_FIRST);
+            let row = insert.build_query_as().fetch_optional(&mut *tx).await?;
+            tx.commit().await?;
+            row
+        };
         if let Some(row) = row {
             let task = row.into_task()?;
             if task.status == TaskStatus::Queued {
@@ -621,9 +670,10 @@ impl Store for PgStore {
 
     async fn create_tasks(&self, tasks: Vec<NewTask>) -> StoreResult<Vec<Task>> {
         let mut tx = self.pool.begin().await?;
+        let starts = super::starts(&tasks, &lock_parents(&mut tx, &tasks).await?)?;
         let mut created = Vec::with_capacity(tasks.len());
-        for chunk in tasks.chunks(IMPORT_CHUNK) {
-            let mut insert = insert_tasks(chunk);
+        for (chunk, starts) in tasks.chunks(IMPORT_CHUNK).zip(starts.chunks(IMPORT_CHUNK)) {
+            let mut insert = insert_tasks(chunk.iter().zip(starts));
             insert.push(" returning *");
             let rows: Vec<TaskRow> = insert.build_query_as().fetch_all(&mut *tx).await?;
             created.extend(
@@ -710,16 +760,20 @@ impl Store for PgStore {
     }
 
     async fn run_task(&self, id: Uuid) -> StoreResult<Task> {
-        let queued: Option<TaskRow> = sqlx::query_as(
-            r"update tasks
-              set status = 'queued', result = null, error = null, attempts = 0, run_at = now(),
-                  started_at = null, finished_at = null, worker_id = null, updated_at = now()
-              where id = $1 and status in ('created', 'failed', 'cancelled')
-              returning *",
+        let mut tx = self.pool.begin().await?;
+        // The parents first, as for a create (see `lock_parents`).
+        sqlx::query(
+            "select 1 from tasks p join tasks c on p.id = any(c.depends_on) where c.id = $1 \
+             order by p.id for share of p",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        let queued: Option<TaskRow> = sqlx::query_as(include_str!("sql/run.sql"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
         match queued {
             Some(row) => row.into_task(),
             None => self.get_task(id).await,
@@ -731,7 +785,7 @@ impl Store for PgStore {
             r"update tasks
               set status = 'cancelled', finished_at = now(), lease_token = null,
                   lease_expires_at = null, updated_at = now()
-              where id = $1 and status in ('created', 'queued', 'running', 'retry')
+              where id = $1 and status in ('created', 'blocked', 'queued', 'running', 'retry')
               returning *",
         )
         .bind(id)
@@ -750,6 +804,66 @@ impl Store for PgStore {
                 .fetch_all(&self.pool)
                 .await?;
         rows.into_iter().map(EventRow::into_event).collect()
+    }
+
+    async fn get_tasks(&self, ids: &[Uuid]) -> StoreResult<Vec<Task>> {
+        let rows: Vec<TaskRow> = sqlx::query_as("select * from tasks where id = any($1)")
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?;
+        tasks(rows)
+    }
+
+    async fn create_workflow(&self, plan: WorkflowPlan) -> StoreResult<Workflow> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("insert into workflows (id, name) values ($1, $2)")
+            .bind(plan.id)
+            .bind(&plan.name)
+            .execute(&mut *tx)
+            .await?;
+        let starts = super::starts(&plan.tasks, &Default::default())?;
+        for (chunk, starts) in plan
+            .tasks
+            .chunks(IMPORT_CHUNK)
+            .zip(starts.chunks(IMPORT_CHUNK))
+        {
+            insert_tasks(chunk.iter().zip(starts))
+                .build()
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.announce();
+        self.get_workflow(plan.id).await
+    }
+
+    async fn get_workflow(&self, id: Uuid) -> StoreResult<Workflow> {
+        let (name, created_at): (String, DateTime<Utc>) =
+            sqlx::query_as("select name, created_at from workflows where id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+        let rows: Vec<TaskRow> =
+            sqlx::query_as("select * from tasks where workflow_id = $1 order by seq")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(Workflow::new(id, name, created_at, tasks(rows)?))
+    }
+
+    async fn cancel_workflow(&self, id: Uuid) -> StoreResult<Workflow> {
+        sqlx::query(
+            r"update tasks
+              set status = 'cancelled', finished_at = now(), lease_token = null,
+                  lease_expires_at = null, updated_at = now()
+              where workflow_id = $1
+                and status in ('created', 'blocked', 'queued', 'running', 'retry')",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        self.get_workflow(id).await
     }
 
     async fn claim_tasks(&self, claim: &Claim) -> StoreResult<Vec<ClaimedTask>> {

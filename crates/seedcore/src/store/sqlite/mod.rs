@@ -12,13 +12,18 @@
 //!   order; JSON is stored as serde_json's text;
 //! - the event trail is written by row-level triggers (see the migrations); wake-ups have no
 //!   NOTIFY here: the store signals the watchers registered in this process after each write
-//!   that made a task ready or cancelled a running one;
+//!   that made a task ready or cancelled a running one (or, once tasks with parents exist,
+//!   that finished a task: its children may have been queued by the settle trigger, which
+//!   needs recursive triggers, turned on for every connection);
 //! - what PostgreSQL's jsonb refuses (a NUL character) is refused here too, so that both
 //!   backends store the same things.
 
 use std::{
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -37,6 +42,7 @@ mod facts;
 mod fts;
 mod import;
 mod tasks_new;
+mod workflows;
 
 use super::watchers::Watchers;
 
@@ -47,6 +53,7 @@ use super::{
 use crate::legacy::LegacyTask;
 use crate::model::{
     Fact, FactPatch, IdRef, NewFact, NewTask, QueueInfo, Task, TaskEvent, TaskStatus, Worker,
+    Workflow, WorkflowPlan,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -73,9 +80,29 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     watchers: Arc<Watchers>,
+    /// Set once tasks with parents may exist: from then on a finished task may have queued
+    /// children, so finishing one wakes the workers.
+    dependents: Arc<AtomicBool>,
 }
 
 impl SqliteStore {
+    /// Wakes the workers for new tasks that are ready, and notes tasks that wait for parents.
+    fn created(&self, tasks: &[Task]) {
+        if tasks.iter().any(|t| !t.depends_on.is_empty()) {
+            self.dependents.store(true, Ordering::Relaxed);
+        }
+        if tasks.iter().any(|t| t.status == TaskStatus::Queued) {
+            self.watchers.send(Signal::TasksReady);
+        }
+    }
+
+    /// After tasks reached a final status: their children may be ready now.
+    fn settled(&self) {
+        if self.dependents.load(Ordering::Relaxed) {
+            self.watchers.send(Signal::TasksReady);
+        }
+    }
+
     /// Opens (creating it if missing) the database file at `path`.
     pub async fn open(path: &Path) -> StoreResult<SqliteStore> {
         let options = SqliteConnectOptions::new()
@@ -84,7 +111,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // A child cancelled by the settle trigger settles its own children in turn.
+            .pragma("recursive_triggers", "on");
         // The writer first: it creates the file and switches it to WAL before any reader opens.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
@@ -101,6 +130,7 @@ impl SqliteStore {
             writer,
             reader,
             watchers: Arc::default(),
+            dependents: Arc::default(),
         })
     }
 
@@ -290,6 +320,10 @@ struct TaskRow {
     queue: String,
     priority: i32,
     idempotency_key: Option<String>,
+    depends_on: String,
+    run_on_failure: bool,
+    workflow_id: Option<String>,
+    workflow_key: Option<String>,
 }
 
 impl TaskRow {
@@ -317,6 +351,10 @@ impl TaskRow {
             queue: self.queue,
             priority: self.priority,
             idempotency_key: self.idempotency_key,
+            depends_on: parse_json(&self.depends_on)?,
+            run_on_failure: self.run_on_failure,
+            workflow_id: self.workflow_id.as_deref().map(parse_id).transpose()?,
+            workflow_key: self.workflow_key,
         })
     }
 
@@ -485,6 +523,11 @@ impl Store for SqliteStore {
             Vec::new()
         };
         MIGRATOR.run(&self.writer).await?;
+        let waiting: bool =
+            sqlx::query_scalar("select exists (select 1 from tasks where status = 'blocked')")
+                .fetch_one(&self.writer)
+                .await?;
+        self.dependents.fetch_or(waiting, Ordering::Relaxed);
         let applied = MIGRATOR
             .iter()
             .filter(|m| !before.contains(&m.version))
@@ -572,17 +615,11 @@ impl Store for SqliteStore {
     }
 
     async fn run_task(&self, id: Uuid) -> StoreResult<Task> {
-        let queued: Option<TaskRow> = sqlx::query_as(
-            r"update tasks
-              set status = 'queued', result = null, error = null, attempts = 0, run_at = ?2,
-                  started_at = null, finished_at = null, worker_id = null, updated_at = ?2
-              where id = ?1 and status in ('created', 'failed', 'cancelled')
-              returning *",
-        )
-        .bind(id.to_string())
-        .bind(stamp(Utc::now()))
-        .fetch_optional(&self.writer)
-        .await?;
+        let queued: Option<TaskRow> = sqlx::query_as(include_str!("sql/run.sql"))
+            .bind(id.to_string())
+            .bind(stamp(Utc::now()))
+            .fetch_optional(&self.writer)
+            .await?;
         match queued {
             Some(row) => {
                 self.watchers.send(Signal::TasksReady);
@@ -620,6 +657,7 @@ impl Store for SqliteStore {
         if was == TaskStatus::Running {
             self.watchers.send(Signal::Cancelled(id));
         }
+        self.settled();
         cancelled.into_task()
     }
 
@@ -630,6 +668,22 @@ impl Store for SqliteStore {
                 .fetch_all(&self.reader)
                 .await?;
         rows.into_iter().map(EventRow::into_event).collect()
+    }
+
+    async fn get_tasks(&self, ids: &[Uuid]) -> StoreResult<Vec<Task>> {
+        workflows::get_tasks(self, ids).await
+    }
+
+    async fn create_workflow(&self, plan: WorkflowPlan) -> StoreResult<Workflow> {
+        tasks_new::create_workflow(self, plan).await
+    }
+
+    async fn get_workflow(&self, id: Uuid) -> StoreResult<Workflow> {
+        workflows::get(self, id).await
+    }
+
+    async fn cancel_workflow(&self, id: Uuid) -> StoreResult<Workflow> {
+        workflows::cancel(self, id).await
     }
 
     async fn claim_tasks(&self, claim: &Claim) -> StoreResult<Vec<ClaimedTask>> {
@@ -662,7 +716,7 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin_with("begin immediate").await?;
         let now = stamp(Utc::now());
         let mut recorded = Vec::with_capacity(batch.len());
-        let mut retrying = false;
+        let (mut retrying, mut ended) = (false, false);
         for ((lease, _), finish) in batch.iter().zip(columns) {
             let done = sqlx::query(include_str!("sql/finish.sql"))
                 .bind(finish.status)
@@ -677,11 +731,15 @@ impl Store for SqliteStore {
             if done.rows_affected() > 0 {
                 recorded.push(*lease);
                 retrying |= finish.status == "retry";
+                ended |= finish.status != "retry";
             }
         }
         tx.commit().await?;
         if retrying {
             self.watchers.send(Signal::TasksReady);
+        }
+        if ended {
+            self.settled();
         }
         Ok(recorded)
     }
@@ -710,6 +768,9 @@ impl Store for SqliteStore {
             .await?;
         if statuses.iter().any(|s| s == "queued") {
             self.watchers.send(Signal::TasksReady);
+        }
+        if statuses.iter().any(|s| s == "failed") {
+            self.settled();
         }
         Ok(statuses.len() as u64)
     }

@@ -1,55 +1,104 @@
-//! New tasks and queues on SQLite: create (one, with its idempotency key, or many in one
-//! transaction), and the queue list and pause switch.
+//! New tasks, workflows and queues on SQLite: create (one, with its idempotency key, or many in
+//! one transaction, or a workflow's), and the queue list and pause switch.
+//!
+//! A task with parents is written with its edges in `task_dependencies`, in the transaction
+//! that read its parents' statuses; the single writer connection means no parent can finish in
+//! between.
+
+use std::collections::HashMap;
 
 use chrono::Utc;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
-use super::{SqliteStore, TaskRow, json_text, stamp};
+use super::{SqliteStore, TaskRow, json_text, parse_id, parse_status, stamp};
 use crate::{
-    model::{NewTask, QueueInfo, Task, TaskStatus},
-    store::{Signal, StoreResult, queue_infos},
+    model::{NewTask, QueueInfo, Task, TaskStatus, Workflow, WorkflowPlan},
+    store::{Signal, StoreResult, parents_of, queue_infos, starts},
 };
 
 /// Rows per insert statement (SQLite limits bind parameters per statement).
 const CHUNK: usize = 500;
 
-/// A new task's columns as SQLite stores them.
+/// A new task's columns as SQLite stores them, with the status and error it starts with.
 struct Columns {
     task: NewTask,
     params: String,
     attached: String,
+    depends_on: String,
+    status: TaskStatus,
+    error: Option<String>,
 }
 
-fn columns(task: NewTask) -> StoreResult<Columns> {
+fn columns(task: NewTask, (status, error): (TaskStatus, Option<String>)) -> StoreResult<Columns> {
     Ok(Columns {
         params: json_text(&task.params)?,
         attached: json_text(&task.attached_fact_ids)?,
+        depends_on: json_text(&task.depends_on)?,
         task,
+        status,
+        error,
     })
+}
+
+/// The tasks' columns, each starting as its parents' statuses (read in the caller's
+/// transaction, or none for tasks without parents) say.
+async fn columns_of(conn: &mut SqliteConnection, tasks: Vec<NewTask>) -> StoreResult<Vec<Columns>> {
+    let starts = starts(&tasks, &parent_statuses(conn, &tasks).await?)?;
+    tasks
+        .into_iter()
+        .zip(starts)
+        .map(|(task, start)| columns(task, start))
+        .collect()
+}
+
+async fn parent_statuses(
+    conn: &mut SqliteConnection,
+    tasks: &[NewTask],
+) -> StoreResult<HashMap<Uuid, TaskStatus>> {
+    let ids = parents_of(tasks);
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "select id, status from tasks where id in (select value from json_each(?1))",
+    )
+    .bind(json_text(&ids)?)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|(id, status)| Ok((parse_id(id)?, parse_status(status)?)))
+        .collect()
 }
 
 fn insert(rows: &[Columns], now: &str) -> QueryBuilder<Sqlite> {
     let mut insert = QueryBuilder::new(
-        "insert into tasks (id, type, description, params, domain, drift_score, status, \
+        "insert into tasks (id, type, description, params, domain, drift_score, status, error, \
          max_attempts, timeout_seconds, attached_fact_ids, queue, priority, idempotency_key, \
-         run_at, created_at, updated_at) ",
+         depends_on, run_on_failure, workflow_id, workflow_key, finished_at, run_at, \
+         created_at, updated_at) ",
     );
     insert.push_values(rows, |mut row, columns| {
         let task = &columns.task;
-        row.push_bind(Uuid::new_v4().to_string())
+        row.push_bind(task.id.to_string())
             .push_bind(task.task_type.clone())
             .push_bind(task.description.clone())
             .push_bind(columns.params.clone())
             .push_bind(task.domain.clone())
             .push_bind(task.drift_score)
-            .push_bind(task.initial_status().as_str())
+            .push_bind(columns.status.as_str())
+            .push_bind(columns.error.clone())
             .push_bind(task.max_attempts)
             .push_bind(task.timeout_seconds)
             .push_bind(columns.attached.clone())
             .push_bind(task.queue.clone())
             .push_bind(task.priority)
             .push_bind(task.idempotency_key.clone())
+            .push_bind(columns.depends_on.clone())
+            .push_bind(task.run_on_failure)
+            .push_bind(task.workflow.as_ref().map(|w| w.0.to_string()))
+            .push_bind(task.workflow.as_ref().map(|w| w.1.clone()))
+            .push_bind(columns.status.is_final().then(|| now.to_string()))
             .push_bind(task.run_at.map_or_else(|| now.to_string(), stamp))
             .push_bind(now.to_string())
             .push_bind(now.to_string());
@@ -59,15 +108,19 @@ fn insert(rows: &[Columns], now: &str) -> QueryBuilder<Sqlite> {
 
 pub(super) async fn create_one(store: &SqliteStore, task: NewTask) -> StoreResult<Task> {
     let key = task.idempotency_key.clone();
-    let rows = [columns(task)?];
-    let mut insert = insert(&rows, &stamp(Utc::now()));
+    let has_parents = !task.depends_on.is_empty();
+    let now = stamp(Utc::now());
+    let mut tx = store.writer.begin_with("begin immediate").await?;
+    let rows = columns_of(&mut tx, vec![task]).await?;
+    let mut insert = insert(&rows, &now);
     insert.push(
         " on conflict (idempotency_key) where idempotency_key is not null do nothing returning *",
     );
-    let row: Option<TaskRow> = insert
-        .build_query_as()
-        .fetch_optional(&store.writer)
-        .await?;
+    let row: Option<TaskRow> = insert.build_query_as().fetch_optional(&mut *tx).await?;
+    if row.is_some() && has_parents {
+        insert_edges(&mut tx, &rows).await?;
+    }
+    tx.commit().await?;
     let task = match row {
         Some(row) => row.into_task()?,
         None => {
@@ -79,9 +132,7 @@ pub(super) async fn create_one(store: &SqliteStore, task: NewTask) -> StoreResul
             return existing.into_task();
         }
     };
-    if task.status == TaskStatus::Queued {
-        store.watchers.send(Signal::TasksReady);
-    }
+    store.created(std::slice::from_ref(&task));
     Ok(task)
 }
 
@@ -89,21 +140,63 @@ pub(super) async fn create_many(
     store: &SqliteStore,
     tasks: Vec<NewTask>,
 ) -> StoreResult<Vec<Task>> {
-    let rows = tasks
-        .into_iter()
-        .map(columns)
-        .collect::<StoreResult<Vec<_>>>()?;
     let now = stamp(Utc::now());
     let mut tx = store.writer.begin_with("begin immediate").await?;
+    let rows = columns_of(&mut tx, tasks).await?;
     let mut created = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(CHUNK) {
         created.extend(insert_chunk(&mut tx, chunk, &now).await?);
     }
+    insert_edges(&mut tx, &rows).await?;
     tx.commit().await?;
-    if created.iter().any(|t| t.status == TaskStatus::Queued) {
-        store.watchers.send(Signal::TasksReady);
-    }
+    store.created(&created);
     Ok(created)
+}
+
+pub(super) async fn create_workflow(
+    store: &SqliteStore,
+    plan: WorkflowPlan,
+) -> StoreResult<Workflow> {
+    let now = stamp(Utc::now());
+    let mut tx = store.writer.begin_with("begin immediate").await?;
+    sqlx::query("insert into workflows (id, name, created_at) values (?1, ?2, ?3)")
+        .bind(plan.id.to_string())
+        .bind(&plan.name)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+    let rows = columns_of(&mut tx, plan.tasks).await?;
+    let mut created = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(CHUNK) {
+        created.extend(insert_chunk(&mut tx, chunk, &now).await?);
+    }
+    insert_edges(&mut tx, &rows).await?;
+    tx.commit().await?;
+    store.created(&created);
+    super::workflows::get(store, plan.id).await
+}
+
+/// The parent edges of the tasks, for the settle trigger's lookups.
+async fn insert_edges(conn: &mut SqliteConnection, rows: &[Columns]) -> StoreResult<()> {
+    let edges: Vec<(String, String)> = rows
+        .iter()
+        .flat_map(|r| {
+            r.task
+                .depends_on
+                .iter()
+                .map(|p| (r.task.id.to_string(), p.to_string()))
+        })
+        .collect();
+    for chunk in edges.chunks(CHUNK) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "insert or ignore into task_dependencies (task_id, depends_on) ",
+        );
+        insert.push_values(chunk, |mut row, (child, parent)| {
+            row.push_bind(child.clone()).push_bind(parent.clone());
+        });
+        insert.build().execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 async fn insert_chunk(

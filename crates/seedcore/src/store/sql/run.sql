@@ -1,0 +1,15 @@
+-- Queues a created, failed or cancelled task again, its attempts reset. A task with parents
+-- waits for them again: `blocked` unless every parent completed (or, running on failure, is
+-- final); it moves on when the unfinished ones finish, or when a failed one is run again and
+-- completes.
+update tasks t
+set status = case
+        when exists (
+            select 1 from unnest(t.depends_on) d(id) join tasks p on p.id = d.id
+            where p.status <> 'completed'
+              and not (t.run_on_failure and p.status in ('failed', 'cancelled')))
+        then 'blocked' else 'queued' end,
+    result = null, error = null, attempts = 0, run_at = now(), started_at = null,
+    finished_at = null, worker_id = null, updated_at = now()
+where id = $1 and status in ('created', 'failed', 'cancelled')
+returning *

@@ -1,0 +1,66 @@
+//! Workflows on SQLite: reading one with its tasks, cancelling its unfinished tasks, and
+//! reading tasks by id (a child's parents).
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::{SqliteStore, TaskRow, json_text, parse_id, parse_time, stamp, tasks};
+use crate::{
+    model::{Task, Workflow},
+    store::{Signal, StoreError, StoreResult},
+};
+
+pub(super) async fn get_tasks(store: &SqliteStore, ids: &[Uuid]) -> StoreResult<Vec<Task>> {
+    let rows: Vec<TaskRow> =
+        sqlx::query_as("select * from tasks where id in (select value from json_each(?1))")
+            .bind(json_text(&ids)?)
+            .fetch_all(&store.reader)
+            .await?;
+    tasks(rows)
+}
+
+pub(super) async fn get(store: &SqliteStore, id: Uuid) -> StoreResult<Workflow> {
+    let (name, created_at): (String, String) =
+        sqlx::query_as("select name, created_at from workflows where id = ?1")
+            .bind(id.to_string())
+            .fetch_optional(&store.reader)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+    let rows: Vec<TaskRow> =
+        sqlx::query_as("select * from tasks where workflow_id = ?1 order by rowid")
+            .bind(id.to_string())
+            .fetch_all(&store.reader)
+            .await?;
+    Ok(Workflow::new(
+        id,
+        name,
+        parse_time(&created_at)?,
+        tasks(rows)?,
+    ))
+}
+
+pub(super) async fn cancel(store: &SqliteStore, id: Uuid) -> StoreResult<Workflow> {
+    let mut tx = store.writer.begin_with("begin immediate").await?;
+    // The running ones are told to stop once this commits.
+    let running: Vec<String> =
+        sqlx::query_scalar("select id from tasks where workflow_id = ?1 and status = 'running'")
+            .bind(id.to_string())
+            .fetch_all(&mut *tx)
+            .await?;
+    sqlx::query(
+        r"update tasks
+          set status = 'cancelled', finished_at = ?2, lease_token = null,
+              lease_expires_at = null, updated_at = ?2
+          where workflow_id = ?1
+            and status in ('created', 'blocked', 'queued', 'running', 'retry')",
+    )
+    .bind(id.to_string())
+    .bind(stamp(Utc::now()))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    for task in running {
+        store.watchers.send(Signal::Cancelled(parse_id(&task)?));
+    }
+    get(store, id).await
+}
