@@ -193,6 +193,11 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let store = database.store.clone();
     migrate(&store, &args.database).await?;
     let engine = start_engine(&store, &args.engine).await?;
+    // Without workers the engine's housekeeping does not run: this process does it.
+    let housekeeping = CancellationToken::new();
+    if engine.is_none() {
+        crate::maintenance::spawn(store.clone(), housekeeping.clone());
+    }
     let settings = ApiSettings {
         max_body_bytes: args.server.max_body_bytes,
         default_max_attempts: args.engine.max_attempts,
@@ -220,6 +225,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     if let Some(engine) = engine {
         engine.shutdown().await;
     }
+    housekeeping.cancel();
     database.close().await;
     tracing::info!("seedcore stopped");
     Ok(())

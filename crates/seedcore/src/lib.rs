@@ -48,6 +48,7 @@
 //! - [`engine`] runs the workers: claiming, leases, retries and the handler router;
 //! - [`api`] is the HTTP API (axum) with its OpenAPI document;
 //! - [`model`] holds the task and fact types and the task state machine;
+//! - [`maintenance`] is the housekeeping every process runs (counter folding);
 //! - [`legacy`] and [`import`] bring over the file-based system's data.
 
 #![warn(missing_docs)]
@@ -58,6 +59,7 @@ pub mod config;
 pub mod engine;
 pub mod import;
 pub mod legacy;
+pub mod maintenance;
 pub mod model;
 pub mod store;
 pub mod telemetry;

@@ -251,6 +251,7 @@ impl Engine {
             )),
             tokio::spawn(heartbeat_loop(inner.clone())),
             tokio::spawn(rescue_loop(inner.clone())),
+            crate::maintenance::spawn(inner.store.clone(), inner.stop_background.clone()),
             inner.store.watch(sink, inner.stop_background.clone()),
         ];
         tracing::info!(

@@ -458,6 +458,12 @@ pub trait Store: Send + Sync + 'static {
             self.backend()
         )))
     }
+    /// Folds the counter deltas written since the last fold into the counters that answer
+    /// totals; returns how many counters changed. Stores that count rows when asked have
+    /// nothing to fold.
+    async fn fold_counters(&self) -> StoreResult<u64> {
+        Ok(0)
+    }
     /// Applies the patch and refreshes `updated_at`; an empty patch returns the fact unchanged.
     async fn update_fact(&self, id: Uuid, patch: FactPatch) -> StoreResult<Fact>;
     /// Deletes the fact (NotFound when there is none).

@@ -529,8 +529,33 @@ fn fact_filters(builder: &mut QueryBuilder<Postgres>, query: &FactQuery) {
     }
 }
 
+/// When the query filters on nothing but at most one tag, the counter to read: "" for all facts,
+/// else the tag. Totals of other filters are counted from the rows.
+fn counted_filter(query: &FactQuery) -> Option<&str> {
+    let only_tags = query.q.is_none()
+        && query.search.is_none()
+        && query.any_tags.is_empty()
+        && query.meta.is_empty()
+        && query.created_after.is_none()
+        && query.created_before.is_none();
+    match query.tags.as_slice() {
+        [] if only_tags => Some(""),
+        [tag] if only_tags => Some(tag),
+        _ => None,
+    }
+}
+
 impl PgStore {
     async fn count_facts(&self, query: &FactQuery) -> StoreResult<(Option<i64>, bool)> {
+        if query.count != CountMode::None
+            && let Some(tag) = counted_filter(query)
+        {
+            let total = sqlx::query_scalar(include_str!("sql/fact_total.sql"))
+                .bind(tag)
+                .fetch_one(&self.pool)
+                .await?;
+            return Ok((Some(total), false));
+        }
         match query.count {
             CountMode::None => Ok((None, false)),
             CountMode::Exact => {
@@ -691,7 +716,8 @@ impl Store for PgStore {
 
     async fn list_queues(&self) -> StoreResult<Vec<QueueInfo>> {
         let counts: Vec<(String, String, i64)> =
-            sqlx::query_as("select queue, status, count(*) from tasks group by queue, status")
+            sqlx::query_as(include_str!("sql/queue_counts.sql"))
+                .bind(None::<&str>)
                 .fetch_all(&self.pool)
                 .await?;
         let paused: Vec<(String, bool)> = sqlx::query_as("select name, paused from queues")
@@ -715,12 +741,11 @@ impl Store for PgStore {
                 .execute(&self.pool)
                 .await?;
         }
-        let counts: Vec<(String, String, i64)> = sqlx::query_as(
-            "select queue, status, count(*) from tasks where queue = $1 group by queue, status",
-        )
-        .bind(name)
-        .fetch_all(&self.pool)
-        .await?;
+        let counts: Vec<(String, String, i64)> =
+            sqlx::query_as(include_str!("sql/queue_counts.sql"))
+                .bind(name)
+                .fetch_all(&self.pool)
+                .await?;
         let info = super::queue_infos(counts, vec![(name.to_string(), paused)]);
         Ok(info.into_iter().next().expect("the queue just written"))
     }
@@ -742,9 +767,17 @@ impl Store for PgStore {
     }
 
     async fn list_tasks(&self, query: &TaskQuery) -> StoreResult<Page<Task>> {
-        let mut count = QueryBuilder::new("select count(*) from tasks");
-        task_filters(&mut count, query);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        let total = if query.task_type.is_none() && query.domain.is_none() {
+            // Tasks per status are counted as they change (see the counters migration).
+            sqlx::query_scalar(include_str!("sql/task_total.sql"))
+                .bind(query.status.map(TaskStatus::as_str))
+                .fetch_one(&self.pool)
+                .await?
+        } else {
+            let mut count = QueryBuilder::new("select count(*) from tasks");
+            task_filters(&mut count, query);
+            count.build_query_scalar().fetch_one(&self.pool).await?
+        };
 
         let mut list = QueryBuilder::new("select * from tasks");
         task_filters(&mut list, query);
@@ -1188,6 +1221,13 @@ impl Store for PgStore {
             .into_iter()
             .map(|(tag, count)| TagCount { tag, count })
             .collect())
+    }
+
+    async fn fold_counters(&self) -> StoreResult<u64> {
+        let folded: i64 = sqlx::query_scalar("select seedcore_fold_counters()")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(folded as u64)
     }
 
     async fn update_fact(&self, id: Uuid, patch: FactPatch) -> StoreResult<Fact> {
