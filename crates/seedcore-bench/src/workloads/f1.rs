@@ -27,34 +27,47 @@ const LOAD_CHUNK: i64 = 100_000;
 struct Search {
     q: Option<&'static str>,
     tag: Option<&'static str>,
+    /// `count=` of the request; None asks for the default exact total.
+    count: Option<&'static str>,
     p50: (&'static str, &'static str),
     p99: (&'static str, &'static str),
 }
 
-const SEARCHES: [Search; 4] = [
+const SEARCHES: [Search; 5] = [
     Search {
         q: Some(RARE_WORD),
         tag: None,
+        count: None,
         p50: ("q_rare_p50_ms", "q=rare p50"),
         p99: ("q_rare_p99_ms", "q=rare p99"),
     },
     Search {
         q: Some(COMMON_WORD),
         tag: None,
+        count: None,
         p50: ("q_common_p50_ms", "q=common p50"),
         p99: ("q_common_p99_ms", "q=common p99"),
     },
     Search {
         q: None,
         tag: Some(QUERY_TAG),
+        count: None,
         p50: ("tag_p50_ms", "tag p50"),
         p99: ("tag_p99_ms", "tag p99"),
     },
     Search {
         q: Some(RARE_WORD),
         tag: Some(QUERY_TAG),
+        count: None,
         p50: ("q_rare_tag_p50_ms", "q=rare&tag p50"),
         p99: ("q_rare_tag_p99_ms", "q=rare&tag p99"),
+    },
+    Search {
+        q: Some(COMMON_WORD),
+        tag: None,
+        count: Some("estimate"),
+        p50: ("q_common_estimate_p50_ms", "q=common&count=estimate p50"),
+        p99: ("q_common_estimate_p99_ms", "q=common&count=estimate p99"),
     },
 ];
 
@@ -246,6 +259,9 @@ async fn api_search(base: &str, search: &Search, requests: usize) -> Result<Late
     }
     if let Some(tag) = search.tag {
         url.push_str(&format!("&tag={tag}"));
+    }
+    if let Some(count) = search.count {
+        url.push_str(&format!("&count={count}"));
     }
     sequential(requests, |_| {
         let request = client.get(&url);
