@@ -4,11 +4,15 @@
 pub mod fact;
 pub mod id;
 pub mod queue;
+pub mod schedule;
 pub mod task;
 pub mod worker;
 
 pub use fact::{Fact, FactCursor, FactPatch, NewFact};
 pub use id::IdRef;
 pub use queue::QueueInfo;
+pub use schedule::{
+    MisfirePolicy, NewSchedule, Schedule, SchedulePatch, TaskTemplate, TemplatePatch,
+};
 pub use task::{NewTask, Task, TaskEvent, TaskStatus};
 pub use worker::{Worker, WorkerState};
