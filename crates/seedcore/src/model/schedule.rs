@@ -319,7 +319,8 @@ impl TemplatePatch {
         *self == TemplatePatch::default()
     }
 
-    fn apply(self, template: &mut TaskTemplate) {
+    /// Replaces the template's fields that the patch gives.
+    pub fn apply(self, template: &mut TaskTemplate) {
         replace(&mut template.task_type, self.task_type);
         replace(&mut template.params, self.params);
         replace(&mut template.description, self.description);

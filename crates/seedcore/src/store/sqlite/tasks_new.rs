@@ -12,16 +12,16 @@ use crate::{
 };
 
 /// Rows per insert statement (SQLite limits bind parameters per statement).
-const CHUNK: usize = 500;
+pub(super) const CHUNK: usize = 500;
 
 /// A new task's columns as SQLite stores them.
-struct Columns {
+pub(super) struct Columns {
     task: NewTask,
     params: String,
     attached: String,
 }
 
-fn columns(task: NewTask) -> StoreResult<Columns> {
+pub(super) fn columns(task: NewTask) -> StoreResult<Columns> {
     Ok(Columns {
         params: json_text(&task.params)?,
         attached: json_text(&task.attached_fact_ids)?,
@@ -29,7 +29,7 @@ fn columns(task: NewTask) -> StoreResult<Columns> {
     })
 }
 
-fn insert(rows: &[Columns], now: &str) -> QueryBuilder<Sqlite> {
+pub(super) fn insert(rows: &[Columns], now: &str) -> QueryBuilder<Sqlite> {
     let mut insert = QueryBuilder::new(
         "insert into tasks (id, type, description, params, domain, drift_score, status, \
          max_attempts, timeout_seconds, attached_fact_ids, queue, priority, idempotency_key, \
