@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use crate::{
     model::{
         MisfirePolicy, NewSchedule, SchedulePatch, TaskTemplate, TemplatePatch,
-        schedule::{CronSpec, DEFAULT_TIMEZONE, SpecError, parse_cron, parse_timezone},
+        schedule::{CronSpec, DEFAULT_TIMEZONE, SpecError, parse_timezone},
         task::{DEFAULT_QUEUE, valid_queue_name},
     },
     validate::{FieldError, Fields, nul_errors},
@@ -195,23 +195,20 @@ fn check_name(name: Option<&str>, errors: &mut Vec<FieldError>) {
     }
 }
 
-/// Checks the expression and the zone given; when both read, that the expression matches a
-/// date to come (in the zone given, else UTC: a date that never comes never comes anywhere).
+/// Checks the expression and the zone given, and that a readable expression matches a date to
+/// come (in the zone when it reads, else in UTC: a date that never comes never comes anywhere).
 fn check_timing(cron: Option<&str>, timezone: Option<&str>, errors: &mut Vec<FieldError>) {
-    let mut readable = true;
-    if let Some(Err(err)) = cron.map(parse_cron) {
-        push_spec_error(&err, errors);
-        readable = false;
+    let mut zone = DEFAULT_TIMEZONE;
+    match timezone.map(|name| (name, parse_timezone(name))) {
+        Some((_, Err(err))) => push_spec_error(&err, errors),
+        Some((name, Ok(_))) => zone = name,
+        None => {}
     }
-    if let Some(Err(err)) = timezone.map(parse_timezone) {
-        push_spec_error(&err, errors);
-        readable = false;
-    }
-    let (Some(cron), true) = (cron, readable) else {
+    let Some(cron) = cron else {
         return;
     };
-    let spec = CronSpec::parse(cron, timezone.unwrap_or(DEFAULT_TIMEZONE));
-    if let Err(err) = spec.and_then(|spec| spec.check_fires(Utc::now())) {
+    let checked = CronSpec::parse(cron, zone).and_then(|spec| spec.check_fires(Utc::now()));
+    if let Err(err) = checked {
         push_spec_error(&err, errors);
     }
 }
@@ -425,6 +422,22 @@ mod tests {
             ]
         );
         assert!(errors[1].msg.contains("never matches"), "{}", errors[1].msg);
+    }
+
+    #[test]
+    fn an_expression_that_never_matches_is_named_even_beside_a_bad_zone() {
+        let errors = schedule_patch(
+            &body(json!({"cron": "0 0 31 4 *", "timezone": "Europe/Zurch"})),
+            3,
+        )
+        .unwrap_err();
+        assert_eq!(
+            locations(&errors),
+            [
+                ("timezone".into(), "timezone"),
+                ("cron".into(), "cron_expression")
+            ]
+        );
     }
 
     #[test]
