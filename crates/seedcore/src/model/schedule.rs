@@ -566,6 +566,20 @@ mod tests {
     }
 
     #[test]
+    fn with_both_day_fields_restricted_a_day_matching_either_fires() {
+        // 2026-11-28 is a Saturday: the next Friday (Dec 4) comes before the 13th.
+        let friday_or_13th = spec("0 0 13 * FRI", "UTC");
+        assert_eq!(
+            texts(&friday_or_13th.next_fire_times(3, at("2026-11-28T12:00:00Z"))),
+            [
+                "2026-12-04T00:00:00Z",
+                "2026-12-11T00:00:00Z",
+                "2026-12-13T00:00:00Z"
+            ]
+        );
+    }
+
+    #[test]
     fn a_fire_time_is_strictly_after_the_instant_and_a_whole_second() {
         let every_second = spec("* * * * * *", "UTC");
         assert_eq!(
