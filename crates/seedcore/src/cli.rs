@@ -289,7 +289,9 @@ async fn db_init(args: DbArgs) -> Result<(), CliError> {
             missing.join(", ")
         )));
     }
-    println!("verified: tables tasks, task_events, facts and workers are present");
+    println!(
+        "verified: tables tasks, task_events, facts, workers, workflows and schedules are present"
+    );
     database.close().await;
     Ok(())
 }

@@ -22,7 +22,7 @@ async fn db_init_migrates_a_fresh_database_and_says_what_it_did() {
     let applied = out.matches("applied migration ").count();
     assert!(applied > 0, "{out}");
     assert!(
-        out.contains("verified: tables tasks, task_events, facts and workers are present"),
+        out.contains("verified: tables tasks, task_events, facts, workers, workflows and schedules are present"),
         "{out}"
     );
 

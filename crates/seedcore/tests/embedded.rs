@@ -94,7 +94,7 @@ async fn with_no_database_setting_serve_runs_on_a_file_in_the_data_folder() {
     assert!(stdout.contains(&connected), "{stdout}");
     assert!(stdout.contains("0 applied now"), "{stdout}");
     assert!(
-        stdout.contains("verified: tables tasks, task_events, facts and workers are present"),
+        stdout.contains("verified: tables tasks, task_events, facts, workers, workflows and schedules are present"),
         "{stdout}"
     );
 

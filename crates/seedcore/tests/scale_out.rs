@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{process::*, *};
 use seedcore::{
-    model::NewTask,
+    model::{MisfirePolicy, NewSchedule, NewTask, SchedulePatch, TaskTemplate},
     store::{PgStore, Store},
 };
 use serde_json::json;
@@ -233,4 +233,65 @@ async fn outage(db: &TestDb, length: Duration) {
         .unwrap();
     tokio::time::sleep(length).await;
     allow(true).execute(&admin).await.unwrap();
+}
+
+#[tokio::test]
+async fn three_processes_fire_an_every_second_schedule_once_per_second_without_gaps() {
+    let db = TestDb::postgres().await;
+    let store = db.pg_store().await;
+    let url = db.url();
+    let _workers: Vec<Process> = (0..3).map(|_| worker(&url, &[])).collect();
+    let schedule = store
+        .create_schedule(NewSchedule {
+            name: "tick".into(),
+            cron: "* * * * * *".into(),
+            timezone: "UTC".into(),
+            task: TaskTemplate::of_type("noop"),
+            enabled: true,
+            misfire_policy: MisfirePolicy::RunOnce,
+        })
+        .await
+        .expect("create the schedule");
+    let prefix = format!("schedule:{}:", schedule.id);
+    let fire_keys = || async {
+        sqlx::query_scalar::<_, String>(
+            "select idempotency_key from tasks where starts_with(idempotency_key, $1)",
+        )
+        .bind(&prefix)
+        .fetch_all(store.pool())
+        .await
+        .expect("fire keys")
+    };
+    eventually(Duration::from_secs(30), "four fires", || async {
+        (fire_keys().await.len() >= 4).then_some(())
+    })
+    .await;
+    let pause = SchedulePatch {
+        enabled: Some(false),
+        ..SchedulePatch::default()
+    };
+    store.update_schedule(schedule.id, pause).await.unwrap();
+
+    let keys = fire_keys().await;
+    let mut fires: Vec<chrono::DateTime<chrono::Utc>> = keys
+        .iter()
+        .map(|key| key[prefix.len()..].parse().expect("a fire time"))
+        .collect();
+    fires.sort();
+    fires.dedup();
+    assert_eq!(
+        fires.len(),
+        keys.len(),
+        "a fire time has two tasks: {keys:?}"
+    );
+    assert!(fires.len() >= 4, "{keys:?}");
+    for pair in fires.windows(2) {
+        assert_eq!(
+            pair[1] - pair[0],
+            chrono::TimeDelta::seconds(1),
+            "a gap or a jump between fires: {fires:?}"
+        );
+    }
+    assert!(fires[0] > schedule.created_at);
+    wait_until_all_completed(&store, keys.len() as i64, Duration::from_secs(30)).await;
 }

@@ -56,6 +56,7 @@ impl ApiError {
                 ApiError::Unavailable("Database unavailable, try again shortly".into())
             }
             StoreError::Unsupported(what) => ApiError::NotImplemented(what),
+            StoreError::Conflict(what) => ApiError::Conflict(what),
             other => ApiError::Internal(other),
         }
     }

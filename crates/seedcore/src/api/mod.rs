@@ -11,6 +11,8 @@ pub mod extract;
 mod fact_search;
 mod facts;
 mod queues;
+mod schedule_body;
+mod schedules;
 mod service;
 mod tasks;
 mod workers;
@@ -85,6 +87,7 @@ impl AppState {
         (name = "queues", description = "Queues: task counts, pause and resume"),
         (name = "workers", description = "The worker processes sharing the database"),
         (name = "service", description = "Health, readiness and documentation"),
+        (name = "schedules", description = "Cron schedules that create tasks"),
     )
 )]
 struct ApiDoc;
@@ -114,6 +117,15 @@ fn v1_routes() -> OpenApiRouter<AppState> {
             facts::delete_fact
         ))
         .routes(routes!(workers::list_workers))
+        .routes(routes!(
+            schedules::create_schedule,
+            schedules::list_schedules
+        ))
+        .routes(routes!(
+            schedules::get_schedule,
+            schedules::update_schedule,
+            schedules::delete_schedule
+        ))
 }
 
 /// Every documented route: the service routes and `/api/v1`.

@@ -17,6 +17,7 @@ pub mod handler;
 mod lanes;
 pub mod remote;
 pub mod retry;
+mod scheduler;
 
 use std::{
     collections::HashMap,
@@ -227,6 +228,7 @@ impl Engine {
 
     /// Registers the process, then starts the lanes, the heartbeat, the rescue of expired
     /// leases and the wake-up listener.
+    /// It also starts the scheduler, which creates the tasks of due cron schedules.
     pub async fn start(self) -> EngineHandle {
         let inner = self.inner;
         if let Err(err) = inner.store.register_worker(&inner.describe()).await {
@@ -253,6 +255,10 @@ impl Engine {
             tokio::spawn(rescue_loop(inner.clone())),
             crate::maintenance::spawn(inner.store.clone(), inner.stop_background.clone()),
             inner.store.watch(sink, inner.stop_background.clone()),
+            tokio::spawn(scheduler::run(
+                inner.store.clone(),
+                inner.stop_background.clone(),
+            )),
         ];
         tracing::info!(
             worker_id = %inner.worker_id,

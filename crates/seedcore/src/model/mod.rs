@@ -4,6 +4,7 @@
 pub mod fact;
 pub mod id;
 pub mod queue;
+pub mod schedule;
 pub mod task;
 pub mod worker;
 pub mod workflow;
@@ -11,6 +12,9 @@ pub mod workflow;
 pub use fact::{Fact, FactCursor, FactPatch, NewFact};
 pub use id::IdRef;
 pub use queue::QueueInfo;
+pub use schedule::{
+    MisfirePolicy, NewSchedule, Schedule, SchedulePatch, TaskTemplate, TemplatePatch,
+};
 pub use task::{NewTask, Task, TaskEvent, TaskStatus};
 pub use worker::{Worker, WorkerState};
 pub use workflow::{NewWorkflow, Workflow, WorkflowPlan, WorkflowStatus, WorkflowStep};

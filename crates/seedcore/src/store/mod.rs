@@ -10,6 +10,7 @@
 //!   to every process watching the store, as a hint: polling remains the guarantee.
 
 pub mod postgres;
+pub mod schedules;
 pub mod sqlite;
 mod watchers;
 
@@ -28,8 +29,10 @@ use crate::model::{
     Fact, FactCursor, FactPatch, IdRef, NewFact, NewTask, QueueInfo, Task, TaskEvent, TaskStatus,
     Worker, Workflow, WorkflowPlan,
 };
+use crate::model::{NewSchedule, Schedule, SchedulePatch};
 
 pub use postgres::PgStore;
+pub use schedules::{FIRE_BATCH, Firing, MissedFires};
 pub use sqlite::SqliteStore;
 
 /// A shared handle to whichever store the process was configured with.
@@ -62,6 +65,9 @@ pub enum StoreError {
     /// A new task depends on tasks that do not exist (these ids).
     #[error("unknown dependencies: {0:?}")]
     UnknownDependencies(Vec<Uuid>),
+    /// A value that must be unique is in use (it says which).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -468,6 +474,23 @@ pub trait Store: Send + Sync + 'static {
     async fn update_fact(&self, id: Uuid, patch: FactPatch) -> StoreResult<Fact>;
     /// Deletes the fact (NotFound when there is none).
     async fn delete_fact(&self, id: Uuid) -> StoreResult<()>;
+
+    // Cron schedules (see `model::schedule` for when they fire).
+    /// Stores a new schedule under a fresh id; its first fire is the first after now. A name in
+    /// use is `Conflict`; an expression or zone that does not read is `Unsupported`.
+    async fn create_schedule(&self, schedule: NewSchedule) -> StoreResult<Schedule>;
+    /// The schedule with this id (NotFound otherwise).
+    async fn get_schedule(&self, id: Uuid) -> StoreResult<Schedule>;
+    /// Schedules by name, with the number of schedules.
+    async fn list_schedules(&self, limit: i64, offset: i64) -> StoreResult<Page<Schedule>>;
+    /// Applies the patch as [`Schedule::apply`] does, in one transaction; errors as for create.
+    async fn update_schedule(&self, id: Uuid, patch: SchedulePatch) -> StoreResult<Schedule>;
+    /// Deletes the schedule (NotFound when there is none); the tasks it created stay.
+    async fn delete_schedule(&self, id: Uuid) -> StoreResult<()>;
+    /// In one transaction: takes up to `limit` due enabled schedules that no other process is
+    /// firing, creates the tasks of their fires (queued, keyed by fire time, a key in use
+    /// creating nothing), and moves each schedule to its next fire. Announces the new tasks.
+    async fn fire_due_schedules(&self, limit: i64) -> StoreResult<Firing>;
 }
 
 /// Opens the store a URL names (`postgresql://…` or `sqlite:///path/file.db`), for programs

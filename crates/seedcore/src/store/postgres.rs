@@ -34,6 +34,10 @@ use crate::model::{
     Fact, FactCursor, FactPatch, IdRef, NewFact, NewTask, QueueInfo, Task, TaskEvent, TaskStatus,
     Worker, Workflow, WorkflowPlan,
 };
+use crate::model::{NewSchedule, Schedule, SchedulePatch};
+use crate::store::Firing;
+
+mod schedules;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -44,7 +48,14 @@ const CANCEL_CHANNEL: &str = "seedcore_cancel";
 const IMPORT_CHUNK: usize = 1000;
 
 /// Tables `verify` expects after migration.
-const TABLES: [&str; 4] = ["tasks", "task_events", "facts", "workers"];
+const TABLES: [&str; 6] = [
+    "tasks",
+    "task_events",
+    "facts",
+    "workers",
+    "workflows",
+    "schedules",
+];
 
 /// The PostgreSQL store: a connection pool shared by every clone.
 #[derive(Clone)]
@@ -1261,5 +1272,29 @@ impl Store for PgStore {
             return Err(StoreError::NotFound);
         }
         Ok(())
+    }
+
+    async fn create_schedule(&self, schedule: NewSchedule) -> StoreResult<Schedule> {
+        schedules::create(self, schedule).await
+    }
+
+    async fn get_schedule(&self, id: Uuid) -> StoreResult<Schedule> {
+        schedules::get(self, id).await
+    }
+
+    async fn list_schedules(&self, limit: i64, offset: i64) -> StoreResult<Page<Schedule>> {
+        schedules::list(self, limit, offset).await
+    }
+
+    async fn update_schedule(&self, id: Uuid, patch: SchedulePatch) -> StoreResult<Schedule> {
+        schedules::update(self, id, patch).await
+    }
+
+    async fn delete_schedule(&self, id: Uuid) -> StoreResult<()> {
+        schedules::delete(self, id).await
+    }
+
+    async fn fire_due_schedules(&self, limit: i64) -> StoreResult<Firing> {
+        schedules::fire_due(self, limit).await
     }
 }

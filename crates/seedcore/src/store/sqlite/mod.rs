@@ -41,6 +41,7 @@ use uuid::Uuid;
 mod facts;
 mod fts;
 mod import;
+mod schedules;
 mod tasks_new;
 mod workflows;
 
@@ -55,11 +56,20 @@ use crate::model::{
     Fact, FactPatch, IdRef, NewFact, NewTask, QueueInfo, Task, TaskEvent, TaskStatus, Worker,
     Workflow, WorkflowPlan,
 };
+use crate::model::{NewSchedule, Schedule, SchedulePatch};
+use crate::store::Firing;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// Tables `verify` expects after migration.
-const TABLES: [&str; 4] = ["tasks", "task_events", "facts", "workers"];
+const TABLES: [&str; 6] = [
+    "tasks",
+    "task_events",
+    "facts",
+    "workers",
+    "workflows",
+    "schedules",
+];
 
 /// How timestamps are stored: UTC, microseconds, always the same width (years 0–9999).
 pub const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
@@ -924,6 +934,30 @@ impl Store for SqliteStore {
             return Err(StoreError::NotFound);
         }
         Ok(())
+    }
+
+    async fn create_schedule(&self, schedule: NewSchedule) -> StoreResult<Schedule> {
+        schedules::create(self, schedule).await
+    }
+
+    async fn get_schedule(&self, id: Uuid) -> StoreResult<Schedule> {
+        schedules::get(self, id).await
+    }
+
+    async fn list_schedules(&self, limit: i64, offset: i64) -> StoreResult<Page<Schedule>> {
+        schedules::list(self, limit, offset).await
+    }
+
+    async fn update_schedule(&self, id: Uuid, patch: SchedulePatch) -> StoreResult<Schedule> {
+        schedules::update(self, id, patch).await
+    }
+
+    async fn delete_schedule(&self, id: Uuid) -> StoreResult<()> {
+        schedules::delete(self, id).await
+    }
+
+    async fn fire_due_schedules(&self, limit: i64) -> StoreResult<Firing> {
+        schedules::fire_due(self, limit).await
     }
 }
 

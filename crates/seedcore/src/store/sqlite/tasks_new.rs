@@ -18,10 +18,10 @@ use crate::{
 };
 
 /// Rows per insert statement (SQLite limits bind parameters per statement).
-const CHUNK: usize = 500;
+pub(super) const CHUNK: usize = 500;
 
 /// A new task's columns as SQLite stores them, with the status and error it starts with.
-struct Columns {
+pub(super) struct Columns {
     task: NewTask,
     params: String,
     attached: String,
@@ -43,7 +43,10 @@ fn columns(task: NewTask, (status, error): (TaskStatus, Option<String>)) -> Stor
 
 /// The tasks' columns, each starting as its parents' statuses (read in the caller's
 /// transaction, or none for tasks without parents) say.
-async fn columns_of(conn: &mut SqliteConnection, tasks: Vec<NewTask>) -> StoreResult<Vec<Columns>> {
+pub(super) async fn columns_of(
+    conn: &mut SqliteConnection,
+    tasks: Vec<NewTask>,
+) -> StoreResult<Vec<Columns>> {
     let starts = starts(&tasks, &parent_statuses(conn, &tasks).await?)?;
     tasks
         .into_iter()
@@ -71,7 +74,7 @@ async fn parent_statuses(
         .collect()
 }
 
-fn insert(rows: &[Columns], now: &str) -> QueryBuilder<Sqlite> {
+pub(super) fn insert(rows: &[Columns], now: &str) -> QueryBuilder<Sqlite> {
     let mut insert = QueryBuilder::new(
         "insert into tasks (id, type, description, params, domain, drift_score, status, error, \
          max_attempts, timeout_seconds, attached_fact_ids, queue, priority, idempotency_key, \

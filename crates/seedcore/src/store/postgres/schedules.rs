@@ -1,0 +1,292 @@
+//! Cron schedules on PostgreSQL.
+//!
+//! A firing locks the due rows with `for update skip locked`, so processes never plan the same
+//! schedule at once and none waits for another; it plans with the database's clock, inserts the
+//! tasks with `on conflict (idempotency_key) do nothing`, and advances `next_fire_at`, all in
+//! one transaction. A PATCH locks its row too (`for update`), so it never interleaves with a
+//! firing of the same schedule.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::{PgConnection, types::Json};
+use uuid::Uuid;
+
+use super::{IMPORT_CHUNK, PgStore, TaskRow, insert_tasks};
+use crate::{
+    model::{MisfirePolicy, NewSchedule, Schedule, SchedulePatch, Task, TaskStatus, TaskTemplate},
+    store::{
+        Page, StoreError, StoreResult,
+        schedules::{BatchPlan, Firing, invalid, name_taken, plan_batch, task_for_key},
+    },
+};
+
+/// A `schedules` row as read from PostgreSQL.
+#[derive(sqlx::FromRow)]
+struct ScheduleRow {
+    id: Uuid,
+    name: String,
+    cron: String,
+    timezone: String,
+    task_type: String,
+    params: Json<Map<String, Value>>,
+    description: String,
+    domain: Option<String>,
+    queue: String,
+    priority: i32,
+    max_attempts: i32,
+    timeout_seconds: Option<f64>,
+    drift_score: f64,
+    enabled: bool,
+    misfire_policy: String,
+    next_fire_at: Option<DateTime<Utc>>,
+    last_fire_at: Option<DateTime<Utc>>,
+    last_task_id: Option<Uuid>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl ScheduleRow {
+    fn into_schedule(self) -> StoreResult<Schedule> {
+        let misfire_policy = MisfirePolicy::parse(&self.misfire_policy).ok_or_else(|| {
+            StoreError::Corrupt(format!("unknown misfire policy '{}'", self.misfire_policy))
+        })?;
+        Ok(Schedule {
+            id: self.id,
+            name: self.name,
+            cron: self.cron,
+            timezone: self.timezone,
+            task: TaskTemplate {
+                task_type: self.task_type,
+                params: self.params.0,
+                description: self.description,
+                domain: self.domain,
+                queue: self.queue,
+                priority: self.priority,
+                max_attempts: self.max_attempts,
+                timeout_seconds: self.timeout_seconds,
+                drift_score: self.drift_score,
+            },
+            enabled: self.enabled,
+            misfire_policy,
+            next_fire_at: self.next_fire_at,
+            last_fire_at: self.last_fire_at,
+            last_task_id: self.last_task_id,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+fn schedules(rows: Vec<ScheduleRow>) -> StoreResult<Vec<Schedule>> {
+    rows.into_iter().map(ScheduleRow::into_schedule).collect()
+}
+
+pub(super) async fn create(store: &PgStore, new: NewSchedule) -> StoreResult<Schedule> {
+    let schedule = new
+        .into_schedule(Uuid::new_v4(), Utc::now())
+        .map_err(invalid)?;
+    let row: ScheduleRow = sqlx::query_as(
+        r"insert into schedules (id, name, cron, timezone, task_type, params, description, domain,
+                                 queue, priority, max_attempts, timeout_seconds, drift_score,
+                                 enabled, misfire_policy, next_fire_at, created_at, updated_at)
+          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)
+          returning *",
+    )
+    .bind(schedule.id)
+    .bind(&schedule.name)
+    .bind(&schedule.cron)
+    .bind(&schedule.timezone)
+    .bind(&schedule.task.task_type)
+    .bind(Json(&schedule.task.params))
+    .bind(&schedule.task.description)
+    .bind(&schedule.task.domain)
+    .bind(&schedule.task.queue)
+    .bind(schedule.task.priority)
+    .bind(schedule.task.max_attempts)
+    .bind(schedule.task.timeout_seconds)
+    .bind(schedule.task.drift_score)
+    .bind(schedule.enabled)
+    .bind(schedule.misfire_policy.as_str())
+    .bind(schedule.next_fire_at)
+    .bind(schedule.created_at)
+    .fetch_one(&store.pool)
+    .await
+    .map_err(name_taken(&schedule.name))?;
+    row.into_schedule()
+}
+
+pub(super) async fn get(store: &PgStore, id: Uuid) -> StoreResult<Schedule> {
+    let row: Option<ScheduleRow> = sqlx::query_as("select * from schedules where id = $1")
+        .bind(id)
+        .fetch_optional(&store.pool)
+        .await?;
+    row.ok_or(StoreError::NotFound)?.into_schedule()
+}
+
+pub(super) async fn list(store: &PgStore, limit: i64, offset: i64) -> StoreResult<Page<Schedule>> {
+    let total: i64 = sqlx::query_scalar("select count(*) from schedules")
+        .fetch_one(&store.pool)
+        .await?;
+    let rows: Vec<ScheduleRow> =
+        sqlx::query_as("select * from schedules order by name, id limit $1 offset $2")
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&store.pool)
+            .await?;
+    Ok(Page {
+        total,
+        items: schedules(rows)?,
+    })
+}
+
+pub(super) async fn update(
+    store: &PgStore,
+    id: Uuid,
+    patch: SchedulePatch,
+) -> StoreResult<Schedule> {
+    if patch.is_empty() {
+        return get(store, id).await;
+    }
+    let mut tx = store.pool.begin().await?;
+    let row: Option<ScheduleRow> =
+        sqlx::query_as("select * from schedules where id = $1 for update")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let mut schedule = row.ok_or(StoreError::NotFound)?.into_schedule()?;
+    schedule.apply(patch, Utc::now()).map_err(invalid)?;
+    let row = write_definition(&mut tx, &schedule).await?;
+    tx.commit().await?;
+    row.into_schedule()
+}
+
+/// Writes everything a PATCH may change (not what firing records).
+async fn write_definition(
+    conn: &mut PgConnection,
+    schedule: &Schedule,
+) -> StoreResult<ScheduleRow> {
+    let row = sqlx::query_as(
+        r"update schedules
+          set name = $2, cron = $3, timezone = $4, task_type = $5, params = $6, description = $7,
+              domain = $8, queue = $9, priority = $10, max_attempts = $11, timeout_seconds = $12,
+              drift_score = $13, enabled = $14, misfire_policy = $15, next_fire_at = $16,
+              updated_at = $17
+          where id = $1
+          returning *",
+    )
+    .bind(schedule.id)
+    .bind(&schedule.name)
+    .bind(&schedule.cron)
+    .bind(&schedule.timezone)
+    .bind(&schedule.task.task_type)
+    .bind(Json(&schedule.task.params))
+    .bind(&schedule.task.description)
+    .bind(&schedule.task.domain)
+    .bind(&schedule.task.queue)
+    .bind(schedule.task.priority)
+    .bind(schedule.task.max_attempts)
+    .bind(schedule.task.timeout_seconds)
+    .bind(schedule.task.drift_score)
+    .bind(schedule.enabled)
+    .bind(schedule.misfire_policy.as_str())
+    .bind(schedule.next_fire_at)
+    .bind(schedule.updated_at)
+    .fetch_one(conn)
+    .await
+    .map_err(name_taken(&schedule.name))?;
+    Ok(row)
+}
+
+pub(super) async fn delete(store: &PgStore, id: Uuid) -> StoreResult<()> {
+    let deleted = sqlx::query("delete from schedules where id = $1")
+        .bind(id)
+        .execute(&store.pool)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub(super) async fn fire_due(store: &PgStore, limit: i64) -> StoreResult<Firing> {
+    let mut tx = store.pool.begin().await?;
+    let now: DateTime<Utc> = sqlx::query_scalar("select now()")
+        .fetch_one(&mut *tx)
+        .await?;
+    let rows: Vec<ScheduleRow> = sqlx::query_as(
+        r"select * from schedules
+          where enabled and next_fire_at <= $1
+          order by next_fire_at
+          limit $2
+          for update skip locked",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    let due = schedules(rows)?;
+    let batch = plan_batch(&due, now);
+    let tasks = insert_fires(&mut tx, &batch).await?;
+    advance(&mut tx, &batch).await?;
+    let next_due: Option<DateTime<Utc>> =
+        sqlx::query_scalar("select min(next_fire_at) from schedules where enabled")
+            .fetch_one(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    if tasks.iter().any(|t| t.status == TaskStatus::Queued) {
+        store.announce();
+    }
+    Ok(Firing {
+        now,
+        schedules: due.len(),
+        tasks,
+        missed: batch.missed,
+        next_due,
+    })
+}
+
+/// Inserts the planned tasks; a fire key already in use creates nothing.
+async fn insert_fires(conn: &mut PgConnection, batch: &BatchPlan) -> StoreResult<Vec<Task>> {
+    let mut created = Vec::with_capacity(batch.tasks.len());
+    for chunk in batch.tasks.chunks(IMPORT_CHUNK) {
+        let starts = crate::store::starts(chunk, &Default::default())?;
+        let mut insert = insert_tasks(chunk.iter().zip(&starts));
+        insert.push(
+            " on conflict (idempotency_key) where idempotency_key is not null do nothing \
+             returning *",
+        );
+        let rows: Vec<TaskRow> = insert.build_query_as().fetch_all(&mut *conn).await?;
+        for row in rows {
+            created.push(row.into_task()?);
+        }
+    }
+    Ok(created)
+}
+
+/// Moves each planned schedule to its next fire and records its latest fire and task.
+async fn advance(conn: &mut PgConnection, batch: &BatchPlan) -> StoreResult<()> {
+    if batch.advances.is_empty() {
+        return Ok(());
+    }
+    let found: Vec<(Uuid, String)> =
+        sqlx::query_as("select id, idempotency_key from tasks where idempotency_key = any($1)")
+            .bind(batch.last_keys())
+            .fetch_all(&mut *conn)
+            .await?;
+    for step in &batch.advances {
+        sqlx::query(
+            r"update schedules
+              set next_fire_at = $2,
+                  last_fire_at = coalesce($3, last_fire_at),
+                  last_task_id = coalesce($4, last_task_id)
+              where id = $1",
+        )
+        .bind(step.id)
+        .bind(step.next_fire_at)
+        .bind(step.last_fire_at)
+        .bind(task_for_key(&found, step.last_key.as_ref()))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,301 @@
+//! Cron schedules on SQLite.
+//!
+//! One process writes through one connection, so a firing needs no row locks: it reads the due
+//! schedules, inserts the tasks of their fires (`on conflict (idempotency_key) do nothing`) and
+//! advances `next_fire_at` in one `begin immediate` transaction, which also keeps a second
+//! process on the same file from firing the same schedule. A PATCH reads and writes its row in
+//! such a transaction too. Times come from this process's clock, as everywhere in this store.
+
+use chrono::Utc;
+use sqlx::SqliteConnection;
+use uuid::Uuid;
+
+use super::{
+    SqliteStore, TaskRow, json_text, parse_id, parse_json, parse_time, parse_time_opt, stamp,
+    tasks_new,
+};
+use crate::{
+    model::{MisfirePolicy, NewSchedule, Schedule, SchedulePatch, Task, TaskTemplate},
+    store::{
+        Page, Signal, StoreError, StoreResult,
+        schedules::{BatchPlan, Firing, invalid, name_taken, plan_batch, task_for_key},
+    },
+};
+
+/// A `schedules` row as read from SQLite.
+#[derive(sqlx::FromRow)]
+struct ScheduleRow {
+    id: String,
+    name: String,
+    cron: String,
+    timezone: String,
+    task_type: String,
+    params: String,
+    description: String,
+    domain: Option<String>,
+    queue: String,
+    priority: i32,
+    max_attempts: i32,
+    timeout_seconds: Option<f64>,
+    drift_score: f64,
+    enabled: bool,
+    misfire_policy: String,
+    next_fire_at: Option<String>,
+    last_fire_at: Option<String>,
+    last_task_id: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl ScheduleRow {
+    fn into_schedule(self) -> StoreResult<Schedule> {
+        let misfire_policy = MisfirePolicy::parse(&self.misfire_policy).ok_or_else(|| {
+            StoreError::Corrupt(format!("unknown misfire policy '{}'", self.misfire_policy))
+        })?;
+        Ok(Schedule {
+            id: parse_id(&self.id)?,
+            name: self.name,
+            cron: self.cron,
+            timezone: self.timezone,
+            task: TaskTemplate {
+                task_type: self.task_type,
+                params: parse_json(&self.params)?,
+                description: self.description,
+                domain: self.domain,
+                queue: self.queue,
+                priority: self.priority,
+                max_attempts: self.max_attempts,
+                timeout_seconds: self.timeout_seconds,
+                drift_score: self.drift_score,
+            },
+            enabled: self.enabled,
+            misfire_policy,
+            next_fire_at: parse_time_opt(self.next_fire_at)?,
+            last_fire_at: parse_time_opt(self.last_fire_at)?,
+            last_task_id: self.last_task_id.as_deref().map(parse_id).transpose()?,
+            created_at: parse_time(&self.created_at)?,
+            updated_at: parse_time(&self.updated_at)?,
+        })
+    }
+}
+
+fn schedules(rows: Vec<ScheduleRow>) -> StoreResult<Vec<Schedule>> {
+    rows.into_iter().map(ScheduleRow::into_schedule).collect()
+}
+
+pub(super) async fn create(store: &SqliteStore, new: NewSchedule) -> StoreResult<Schedule> {
+    let schedule = new
+        .into_schedule(Uuid::new_v4(), Utc::now())
+        .map_err(invalid)?;
+    let row: ScheduleRow = sqlx::query_as(
+        r"insert into schedules (id, name, cron, timezone, task_type, params, description, domain,
+                                 queue, priority, max_attempts, timeout_seconds, drift_score,
+                                 enabled, misfire_policy, next_fire_at, created_at, updated_at)
+          values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?17)
+          returning *",
+    )
+    .bind(schedule.id.to_string())
+    .bind(&schedule.name)
+    .bind(&schedule.cron)
+    .bind(&schedule.timezone)
+    .bind(&schedule.task.task_type)
+    .bind(json_text(&schedule.task.params)?)
+    .bind(&schedule.task.description)
+    .bind(&schedule.task.domain)
+    .bind(&schedule.task.queue)
+    .bind(schedule.task.priority)
+    .bind(schedule.task.max_attempts)
+    .bind(schedule.task.timeout_seconds)
+    .bind(schedule.task.drift_score)
+    .bind(schedule.enabled)
+    .bind(schedule.misfire_policy.as_str())
+    .bind(schedule.next_fire_at.map(stamp))
+    .bind(stamp(schedule.created_at))
+    .fetch_one(&store.writer)
+    .await
+    .map_err(name_taken(&schedule.name))?;
+    row.into_schedule()
+}
+
+pub(super) async fn get(store: &SqliteStore, id: Uuid) -> StoreResult<Schedule> {
+    let row: Option<ScheduleRow> = sqlx::query_as("select * from schedules where id = ?1")
+        .bind(id.to_string())
+        .fetch_optional(&store.reader)
+        .await?;
+    row.ok_or(StoreError::NotFound)?.into_schedule()
+}
+
+pub(super) async fn list(
+    store: &SqliteStore,
+    limit: i64,
+    offset: i64,
+) -> StoreResult<Page<Schedule>> {
+    let total: i64 = sqlx::query_scalar("select count(*) from schedules")
+        .fetch_one(&store.reader)
+        .await?;
+    let rows: Vec<ScheduleRow> =
+        sqlx::query_as("select * from schedules order by name, id limit ?1 offset ?2")
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&store.reader)
+            .await?;
+    Ok(Page {
+        total,
+        items: schedules(rows)?,
+    })
+}
+
+pub(super) async fn update(
+    store: &SqliteStore,
+    id: Uuid,
+    patch: SchedulePatch,
+) -> StoreResult<Schedule> {
+    if patch.is_empty() {
+        return get(store, id).await;
+    }
+    let mut tx = store.writer.begin_with("begin immediate").await?;
+    let row: Option<ScheduleRow> = sqlx::query_as("select * from schedules where id = ?1")
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+    let mut schedule = row.ok_or(StoreError::NotFound)?.into_schedule()?;
+    schedule.apply(patch, Utc::now()).map_err(invalid)?;
+    let row = write_definition(&mut tx, &schedule).await?;
+    tx.commit().await?;
+    row.into_schedule()
+}
+
+/// Writes everything a PATCH may change (not what firing records).
+async fn write_definition(
+    conn: &mut SqliteConnection,
+    schedule: &Schedule,
+) -> StoreResult<ScheduleRow> {
+    let row = sqlx::query_as(
+        r"update schedules
+          set name = ?2, cron = ?3, timezone = ?4, task_type = ?5, params = ?6, description = ?7,
+              domain = ?8, queue = ?9, priority = ?10, max_attempts = ?11, timeout_seconds = ?12,
+              drift_score = ?13, enabled = ?14, misfire_policy = ?15, next_fire_at = ?16,
+              updated_at = ?17
+          where id = ?1
+          returning *",
+    )
+    .bind(schedule.id.to_string())
+    .bind(&schedule.name)
+    .bind(&schedule.cron)
+    .bind(&schedule.timezone)
+    .bind(&schedule.task.task_type)
+    .bind(json_text(&schedule.task.params)?)
+    .bind(&schedule.task.description)
+    .bind(&schedule.task.domain)
+    .bind(&schedule.task.queue)
+    .bind(schedule.task.priority)
+    .bind(schedule.task.max_attempts)
+    .bind(schedule.task.timeout_seconds)
+    .bind(schedule.task.drift_score)
+    .bind(schedule.enabled)
+    .bind(schedule.misfire_policy.as_str())
+    .bind(schedule.next_fire_at.map(stamp))
+    .bind(stamp(schedule.updated_at))
+    .fetch_one(conn)
+    .await
+    .map_err(name_taken(&schedule.name))?;
+    Ok(row)
+}
+
+pub(super) async fn delete(store: &SqliteStore, id: Uuid) -> StoreResult<()> {
+    let deleted = sqlx::query("delete from schedules where id = ?1")
+        .bind(id.to_string())
+        .execute(&store.writer)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub(super) async fn fire_due(store: &SqliteStore, limit: i64) -> StoreResult<Firing> {
+    let mut tx = store.writer.begin_with("begin immediate").await?;
+    let now = Utc::now();
+    let rows: Vec<ScheduleRow> = sqlx::query_as(
+        r"select * from schedules
+          where enabled and next_fire_at <= ?1
+          order by next_fire_at
+          limit ?2",
+    )
+    .bind(stamp(now))
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    let due = schedules(rows)?;
+    let batch = plan_batch(&due, now);
+    let tasks = insert_fires(&mut tx, &batch).await?;
+    advance(&mut tx, &batch).await?;
+    let next_due: Option<String> =
+        sqlx::query_scalar("select min(next_fire_at) from schedules where enabled")
+            .fetch_one(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    if !tasks.is_empty() {
+        store.watchers.send(Signal::TasksReady);
+    }
+    Ok(Firing {
+        now,
+        schedules: due.len(),
+        tasks,
+        missed: batch.missed,
+        next_due: parse_time_opt(next_due)?,
+    })
+}
+
+/// Inserts the planned tasks; a fire key already in use creates nothing.
+async fn insert_fires(conn: &mut SqliteConnection, batch: &BatchPlan) -> StoreResult<Vec<Task>> {
+    let rows = tasks_new::columns_of(conn, batch.tasks.clone()).await?;
+    let now = stamp(Utc::now());
+    let mut created = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(tasks_new::CHUNK) {
+        let mut insert = tasks_new::insert(chunk, &now);
+        insert.push(
+            " on conflict (idempotency_key) where idempotency_key is not null do nothing \
+             returning *",
+        );
+        let inserted: Vec<TaskRow> = insert.build_query_as().fetch_all(&mut *conn).await?;
+        for row in inserted {
+            created.push(row.into_task()?);
+        }
+    }
+    Ok(created)
+}
+
+/// Moves each planned schedule to its next fire and records its latest fire and task.
+async fn advance(conn: &mut SqliteConnection, batch: &BatchPlan) -> StoreResult<()> {
+    if batch.advances.is_empty() {
+        return Ok(());
+    }
+    let found: Vec<(String, String)> = sqlx::query_as(
+        r"select id, idempotency_key from tasks
+          where idempotency_key in (select value from json_each(?1))",
+    )
+    .bind(json_text(&batch.last_keys())?)
+    .fetch_all(&mut *conn)
+    .await?;
+    let found = found
+        .into_iter()
+        .map(|(id, key)| Ok((parse_id(&id)?, key)))
+        .collect::<StoreResult<Vec<_>>>()?;
+    for step in &batch.advances {
+        sqlx::query(
+            r"update schedules
+              set next_fire_at = ?2,
+                  last_fire_at = coalesce(?3, last_fire_at),
+                  last_task_id = coalesce(?4, last_task_id)
+              where id = ?1",
+        )
+        .bind(step.id.to_string())
+        .bind(step.next_fire_at.map(stamp))
+        .bind(step.last_fire_at.map(stamp))
+        .bind(task_for_key(&found, step.last_key.as_ref()).map(|id| id.to_string()))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
