@@ -24,12 +24,24 @@ create table counter_deltas (
 );
 create index counter_deltas_key_idx on counter_deltas (kind, a, b);
 
-insert into counters (kind, a, b, n)
-select 'tasks', queue, status, count(*) from tasks group by queue, status;
-insert into counters (kind, a, b, n) select 'facts', '', '', count(*) from facts;
-insert into counters (kind, a, b, n)
-select 'facts', tag, '', count(*) from facts, lateral (select distinct unnest(tags) as tag) t
-group by tag;
+-- Rebuilds every counter from the rows: at this migration, and by hand after rows were
+-- written with triggers disabled (`session_replication_role = replica`, a restore without
+-- triggers). Writers wait for it; readers do not.
+create function seedcore_recount() returns void language plpgsql as $$
+begin
+    lock table tasks, facts in share mode;
+    delete from counter_deltas;
+    delete from counters;
+    insert into counters (kind, a, b, n)
+    select 'tasks', queue, status, count(*) from tasks group by queue, status;
+    insert into counters (kind, a, b, n) select 'facts', '', '', count(*) from facts;
+    insert into counters (kind, a, b, n)
+    select 'facts', tag, '', count(*)
+    from facts, lateral (select distinct unnest(tags) as tag) t
+    group by tag;
+end $$;
+
+select seedcore_recount();
 
 -- Folds every delta into its counter; safe to run from several processes at once (each
 -- delta is deleted, and so counted, exactly once).
