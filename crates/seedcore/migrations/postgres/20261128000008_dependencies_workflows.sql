@@ -23,20 +23,13 @@ create table workflows (
     created_at timestamptz not null default now()
 );
 
--- When tasks reach a final status, their blocked children move on: `queued` once every parent
--- completed (with run_on_failure: once every parent is final), `cancelled` with the parent
--- named as soon as one failed or was cancelled. A cancelled child fires this trigger in turn,
--- so cancellation reaches every descendant. The rule is `model::task::waiting_on`.
-create function seedcore_settle_dependents() returns trigger language plpgsql as $$
-declare
-    done uuid[];
+-- Moves on the blocked children of tasks that just reached a final status (`done`): `queued`
+-- once every parent completed (with run_on_failure: once every parent is final), `cancelled`
+-- with the parent named as soon as one failed or was cancelled. The update trigger calls it;
+-- a cancelled child's own update calls it in turn, so cancellation reaches every descendant.
+-- The rule is `model::task::waiting_on`.
+create function seedcore_settle_dependents(done uuid[]) returns void language plpgsql as $$
 begin
-    select array_agg(n.id) into done
-    from new_rows n join old_rows o on o.id = n.id
-    where n.status in ('completed', 'failed', 'cancelled') and o.status <> n.status;
-    if done is null then
-        return null;
-    end if;
     -- Lock the waiting children first, in id order. A parent of theirs finishing in another
     -- transaction at the same moment waits here until this one commits, and the update below,
     -- a new statement with a new snapshot, then sees both parents' outcomes. (Creating a
@@ -72,19 +65,14 @@ begin
         where k.status = 'blocked' and k.depends_on && done
     ) s
     where c.id = s.id and s.next_status is not null;
-    return null;
 end $$;
 
--- Named to fire after `tasks_updated` (triggers fire in name order), so a parent's event comes
--- before its children's in the trail.
-create trigger tasks_updated_settle_dependents after update on tasks
-    referencing old table as old_rows new table as new_rows
-    for each statement execute function seedcore_settle_dependents();
-
--- The event trail keeps why a task was cancelled by its dependencies.
+-- The event trail keeps why a task was cancelled by its dependencies, and the children of
+-- tasks that reached a final status are settled.
 create or replace function seedcore_tasks_updated() returns trigger language plpgsql as $$
 declare
     cancelled record;
+    done uuid[];
 begin
     insert into task_events (task_id, kind, from_status, to_status, attempt, worker_id, error)
     select n.id,
@@ -110,5 +98,13 @@ begin
     loop
         perform pg_notify('seedcore_cancel', cancelled.id::text);
     end loop;
+
+    -- Last, so that a parent's event comes before its children's in the trail.
+    select array_agg(n.id) into done
+    from new_rows n join old_rows o on o.id = n.id
+    where n.status in ('completed', 'failed', 'cancelled') and o.status <> n.status;
+    if done is not null then
+        perform seedcore_settle_dependents(done);
+    end if;
     return null;
 end $$;

@@ -69,6 +69,7 @@ end $$;
 create or replace function seedcore_tasks_updated() returns trigger language plpgsql as $$
 declare
     cancelled record;
+    done uuid[];
 begin
     insert into task_events (task_id, kind, from_status, to_status, attempt, worker_id, error)
     select n.id,
@@ -85,17 +86,12 @@ begin
     where n.status <> o.status;
 
     insert into counter_deltas (kind, a, b, n)
-    select 'tasks', queue, status, sum(n) from (
-        select n.queue, n.status, 1 as n
-        from new_rows n join old_rows o on o.id = n.id
-        where n.status <> o.status or n.queue <> o.queue
-        union all
-        select o.queue, o.status, -1
-        from new_rows n join old_rows o on o.id = n.id
-        where n.status <> o.status or n.queue <> o.queue
-    ) moved
-    group by queue, status
-    having sum(n) <> 0;
+    select 'tasks', v.queue, v.status, sum(v.n)
+    from new_rows n join old_rows o on o.id = n.id
+    cross join lateral (values (n.queue, n.status, 1), (o.queue, o.status, -1)) v(queue, status, n)
+    where n.status <> o.status or n.queue <> o.queue
+    group by v.queue, v.status
+    having sum(v.n) <> 0;
 
     if exists (select 1 from new_rows n join old_rows o on o.id = n.id
                where n.status in ('queued', 'retry') and o.status not in ('queued', 'retry')) then
@@ -107,6 +103,13 @@ begin
     loop
         perform pg_notify('seedcore_cancel', cancelled.id::text);
     end loop;
+
+    select array_agg(n.id) into done
+    from new_rows n join old_rows o on o.id = n.id
+    where n.status in ('completed', 'failed', 'cancelled') and o.status <> n.status;
+    if done is not null then
+        perform seedcore_settle_dependents(done);
+    end if;
     return null;
 end $$;
 
