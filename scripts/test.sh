@@ -244,7 +244,7 @@ cargo test --locked --all-targets "$@"
 # The suites that test behaviour through the store, once more on SQLite: both
 # backends must behave the same. (Suites of several processes sharing a database,
 # and the command-line tests, are PostgreSQL's alone.)
-SQLITE_SUITES=(execution remote smoke api_service api_tasks api_facts fact_search import embedding scheduling workflows schedules)
+SQLITE_SUITES=(execution remote smoke api_service api_tasks api_facts fact_search import embedding scheduling workflows schedules retention)
 sqlite_args=()
 for suite in "${SQLITE_SUITES[@]}"; do
     sqlite_args+=(--test "$suite")

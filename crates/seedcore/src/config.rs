@@ -273,6 +273,11 @@ pub struct EngineConfig {
     #[arg(long, env = "SEEDCORE_QUEUE_CONCURRENCY", default_value = "")]
     pub queue_concurrency: String,
 
+    /// Hours a finished task (completed, failed or cancelled) is kept, with its events, after it
+    /// finished; older ones are deleted by every process's housekeeping. 0 keeps them forever.
+    #[arg(long, env = "SEEDCORE_RETENTION_HOURS", default_value_t = 0.0)]
+    pub retention_hours: f64,
+
     /// Drift per task that the CUSUM lets pass without adding to its sum.
     #[arg(long, env = "SEEDCORE_DRIFT_CUSUM_SLACK", default_value_t = 0.1)]
     pub drift_cusum_slack: f64,
@@ -296,6 +301,11 @@ impl EngineConfig {
     /// How long in-flight tasks get to finish on shutdown.
     pub fn shutdown_grace(&self) -> Duration {
         seconds(self.shutdown_grace_seconds)
+    }
+
+    /// How long finished tasks are kept; None keeps them forever.
+    pub fn retention(&self) -> Option<Duration> {
+        Some(seconds(self.retention_hours * 3600.0)).filter(|kept| !kept.is_zero())
     }
 }
 

@@ -204,3 +204,32 @@ async fn fact_totals_by_tag_match_the_rows_through_creates_patches_and_deletes()
     assert_fact_totals_match(&app, &store).await;
     assert_eq!(api_total(&app, "/api/v1/facts?tag=a&limit=1").await, 1);
 }
+
+#[tokio::test]
+async fn recounting_repairs_counters_that_rows_written_without_triggers_left_behind() {
+    let app = TestApp::on(
+        Arc::new(TestDb::postgres().await),
+        None,
+        ApiSettings::default(),
+    )
+    .await;
+    let store = app.db.pg_store().await;
+    create_fact(&app, json!(["a"])).await;
+    app.create_task(json!({"type": "noop"})).await;
+    // What rows written around the triggers would leave: counts that are not the rows'.
+    sqlx::query(
+        "insert into counter_deltas (kind, a, b, n) \
+         values ('tasks', 'default', 'created', 40), ('facts', 'a', '', 7)",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    assert_ne!(api_total(&app, "/api/v1/tasks?limit=1").await, 1);
+
+    sqlx::query("select seedcore_recount()")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(api_total(&app, "/api/v1/tasks?limit=1").await, 1);
+    assert_fact_totals_match(&app, &store).await;
+}

@@ -78,6 +78,9 @@ pub struct EngineSettings {
     pub queues: Option<Vec<String>>,
     /// Queues with a concurrency limit in this process, each served by a lane of its own.
     pub queue_limits: Vec<(String, usize)>,
+    /// How long finished tasks are kept before housekeeping deletes them; None (the default)
+    /// keeps them forever.
+    pub retention: Option<Duration>,
 }
 
 /// The same defaults as the `seedcore` binary's (see `seedcore serve --help`).
@@ -99,6 +102,7 @@ impl Default for EngineSettings {
             cusum: None,
             queues: None,
             queue_limits: Vec::new(),
+            retention: None,
         }
     }
 }
@@ -125,6 +129,7 @@ impl From<&EngineConfig> for EngineSettings {
             // Parsed and checked by `config::parse_queues` and `parse_queue_limits`.
             queues: None,
             queue_limits: Vec::new(),
+            retention: config.retention(),
         }
     }
 }
@@ -253,7 +258,11 @@ impl Engine {
             )),
             tokio::spawn(heartbeat_loop(inner.clone())),
             tokio::spawn(rescue_loop(inner.clone())),
-            crate::maintenance::spawn(inner.store.clone(), inner.stop_background.clone()),
+            crate::maintenance::spawn(
+                inner.store.clone(),
+                inner.settings.retention,
+                inner.stop_background.clone(),
+            ),
             inner.store.watch(sink, inner.stop_background.clone()),
             tokio::spawn(scheduler::run(
                 inner.store.clone(),

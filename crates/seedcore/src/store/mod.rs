@@ -192,7 +192,8 @@ pub enum CountMode {
     /// Every match is counted (the contract's behaviour).
     #[default]
     Exact,
-    /// Exact up to [`ESTIMATE_EXACT_UP_TO`], the planner's estimate beyond.
+    /// The planner's estimate when it expects more than [`ESTIMATE_EXACT_UP_TO`] matches;
+    /// otherwise counted exactly, up to that many (an estimate beyond).
     Estimate,
     /// No total.
     None,
@@ -464,6 +465,10 @@ pub trait Store: Send + Sync + 'static {
             self.backend()
         )))
     }
+    /// Deletes up to `limit` tasks that finished (completed, failed, cancelled) before `cutoff`,
+    /// oldest first, with their events; a task some blocked task still waits on is kept.
+    /// Returns how many were deleted.
+    async fn prune_finished(&self, cutoff: DateTime<Utc>, limit: i64) -> StoreResult<u64>;
     /// Folds the counter deltas written since the last fold into the counters that answer
     /// totals; returns how many counters changed. Stores that count rows when asked have
     /// nothing to fold.

@@ -578,7 +578,13 @@ impl PgStore {
                 ))
             }
             CountMode::Estimate => {
-                // Counting stops one past the cap; only a larger total is estimated.
+                // The planner first (a millisecond): when it expects many matches, its
+                // estimate is the answer, and no match is visited.
+                let expected = self.planner_estimate(query).await?;
+                if expected > ESTIMATE_EXACT_UP_TO {
+                    return Ok((Some(expected), true));
+                }
+                // It expects few: count them, stopping one past the cap in case it was wrong.
                 let mut capped = QueryBuilder::new("select count(*) from (select 1 from facts");
                 fact_filters(&mut capped, query);
                 capped
@@ -589,7 +595,7 @@ impl PgStore {
                 if counted <= ESTIMATE_EXACT_UP_TO {
                     return Ok((Some(counted), false));
                 }
-                Ok((Some(self.planner_estimate(query).await?.max(counted)), true))
+                Ok((Some(expected.max(counted)), true))
             }
         }
     }
@@ -1232,6 +1238,25 @@ impl Store for PgStore {
             .into_iter()
             .map(|(tag, count)| TagCount { tag, count })
             .collect())
+    }
+
+    async fn prune_finished(&self, cutoff: DateTime<Utc>, limit: i64) -> StoreResult<u64> {
+        let done = sqlx::query(include_str!("sql/prune.sql"))
+            .bind(cutoff)
+            .bind(limit)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() > 0 {
+            // Workflows whose tasks were all pruned go too.
+            sqlx::query(
+                "delete from workflows w where w.created_at < $1 \
+                 and not exists (select 1 from tasks t where t.workflow_id = w.id)",
+            )
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(done.rows_affected())
     }
 
     async fn fold_counters(&self) -> StoreResult<u64> {

@@ -428,6 +428,7 @@ pub fn fast_engine() -> EngineSettings {
         cusum: None,
         queues: None,
         queue_limits: Vec::new(),
+        retention: None,
     }
 }
 

@@ -61,6 +61,10 @@ use crate::store::Firing;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
+/// Workflows created before ?1 whose tasks were all pruned.
+const EMPTY_WORKFLOWS: &str = "delete from workflows where created_at < ?1 \
+     and not exists (select 1 from tasks where tasks.workflow_id = workflows.id)";
+
 /// Tables `verify` expects after migration.
 const TABLES: [&str; 6] = [
     "tasks",
@@ -678,6 +682,31 @@ impl Store for SqliteStore {
                 .fetch_all(&self.reader)
                 .await?;
         rows.into_iter().map(EventRow::into_event).collect()
+    }
+
+    async fn prune_finished(&self, cutoff: DateTime<Utc>, limit: i64) -> StoreResult<u64> {
+        let mut tx = self.writer.begin_with("begin immediate").await?;
+        let ids: Vec<String> = sqlx::query_scalar(include_str!("sql/prune.sql"))
+            .bind(stamp(cutoff))
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        let deleted = ids.len() as u64;
+        let ids = json_text(&ids)?;
+        for sql in [
+            "delete from task_events where task_id in (select value from json_each(?1))",
+            "delete from task_dependencies where task_id in (select value from json_each(?1))",
+        ] {
+            sqlx::query(sql).bind(&ids).execute(&mut *tx).await?;
+        }
+        if deleted > 0 {
+            sqlx::query(EMPTY_WORKFLOWS)
+                .bind(stamp(cutoff))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     async fn get_tasks(&self, ids: &[Uuid]) -> StoreResult<Vec<Task>> {
