@@ -1042,6 +1042,56 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn upgrading_rebuilds_the_tasks_table_keeping_rows_order_and_triggers() {
+        let folder = std::env::temp_dir().join(format!("seedcore-unit-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&folder).unwrap();
+        let store = SqliteStore::open(&folder.join("seedcore.db"))
+            .await
+            .unwrap();
+        // The schema before dependencies, with rows written by the code of that time.
+        MIGRATOR
+            .run_to(20261128000005, &store.writer)
+            .await
+            .unwrap();
+        for (id, status) in [
+            ("0002", "queued"),
+            ("0001", "queued"),
+            ("0003", "completed"),
+        ] {
+            sqlx::query(
+                "insert into tasks (id, type, status, queue, priority) \
+                 values ('00000000-0000-0000-0000-00000000' || ?1, 'echo', ?2, 'default', 0)",
+            )
+            .bind(id)
+            .bind(status)
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        }
+        store.migrate().await.unwrap();
+
+        // Arrival order (the rowid) survives: the claim takes 0002 before 0001.
+        let claimed = store.claim_tasks(&claim_all("w")).await.unwrap();
+        let ids: Vec<String> = claimed.iter().map(|c| c.task.id.to_string()).collect();
+        assert!(
+            ids[0].ends_with("0002") && ids[1].ends_with("0001"),
+            "{ids:?}"
+        );
+        let done = store
+            .get_task(Uuid::parse_str("00000000-0000-0000-0000-000000000003").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(done.status, TaskStatus::Completed);
+        assert!(done.depends_on.is_empty() && !done.run_on_failure);
+        // The trail written before the upgrade stays, and the triggers were recreated.
+        let events = store.task_events(claimed[0].task.id).await.unwrap();
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, ["created", "claimed"]);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&folder);
+    }
+
     fn recorder(store: &SqliteStore) -> (Arc<std::sync::Mutex<Vec<Signal>>>, CancellationToken) {
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let record = seen.clone();
