@@ -1,5 +1,7 @@
 //! Logging: `LOG_LEVEL` (the original's names, any case) or a tracing filter; RUST_LOG wins.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Turns a `LOG_LEVEL` value into a tracing filter directive. A plain level keeps the server's
@@ -27,7 +29,17 @@ pub fn init(level: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colours_wanted(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .try_init();
+}
+
+/// Colour codes only for a person at a terminal: not in captured logs (files, journald, a
+/// supervisor's pipe) and not when `NO_COLOR` is set to anything.
+fn colours_wanted(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 #[cfg(test)]
@@ -41,5 +53,13 @@ mod tests {
         assert_eq!(filter_directive("Warning"), "warn");
         assert_eq!(filter_directive("CRITICAL"), "error");
         assert_eq!(filter_directive("seedcore=debug"), "seedcore=debug");
+    }
+
+    #[test]
+    fn logs_are_coloured_only_at_a_terminal_without_no_color() {
+        assert!(colours_wanted(true, None));
+        assert!(colours_wanted(true, Some("".into())));
+        assert!(!colours_wanted(true, Some("1".into())));
+        assert!(!colours_wanted(false, None));
     }
 }
