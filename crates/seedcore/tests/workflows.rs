@@ -537,3 +537,41 @@ async fn blocked_tasks_are_listed_and_counted_by_status() {
         json!({"blocked": 1, "created": 1})
     );
 }
+
+#[tokio::test]
+async fn workflows_are_listed_newest_first_with_status_and_counts() {
+    let app = TestApp::without_workers().await;
+    let older = create_workflow(
+        &app,
+        json!({"name": "older", "tasks": [{"key": "a", "type": "noop"}, {"key": "b", "type": "noop", "depends_on": ["a"]}]}),
+    )
+    .await;
+    let newer = create_workflow(
+        &app,
+        json!({"name": "newer", "tasks": [{"key": "only", "type": "noop"}]}),
+    )
+    .await;
+    app.post_empty(&format!("/api/v1/workflows/{}/cancel", id_of(&newer)))
+        .await;
+
+    let (status, list) = app.get("/api/v1/workflows").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["total"], 2);
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items[0]["name"], "newer");
+    assert_eq!(items[0]["status"], "cancelled");
+    assert_eq!(items[0]["counts"], json!({"cancelled": 1}));
+    assert_eq!(items[1]["id"], older["id"]);
+    assert_eq!(items[1]["status"], "running");
+    assert_eq!(items[1]["counts"], json!({"blocked": 1, "queued": 1}));
+    assert!(
+        items[1].get("tasks").is_none(),
+        "a list leaves the tasks out"
+    );
+
+    let (_, page) = app.get("/api/v1/workflows?limit=1&offset=1").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["items"][0]["name"], "older");
+    let (status, _) = app.get("/api/v1/workflows?limit=0").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}

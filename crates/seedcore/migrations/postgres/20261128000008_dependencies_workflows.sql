@@ -22,6 +22,8 @@ create table workflows (
     name       text not null default '',
     created_at timestamptz not null default now()
 );
+-- The workflow list: newest first.
+create index workflows_created_idx on workflows (created_at desc, id desc);
 
 -- Moves on the blocked children of tasks that just reached a final status (`done`): `queued`
 -- once every parent completed (with run_on_failure: once every parent is final), `cancelled`

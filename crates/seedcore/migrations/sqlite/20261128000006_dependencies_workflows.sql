@@ -72,6 +72,7 @@ create table workflows (
     name       text not null default '',
     created_at text not null
 ) strict;
+create index workflows_created_idx on workflows (created_at desc, id desc);
 
 create trigger tasks_inserted after insert on tasks
 begin

@@ -97,7 +97,10 @@ fn v1_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(tasks::create_task, tasks::list_tasks))
         .routes(routes!(tasks::create_tasks))
-        .routes(routes!(workflows::create_workflow))
+        .routes(routes!(
+            workflows::create_workflow,
+            workflows::list_workflows
+        ))
         .routes(routes!(workflows::get_workflow))
         .routes(routes!(workflows::cancel_workflow))
         .routes(routes!(queues::list_queues))

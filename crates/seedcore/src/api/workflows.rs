@@ -16,11 +16,12 @@ use uuid::Uuid;
 
 use super::{
     ApiError, AppState,
-    extract::{BulkJsonObject, bulk_items},
+    extract::{BulkJsonObject, QueryParams, bulk_items},
     tasks::{CreateTaskRequest, new_task_fields},
 };
 use crate::{
-    model::{NewWorkflow, Workflow, WorkflowStep},
+    model::{NewWorkflow, Workflow, WorkflowStep, WorkflowSummary},
+    store::Page,
     validate::{FieldError, Fields, nul_errors},
 };
 
@@ -127,6 +128,48 @@ fn step(item: &Map<String, Value>, default_attempts: i32) -> Result<WorkflowStep
             Err(errors)
         }
     }
+}
+
+/// A page of workflows, newest first.
+#[derive(serde::Serialize, ToSchema)]
+pub struct WorkflowList {
+    /// Every workflow, before paging.
+    total: i64,
+    items: Vec<WorkflowSummary>,
+}
+
+/// Query parameters of `GET /api/v1/workflows`.
+// Documentation only: `list_workflows` reads the query with `QueryParams`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[allow(dead_code)]
+pub struct WorkflowListParams {
+    /// 1..=1000, default 100.
+    limit: Option<i64>,
+    /// At least 0, default 0.
+    offset: Option<i64>,
+}
+
+#[utoipa::path(
+    get, path = "/workflows", tag = "workflows",
+    params(WorkflowListParams),
+    responses(
+        (status = 200, description = "Workflows, newest first, with their status and task counts", body = WorkflowList),
+        (status = 422, description = "A parameter is out of range or malformed"),
+    )
+)]
+pub async fn list_workflows(
+    State(state): State<AppState>,
+    mut params: QueryParams,
+) -> Result<Json<WorkflowList>, ApiError> {
+    let limit = params.integer("limit", 1, 1000, 100);
+    let offset = params.integer("offset", 0, i64::MAX, 0);
+    params.finish()?;
+    let Page { total, items } = state
+        .store
+        .list_workflows(limit, offset)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(WorkflowList { total, items }))
 }
 
 #[utoipa::path(

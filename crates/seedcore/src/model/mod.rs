@@ -17,4 +17,6 @@ pub use schedule::{
 };
 pub use task::{NewTask, Task, TaskEvent, TaskStatus};
 pub use worker::{Worker, WorkerState};
-pub use workflow::{NewWorkflow, Workflow, WorkflowPlan, WorkflowStatus, WorkflowStep};
+pub use workflow::{
+    NewWorkflow, Workflow, WorkflowPlan, WorkflowStatus, WorkflowStep, WorkflowSummary,
+};

@@ -267,6 +267,43 @@ impl Workflow {
     }
 }
 
+/// A workflow in a list: its status and counts, without its tasks.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct WorkflowSummary {
+    /// Assigned when the workflow was created.
+    pub id: Uuid,
+    /// The name it was given; empty when none.
+    pub name: String,
+    /// Read from its tasks' statuses.
+    pub status: WorkflowStatus,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// Its tasks per status (statuses with none are left out).
+    pub counts: BTreeMap<String, i64>,
+}
+
+impl WorkflowSummary {
+    /// The summary of a stored workflow whose tasks are counted per status (unknown statuses,
+    /// which no store writes, count as unfinished).
+    pub fn new(
+        id: Uuid,
+        name: String,
+        created_at: DateTime<Utc>,
+        counts: BTreeMap<String, i64>,
+    ) -> WorkflowSummary {
+        let statuses = counts
+            .keys()
+            .map(|s| TaskStatus::parse(s).unwrap_or(TaskStatus::Running));
+        WorkflowSummary {
+            id,
+            name,
+            status: WorkflowStatus::of(statuses),
+            created_at,
+            counts,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::legacy::LegacyTask;
 use crate::model::{
     Fact, FactCursor, FactPatch, IdRef, NewFact, NewTask, QueueInfo, Task, TaskEvent, TaskStatus,
-    Worker, Workflow, WorkflowPlan,
+    Worker, Workflow, WorkflowPlan, WorkflowSummary,
 };
 use crate::model::{NewSchedule, Schedule, SchedulePatch};
 
@@ -373,6 +373,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_workflow(&self, plan: WorkflowPlan) -> StoreResult<Workflow>;
     /// The workflow with its tasks (NotFound otherwise).
     async fn get_workflow(&self, id: Uuid) -> StoreResult<Workflow>;
+    /// Workflows, newest first, each with its tasks counted per status.
+    async fn list_workflows(&self, limit: i64, offset: i64) -> StoreResult<Page<WorkflowSummary>>;
     /// Cancels every unfinished task of the workflow and returns it.
     async fn cancel_workflow(&self, id: Uuid) -> StoreResult<Workflow>;
 

@@ -5,6 +5,7 @@
 //! write that finishes an attempt is fenced by `id` and `lease_token`.
 
 use std::{
+    collections::BTreeMap,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -32,7 +33,7 @@ use super::{
 use crate::legacy::LegacyTask;
 use crate::model::{
     Fact, FactCursor, FactPatch, IdRef, NewFact, NewTask, QueueInfo, Task, TaskEvent, TaskStatus,
-    Worker, Workflow, WorkflowPlan,
+    Worker, Workflow, WorkflowPlan, WorkflowSummary,
 };
 use crate::model::{NewSchedule, Schedule, SchedulePatch};
 use crate::store::Firing;
@@ -900,6 +901,23 @@ impl Store for PgStore {
                 .fetch_all(&self.pool)
                 .await?;
         Ok(Workflow::new(id, name, created_at, tasks(rows)?))
+    }
+
+    async fn list_workflows(&self, limit: i64, offset: i64) -> StoreResult<Page<WorkflowSummary>> {
+        let total: i64 = sqlx::query_scalar("select count(*) from workflows")
+            .fetch_one(&self.pool)
+            .await?;
+        let rows: Vec<(Uuid, String, DateTime<Utc>, Json<BTreeMap<String, i64>>)> =
+            sqlx::query_as(include_str!("sql/workflows.sql"))
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&self.pool)
+                .await?;
+        let items = rows
+            .into_iter()
+            .map(|(id, name, at, counts)| WorkflowSummary::new(id, name, at, counts.0))
+            .collect();
+        Ok(Page { total, items })
     }
 
     async fn cancel_workflow(&self, id: Uuid) -> StoreResult<Workflow> {

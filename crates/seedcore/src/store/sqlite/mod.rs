@@ -54,7 +54,7 @@ use super::{
 use crate::legacy::LegacyTask;
 use crate::model::{
     Fact, FactPatch, IdRef, NewFact, NewTask, QueueInfo, Task, TaskEvent, TaskStatus, Worker,
-    Workflow, WorkflowPlan,
+    Workflow, WorkflowPlan, WorkflowSummary,
 };
 use crate::model::{NewSchedule, Schedule, SchedulePatch};
 use crate::store::Firing;
@@ -719,6 +719,10 @@ impl Store for SqliteStore {
 
     async fn get_workflow(&self, id: Uuid) -> StoreResult<Workflow> {
         workflows::get(self, id).await
+    }
+
+    async fn list_workflows(&self, limit: i64, offset: i64) -> StoreResult<Page<WorkflowSummary>> {
+        workflows::list(self, limit, offset).await
     }
 
     async fn cancel_workflow(&self, id: Uuid) -> StoreResult<Workflow> {

@@ -4,10 +4,10 @@
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::{SqliteStore, TaskRow, json_text, parse_id, parse_time, stamp, tasks};
+use super::{SqliteStore, TaskRow, json_text, parse_id, parse_json, parse_time, stamp, tasks};
 use crate::{
-    model::{Task, Workflow},
-    store::{Signal, StoreError, StoreResult},
+    model::{Task, Workflow, WorkflowSummary},
+    store::{Page, Signal, StoreError, StoreResult},
 };
 
 pub(super) async fn get_tasks(store: &SqliteStore, ids: &[Uuid]) -> StoreResult<Vec<Task>> {
@@ -37,6 +37,34 @@ pub(super) async fn get(store: &SqliteStore, id: Uuid) -> StoreResult<Workflow> 
         parse_time(&created_at)?,
         tasks(rows)?,
     ))
+}
+
+pub(super) async fn list(
+    store: &SqliteStore,
+    limit: i64,
+    offset: i64,
+) -> StoreResult<Page<WorkflowSummary>> {
+    let total: i64 = sqlx::query_scalar("select count(*) from workflows")
+        .fetch_one(&store.reader)
+        .await?;
+    let rows: Vec<(String, String, String, String)> =
+        sqlx::query_as(include_str!("sql/workflows.sql"))
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&store.reader)
+            .await?;
+    let items = rows
+        .into_iter()
+        .map(|(id, name, created_at, counts)| {
+            Ok(WorkflowSummary::new(
+                parse_id(&id)?,
+                name,
+                parse_time(&created_at)?,
+                parse_json(&counts)?,
+            ))
+        })
+        .collect::<StoreResult<_>>()?;
+    Ok(Page { total, items })
 }
 
 pub(super) async fn cancel(store: &SqliteStore, id: Uuid) -> StoreResult<Workflow> {
