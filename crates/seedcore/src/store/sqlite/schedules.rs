@@ -6,8 +6,8 @@
 //! process on the same file from firing the same schedule. A PATCH reads and writes its row in
 //! such a transaction too. Times come from this process's clock, as everywhere in this store.
 
-use chrono::Utc;
-use sqlx::SqliteConnection;
+use chrono::{DateTime, Utc};
+use sqlx::{Sqlite, SqliteConnection, query::QueryAs, sqlite::SqliteArguments};
 use uuid::Uuid;
 
 use super::{
@@ -87,33 +87,10 @@ pub(super) async fn create(store: &SqliteStore, new: NewSchedule) -> StoreResult
     let schedule = new
         .into_schedule(Uuid::new_v4(), Utc::now())
         .map_err(invalid)?;
-    let row: ScheduleRow = sqlx::query_as(
-        r"insert into schedules (id, name, cron, timezone, task_type, params, description, domain,
-                                 queue, priority, max_attempts, timeout_seconds, drift_score,
-                                 enabled, misfire_policy, next_fire_at, created_at, updated_at)
-          values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?17)
-          returning *",
-    )
-    .bind(schedule.id.to_string())
-    .bind(&schedule.name)
-    .bind(&schedule.cron)
-    .bind(&schedule.timezone)
-    .bind(&schedule.task.task_type)
-    .bind(json_text(&schedule.task.params)?)
-    .bind(&schedule.task.description)
-    .bind(&schedule.task.domain)
-    .bind(&schedule.task.queue)
-    .bind(schedule.task.priority)
-    .bind(schedule.task.max_attempts)
-    .bind(schedule.task.timeout_seconds)
-    .bind(schedule.task.drift_score)
-    .bind(schedule.enabled)
-    .bind(schedule.misfire_policy.as_str())
-    .bind(schedule.next_fire_at.map(stamp))
-    .bind(stamp(schedule.created_at))
-    .fetch_one(&store.writer)
-    .await
-    .map_err(name_taken(&schedule.name))?;
+    let row: ScheduleRow = definition(INSERT, &schedule, schedule.created_at)?
+        .fetch_one(&store.writer)
+        .await
+        .map_err(name_taken(&schedule.name))?;
     row.into_schedule()
 }
 
@@ -160,46 +137,57 @@ pub(super) async fn update(
         .await?;
     let mut schedule = row.ok_or(StoreError::NotFound)?.into_schedule()?;
     schedule.apply(patch, Utc::now()).map_err(invalid)?;
-    let row = write_definition(&mut tx, &schedule).await?;
+    let row: ScheduleRow = definition(UPDATE, &schedule, schedule.updated_at)?
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(name_taken(&schedule.name))?;
     tx.commit().await?;
     row.into_schedule()
 }
 
-/// Writes everything a PATCH may change (not what firing records).
-async fn write_definition(
-    conn: &mut SqliteConnection,
-    schedule: &Schedule,
-) -> StoreResult<ScheduleRow> {
-    let row = sqlx::query_as(
-        r"update schedules
-          set name = ?2, cron = ?3, timezone = ?4, task_type = ?5, params = ?6, description = ?7,
-              domain = ?8, queue = ?9, priority = ?10, max_attempts = ?11, timeout_seconds = ?12,
-              drift_score = ?13, enabled = ?14, misfire_policy = ?15, next_fire_at = ?16,
-              updated_at = ?17
-          where id = ?1
-          returning *",
-    )
-    .bind(schedule.id.to_string())
-    .bind(&schedule.name)
-    .bind(&schedule.cron)
-    .bind(&schedule.timezone)
-    .bind(&schedule.task.task_type)
-    .bind(json_text(&schedule.task.params)?)
-    .bind(&schedule.task.description)
-    .bind(&schedule.task.domain)
-    .bind(&schedule.task.queue)
-    .bind(schedule.task.priority)
-    .bind(schedule.task.max_attempts)
-    .bind(schedule.task.timeout_seconds)
-    .bind(schedule.task.drift_score)
-    .bind(schedule.enabled)
-    .bind(schedule.misfire_policy.as_str())
-    .bind(schedule.next_fire_at.map(stamp))
-    .bind(stamp(schedule.updated_at))
-    .fetch_one(conn)
-    .await
-    .map_err(name_taken(&schedule.name))?;
-    Ok(row)
+/// Inserts a new schedule; see [`definition`] for the parameters.
+const INSERT: &str = r"insert into schedules (id, name, cron, timezone, task_type, params,
+                                  description, domain, queue, priority, max_attempts,
+                                  timeout_seconds, drift_score, enabled, misfire_policy,
+                                  next_fire_at, created_at, updated_at)
+    values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?17)
+    returning *";
+
+/// Writes everything a PATCH may change (not what firing records); see [`definition`].
+const UPDATE: &str = r"update schedules
+    set name = ?2, cron = ?3, timezone = ?4, task_type = ?5, params = ?6, description = ?7,
+        domain = ?8, queue = ?9, priority = ?10, max_attempts = ?11, timeout_seconds = ?12,
+        drift_score = ?13, enabled = ?14, misfire_policy = ?15, next_fire_at = ?16,
+        updated_at = ?17
+    where id = ?1
+    returning *";
+
+/// `sql` with a schedule bound as ?1 (its id), ?2..?16 (its definition and next fire time)
+/// and ?17 (`at`: its creation or update time).
+fn definition<'q>(
+    sql: &'static str,
+    schedule: &'q Schedule,
+    at: DateTime<Utc>,
+) -> StoreResult<QueryAs<'q, Sqlite, ScheduleRow, SqliteArguments>> {
+    let query = sqlx::query_as(sql)
+        .bind(schedule.id.to_string())
+        .bind(&schedule.name)
+        .bind(&schedule.cron)
+        .bind(&schedule.timezone)
+        .bind(&schedule.task.task_type)
+        .bind(json_text(&schedule.task.params)?)
+        .bind(&schedule.task.description)
+        .bind(&schedule.task.domain)
+        .bind(&schedule.task.queue)
+        .bind(schedule.task.priority)
+        .bind(schedule.task.max_attempts)
+        .bind(schedule.task.timeout_seconds)
+        .bind(schedule.task.drift_score)
+        .bind(schedule.enabled)
+        .bind(schedule.misfire_policy.as_str())
+        .bind(schedule.next_fire_at.map(stamp))
+        .bind(stamp(at));
+    Ok(query)
 }
 
 pub(super) async fn delete(store: &SqliteStore, id: Uuid) -> StoreResult<()> {
