@@ -6,13 +6,14 @@ mod common;
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use common::*;
-use seedcore::{api::ApiSettings, store::PgStore};
+use seedcore::{api::ApiSettings, engine::EngineSettings, store::PgStore};
 use serde_json::{Value, json};
 
-async fn app() -> TestApp {
+/// The app on a PostgreSQL database of its own, with workers when given their settings.
+async fn app_on(engine: Option<EngineSettings>) -> TestApp {
     TestApp::on(
         Arc::new(TestDb::postgres().await),
-        Some(fast_engine()),
+        engine,
         ApiSettings::default(),
     )
     .await
@@ -80,7 +81,7 @@ async fn assert_task_totals_match(app: &TestApp, store: &PgStore) {
 
 #[tokio::test]
 async fn task_totals_and_queue_counts_match_the_rows_through_every_kind_of_change() {
-    let app = app().await;
+    let app = app_on(Some(fast_engine())).await;
     let store = app.db.pg_store().await;
     let mut ids = Vec::new();
     for i in 0..12 {
@@ -174,12 +175,7 @@ async fn assert_fact_totals_match(app: &TestApp, store: &PgStore) {
 
 #[tokio::test]
 async fn fact_totals_by_tag_match_the_rows_through_creates_patches_and_deletes() {
-    let app = TestApp::on(
-        Arc::new(TestDb::postgres().await),
-        None,
-        ApiSettings::default(),
-    )
-    .await;
+    let app = app_on(None).await;
     let store = app.db.pg_store().await;
     let twice = create_fact(&app, json!(["a", "a", "b"])).await;
     let plain = create_fact(&app, json!(["b"])).await;
@@ -207,12 +203,7 @@ async fn fact_totals_by_tag_match_the_rows_through_creates_patches_and_deletes()
 
 #[tokio::test]
 async fn recounting_repairs_counters_that_rows_written_without_triggers_left_behind() {
-    let app = TestApp::on(
-        Arc::new(TestDb::postgres().await),
-        None,
-        ApiSettings::default(),
-    )
-    .await;
+    let app = app_on(None).await;
     let store = app.db.pg_store().await;
     create_fact(&app, json!(["a"])).await;
     app.create_task(json!({"type": "noop"})).await;

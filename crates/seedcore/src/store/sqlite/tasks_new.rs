@@ -145,12 +145,7 @@ pub(super) async fn create_many(
 ) -> StoreResult<Vec<Task>> {
     let now = stamp(Utc::now());
     let mut tx = store.writer.begin_with("begin immediate").await?;
-    let rows = columns_of(&mut tx, tasks).await?;
-    let mut created = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(CHUNK) {
-        created.extend(insert_chunk(&mut tx, chunk, &now).await?);
-    }
-    insert_edges(&mut tx, &rows).await?;
+    let created = insert_all(&mut tx, tasks, &now).await?;
     tx.commit().await?;
     store.created(&created);
     Ok(created)
@@ -168,15 +163,25 @@ pub(super) async fn create_workflow(
         .bind(&now)
         .execute(&mut *tx)
         .await?;
-    let rows = columns_of(&mut tx, plan.tasks).await?;
-    let mut created = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(CHUNK) {
-        created.extend(insert_chunk(&mut tx, chunk, &now).await?);
-    }
-    insert_edges(&mut tx, &rows).await?;
+    let created = insert_all(&mut tx, plan.tasks, &now).await?;
     tx.commit().await?;
     store.created(&created);
     super::workflows::get(store, plan.id).await
+}
+
+/// Inserts the tasks in chunks, each starting as its parents say, with their parent edges.
+async fn insert_all(
+    conn: &mut SqliteConnection,
+    tasks: Vec<NewTask>,
+    now: &str,
+) -> StoreResult<Vec<Task>> {
+    let rows = columns_of(conn, tasks).await?;
+    let mut created = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(CHUNK) {
+        created.extend(insert_chunk(conn, chunk, now).await?);
+    }
+    insert_edges(conn, &rows).await?;
+    Ok(created)
 }
 
 /// The parent edges of the tasks, for the settle trigger's lookups.
