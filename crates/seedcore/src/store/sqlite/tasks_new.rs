@@ -111,19 +111,21 @@ pub(super) fn insert(rows: &[Columns], now: &str) -> QueryBuilder<Sqlite> {
 
 pub(super) async fn create_one(store: &SqliteStore, task: NewTask) -> StoreResult<Task> {
     let key = task.idempotency_key.clone();
-    let has_parents = !task.depends_on.is_empty();
     let now = stamp(Utc::now());
-    let mut tx = store.writer.begin_with("begin immediate").await?;
-    let rows = columns_of(&mut tx, vec![task]).await?;
-    let mut insert = insert(&rows, &now);
-    insert.push(
-        " on conflict (idempotency_key) where idempotency_key is not null do nothing returning *",
-    );
-    let row: Option<TaskRow> = insert.build_query_as().fetch_optional(&mut *tx).await?;
-    if row.is_some() && has_parents {
-        insert_edges(&mut tx, &rows).await?;
-    }
-    tx.commit().await?;
+    // A task without parents is one statement, atomic by itself; one with parents is written
+    // with its edges in the transaction that read the parents' statuses.
+    let row = if task.depends_on.is_empty() {
+        let mut conn = store.writer.acquire().await?;
+        insert_keeping_first(&mut conn, task, &now).await?.0
+    } else {
+        let mut tx = store.writer.begin_with("begin immediate").await?;
+        let (row, rows) = insert_keeping_first(&mut tx, task, &now).await?;
+        if row.is_some() {
+            insert_edges(&mut tx, &rows).await?;
+        }
+        tx.commit().await?;
+        row
+    };
     let task = match row {
         Some(row) => row.into_task()?,
         None => {
@@ -137,6 +139,21 @@ pub(super) async fn create_one(store: &SqliteStore, task: NewTask) -> StoreResul
     };
     store.created(std::slice::from_ref(&task));
     Ok(task)
+}
+
+/// Inserts the task unless its idempotency key is taken (then None), with the columns written.
+async fn insert_keeping_first(
+    conn: &mut SqliteConnection,
+    task: NewTask,
+    now: &str,
+) -> StoreResult<(Option<TaskRow>, Vec<Columns>)> {
+    let rows = columns_of(conn, vec![task]).await?;
+    let mut insert = insert(&rows, now);
+    insert.push(
+        " on conflict (idempotency_key) where idempotency_key is not null do nothing returning *",
+    );
+    let row = insert.build_query_as().fetch_optional(&mut *conn).await?;
+    Ok((row, rows))
 }
 
 pub(super) async fn create_many(
