@@ -499,6 +499,13 @@ const FACT_COLUMNS: &str = "id, text, tags, meta_data, created_at, updated_at";
 const TS_QUERY: &str = "websearch_to_tsquery((select value from seedcore_settings \
                         where key = 'fts_language')::regconfig, ";
 
+/// The `where` clause of a fact search.
+///
+/// Statements built with it run unprepared (`persistent(false)`): the right plan depends on the
+/// values (a rare word is a trigram bitmap, a common one an ordered walk of the newest facts),
+/// and a prepared statement switches to one generic plan after five runs: 300 ms instead of
+/// 1.7 ms for a common word's page on a million facts, 16 ms instead of 1 ms for a rare word
+/// with a tag (the generic plan intersects with the tag's whole posting list).
 fn fact_filters(builder: &mut QueryBuilder<Postgres>, query: &FactQuery) {
     builder.push(" where true");
     if let Some(q) = &query.q {
@@ -574,7 +581,13 @@ impl PgStore {
                 let mut count = QueryBuilder::new("select count(*) from facts");
                 fact_filters(&mut count, query);
                 Ok((
-                    Some(count.build_query_scalar().fetch_one(&self.pool).await?),
+                    Some(
+                        count
+                            .build_query_scalar()
+                            .persistent(false)
+                            .fetch_one(&self.pool)
+                            .await?,
+                    ),
                     false,
                 ))
             }
@@ -592,7 +605,11 @@ impl PgStore {
                     .push(" limit ")
                     .push_bind(ESTIMATE_EXACT_UP_TO + 1)
                     .push(") capped");
-                let counted: i64 = capped.build_query_scalar().fetch_one(&self.pool).await?;
+                let counted: i64 = capped
+                    .build_query_scalar()
+                    .persistent(false)
+                    .fetch_one(&self.pool)
+                    .await?;
                 if counted <= ESTIMATE_EXACT_UP_TO {
                     return Ok((Some(counted), false));
                 }
@@ -601,11 +618,50 @@ impl PgStore {
         }
     }
 
+    /// One page of facts matching the query, each with its rank when `search=` is given.
+    async fn fact_page(&self, query: &FactQuery) -> StoreResult<Vec<RankedFactRow>> {
+        let mut list = QueryBuilder::new("select ");
+        list.push(FACT_COLUMNS);
+        match &query.search {
+            Some(search) => list
+                .push(", ts_rank_cd(search_vector, ")
+                .push(TS_QUERY)
+                .push_bind(search.clone())
+                .push(")) as rank"),
+            None => list.push(", null::real as rank"),
+        };
+        list.push(" from facts");
+        fact_filters(&mut list, query);
+        if let Some(cursor) = &query.cursor {
+            list.push(" and (created_at, id) < (")
+                .push_bind(cursor.created_at)
+                .push(", ")
+                .push_bind(cursor.id)
+                .push(")");
+        }
+        list.push(match query.search {
+            Some(_) => " order by rank desc, created_at desc, id desc limit ",
+            None => " order by created_at desc, id desc limit ",
+        });
+        list.push_bind(query.limit)
+            .push(" offset ")
+            .push_bind(query.offset);
+        Ok(list
+            .build_query_as()
+            .persistent(false)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     /// The planner's row estimate for the query's filters.
     async fn planner_estimate(&self, query: &FactQuery) -> StoreResult<i64> {
         let mut explain = QueryBuilder::new("explain (format json) select 1 from facts");
         fact_filters(&mut explain, query);
-        let plan: Json<Value> = explain.build_query_scalar().fetch_one(&self.pool).await?;
+        let plan: Json<Value> = explain
+            .build_query_scalar()
+            .persistent(false)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(plan.0[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0) as i64)
     }
 }
@@ -1154,34 +1210,10 @@ impl Store for PgStore {
     }
 
     async fn search_facts(&self, query: &FactQuery) -> StoreResult<FactPage> {
-        let (total, total_estimated) = self.count_facts(query).await?;
-        let mut list = QueryBuilder::new("select ");
-        list.push(FACT_COLUMNS);
-        match &query.search {
-            Some(search) => list
-                .push(", ts_rank_cd(search_vector, ")
-                .push(TS_QUERY)
-                .push_bind(search.clone())
-                .push(")) as rank"),
-            None => list.push(", null::real as rank"),
-        };
-        list.push(" from facts");
-        fact_filters(&mut list, query);
-        if let Some(cursor) = &query.cursor {
-            list.push(" and (created_at, id) < (")
-                .push_bind(cursor.created_at)
-                .push(", ")
-                .push_bind(cursor.id)
-                .push(")");
-        }
-        list.push(match query.search {
-            Some(_) => " order by rank desc, created_at desc, id desc limit ",
-            None => " order by created_at desc, id desc limit ",
-        });
-        list.push_bind(query.limit)
-            .push(" offset ")
-            .push_bind(query.offset);
-        let rows: Vec<RankedFactRow> = list.build_query_as().fetch_all(&self.pool).await?;
+        // Two connections: the total and the page cost a round trip each, and neither waits
+        // for the other.
+        let ((total, total_estimated), rows) =
+            tokio::try_join!(self.count_facts(query), self.fact_page(query))?;
         let full = rows.len() as i64 == query.limit;
         let items: Vec<(Fact, Option<f32>)> = rows
             .into_iter()
