@@ -9,6 +9,7 @@
 //! - a task becoming ready (queued or retry) and a running task being cancelled are signalled
 //!   to every process watching the store, as a hint: polling remains the guarantee.
 
+mod coalesce;
 pub mod postgres;
 pub mod schedules;
 pub mod sqlite;

@@ -7,7 +7,7 @@
 use std::{
     collections::BTreeMap,
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicUsize, Ordering},
     },
     time::Duration,
@@ -28,7 +28,7 @@ use uuid::Uuid;
 use super::{
     Claim, ClaimedTask, CountMode, ESTIMATE_EXACT_UP_TO, FactPage, FactQuery, Lease,
     MigrationReport, Outcome, Page, RecordKind, Signal, SignalSink, Store, StoreError, StoreResult,
-    TagCount, TaskQuery, like_literal, watchers::Watchers,
+    TagCount, TaskQuery, coalesce::Coalescer, like_literal, watchers::Watchers,
 };
 use crate::legacy::LegacyTask;
 use crate::model::{
@@ -38,6 +38,7 @@ use crate::model::{
 use crate::model::{NewSchedule, Schedule, SchedulePatch};
 use crate::store::Firing;
 
+mod batched;
 mod schedules;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -65,6 +66,10 @@ pub struct PgStore {
     /// This process's watchers, told of new work without waiting for NOTIFY's round trip.
     watchers: Arc<Watchers>,
     announcer: Arc<Announcer>,
+    /// Single creates without parents, written in batches (started on first use).
+    creates: Arc<OnceLock<Coalescer<batched::Create, StoreResult<Option<TaskRow>>>>>,
+    /// Reads of one task by id, made in batches (started on first use).
+    reads: Arc<OnceLock<Coalescer<Uuid, StoreResult<Option<TaskRow>>>>>,
 }
 
 /// Coalesces announcements of new work: one NOTIFY at a time per process, and the requests
@@ -129,7 +134,29 @@ impl PgStore {
             pool,
             watchers: Arc::default(),
             announcer: Arc::default(),
+            creates: Arc::default(),
+            reads: Arc::default(),
         }
+    }
+
+    fn batched_creates(&self) -> &Coalescer<batched::Create, StoreResult<Option<TaskRow>>> {
+        self.creates.get_or_init(|| {
+            let pool = self.pool.clone();
+            Coalescer::spawn(batched::MAX_BATCH, batched::IN_FLIGHT, move |creates| {
+                let pool = pool.clone();
+                async move { batched::insert(&pool, creates).await }
+            })
+        })
+    }
+
+    fn batched_reads(&self) -> &Coalescer<Uuid, StoreResult<Option<TaskRow>>> {
+        self.reads.get_or_init(|| {
+            let pool = self.pool.clone();
+            Coalescer::spawn(batched::MAX_BATCH, batched::IN_FLIGHT, move |ids| {
+                let pool = pool.clone();
+                async move { batched::get(&pool, ids).await }
+            })
+        })
     }
 
     /// The pool underneath, for queries of the host application or tests.
@@ -210,7 +237,7 @@ async fn sleep_or_stop(stop: &CancellationToken, pause: Duration) -> bool {
 }
 
 /// A `tasks` row as read from PostgreSQL.
-#[derive(sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 struct TaskRow {
     id: Uuid,
     #[sqlx(rename = "type")]
@@ -739,11 +766,14 @@ impl Store for PgStore {
         // A key in use (perhaps by a create racing this one) leaves the first task in place.
         const KEEP_FIRST: &str = " on conflict (idempotency_key) where idempotency_key is not \
                                   null do nothing returning *";
-        let row: Option<TaskRow> = if task.depends_on.is_empty() {
-            let starts = super::starts(tasks, &Default::default())?;
-            let mut insert = insert_tasks(tasks.iter().zip(&starts));
-            insert.push(KEEP_FIRST);
-            insert.build_query_as().fetch_optional(&self.pool).await?
+        let row: Option<TaskRow> = if task.depends_on.is_empty() && task.workflow.is_none() {
+            let (status, error) = super::starts(tasks, &Default::default())?.remove(0);
+            let create = batched::Create {
+                task,
+                status,
+                error,
+            };
+            self.batched_creates().call(create).await??
         } else {
             let mut tx = self.pool.begin().await?;
             let starts = super::starts(tasks, &lock_parents(&mut tx, tasks).await?)?;
@@ -833,10 +863,7 @@ impl Store for PgStore {
     }
 
     async fn get_task(&self, id: Uuid) -> StoreResult<Task> {
-        let row: Option<TaskRow> = sqlx::query_as("select * from tasks where id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = self.batched_reads().call(id).await??;
         row.ok_or(StoreError::NotFound)?.into_task()
     }
 

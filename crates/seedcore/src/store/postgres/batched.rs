@@ -1,0 +1,173 @@
+//! Single-task creates and reads by id, written as batches (see [`crate::store::coalesce`]).
+//!
+//! Concurrent `POST /api/v1/tasks` share one insert statement: one commit and one firing of
+//! the statement triggers (events, counters) for the lot, instead of one each. Concurrent
+//! `GET /api/v1/tasks/{id}` share one `= any($1)` select. Both statements have one text for
+//! every batch size (arrays, not a row of placeholders per task), so each connection prepares
+//! them once.
+//!
+//! Invariants: a caller gets exactly what it would have got alone. A task whose idempotency key
+//! is in use gets `None` (its caller reads the holder), also when the holder is in the same
+//! batch; a batch the database refuses is written again one task at a time, so one bad row
+//! fails only its own create.
+
+use std::collections::HashMap;
+
+use futures::future::join_all;
+use sqlx::{PgPool, types::Json};
+use uuid::Uuid;
+
+use super::TaskRow;
+use crate::model::{NewTask, TaskStatus};
+use crate::store::{StoreError, StoreResult};
+
+/// Most tasks one batched statement writes or reads.
+pub(super) const MAX_BATCH: usize = 128;
+/// Batches written at once per process (a second one gathers while the first commits).
+pub(super) const IN_FLIGHT: usize = 2;
+
+/// A create without parents, with the status it starts in.
+pub(super) struct Create {
+    pub task: NewTask,
+    pub status: TaskStatus,
+    pub error: Option<String>,
+}
+
+const INSERT: &str = r"
+insert into tasks (id, type, description, params, domain, drift_score, status, error,
+                   max_attempts, timeout_seconds, attached_fact_ids, queue, priority,
+                   idempotency_key, finished_at, run_at)
+select id, type, description, params, domain, drift_score, status, error,
+       max_attempts, timeout_seconds, attached::uuid[], queue, priority,
+       idempotency_key, case when finished then now() end, coalesce(run_at, now())
+from unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::float8[],
+            $7::text[], $8::text[], $9::int4[], $10::float8[], $11::text[], $12::text[],
+            $13::int4[], $14::text[], $15::bool[], $16::timestamptz[])
+     as b(id, type, description, params, domain, drift_score, status, error, max_attempts,
+          timeout_seconds, attached, queue, priority, idempotency_key, finished, run_at)
+on conflict (idempotency_key) where idempotency_key is not null do nothing
+returning *";
+
+/// Inserts the creates in one statement; per create its row, or None when its key is in use.
+pub(super) async fn insert(
+    pool: &PgPool,
+    creates: Vec<Create>,
+) -> Vec<StoreResult<Option<TaskRow>>> {
+    match insert_all(pool, &creates).await {
+        Ok(rows) => {
+            let ids: Vec<Uuid> = creates.iter().map(|c| c.task.id).collect();
+            by_id(&ids, rows).into_iter().map(Ok).collect()
+        }
+        Err(err) if creates.len() > 1 && !matches!(err, StoreError::Unavailable(_)) => {
+            join_all(creates.iter().map(|c| async move {
+                let mut rows = insert_all(pool, std::slice::from_ref(c)).await?;
+                Ok(rows.pop())
+            }))
+            .await
+        }
+        Err(err) => repeated(err, creates.len()),
+    }
+}
+
+async fn insert_all(pool: &PgPool, creates: &[Create]) -> StoreResult<Vec<TaskRow>> {
+    let tasks = || creates.iter().map(|c| &c.task);
+    let rows = sqlx::query_as(INSERT)
+        .bind(tasks().map(|t| t.id).collect::<Vec<_>>())
+        .bind(tasks().map(|t| t.task_type.as_str()).collect::<Vec<_>>())
+        .bind(tasks().map(|t| t.description.as_str()).collect::<Vec<_>>())
+        .bind(tasks().map(|t| Json(&t.params)).collect::<Vec<_>>())
+        .bind(tasks().map(|t| t.domain.as_deref()).collect::<Vec<_>>())
+        .bind(tasks().map(|t| t.drift_score).collect::<Vec<_>>())
+        .bind(
+            creates
+                .iter()
+                .map(|c| c.status.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            creates
+                .iter()
+                .map(|c| c.error.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(tasks().map(|t| t.max_attempts).collect::<Vec<_>>())
+        .bind(tasks().map(|t| t.timeout_seconds).collect::<Vec<_>>())
+        .bind(
+            tasks()
+                .map(|t| uuid_array(&t.attached_fact_ids))
+                .collect::<Vec<_>>(),
+        )
+        .bind(tasks().map(|t| t.queue.as_str()).collect::<Vec<_>>())
+        .bind(tasks().map(|t| t.priority).collect::<Vec<_>>())
+        .bind(
+            tasks()
+                .map(|t| t.idempotency_key.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            creates
+                .iter()
+                .map(|c| c.status.is_final())
+                .collect::<Vec<_>>(),
+        )
+        .bind(tasks().map(|t| t.run_at).collect::<Vec<_>>())
+        .fetch_all(pool)
+        .await?;
+    Ok(rows)
+}
+
+/// Reads the tasks in one statement; per id its row, or None.
+pub(super) async fn get(pool: &PgPool, ids: Vec<Uuid>) -> Vec<StoreResult<Option<TaskRow>>> {
+    let found = sqlx::query_as("select * from tasks where id = any($1)")
+        .bind(&ids)
+        .fetch_all(pool)
+        .await;
+    match found {
+        Ok(rows) => by_id(&ids, rows).into_iter().map(Ok).collect(),
+        Err(err) => repeated(err.into(), ids.len()),
+    }
+}
+
+/// The rows in the order of `ids` (an id asked for twice gets its row twice).
+fn by_id(ids: &[Uuid], rows: Vec<TaskRow>) -> Vec<Option<TaskRow>> {
+    let mut wanted: HashMap<Uuid, usize> = HashMap::with_capacity(ids.len());
+    for id in ids {
+        *wanted.entry(*id).or_default() += 1;
+    }
+    let mut rows: HashMap<Uuid, TaskRow> = rows.into_iter().map(|r| (r.id, r)).collect();
+    ids.iter()
+        .map(|id| {
+            let left = wanted.get_mut(id).expect("counted above");
+            *left -= 1;
+            match left {
+                0 => rows.remove(id),
+                _ => rows.get(id).cloned(),
+            }
+        })
+        .collect()
+}
+
+/// A failed batch's error for each of its `n` callers: the first gets it, the others the
+/// same kind of error with its text.
+fn repeated<T>(err: StoreError, n: usize) -> Vec<StoreResult<T>> {
+    let message = err.to_string();
+    let unavailable = matches!(err, StoreError::Unavailable(_));
+    let mut first = Some(err);
+    (0..n)
+        .map(|_| {
+            Err(first.take().unwrap_or_else(|| {
+                let err = sqlx::Error::Protocol(message.clone());
+                match unavailable {
+                    true => StoreError::Unavailable(err),
+                    false => StoreError::Database(err),
+                }
+            }))
+        })
+        .collect()
+}
+
+/// A `uuid[]` literal, since arrays of arrays cannot be bound row by row.
+fn uuid_array(ids: &[Uuid]) -> String {
+    let items: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    format!("{{{}}}", items.join(","))
+}
