@@ -21,7 +21,9 @@ pub(super) struct Lane {
     pub escalated: bool,
     /// Tasks of the lane at or above the drift threshold run on the escalated path.
     pub escalate_by_drift: bool,
+    /// Handlers running at once: `capacity` slots.
     pub slots: Arc<Semaphore>,
+    pub capacity: usize,
     pub drift: DriftRange,
     pub queues: Option<Vec<String>>,
     pub exclude_queues: Vec<String>,
@@ -36,6 +38,7 @@ impl Lane {
             escalated: false,
             escalate_by_drift: false,
             slots: Arc::new(Semaphore::new(capacity)),
+            capacity,
             drift,
             queues: None,
             exclude_queues: Vec::new(),

@@ -51,6 +51,9 @@ use crate::{
 /// Most tasks one claim statement takes.
 const MAX_CLAIM_BATCH: usize = 100;
 
+/// Longest a busy lane waits for more slots to free before it claims a partial batch.
+const GATHER: Duration = Duration::from_millis(2);
+
 /// How the engine of one process behaves.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EngineSettings {
@@ -374,20 +377,9 @@ impl Inner {
 async fn claim_loop(inner: Arc<Inner>, lane_index: usize) {
     let lane = &inner.lanes[lane_index];
     loop {
-        let first = tokio::select! {
-            _ = inner.stop_claiming.cancelled() => return,
-            permit = lane.slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
+        let Some(mut permits) = free_slots(&inner, lane).await else {
+            return;
         };
-        let mut permits = vec![first];
-        while permits.len() < MAX_CLAIM_BATCH {
-            match lane.slots.clone().try_acquire_owned() {
-                Ok(permit) => permits.push(permit),
-                Err(_) => break,
-            }
-        }
         let claim = Claim {
             worker_id: inner.worker_id.clone(),
             limit: permits.len() as i64,
@@ -414,6 +406,42 @@ async fn claim_loop(inner: Arc<Inner>, lane_index: usize) {
         drop(permits);
         if idle && pause(&inner, lane, false).await {
             return;
+        }
+    }
+}
+
+/// Slots for the next claim: every free one, at least one (waited for); None once claiming
+/// stopped. Under load slots free one by one as handlers end, and a claim at the first would
+/// take one task per statement, so while others are busy the lane gathers slots a little
+/// longer (at most [`GATHER`]) before it claims fewer than a full batch.
+async fn free_slots(inner: &Inner, lane: &Lane) -> Option<Vec<OwnedSemaphorePermit>> {
+    let first = tokio::select! {
+        _ = inner.stop_claiming.cancelled() => return None,
+        permit = lane.slots.clone().acquire_owned() => permit.ok()?,
+    };
+    let mut permits = vec![first];
+    let full = lane.capacity.min(MAX_CLAIM_BATCH);
+    take_free(lane, &mut permits, full);
+    let deadline = tokio::time::Instant::now() + GATHER;
+    while permits.len() < full {
+        tokio::select! {
+            permit = lane.slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permits.push(permit),
+                Err(_) => break,
+            },
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+        take_free(lane, &mut permits, full);
+    }
+    Some(permits)
+}
+
+/// Adds the lane's free slots to `permits`, up to `up_to` in all.
+fn take_free(lane: &Lane, permits: &mut Vec<OwnedSemaphorePermit>, up_to: usize) {
+    while permits.len() < up_to {
+        match lane.slots.clone().try_acquire_owned() {
+            Ok(permit) => permits.push(permit),
+            Err(_) => break,
         }
     }
 }
