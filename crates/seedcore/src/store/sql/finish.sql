@@ -1,10 +1,11 @@
--- Records how a batch of attempts ended, each only while its lease token is current. Rows are
+-- Records how a batch of attempts ended, each only while its lease token is current (a token
+-- exists only while its task runs: see the lease_only_while_running migration). Rows are
 -- locked in id order, as the lease renewal does, so the two never deadlock.
 with held as (
     select t.id, b.token, b.status, b.result, b.error, b.run_at
     from unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[], $6::timestamptz[])
          as b(id, token, status, result, error, run_at)
-    join tasks t on t.id = b.id and t.lease_token = b.token and t.status = 'running'
+    join tasks t on t.id = b.id and t.lease_token = b.token
     order by t.id
     for update of t
 )

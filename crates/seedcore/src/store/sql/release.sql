@@ -3,7 +3,7 @@
 with held as (
     select t.id
     from unnest($1::uuid[], $2::uuid[]) as h(id, token)
-    join tasks t on t.id = h.id and t.lease_token = h.token and t.status = 'running'
+    join tasks t on t.id = h.id and t.lease_token = h.token
     order by t.id
     for update of t
 )
