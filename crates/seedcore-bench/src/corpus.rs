@@ -49,19 +49,28 @@ pub const COMMON_EVERY: i64 = 20;
 /// The tag the tag queries filter on.
 pub const QUERY_TAG: &str = "ops";
 
-/// A fact made of filler words only, so the marker frequencies stay as loaded.
+/// The fields of one fact the create phases send.
 pub struct FactFields {
     pub text: String,
     pub tags: Vec<String>,
     pub meta_data: serde_json::Value,
 }
 
-/// The `seed`-th fact the create phases send; different seeds give different facts.
+/// The `seed`-th fact the create phases send; different seeds give different facts. Seeds
+/// carry the marker words as often as the loaded facts do (the same rule on the seed as on
+/// the loader's row number), so facts created between measurements keep the words' share
+/// the same everywhere in the table, the newest facts included.
 pub fn fact(seed: u64) -> FactFields {
     let pick =
         |k: u64, len: usize| (mix(seed.wrapping_mul(31).wrapping_add(k)) % len as u64) as usize;
     let words = 6 + (seed % 7);
-    let text: Vec<&str> = (0..words).map(|k| WORDS[pick(k, WORDS.len())]).collect();
+    let mut text: Vec<&str> = (0..words).map(|k| WORDS[pick(k, WORDS.len())]).collect();
+    if seed as i64 % COMMON_EVERY == 3 {
+        text.push(COMMON_WORD);
+    }
+    if seed as i64 % RARE_EVERY == 7 {
+        text.push(RARE_WORD);
+    }
     let mut tags: Vec<String> = (0..seed % 6)
         .map(|k| TAGS[pick(100 + k, TAGS.len())].to_string())
         .collect();
@@ -117,10 +126,11 @@ mod tests {
     }
 
     #[test]
-    fn api_bodies_vary_and_use_filler_only() {
-        let a = fact_body(1);
-        let b = fact_body(2);
-        assert_ne!(a, b);
-        assert!(!a.contains(RARE_WORD) && !a.contains(COMMON_WORD));
+    fn api_bodies_vary_and_carry_the_markers_as_often_as_the_loaded_facts() {
+        assert_ne!(fact_body(1), fact_body(2));
+        let seeds = 0..RARE_EVERY as u64;
+        let with = |word: &str| seeds.clone().filter(|&s| fact(s).text.contains(word)).count();
+        assert_eq!(with(COMMON_WORD) as i64, RARE_EVERY / COMMON_EVERY);
+        assert_eq!(with(RARE_WORD), 1);
     }
 }

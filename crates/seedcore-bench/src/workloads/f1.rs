@@ -349,7 +349,7 @@ async fn measure_create(
 }
 
 /// Facts the create phases cycle through.
-const VARIANTS: u64 = 1_000;
+const VARIANTS: u64 = RARE_EVERY as u64;
 
 fn variant(worker: usize, iteration: u64) -> usize {
     ((worker as u64 * 131 + iteration) % VARIANTS) as usize
