@@ -49,6 +49,12 @@ const CANCEL_CHANNEL: &str = "seedcore_cancel";
 /// Rows per insert statement of an import (PostgreSQL allows 65,535 bind parameters).
 const IMPORT_CHUNK: usize = 1000;
 
+/// A pooled connection idle longer than this is pinged (one round trip) before it is handed
+/// out; one used more recently goes straight to work. Pinging on every acquire, the pool's
+/// default, cost a round trip per statement under load. A connection that broke within the
+/// window fails its statement as unavailable, which every caller already handles.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 /// Tables `verify` expects after migration.
 const TABLES: [&str; 6] = [
     "tasks",
@@ -123,6 +129,15 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(pool_size)
             .acquire_timeout(acquire_timeout)
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > PING_AFTER_IDLE {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await?;
         Ok(PgStore::from_pool(pool))
