@@ -660,6 +660,31 @@ impl PgStore {
         }
     }
 
+    /// Tasks matching the list's filters: from the counters when it filters on status alone.
+    async fn count_tasks(&self, query: &TaskQuery) -> StoreResult<i64> {
+        if query.task_type.is_none() && query.domain.is_none() {
+            // Tasks per status are counted as they change (see the counters migration).
+            return Ok(sqlx::query_scalar(include_str!("sql/task_total.sql"))
+                .bind(query.status.map(TaskStatus::as_str))
+                .fetch_one(&self.pool)
+                .await?);
+        }
+        let mut count = QueryBuilder::new("select count(*) from tasks");
+        task_filters(&mut count, query);
+        Ok(count.build_query_scalar().fetch_one(&self.pool).await?)
+    }
+
+    /// One page of the task list, newest first.
+    async fn task_page(&self, query: &TaskQuery) -> StoreResult<Vec<TaskRow>> {
+        let mut list = QueryBuilder::new("select * from tasks");
+        task_filters(&mut list, query);
+        list.push(" order by created_at desc, id desc limit ")
+            .push_bind(query.limit)
+            .push(" offset ")
+            .push_bind(query.offset);
+        Ok(list.build_query_as().fetch_all(&self.pool).await?)
+    }
+
     /// One page of facts matching the query, each with its rank when `search=` is given.
     async fn fact_page(&self, query: &FactQuery) -> StoreResult<Vec<RankedFactRow>> {
         let mut list = QueryBuilder::new("select ");
@@ -883,25 +908,9 @@ impl Store for PgStore {
     }
 
     async fn list_tasks(&self, query: &TaskQuery) -> StoreResult<Page<Task>> {
-        let total = if query.task_type.is_none() && query.domain.is_none() {
-            // Tasks per status are counted as they change (see the counters migration).
-            sqlx::query_scalar(include_str!("sql/task_total.sql"))
-                .bind(query.status.map(TaskStatus::as_str))
-                .fetch_one(&self.pool)
-                .await?
-        } else {
-            let mut count = QueryBuilder::new("select count(*) from tasks");
-            task_filters(&mut count, query);
-            count.build_query_scalar().fetch_one(&self.pool).await?
-        };
-
-        let mut list = QueryBuilder::new("select * from tasks");
-        task_filters(&mut list, query);
-        list.push(" order by created_at desc, id desc limit ")
-            .push_bind(query.limit)
-            .push(" offset ")
-            .push_bind(query.offset);
-        let rows: Vec<TaskRow> = list.build_query_as().fetch_all(&self.pool).await?;
+        // Two connections: the total and the page cost a round trip each, and neither waits
+        // for the other.
+        let (total, rows) = tokio::try_join!(self.count_tasks(query), self.task_page(query))?;
         Ok(Page {
             total,
             items: tasks(rows)?,
