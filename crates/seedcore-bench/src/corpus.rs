@@ -129,7 +129,12 @@ mod tests {
     fn api_bodies_vary_and_carry_the_markers_as_often_as_the_loaded_facts() {
         assert_ne!(fact_body(1), fact_body(2));
         let seeds = 0..RARE_EVERY as u64;
-        let with = |word: &str| seeds.clone().filter(|&s| fact(s).text.contains(word)).count();
+        let with = |word: &str| {
+            seeds
+                .clone()
+                .filter(|&s| fact(s).text.contains(word))
+                .count()
+        };
         assert_eq!(with(COMMON_WORD) as i64, RARE_EVERY / COMMON_EVERY);
         assert_eq!(with(RARE_WORD), 1);
     }
