@@ -2,8 +2,10 @@
 //! processed joins the next one, so many concurrent requests share one statement, one round
 //! trip and one commit. A lone call is a batch of one and waits for nothing.
 //!
-//! Invariants: the batch function answers each input of a batch, in order; a call whose batch
-//! never answers (the loop gone) gets [`StoreError::Unavailable`], never a hang. At most
+//! Invariants: the batch function answers each input of a batch, in order. A call the loop
+//! cannot take (the loop gone: it runs on the runtime of the first call, which a host may have
+//! shut down since) gets its input back, so the caller can do the work itself; a call taken
+//! whose batch never answers gets [`StoreError::Unavailable`], never a hang. At most
 //! `in_flight` batches run at once; the loop ends when the last [`Coalescer`] is dropped.
 
 use std::{future::Future, sync::Arc};
@@ -40,16 +42,18 @@ where
         Coalescer { calls }
     }
 
-    /// Hands `input` to the next batch and waits for its output.
-    pub(crate) async fn call(&self, input: In) -> StoreResult<Out> {
+    /// Hands `input` to the next batch and waits for its output; `Err(input)` when the loop
+    /// is gone and the input was not taken.
+    pub(crate) async fn call(&self, input: In) -> Result<StoreResult<Out>, In> {
         let (reply, answer) = oneshot::channel();
-        let gone =
-            || StoreError::Unavailable(sqlx::Error::Protocol("the batch loop has stopped".into()));
-        self.calls
-            .send(Call { input, reply })
-            .await
-            .map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())
+        if let Err(refused) = self.calls.send(Call { input, reply }).await {
+            return Err(refused.0.input);
+        }
+        Ok(answer.await.map_err(|_| {
+            StoreError::Unavailable(sqlx::Error::Protocol(
+                "the batch was dropped before it answered".into(),
+            ))
+        }))
     }
 }
 
@@ -113,7 +117,7 @@ mod tests {
         let calls: Vec<_> = (0..40u32)
             .map(|n| {
                 let doubler = doubler.clone();
-                tokio::spawn(async move { (n, doubler.call(n).await.unwrap()) })
+                tokio::spawn(async move { (n, doubler.call(n).await.ok().unwrap().unwrap()) })
             })
             .collect();
         for call in calls {
@@ -137,8 +141,19 @@ mod tests {
             seen.lock().unwrap().push(inputs.len());
             async move { inputs }
         });
-        assert_eq!(echo.call("one").await.unwrap(), "one");
-        assert_eq!(echo.call("two").await.unwrap(), "two");
+        assert_eq!(echo.call("one").await.ok().unwrap().unwrap(), "one");
+        assert_eq!(echo.call("two").await.ok().unwrap().unwrap(), "two");
         assert_eq!(*sizes.lock().unwrap(), [1, 1]);
+    }
+
+    #[test]
+    fn a_call_after_its_runtime_shut_down_gets_its_input_back() {
+        let first = tokio::runtime::Runtime::new().unwrap();
+        let echo =
+            first.block_on(async { Coalescer::spawn(8, 1, |inputs: Vec<u8>| async { inputs }) });
+        drop(first);
+        let second = tokio::runtime::Runtime::new().unwrap();
+        let answer = second.block_on(echo.call(7));
+        assert_eq!(answer.err(), Some(7));
     }
 }

@@ -813,7 +813,11 @@ impl Store for PgStore {
                 status,
                 error,
             };
-            self.batched_creates().call(create).await??
+            match self.batched_creates().call(create).await {
+                Ok(row) => row??,
+                // The batch loop is gone with the runtime it started on: write it here.
+                Err(create) => batched::insert(&self.pool, vec![create]).await.remove(0)?,
+            }
         } else {
             let mut tx = self.pool.begin().await?;
             let starts = super::starts(tasks, &lock_parents(&mut tx, tasks).await?)?;
@@ -903,7 +907,11 @@ impl Store for PgStore {
     }
 
     async fn get_task(&self, id: Uuid) -> StoreResult<Task> {
-        let row = self.batched_reads().call(id).await??;
+        let row = match self.batched_reads().call(id).await {
+            Ok(row) => row??,
+            // The batch loop is gone with the runtime it started on: read it here.
+            Err(id) => batched::get(&self.pool, vec![id]).await.remove(0)?,
+        };
         row.ok_or(StoreError::NotFound)?.into_task()
     }
 
