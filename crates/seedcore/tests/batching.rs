@@ -9,7 +9,7 @@ use common::*;
 use futures::future::join_all;
 use seedcore::{
     api::ApiSettings,
-    model::{NewTask, TaskStatus},
+    model::{NewFact, NewTask, TaskStatus},
     store::{Store, StoreError, TaskQuery},
 };
 use serde_json::{Value, json};
@@ -137,6 +137,62 @@ async fn concurrent_reads_of_one_task_and_of_missing_ones_each_get_their_answer(
             }
             Err(StoreError::NotFound) => assert_ne!(id, task.id),
             Err(err) => panic!("read failed: {err}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_fact_creates_keep_each_facts_own_tags_in_order() {
+    let app = Arc::new(app().await);
+    let tag_sets = [
+        json!([]),
+        json!(["b", "a"]),
+        json!(["with,comma", "with \"quotes\"", "{braces}", "Ünïcode ✓"]),
+        json!(["back\\slash", "NULL", ""]),
+    ];
+    let creates = (0..48).map(|n| {
+        let app = app.clone();
+        let tags = tag_sets[n % tag_sets.len()].clone();
+        async move {
+            let body = json!({"text": format!("fact {n}"), "tags": tags, "meta_data": {"n": n}});
+            let (status, fact) = app.post("/api/v1/facts", body).await;
+            assert_eq!(status, 200, "{fact}");
+            (n, fact)
+        }
+    });
+    for (n, fact) in join_all(creates).await {
+        assert_eq!(fact["text"], format!("fact {n}"));
+        assert_eq!(fact["tags"], tag_sets[n % tag_sets.len()]);
+        assert_eq!(fact["meta_data"], json!({"n": n}));
+        let (_, stored) = app
+            .get(&format!("/api/v1/facts/{}", fact["id"].as_str().unwrap()))
+            .await;
+        assert_eq!(stored, fact);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fact_the_database_refuses_fails_alone() {
+    let db = TestDb::postgres().await;
+    let store: Arc<dyn Store> = Arc::new(db.pg_store().await);
+    let creates = (0..30).map(|n| {
+        let store = store.clone();
+        async move {
+            let text = if n == 4 { "bad\u{0}" } else { "good" };
+            let fact = NewFact {
+                text: text.into(),
+                tags: vec!["t".into()],
+                meta_data: Default::default(),
+            };
+            (n, store.create_fact(fact).await)
+        }
+    });
+    for (n, created) in join_all(creates).await {
+        match (n, created) {
+            (4, Err(StoreError::Database(_))) => {}
+            (4, other) => panic!("the bad create answered {other:?}"),
+            (_, Ok(fact)) => assert_eq!(fact.text, "good"),
+            (n, Err(err)) => panic!("create {n} failed with its batch: {err}"),
         }
     }
 }

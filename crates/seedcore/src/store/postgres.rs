@@ -76,6 +76,8 @@ pub struct PgStore {
     creates: Arc<OnceLock<Coalescer<batched::Create, StoreResult<Option<TaskRow>>>>>,
     /// Reads of one task by id, made in batches (started on first use).
     reads: Arc<OnceLock<Coalescer<Uuid, StoreResult<Option<TaskRow>>>>>,
+    /// Single fact creates, written in batches (started on first use).
+    fact_creates: Arc<OnceLock<Coalescer<NewFact, StoreResult<FactRow>>>>,
 }
 
 /// Coalesces announcements of new work: one NOTIFY at a time per process, and the requests
@@ -151,6 +153,7 @@ impl PgStore {
             announcer: Arc::default(),
             creates: Arc::default(),
             reads: Arc::default(),
+            fact_creates: Arc::default(),
         }
     }
 
@@ -170,6 +173,16 @@ impl PgStore {
             Coalescer::spawn(batched::MAX_BATCH, batched::IN_FLIGHT, move |ids| {
                 let pool = pool.clone();
                 async move { batched::get(&pool, ids).await }
+            })
+        })
+    }
+
+    fn batched_fact_creates(&self) -> &Coalescer<NewFact, StoreResult<FactRow>> {
+        self.fact_creates.get_or_init(|| {
+            let pool = self.pool.clone();
+            Coalescer::spawn(batched::MAX_BATCH, batched::IN_FLIGHT, move |facts| {
+                let pool = pool.clone();
+                async move { batched::insert_facts(&pool, facts).await }
             })
         })
     }
@@ -1229,16 +1242,13 @@ impl Store for PgStore {
     }
 
     async fn create_fact(&self, fact: NewFact) -> StoreResult<Fact> {
-        let row: FactRow = sqlx::query_as(
-            r"insert into facts (id, text, tags, meta_data) values ($1, $2, $3, $4)
-              returning id, text, tags, meta_data, created_at, updated_at",
-        )
-        .bind(Uuid::new_v4())
-        .bind(&fact.text)
-        .bind(&fact.tags)
-        .bind(Json(&fact.meta_data))
-        .fetch_one(&self.pool)
-        .await?;
+        let row = match self.batched_fact_creates().call(fact).await {
+            Ok(row) => row??,
+            // The batch loop is gone with the runtime it started on: write it here.
+            Err(fact) => batched::insert_facts(&self.pool, vec![fact])
+                .await
+                .remove(0)?,
+        };
         Ok(row.into())
     }
 

@@ -1,9 +1,11 @@
-//! Single-task creates and reads by id, written as batches (see [`crate::store::coalesce`]).
+//! Single-task creates, single-fact creates and task reads by id, written as batches (see
+//! [`crate::store::coalesce`]).
 //!
 //! Concurrent `POST /api/v1/tasks` share one insert statement: one commit and one firing of
-//! the statement triggers (events, counters) for the lot, instead of one each. Concurrent
-//! `GET /api/v1/tasks/{id}` share one `= any($1)` select. Both statements have one text for
-//! every batch size (arrays, not a row of placeholders per task), so each connection prepares
+//! the statement triggers (events, counters) for the lot, instead of one each; so do
+//! concurrent `POST /api/v1/facts` and the facts tasks store. Concurrent
+//! `GET /api/v1/tasks/{id}` share one `= any($1)` select. The statements have one text for
+//! every batch size (arrays, not a row of placeholders per row), so each connection prepares
 //! them once.
 //!
 //! Invariants: a caller gets exactly what it would have got alone. A task whose idempotency key
@@ -17,8 +19,8 @@ use futures::future::join_all;
 use sqlx::{PgPool, types::Json};
 use uuid::Uuid;
 
-use super::TaskRow;
-use crate::model::{NewTask, TaskStatus};
+use super::{FactRow, TaskRow};
+use crate::model::{NewFact, NewTask, TaskStatus};
 use crate::store::{StoreError, StoreResult};
 
 /// Most tasks one batched statement writes or reads.
@@ -114,6 +116,50 @@ async fn insert_all(pool: &PgPool, creates: &[Create]) -> StoreResult<Vec<TaskRo
         .fetch_all(pool)
         .await?;
     Ok(rows)
+}
+
+const INSERT_FACTS: &str = r"
+insert into facts (id, text, tags, meta_data)
+select b.id, b.text,
+       array(select t from jsonb_array_elements_text(b.tags) with ordinality e(t, n) order by n),
+       b.meta
+from unnest($1::uuid[], $2::text[], $3::jsonb[], $4::jsonb[]) as b(id, text, tags, meta)
+returning id, text, tags, meta_data, created_at, updated_at";
+
+/// Inserts the facts in one statement; per fact its row. Tags travel as JSON arrays, since
+/// arrays of arrays cannot be bound row by row.
+pub(super) async fn insert_facts(pool: &PgPool, facts: Vec<NewFact>) -> Vec<StoreResult<FactRow>> {
+    let ids: Vec<Uuid> = facts.iter().map(|_| Uuid::new_v4()).collect();
+    match insert_facts_with(pool, &ids, &facts).await {
+        Ok(rows) => {
+            let mut rows: HashMap<Uuid, FactRow> = rows.into_iter().map(|r| (r.id, r)).collect();
+            ids.iter()
+                .map(|id| rows.remove(id).ok_or(StoreError::NotFound))
+                .collect()
+        }
+        Err(err) if facts.len() > 1 && !matches!(err, StoreError::Unavailable(_)) => {
+            join_all(ids.iter().zip(&facts).map(|(id, fact)| async move {
+                let mut rows = insert_facts_with(pool, &[*id], std::slice::from_ref(fact)).await?;
+                rows.pop().ok_or(StoreError::NotFound)
+            }))
+            .await
+        }
+        Err(err) => repeated(err, facts.len()),
+    }
+}
+
+async fn insert_facts_with(
+    pool: &PgPool,
+    ids: &[Uuid],
+    facts: &[NewFact],
+) -> StoreResult<Vec<FactRow>> {
+    Ok(sqlx::query_as(INSERT_FACTS)
+        .bind(ids)
+        .bind(facts.iter().map(|f| f.text.as_str()).collect::<Vec<_>>())
+        .bind(facts.iter().map(|f| Json(&f.tags)).collect::<Vec<_>>())
+        .bind(facts.iter().map(|f| Json(&f.meta_data)).collect::<Vec<_>>())
+        .fetch_all(pool)
+        .await?)
 }
 
 /// Reads the tasks in one statement; per id its row, or None.
