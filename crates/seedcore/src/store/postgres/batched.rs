@@ -72,50 +72,31 @@ pub(super) async fn insert(
 }
 
 async fn insert_all(pool: &PgPool, creates: &[Create]) -> StoreResult<Vec<TaskRow>> {
-    let tasks = || creates.iter().map(|c| &c.task);
     let rows = sqlx::query_as(INSERT)
-        .bind(tasks().map(|t| t.id).collect::<Vec<_>>())
-        .bind(tasks().map(|t| t.task_type.as_str()).collect::<Vec<_>>())
-        .bind(tasks().map(|t| t.description.as_str()).collect::<Vec<_>>())
-        .bind(tasks().map(|t| Json(&t.params)).collect::<Vec<_>>())
-        .bind(tasks().map(|t| t.domain.as_deref()).collect::<Vec<_>>())
-        .bind(tasks().map(|t| t.drift_score).collect::<Vec<_>>())
-        .bind(
-            creates
-                .iter()
-                .map(|c| c.status.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            creates
-                .iter()
-                .map(|c| c.error.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(tasks().map(|t| t.max_attempts).collect::<Vec<_>>())
-        .bind(tasks().map(|t| t.timeout_seconds).collect::<Vec<_>>())
-        .bind(
-            tasks()
-                .map(|t| uuid_array(&t.attached_fact_ids))
-                .collect::<Vec<_>>(),
-        )
-        .bind(tasks().map(|t| t.queue.as_str()).collect::<Vec<_>>())
-        .bind(tasks().map(|t| t.priority).collect::<Vec<_>>())
-        .bind(
-            tasks()
-                .map(|t| t.idempotency_key.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            creates
-                .iter()
-                .map(|c| c.status.is_final())
-                .collect::<Vec<_>>(),
-        )
-        .bind(tasks().map(|t| t.run_at).collect::<Vec<_>>())
+        .bind(column(creates, |c| c.task.id))
+        .bind(column(creates, |c| c.task.task_type.as_str()))
+        .bind(column(creates, |c| c.task.description.as_str()))
+        .bind(column(creates, |c| Json(&c.task.params)))
+        .bind(column(creates, |c| c.task.domain.as_deref()))
+        .bind(column(creates, |c| c.task.drift_score))
+        .bind(column(creates, |c| c.status.as_str()))
+        .bind(column(creates, |c| c.error.as_deref()))
+        .bind(column(creates, |c| c.task.max_attempts))
+        .bind(column(creates, |c| c.task.timeout_seconds))
+        .bind(column(creates, |c| uuid_array(&c.task.attached_fact_ids)))
+        .bind(column(creates, |c| c.task.queue.as_str()))
+        .bind(column(creates, |c| c.task.priority))
+        .bind(column(creates, |c| c.task.idempotency_key.as_deref()))
+        .bind(column(creates, |c| c.status.is_final()))
+        .bind(column(creates, |c| c.task.run_at))
         .fetch_all(pool)
         .await?;
     Ok(rows)
+}
+
+/// One bound array: a field of every row.
+fn column<'a, R, T>(rows: &'a [R], field: impl Fn(&'a R) -> T) -> Vec<T> {
+    rows.iter().map(field).collect()
 }
 
 const INSERT_FACTS: &str = r"
@@ -155,9 +136,9 @@ async fn insert_facts_with(
 ) -> StoreResult<Vec<FactRow>> {
     Ok(sqlx::query_as(INSERT_FACTS)
         .bind(ids)
-        .bind(facts.iter().map(|f| f.text.as_str()).collect::<Vec<_>>())
-        .bind(facts.iter().map(|f| Json(&f.tags)).collect::<Vec<_>>())
-        .bind(facts.iter().map(|f| Json(&f.meta_data)).collect::<Vec<_>>())
+        .bind(column(facts, |f| f.text.as_str()))
+        .bind(column(facts, |f| Json(&f.tags)))
+        .bind(column(facts, |f| Json(&f.meta_data)))
         .fetch_all(pool)
         .await?)
 }
