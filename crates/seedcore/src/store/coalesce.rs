@@ -20,7 +20,7 @@ struct Call<In, Out> {
     reply: oneshot::Sender<Out>,
 }
 
-/// The sending side; clones share the loop.
+/// The sending side of one batch loop.
 pub(crate) struct Coalescer<In, Out> {
     calls: mpsc::Sender<Call<In, Out>>,
 }
