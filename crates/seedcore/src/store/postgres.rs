@@ -353,7 +353,7 @@ fn tasks(rows: Vec<TaskRow>) -> StoreResult<Vec<Task>> {
     rows.into_iter().map(TaskRow::into_task).collect()
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 struct FactRow {
     id: Uuid,
     text: String,

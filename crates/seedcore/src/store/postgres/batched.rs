@@ -13,7 +13,7 @@
 //! batch; a batch the database refuses is written again one task at a time, so one bad row
 //! fails only its own create.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, future::Future};
 
 use futures::future::join_all;
 use sqlx::{PgPool, types::Json};
@@ -55,19 +55,40 @@ pub(super) async fn insert(
     pool: &PgPool,
     creates: Vec<Create>,
 ) -> Vec<StoreResult<Option<TaskRow>>> {
-    match insert_all(pool, &creates).await {
-        Ok(rows) => {
-            let ids: Vec<Uuid> = creates.iter().map(|c| c.task.id).collect();
-            by_id(&ids, rows).into_iter().map(Ok).collect()
-        }
-        Err(err) if creates.len() > 1 && !matches!(err, StoreError::Unavailable(_)) => {
-            join_all(creates.iter().map(|c| async move {
-                let mut rows = insert_all(pool, std::slice::from_ref(c)).await?;
-                Ok(rows.pop())
-            }))
+    write_each(
+        &creates,
+        |c| c.task.id,
+        |r: &TaskRow| r.id,
+        |batch| insert_all(pool, batch),
+    )
+    .await
+}
+
+/// Writes `items` with one call of `write` and gives each item the row carrying its id (None
+/// when the statement skipped it). A batch the database refuses for another reason than being
+/// unavailable is written again one item at a time, so a bad item fails alone.
+async fn write_each<'a, I, R, Fut>(
+    items: &'a [I],
+    id_of: impl Fn(&I) -> Uuid,
+    row_id: impl Fn(&R) -> Uuid,
+    write: impl Fn(&'a [I]) -> Fut,
+) -> Vec<StoreResult<Option<R>>>
+where
+    R: Clone,
+    Fut: Future<Output = StoreResult<Vec<R>>>,
+{
+    let ids: Vec<Uuid> = items.iter().map(id_of).collect();
+    match write(items).await {
+        Ok(rows) => by_id(&ids, rows, row_id).into_iter().map(Ok).collect(),
+        Err(err) if items.len() > 1 && !matches!(err, StoreError::Unavailable(_)) => {
+            join_all(
+                items
+                    .chunks(1)
+                    .map(|one| async { Ok(write(one).await?.pop()) }),
+            )
             .await
         }
-        Err(err) => repeated(err, creates.len()),
+        Err(err) => repeated(err, items.len()),
     }
 }
 
@@ -110,35 +131,30 @@ returning id, text, tags, meta_data, created_at, updated_at";
 /// Inserts the facts in one statement; per fact its row. Tags travel as JSON arrays, since
 /// arrays of arrays cannot be bound row by row.
 pub(super) async fn insert_facts(pool: &PgPool, facts: Vec<NewFact>) -> Vec<StoreResult<FactRow>> {
-    let ids: Vec<Uuid> = facts.iter().map(|_| Uuid::new_v4()).collect();
-    match insert_facts_with(pool, &ids, &facts).await {
-        Ok(rows) => {
-            let mut rows: HashMap<Uuid, FactRow> = rows.into_iter().map(|r| (r.id, r)).collect();
-            ids.iter()
-                .map(|id| rows.remove(id).ok_or(StoreError::NotFound))
-                .collect()
-        }
-        Err(err) if facts.len() > 1 && !matches!(err, StoreError::Unavailable(_)) => {
-            join_all(ids.iter().zip(&facts).map(|(id, fact)| async move {
-                let mut rows = insert_facts_with(pool, &[*id], std::slice::from_ref(fact)).await?;
-                rows.pop().ok_or(StoreError::NotFound)
-            }))
-            .await
-        }
-        Err(err) => repeated(err, facts.len()),
-    }
+    let facts: Vec<(Uuid, NewFact)> = facts.into_iter().map(|f| (Uuid::new_v4(), f)).collect();
+    let written = write_each(
+        &facts,
+        |(id, _)| *id,
+        |r: &FactRow| r.id,
+        |batch| insert_facts_with_ids(pool, batch),
+    )
+    .await;
+    // An insert without a conflict clause returns every row it was given.
+    written
+        .into_iter()
+        .map(|row| row?.ok_or(StoreError::NotFound))
+        .collect()
 }
 
-async fn insert_facts_with(
+async fn insert_facts_with_ids(
     pool: &PgPool,
-    ids: &[Uuid],
-    facts: &[NewFact],
+    facts: &[(Uuid, NewFact)],
 ) -> StoreResult<Vec<FactRow>> {
     Ok(sqlx::query_as(INSERT_FACTS)
-        .bind(ids)
-        .bind(column(facts, |f| f.text.as_str()))
-        .bind(column(facts, |f| Json(&f.tags)))
-        .bind(column(facts, |f| Json(&f.meta_data)))
+        .bind(column(facts, |(id, _)| *id))
+        .bind(column(facts, |(_, f)| f.text.as_str()))
+        .bind(column(facts, |(_, f)| Json(&f.tags)))
+        .bind(column(facts, |(_, f)| Json(&f.meta_data)))
         .fetch_all(pool)
         .await?)
 }
@@ -150,18 +166,21 @@ pub(super) async fn get(pool: &PgPool, ids: Vec<Uuid>) -> Vec<StoreResult<Option
         .fetch_all(pool)
         .await;
     match found {
-        Ok(rows) => by_id(&ids, rows).into_iter().map(Ok).collect(),
+        Ok(rows) => by_id(&ids, rows, |r: &TaskRow| r.id)
+            .into_iter()
+            .map(Ok)
+            .collect(),
         Err(err) => repeated(err.into(), ids.len()),
     }
 }
 
 /// The rows in the order of `ids` (an id asked for twice gets its row twice).
-fn by_id(ids: &[Uuid], rows: Vec<TaskRow>) -> Vec<Option<TaskRow>> {
+fn by_id<R: Clone>(ids: &[Uuid], rows: Vec<R>, row_id: impl Fn(&R) -> Uuid) -> Vec<Option<R>> {
     let mut wanted: HashMap<Uuid, usize> = HashMap::with_capacity(ids.len());
     for id in ids {
         *wanted.entry(*id).or_default() += 1;
     }
-    let mut rows: HashMap<Uuid, TaskRow> = rows.into_iter().map(|r| (r.id, r)).collect();
+    let mut rows: HashMap<Uuid, R> = rows.into_iter().map(|r| (row_id(&r), r)).collect();
     ids.iter()
         .map(|id| {
             let left = wanted.get_mut(id).expect("counted above");
