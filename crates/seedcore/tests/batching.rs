@@ -129,16 +129,24 @@ async fn concurrent_reads_of_one_task_and_of_missing_ones_each_get_their_answer(
         let id = if n % 5 == 0 { Uuid::new_v4() } else { task.id };
         async move { (id, store.get_task(id).await) }
     });
+    let mut missing = 0;
     for (id, read) in join_all(reads).await {
         match read {
             Ok(found) => {
-                assert_eq!(found.id, task.id);
+                assert_eq!(found.id, id, "a read got another id's row");
                 assert_eq!(found.status, TaskStatus::Created);
             }
-            Err(StoreError::NotFound) => assert_ne!(id, task.id),
+            Err(StoreError::NotFound) => {
+                assert_ne!(id, task.id);
+                missing += 1;
+            }
             Err(err) => panic!("read failed: {err}"),
         }
     }
+    assert_eq!(
+        missing, 10,
+        "every unknown id, and only those, was not found"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
