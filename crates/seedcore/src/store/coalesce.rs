@@ -4,12 +4,13 @@
 //!
 //! Invariants: the batch function answers each input of a batch, in order. A call the loop
 //! cannot take (the loop gone: it runs on the runtime of the first call, which a host may have
-//! shut down since) gets its input back, so the caller can do the work itself; a call taken
-//! whose batch never answers gets [`StoreError::Unavailable`], never a hang. At most
+//! shut down since) runs as a batch of one in the caller's task; a call taken whose batch
+//! never answers gets [`StoreError::Unavailable`], never a hang. At most
 //! `in_flight` batches run at once; the loop ends when the last [`Coalescer`] is dropped.
 
 use std::{future::Future, sync::Arc};
 
+use futures::future::BoxFuture;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{StoreError, StoreResult};
@@ -20,9 +21,13 @@ struct Call<In, Out> {
     reply: oneshot::Sender<Out>,
 }
 
+/// The batch function, shared by the loop and by calls the loop cannot take.
+type Run<In, Out> = Arc<dyn Fn(Vec<In>) -> BoxFuture<'static, Vec<Out>> + Send + Sync>;
+
 /// The sending side of one batch loop.
 pub(crate) struct Coalescer<In, Out> {
     calls: mpsc::Sender<Call<In, Out>>,
+    run: Run<In, Out>,
 }
 
 impl<In, Out> Coalescer<In, Out>
@@ -37,36 +42,38 @@ where
         F: Fn(Vec<In>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Vec<Out>> + Send + 'static,
     {
+        let run: Run<In, Out> = Arc::new(move |inputs| Box::pin(run(inputs)));
         let (calls, inbox) = mpsc::channel(4 * max_batch);
-        tokio::spawn(serve(inbox, max_batch, in_flight, run));
-        Coalescer { calls }
+        tokio::spawn(serve(inbox, max_batch, in_flight, run.clone()));
+        Coalescer { calls, run }
     }
 
-    /// Hands `input` to the next batch and waits for its output; `Err(input)` when the loop
-    /// is gone and the input was not taken.
-    pub(crate) async fn call(&self, input: In) -> Result<StoreResult<Out>, In> {
-        let (reply, answer) = oneshot::channel();
-        if let Err(refused) = self.calls.send(Call { input, reply }).await {
-            return Err(refused.0.input);
-        }
-        Ok(answer.await.map_err(|_| {
+    /// Hands `input` to the next batch and waits for its output.
+    pub(crate) async fn call(&self, input: In) -> StoreResult<Out> {
+        let dropped = || {
             StoreError::Unavailable(sqlx::Error::Protocol(
                 "the batch was dropped before it answered".into(),
             ))
-        }))
+        };
+        let (reply, answer) = oneshot::channel();
+        if let Err(refused) = self.calls.send(Call { input, reply }).await {
+            return (self.run)(vec![refused.0.input])
+                .await
+                .pop()
+                .ok_or_else(dropped);
+        }
+        answer.await.map_err(|_| dropped())
     }
 }
 
-async fn serve<In, Out, F, Fut>(
+async fn serve<In, Out>(
     mut inbox: mpsc::Receiver<Call<In, Out>>,
     max_batch: usize,
     in_flight: usize,
-    run: F,
+    run: Run<In, Out>,
 ) where
     In: Send + 'static,
     Out: Send + 'static,
-    F: Fn(Vec<In>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Vec<Out>> + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(in_flight));
     loop {
@@ -117,7 +124,7 @@ mod tests {
         let calls: Vec<_> = (0..40u32)
             .map(|n| {
                 let doubler = doubler.clone();
-                tokio::spawn(async move { (n, doubler.call(n).await.ok().unwrap().unwrap()) })
+                tokio::spawn(async move { (n, doubler.call(n).await.unwrap()) })
             })
             .collect();
         for call in calls {
@@ -141,19 +148,19 @@ mod tests {
             seen.lock().unwrap().push(inputs.len());
             async move { inputs }
         });
-        assert_eq!(echo.call("one").await.ok().unwrap().unwrap(), "one");
-        assert_eq!(echo.call("two").await.ok().unwrap().unwrap(), "two");
+        assert_eq!(echo.call("one").await.unwrap(), "one");
+        assert_eq!(echo.call("two").await.unwrap(), "two");
         assert_eq!(*sizes.lock().unwrap(), [1, 1]);
     }
 
     #[test]
-    fn a_call_after_its_runtime_shut_down_gets_its_input_back() {
+    fn a_call_after_the_loops_runtime_shut_down_runs_as_a_batch_of_one_in_place() {
         let first = tokio::runtime::Runtime::new().unwrap();
         let echo =
             first.block_on(async { Coalescer::spawn(8, 1, |inputs: Vec<u8>| async { inputs }) });
         drop(first);
         let second = tokio::runtime::Runtime::new().unwrap();
         let answer = second.block_on(echo.call(7));
-        assert_eq!(answer.err(), Some(7));
+        assert_eq!(answer.unwrap(), 7);
     }
 }

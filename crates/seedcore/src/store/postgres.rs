@@ -826,11 +826,7 @@ impl Store for PgStore {
                 status,
                 error,
             };
-            match self.batched_creates().call(create).await {
-                Ok(row) => row??,
-                // The batch loop is gone with the runtime it started on: write it here.
-                Err(create) => batched::insert(&self.pool, vec![create]).await.remove(0)?,
-            }
+            self.batched_creates().call(create).await??
         } else {
             let mut tx = self.pool.begin().await?;
             let starts = super::starts(tasks, &lock_parents(&mut tx, tasks).await?)?;
@@ -920,11 +916,7 @@ impl Store for PgStore {
     }
 
     async fn get_task(&self, id: Uuid) -> StoreResult<Task> {
-        let row = match self.batched_reads().call(id).await {
-            Ok(row) => row??,
-            // The batch loop is gone with the runtime it started on: read it here.
-            Err(id) => batched::get(&self.pool, vec![id]).await.remove(0)?,
-        };
+        let row = self.batched_reads().call(id).await??;
         row.ok_or(StoreError::NotFound)?.into_task()
     }
 
@@ -1242,13 +1234,7 @@ impl Store for PgStore {
     }
 
     async fn create_fact(&self, fact: NewFact) -> StoreResult<Fact> {
-        let row = match self.batched_fact_creates().call(fact).await {
-            Ok(row) => row??,
-            // The batch loop is gone with the runtime it started on: write it here.
-            Err(fact) => batched::insert_facts(&self.pool, vec![fact])
-                .await
-                .remove(0)?,
-        };
+        let row = self.batched_fact_creates().call(fact).await??;
         Ok(row.into())
     }
 
