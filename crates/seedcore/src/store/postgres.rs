@@ -158,31 +158,38 @@ impl PgStore {
     }
 
     fn batched_creates(&self) -> &Coalescer<batched::Create, StoreResult<Option<TaskRow>>> {
-        self.creates.get_or_init(|| {
-            let pool = self.pool.clone();
-            Coalescer::spawn(batched::MAX_BATCH, batched::IN_FLIGHT, move |creates| {
-                let pool = pool.clone();
-                async move { batched::insert(&pool, creates).await }
-            })
+        self.started(&self.creates, |pool, creates| async move {
+            batched::insert(&pool, creates).await
         })
     }
 
     fn batched_reads(&self) -> &Coalescer<Uuid, StoreResult<Option<TaskRow>>> {
-        self.reads.get_or_init(|| {
-            let pool = self.pool.clone();
-            Coalescer::spawn(batched::MAX_BATCH, batched::IN_FLIGHT, move |ids| {
-                let pool = pool.clone();
-                async move { batched::get(&pool, ids).await }
-            })
+        self.started(&self.reads, |pool, ids| async move {
+            batched::get(&pool, ids).await
         })
     }
 
     fn batched_fact_creates(&self) -> &Coalescer<NewFact, StoreResult<FactRow>> {
-        self.fact_creates.get_or_init(|| {
+        self.started(&self.fact_creates, |pool, facts| async move {
+            batched::insert_facts(&pool, facts).await
+        })
+    }
+
+    /// The coalescer in `cell`, its loop started on first use with `run` over this pool.
+    fn started<'a, In, Out, Fut>(
+        &self,
+        cell: &'a OnceLock<Coalescer<In, Out>>,
+        run: impl Fn(PgPool, Vec<In>) -> Fut + Send + Sync + 'static,
+    ) -> &'a Coalescer<In, Out>
+    where
+        In: Send + 'static,
+        Out: Send + 'static,
+        Fut: std::future::Future<Output = Vec<Out>> + Send + 'static,
+    {
+        cell.get_or_init(|| {
             let pool = self.pool.clone();
-            Coalescer::spawn(batched::MAX_BATCH, batched::IN_FLIGHT, move |facts| {
-                let pool = pool.clone();
-                async move { batched::insert_facts(&pool, facts).await }
+            Coalescer::spawn(batched::MAX_BATCH, batched::IN_FLIGHT, move |inputs| {
+                run(pool.clone(), inputs)
             })
         })
     }
