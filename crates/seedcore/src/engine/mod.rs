@@ -399,12 +399,14 @@ async fn claim_loop(inner: Arc<Inner>, lane_index: usize) {
                 continue;
             }
         };
-        let idle = claimed.is_empty();
+        // Fewer tasks than free slots: nothing else was ready, so wait for a wake-up (one that
+        // arrived while claiming is kept by `wake`) or the poll, rather than claim at once.
+        let drained = claimed.len() < permits.len();
         for (task, permit) in claimed.into_iter().zip(permits.drain(..)) {
             inner.start(lane_index, task, permit);
         }
         drop(permits);
-        if idle && pause(&inner, lane, false).await {
+        if drained && pause(&inner, lane, false).await {
             return;
         }
     }
