@@ -83,10 +83,22 @@ pub struct PgStore {
 /// Coalesces announcements of new work: one NOTIFY at a time per process, and the requests
 /// made while one is in flight are covered by one more after it. A burst of enqueues costs a
 /// couple of notifications, none of them inside an enqueuing transaction.
-#[derive(Default)]
 struct Announcer {
     /// Requests not yet covered by a NOTIFY sent after them; non-zero while a sender runs.
     pending: AtomicUsize,
+    /// The payload of this store's NOTIFYs. Its own watchers were woken before the NOTIFY was
+    /// sent, so its listener drops the echo instead of waking every lane a second time (each
+    /// wake-up of an idle lane costs a claim statement).
+    origin: String,
+}
+
+impl Default for Announcer {
+    fn default() -> Self {
+        Announcer {
+            pending: AtomicUsize::new(0),
+            origin: Uuid::new_v4().to_string(),
+        }
+    }
 }
 
 impl PgStore {
@@ -101,7 +113,8 @@ impl PgStore {
         tokio::spawn(async move {
             loop {
                 let covered = announcer.pending.load(Ordering::SeqCst);
-                if let Err(err) = sqlx::query("select pg_notify('seedcore_tasks', '')")
+                if let Err(err) = sqlx::query("select pg_notify('seedcore_tasks', $1)")
+                    .bind(&announcer.origin)
                     .execute(&pool)
                     .await
                 {
@@ -242,6 +255,7 @@ impl PgStore {
                         sink(Signal::Cancelled(id));
                     }
                 }
+                Ok(Some(note)) if note.payload() == self.announcer.origin => {}
                 Ok(Some(_)) => sink(Signal::TasksReady),
                 // The connection dropped and will be re-established by the next call:
                 // notifications may have been missed, so look for work now.
@@ -901,9 +915,7 @@ impl Store for PgStore {
         .await?;
         if !paused {
             // Idle workers may be waiting on this queue's tasks: wake them.
-            sqlx::query("select pg_notify('seedcore_tasks', '')")
-                .execute(&self.pool)
-                .await?;
+            self.announce();
         }
         let counts: Vec<(String, String, i64)> =
             sqlx::query_as(include_str!("sql/queue_counts.sql"))

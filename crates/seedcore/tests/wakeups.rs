@@ -1,0 +1,116 @@
+//! Wake-ups on PostgreSQL: a store tells its own process's workers of new tasks at once, other
+//! processes through NOTIFY, and does not wake its own workers again when its NOTIFY comes back.
+
+mod common;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use common::*;
+use seedcore::{
+    model::NewTask,
+    store::{PgStore, Signal, SignalSink, Store},
+};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+/// Counts the `TasksReady` signals `store` delivers.
+fn count_wakeups(store: &PgStore, stop: &CancellationToken) -> Arc<AtomicUsize> {
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let sink: SignalSink = Arc::new(move |signal| {
+        if signal == Signal::TasksReady {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    store.watch(sink, stop.clone());
+    count
+}
+
+async fn pool(db: &TestDb) -> PgPool {
+    PgPool::connect_with(db.options.clone()).await.unwrap()
+}
+
+/// Waits until `n` sessions of this database listen for notifications.
+async fn until_listening(db: &TestDb, n: i64) {
+    let pool = pool(db).await;
+    for _ in 0..100 {
+        let listening: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity
+             where datname = current_database() and query ilike 'listen%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if listening >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{n} listeners never appeared");
+}
+
+async fn until(count: &AtomicUsize, at_least: usize) {
+    for _ in 0..100 {
+        if count.load(Ordering::SeqCst) >= at_least {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never woken {at_least} times");
+}
+
+#[tokio::test]
+async fn a_new_task_wakes_its_own_process_once_and_another_process_by_notify() {
+    let db = TestDb::postgres().await;
+    let (here, there) = (db.pg_store().await, db.pg_store().await);
+    let stop = CancellationToken::new();
+    let woken_here = count_wakeups(&here, &stop);
+    let woken_there = count_wakeups(&there, &stop);
+    until_listening(&db, 2).await;
+
+    let task = NewTask {
+        run_immediately: true,
+        ..NewTask::of_type("noop")
+    };
+    here.create_task(task).await.unwrap();
+
+    until(&woken_there, 1).await;
+    // The NOTIFY reached this process's listener too, by now: it must not count again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(woken_here.load(Ordering::SeqCst), 1);
+    assert_eq!(woken_there.load(Ordering::SeqCst), 1);
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_task_queued_by_the_database_wakes_every_process() {
+    let db = TestDb::postgres().await;
+    let (here, there) = (db.pg_store().await, db.pg_store().await);
+    let stop = CancellationToken::new();
+    let woken_here = count_wakeups(&here, &stop);
+    let woken_there = count_wakeups(&there, &stop);
+    until_listening(&db, 2).await;
+
+    // A retry that is due again is announced by the update trigger, not by a store.
+    let pool = pool(&db).await;
+    sqlx::query(
+        "insert into tasks (id, type, status) values (gen_random_uuid(), 'noop', 'running')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("update tasks set status = 'retry'")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    until(&woken_here, 1).await;
+    until(&woken_there, 1).await;
+    stop.cancel();
+}
