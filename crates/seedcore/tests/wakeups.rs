@@ -65,40 +65,62 @@ async fn until(count: &AtomicUsize, at_least: usize) {
     panic!("never woken {at_least} times");
 }
 
+/// Two stores on one database, as two processes would have, each counting its wake-ups.
+struct TwoProcesses {
+    db: TestDb,
+    here: PgStore,
+    woken_here: Arc<AtomicUsize>,
+    woken_there: Arc<AtomicUsize>,
+    stop: CancellationToken,
+}
+
+impl TwoProcesses {
+    async fn listening() -> TwoProcesses {
+        let db = TestDb::postgres().await;
+        let (here, there) = (db.pg_store().await, db.pg_store().await);
+        let stop = CancellationToken::new();
+        let woken_here = count_wakeups(&here, &stop);
+        let woken_there = count_wakeups(&there, &stop);
+        until_listening(&db, 2).await;
+        TwoProcesses {
+            db,
+            here,
+            woken_here,
+            woken_there,
+            stop,
+        }
+    }
+}
+
+impl Drop for TwoProcesses {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
 #[tokio::test]
 async fn a_new_task_wakes_its_own_process_once_and_another_process_by_notify() {
-    let db = TestDb::postgres().await;
-    let (here, there) = (db.pg_store().await, db.pg_store().await);
-    let stop = CancellationToken::new();
-    let woken_here = count_wakeups(&here, &stop);
-    let woken_there = count_wakeups(&there, &stop);
-    until_listening(&db, 2).await;
+    let two = TwoProcesses::listening().await;
 
     let task = NewTask {
         run_immediately: true,
         ..NewTask::of_type("noop")
     };
-    here.create_task(task).await.unwrap();
+    two.here.create_task(task).await.unwrap();
 
-    until(&woken_there, 1).await;
+    until(&two.woken_there, 1).await;
     // The NOTIFY reached this process's listener too, by now: it must not count again.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(woken_here.load(Ordering::SeqCst), 1);
-    assert_eq!(woken_there.load(Ordering::SeqCst), 1);
-    stop.cancel();
+    assert_eq!(two.woken_here.load(Ordering::SeqCst), 1);
+    assert_eq!(two.woken_there.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
 async fn a_task_queued_by_the_database_wakes_every_process() {
-    let db = TestDb::postgres().await;
-    let (here, there) = (db.pg_store().await, db.pg_store().await);
-    let stop = CancellationToken::new();
-    let woken_here = count_wakeups(&here, &stop);
-    let woken_there = count_wakeups(&there, &stop);
-    until_listening(&db, 2).await;
+    let two = TwoProcesses::listening().await;
 
     // A retry that is due again is announced by the update trigger, not by a store.
-    let pool = pool(&db).await;
+    let pool = pool(&two.db).await;
     sqlx::query(
         "insert into tasks (id, type, status) values (gen_random_uuid(), 'noop', 'running')",
     )
@@ -110,7 +132,6 @@ async fn a_task_queued_by_the_database_wakes_every_process() {
         .await
         .unwrap();
 
-    until(&woken_here, 1).await;
-    until(&woken_there, 1).await;
-    stop.cancel();
+    until(&two.woken_here, 1).await;
+    until(&two.woken_there, 1).await;
 }
