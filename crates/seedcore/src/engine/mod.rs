@@ -8,7 +8,9 @@
 //!   could not be renewed (cancelled, rescued) has its handler stopped and its result dropped;
 //! - an attempt ends exactly once: completed, retry (retryable error with attempts left),
 //!   failed, or, when the process shuts down, released back to the queue uncounted;
-//! - wake-ups are hints; each lane also polls, so a lost notification only delays.
+//! - wake-ups are hints; each lane also polls, so a lost notification only delays. After a full
+//!   batch a lane claims again as soon as it has free slots; after a shorter one (nothing else
+//!   was ready) it waits for the next wake-up (kept if it came while claiming) or poll.
 
 pub mod builtin;
 mod completer;
