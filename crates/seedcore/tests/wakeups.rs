@@ -36,13 +36,14 @@ async fn pool(db: &TestDb) -> PgPool {
     PgPool::connect_with(db.options.clone()).await.unwrap()
 }
 
-/// Waits until `n` sessions of this database listen for notifications.
+/// Waits until `n` sessions of this database listen for notifications (idle after a LISTEN,
+/// which has taken effect once its transaction ended).
 async fn until_listening(db: &TestDb, n: i64) {
     let pool = pool(db).await;
     for _ in 0..100 {
         let listening: i64 = sqlx::query_scalar(
             "select count(*) from pg_stat_activity
-             where datname = current_database() and query ilike 'listen%'",
+             where datname = current_database() and query ilike 'listen%' and state = 'idle'",
         )
         .fetch_one(&pool)
         .await
