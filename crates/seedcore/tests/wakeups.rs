@@ -32,20 +32,15 @@ fn count_wakeups(store: &PgStore, stop: &CancellationToken) -> Arc<AtomicUsize> 
     count
 }
 
-async fn pool(db: &TestDb) -> PgPool {
-    PgPool::connect_with(db.options.clone()).await.unwrap()
-}
-
 /// Waits until `n` sessions of this database listen for notifications (idle after a LISTEN,
 /// which has taken effect once its transaction ended).
-async fn until_listening(db: &TestDb, n: i64) {
-    let pool = pool(db).await;
+async fn until_listening(pool: &PgPool, n: i64) {
     for _ in 0..100 {
         let listening: i64 = sqlx::query_scalar(
             "select count(*) from pg_stat_activity
              where datname = current_database() and query ilike 'listen%' and state = 'idle'",
         )
-        .fetch_one(&pool)
+        .fetch_one(pool)
         .await
         .unwrap();
         if listening >= n {
@@ -68,7 +63,8 @@ async fn until(count: &AtomicUsize, at_least: usize) {
 
 /// Two stores on one database, as two processes would have, each counting its wake-ups.
 struct TwoProcesses {
-    db: TestDb,
+    /// Kept for the test's length: the database is dropped with it.
+    _db: TestDb,
     here: PgStore,
     woken_here: Arc<AtomicUsize>,
     woken_there: Arc<AtomicUsize>,
@@ -82,9 +78,9 @@ impl TwoProcesses {
         let stop = CancellationToken::new();
         let woken_here = count_wakeups(&here, &stop);
         let woken_there = count_wakeups(&there, &stop);
-        until_listening(&db, 2).await;
+        until_listening(here.pool(), 2).await;
         TwoProcesses {
-            db,
+            _db: db,
             here,
             woken_here,
             woken_there,
@@ -121,15 +117,15 @@ async fn a_task_queued_by_the_database_wakes_every_process() {
     let two = TwoProcesses::listening().await;
 
     // A retry that is due again is announced by the update trigger, not by a store.
-    let pool = pool(&two.db).await;
+    let pool = two.here.pool();
     sqlx::query(
         "insert into tasks (id, type, status) values (gen_random_uuid(), 'noop', 'running')",
     )
-    .execute(&pool)
+    .execute(pool)
     .await
     .unwrap();
     sqlx::query("update tasks set status = 'retry'")
-        .execute(&pool)
+        .execute(pool)
         .await
         .unwrap();
 
