@@ -24,6 +24,13 @@ async fn app() -> TestApp {
     .await
 }
 
+/// A PostgreSQL store on a new database, which lives as long as the returned `TestDb`.
+async fn pg_store() -> (TestDb, Arc<dyn Store>) {
+    let db = TestDb::postgres().await;
+    let store: Arc<dyn Store> = Arc::new(db.pg_store().await);
+    (db, store)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_concurrent_creates_each_get_their_own_task() {
     let app = Arc::new(app().await);
@@ -90,8 +97,7 @@ async fn concurrent_creates_with_one_key_make_one_task_among_other_creates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_create_the_database_refuses_fails_alone() {
-    let db = TestDb::postgres().await;
-    let store: Arc<dyn Store> = Arc::new(db.pg_store().await);
+    let (_db, store) = pg_store().await;
     let creates = (0..30).map(|n| {
         let store = store.clone();
         async move {
@@ -121,8 +127,7 @@ async fn a_create_the_database_refuses_fails_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_reads_of_one_task_and_of_missing_ones_each_get_their_answer() {
-    let db = TestDb::postgres().await;
-    let store: Arc<dyn Store> = Arc::new(db.pg_store().await);
+    let (_db, store) = pg_store().await;
     let task = store.create_task(NewTask::of_type("noop")).await.unwrap();
     let reads = (0..50).map(|n| {
         let store = store.clone();
@@ -181,8 +186,7 @@ async fn concurrent_fact_creates_keep_each_facts_own_tags_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_fact_the_database_refuses_fails_alone() {
-    let db = TestDb::postgres().await;
-    let store: Arc<dyn Store> = Arc::new(db.pg_store().await);
+    let (_db, store) = pg_store().await;
     let creates = (0..30).map(|n| {
         let store = store.clone();
         async move {
