@@ -196,8 +196,8 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     // Without workers the engine's housekeeping does not run: this process does it.
     let housekeeping = CancellationToken::new();
     if engine.is_none() {
-        let retention = args.engine.retention();
-        crate::maintenance::spawn(store.clone(), retention, housekeeping.clone());
+        let keeping = args.engine.keeping();
+        crate::maintenance::spawn(store.clone(), keeping, housekeeping.clone());
     }
     let settings = ApiSettings {
         max_body_bytes: args.server.max_body_bytes,

@@ -14,6 +14,8 @@ use std::{fmt, net::IpAddr, path::PathBuf, time::Duration};
 use clap::Args;
 use sqlx::postgres::PgConnectOptions;
 
+use crate::maintenance::Keeping;
+
 /// Where the data lives and how many connections to keep.
 #[derive(Args, Clone)]
 pub struct DatabaseConfig {
@@ -278,6 +280,12 @@ pub struct EngineConfig {
     #[arg(long, env = "SEEDCORE_RETENTION_HOURS", default_value_t = 0.0)]
     pub retention_hours: f64,
 
+    /// Seconds a finished task stays in the table of live tasks before housekeeping moves it to
+    /// the history table (PostgreSQL), where the API still finds it. Claims and completions
+    /// then stay fast however much history there is.
+    #[arg(long, env = "SEEDCORE_ARCHIVE_AFTER_SECONDS", default_value_t = 300.0)]
+    pub archive_after_seconds: f64,
+
     /// Drift per task that the CUSUM lets pass without adding to its sum.
     #[arg(long, env = "SEEDCORE_DRIFT_CUSUM_SLACK", default_value_t = 0.1)]
     pub drift_cusum_slack: f64,
@@ -303,9 +311,12 @@ impl EngineConfig {
         seconds(self.shutdown_grace_seconds)
     }
 
-    /// How long finished tasks are kept; None keeps them forever.
-    pub fn retention(&self) -> Option<Duration> {
-        Some(seconds(self.retention_hours * 3600.0)).filter(|kept| !kept.is_zero())
+    /// Where finished tasks are kept and for how long; a retention of 0 keeps them forever.
+    pub fn keeping(&self) -> Keeping {
+        Keeping {
+            archive_after: seconds(self.archive_after_seconds),
+            retention: Some(seconds(self.retention_hours * 3600.0)).filter(|kept| !kept.is_zero()),
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use common::*;
 use reqwest::StatusCode;
-use seedcore::{api::ApiSettings, engine::EngineSettings};
+use seedcore::{api::ApiSettings, engine::EngineSettings, maintenance::Keeping};
 use serde_json::json;
 
 /// Creates a task that runs at once and waits until it is final; returns its id.
@@ -94,7 +94,10 @@ async fn a_process_with_a_retention_period_prunes_on_its_own() {
     tokio::time::sleep(Duration::from_millis(20)).await;
 
     let keeping_a_moment = EngineSettings {
-        retention: Some(Duration::from_millis(10)),
+        keeping: Keeping {
+            retention: Some(Duration::from_millis(10)),
+            ..Keeping::default()
+        },
         ..fast_engine()
     };
     let app = TestApp::on(db, Some(keeping_a_moment), ApiSettings::default()).await;

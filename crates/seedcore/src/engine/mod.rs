@@ -46,6 +46,7 @@ pub use retry::RetryPolicy;
 
 use crate::{
     config::{EngineConfig, seconds},
+    maintenance::Keeping,
     model::Worker,
     store::{Claim, ClaimedTask, DynStore, Lease, Outcome, Signal},
 };
@@ -83,9 +84,9 @@ pub struct EngineSettings {
     pub queues: Option<Vec<String>>,
     /// Queues with a concurrency limit in this process, each served by a lane of its own.
     pub queue_limits: Vec<(String, usize)>,
-    /// How long finished tasks are kept before housekeeping deletes them; None (the default)
-    /// keeps them forever.
-    pub retention: Option<Duration>,
+    /// Where housekeeping keeps finished tasks, and how long (see [`crate::maintenance`]).
+    /// Default: five minutes in the hot table, then the history, forever.
+    pub keeping: Keeping,
 }
 
 /// The same defaults as the `seedcore` binary's (see `seedcore serve --help`).
@@ -107,7 +108,7 @@ impl Default for EngineSettings {
             cusum: None,
             queues: None,
             queue_limits: Vec::new(),
-            retention: None,
+            keeping: Keeping::default(),
         }
     }
 }
@@ -134,7 +135,7 @@ impl From<&EngineConfig> for EngineSettings {
             // Parsed and checked by `config::parse_queues` and `parse_queue_limits`.
             queues: None,
             queue_limits: Vec::new(),
-            retention: config.retention(),
+            keeping: config.keeping(),
         }
     }
 }
@@ -265,7 +266,7 @@ impl Engine {
             tokio::spawn(rescue_loop(inner.clone())),
             crate::maintenance::spawn(
                 inner.store.clone(),
-                inner.settings.retention,
+                inner.settings.keeping,
                 inner.stop_background.clone(),
             ),
             inner.store.watch(sink, inner.stop_background.clone()),

@@ -472,6 +472,14 @@ pub trait Store: Send + Sync + 'static {
     /// oldest first, with their events; a task some blocked task still waits on is kept.
     /// Returns how many were deleted.
     async fn prune_finished(&self, cutoff: DateTime<Utc>, limit: i64) -> StoreResult<u64>;
+    /// Moves up to `limit` tasks that finished before `cutoff` out of the table claims and
+    /// completions change into the history, where every read still finds them; a task some
+    /// blocked task waits on stays. Returns how many moved. Stores that keep every task in one
+    /// table have nothing to move.
+    async fn archive_finished(&self, cutoff: DateTime<Utc>, limit: i64) -> StoreResult<u64> {
+        let _ = (cutoff, limit);
+        Ok(0)
+    }
     /// Folds the counter deltas written since the last fold into the counters that answer
     /// totals; returns how many counters changed. Stores that count rows when asked have
     /// nothing to fold.

@@ -505,11 +505,25 @@ async fn lock_parents(
     if ids.is_empty() {
         return Ok(Default::default());
     }
-    let rows: Vec<(Uuid, String)> =
+    let mut rows: Vec<(Uuid, String)> =
         sqlx::query_as("select id, status from tasks where id = any($1) order by id for share")
             .bind(&ids)
             .fetch_all(&mut *tx)
             .await?;
+    if rows.len() < ids.len() {
+        // The others are finished and moved to the history (where they can no longer change),
+        // or are not tasks at all. This statement sees a move that committed while the lock
+        // above waited for it.
+        let locked: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
+        let archived: Vec<(Uuid, String)> = sqlx::query_as(
+            "select id, status from task_history where id = any($1) and not id = any($2)",
+        )
+        .bind(&ids)
+        .bind(&locked)
+        .fetch_all(&mut *tx)
+        .await?;
+        rows.extend(archived);
+    }
     rows.into_iter()
         .map(|(id, status)| Ok((id, parse_status(&status)?)))
         .collect()
@@ -703,14 +717,14 @@ impl PgStore {
                 .fetch_one(&self.pool)
                 .await?);
         }
-        let mut count = QueryBuilder::new("select count(*) from tasks");
+        let mut count = QueryBuilder::new("select count(*) from all_tasks");
         task_filters(&mut count, query);
         Ok(count.build_query_scalar().fetch_one(&self.pool).await?)
     }
 
     /// One page of the task list, newest first.
     async fn task_page(&self, query: &TaskQuery) -> StoreResult<Vec<TaskRow>> {
-        let mut list = QueryBuilder::new("select * from tasks");
+        let mut list = QueryBuilder::new("select * from all_tasks");
         task_filters(&mut list, query);
         list.push(" order by created_at desc, id desc limit ")
             .push_bind(query.limit)
@@ -864,10 +878,11 @@ impl Store for PgStore {
             }
             return Ok(task);
         }
-        let existing: TaskRow = sqlx::query_as("select * from tasks where idempotency_key = $1")
-            .bind(key)
-            .fetch_one(&self.pool)
-            .await?;
+        let existing: TaskRow =
+            sqlx::query_as("select * from all_tasks where idempotency_key = $1")
+                .bind(key)
+                .fetch_one(&self.pool)
+                .await?;
         existing.into_task()
     }
 
@@ -929,7 +944,7 @@ impl Store for PgStore {
     async fn resolve_task(&self, id: &IdRef) -> StoreResult<Uuid> {
         self.resolve(
             id,
-            "select id from tasks where id between $1 and $2 limit 2",
+            "select id from all_tasks where id between $1 and $2 limit 2",
         )
         .await
     }
@@ -951,6 +966,11 @@ impl Store for PgStore {
 
     async fn run_task(&self, id: Uuid) -> StoreResult<Task> {
         let mut tx = self.pool.begin().await?;
+        // A finished task may have moved to the history; runs change the hot table only.
+        sqlx::query("select seedcore_unarchive($1)")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         // The parents first, as for a create (see `lock_parents`).
         sqlx::query(
             "select 1 from tasks p join tasks c on p.id = any(c.depends_on) where c.id = $1 \
@@ -989,7 +1009,7 @@ impl Store for PgStore {
 
     async fn task_events(&self, id: Uuid) -> StoreResult<Vec<TaskEvent>> {
         let rows: Vec<EventRow> =
-            sqlx::query_as("select * from task_events where task_id = $1 order by seq")
+            sqlx::query_as("select * from all_task_events where task_id = $1 order by seq")
                 .bind(id)
                 .fetch_all(&self.pool)
                 .await?;
@@ -997,7 +1017,7 @@ impl Store for PgStore {
     }
 
     async fn get_tasks(&self, ids: &[Uuid]) -> StoreResult<Vec<Task>> {
-        let rows: Vec<TaskRow> = sqlx::query_as("select * from tasks where id = any($1)")
+        let rows: Vec<TaskRow> = sqlx::query_as("select * from all_tasks where id = any($1)")
             .bind(ids)
             .fetch_all(&self.pool)
             .await?;
@@ -1035,7 +1055,7 @@ impl Store for PgStore {
                 .await?
                 .ok_or(StoreError::NotFound)?;
         let rows: Vec<TaskRow> =
-            sqlx::query_as("select * from tasks where workflow_id = $1 order by seq")
+            sqlx::query_as("select * from all_tasks where workflow_id = $1 order by seq")
                 .bind(id)
                 .fetch_all(&self.pool)
                 .await?;
@@ -1211,6 +1231,16 @@ impl Store for PgStore {
 
     async fn import_tasks(&self, tasks: &[LegacyTask]) -> StoreResult<u64> {
         let mut tx = self.pool.begin().await?;
+        // The conflict clause below sees the hot table only; moved tasks are skipped here.
+        let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
+        let archived: std::collections::HashSet<Uuid> =
+            sqlx::query_scalar("select id from task_history where id = any($1)")
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+        let tasks: Vec<&LegacyTask> = tasks.iter().filter(|t| !archived.contains(&t.id)).collect();
         let mut inserted = 0;
         for chunk in tasks.chunks(IMPORT_CHUNK) {
             let mut insert = QueryBuilder::new(
@@ -1243,7 +1273,7 @@ impl Store for PgStore {
 
     async fn stored_ids(&self, kind: RecordKind, ids: &[Uuid]) -> StoreResult<Vec<Uuid>> {
         let sql = match kind {
-            RecordKind::Task => "select id from tasks where id = any($1)",
+            RecordKind::Task => "select id from all_tasks where id = any($1)",
             RecordKind::Fact => "select id from facts where id = any($1)",
         };
         Ok(sqlx::query_scalar(sql)
@@ -1365,22 +1395,43 @@ impl Store for PgStore {
     }
 
     async fn prune_finished(&self, cutoff: DateTime<Utc>, limit: i64) -> StoreResult<u64> {
-        let done = sqlx::query(include_str!("sql/prune.sql"))
-            .bind(cutoff)
-            .bind(limit)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() > 0 {
+        let mut deleted = 0;
+        // The history holds the oldest; the hot table's turn comes when it has fewer.
+        for sql in [
+            include_str!("sql/prune_history.sql"),
+            include_str!("sql/prune.sql"),
+        ] {
+            let left = limit - deleted as i64;
+            if left <= 0 {
+                break;
+            }
+            deleted += sqlx::query(sql)
+                .bind(cutoff)
+                .bind(left)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        if deleted > 0 {
             // Workflows whose tasks were all pruned go too.
             sqlx::query(
                 "delete from workflows w where w.created_at < $1 \
-                 and not exists (select 1 from tasks t where t.workflow_id = w.id)",
+                 and not exists (select 1 from all_tasks t where t.workflow_id = w.id)",
             )
             .bind(cutoff)
             .execute(&self.pool)
             .await?;
         }
-        Ok(done.rows_affected())
+        Ok(deleted)
+    }
+
+    async fn archive_finished(&self, cutoff: DateTime<Utc>, limit: i64) -> StoreResult<u64> {
+        let moved: i64 = sqlx::query_scalar("select seedcore_archive($1, $2)")
+            .bind(cutoff)
+            .bind(limit)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(moved as u64)
     }
 
     async fn fold_counters(&self) -> StoreResult<u64> {

@@ -24,6 +24,7 @@ use reqwest::{Method, StatusCode};
 use seedcore::{
     api::{self, ApiSettings, AppState},
     engine::{Engine, EngineHandle, EngineSettings, HandlerRouter, RetryPolicy},
+    maintenance::Keeping,
     model::{Task, TaskStatus},
     store::{DynStore, PgStore, SqliteStore, Store},
 };
@@ -428,7 +429,7 @@ pub fn fast_engine() -> EngineSettings {
         cusum: None,
         queues: None,
         queue_limits: Vec::new(),
-        retention: None,
+        keeping: Keeping::default(),
     }
 }
 

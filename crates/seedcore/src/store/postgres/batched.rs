@@ -161,7 +161,7 @@ async fn insert_facts_with_ids(
 
 /// Reads the tasks in one statement; per id its row, or None.
 pub(super) async fn get(pool: &PgPool, ids: Vec<Uuid>) -> Vec<StoreResult<Option<TaskRow>>> {
-    let found = sqlx::query_as("select * from tasks where id = any($1)")
+    let found = sqlx::query_as("select * from all_tasks where id = any($1)")
         .bind(&ids)
         .fetch_all(pool)
         .await;

@@ -256,7 +256,7 @@ async fn advance(conn: &mut PgConnection, batch: &BatchPlan) -> StoreResult<()> 
         return Ok(());
     }
     let found: Vec<(Uuid, String)> =
-        sqlx::query_as("select id, idempotency_key from tasks where idempotency_key = any($1)")
+        sqlx::query_as("select id, idempotency_key from all_tasks where idempotency_key = any($1)")
             .bind(batch.last_keys())
             .fetch_all(&mut *conn)
             .await?;

@@ -5,7 +5,7 @@
 update tasks t
 set status = case
         when exists (
-            select 1 from unnest(t.depends_on) d(id) join tasks p on p.id = d.id
+            select 1 from unnest(t.depends_on) d(id) join all_tasks p on p.id = d.id
             where p.status <> 'completed'
               and not (t.run_on_failure and p.status in ('failed', 'cancelled')))
         then 'blocked' else 'queued' end,
