@@ -57,7 +57,7 @@ pub async fn warm(pool: &PgPool, connections: usize) -> Result<()> {
 /// database with autovacuum would have them (the server may run with autovacuum off).
 pub async fn vacuum_analyze(pool: &PgPool, table: Table) -> Result<()> {
     let sql = match table {
-        Table::Tasks => "vacuum (analyze) tasks",
+        Table::Tasks => "vacuum (analyze) tasks, task_history",
         Table::Facts => "vacuum (analyze) facts",
     };
     sqlx::raw_sql(sql)
