@@ -2,7 +2,10 @@
 //!
 //! Claims use `for update skip locked` on a partial index of ready tasks; wake-ups travel by
 //! LISTEN/NOTIFY (sent by the triggers in the migrations, so every code path signals); every
-//! write that finishes an attempt is fenced by `id` and `lease_token`.
+//! write that finishes an attempt is fenced by `id` and `lease_token`. Live tasks are in
+//! `tasks`, finished ones move to `task_history` (see the task_history migration): anything
+//! that may read a finished task reads the view `all_tasks`, anything that changes a live one
+//! writes `tasks`.
 
 use std::{
     collections::BTreeMap,
