@@ -2,7 +2,7 @@
 -- old (housekeeping, `seedcore_archive`), so that `tasks` holds what is live plus recent
 -- history at any history size: every claim and completion changes the indexes of `tasks`
 -- (a status change is never a HOT update, the ready index's predicate reads the status), and
--- with millions of rows those indexes no longer stay in memory.
+-- those indexes would otherwise hold every task ever run (W4 in docs/benchmarks.md).
 --
 -- Invariants:
 -- - A task is in exactly one of the two tables. Unfinished tasks are always in `tasks`;
