@@ -184,17 +184,6 @@ async fn cancel(app: &TestApp, id: &str) -> Value {
     task
 }
 
-async fn event_kinds(app: &TestApp, id: &str) -> Vec<String> {
-    let (status, events) = app.get(&format!("{TASKS}/{id}/events")).await;
-    assert_eq!(status, StatusCode::OK, "events {id}: {events}");
-    events["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|e| e["kind"].as_str().expect("kind").to_string())
-        .collect()
-}
-
 fn is_canonical_uuid(text: &str) -> bool {
     Uuid::parse_str(text).is_ok_and(|id| id.hyphenated().to_string() == text)
 }
@@ -1179,7 +1168,7 @@ async fn running_a_queued_task_returns_it_unchanged() {
     assert_eq!(run(&app, &id).await, task);
     assert_eq!(run(&app, &id).await, task);
     assert_eq!(get_task(&app, &id).await, task);
-    assert_eq!(event_kinds(&app, &id).await, vec!["created"]);
+    assert_eq!(app.event_kinds(&id).await, vec!["created"]);
 }
 
 #[tokio::test]
@@ -1231,7 +1220,7 @@ async fn a_task_run_twice_executes_once() {
     let done = app.finished(&id).await;
     assert_eq!(done.status, TaskStatus::Completed, "{done:?}");
     assert_eq!(run(&app, &id).await["status"], "completed");
-    let kinds = event_kinds(&app, &id).await;
+    let kinds = app.event_kinds(&id).await;
     let claims = kinds.iter().filter(|k| *k == "claimed").count();
     assert_eq!(claims, 1, "{kinds:?}");
     assert_eq!(
@@ -1259,7 +1248,7 @@ async fn a_failed_task_run_again_is_queued_with_its_error_cleared_and_executes_a
     assert_eq!(queued["result"], Value::Null);
     let again = app.finished(&id).await;
     assert_eq!(again.status, TaskStatus::Failed);
-    let kinds = event_kinds(&app, &id).await;
+    let kinds = app.event_kinds(&id).await;
     assert_eq!(
         kinds.iter().filter(|k| *k == "claimed").count(),
         2,
@@ -1382,7 +1371,7 @@ async fn a_task_cancelled_while_running_stays_cancelled() {
     tokio::time::sleep(Duration::from_secs_f64(seconds * 2.0)).await;
     let task = app.task(&id).await;
     assert_eq!(task.status, TaskStatus::Cancelled, "{task:?}");
-    let kinds = event_kinds(&app, &id).await;
+    let kinds = app.event_kinds(&id).await;
     assert_eq!(
         kinds.last().map(String::as_str),
         Some("cancelled"),
@@ -1444,7 +1433,7 @@ async fn the_event_trail_of_a_task_created_run_and_cancelled_lists_those_kinds_i
         &app.create_task(json!({"type": "echo", "run_immediately": true}))
             .await,
     );
-    assert_eq!(event_kinds(&app, &queued).await, vec!["created"]);
+    assert_eq!(app.event_kinds(&queued).await, vec!["created"]);
     let (_, trail) = app.get(&format!("{TASKS}/{queued}/events")).await;
     assert_eq!(trail["items"][0]["to_status"], "queued");
 }

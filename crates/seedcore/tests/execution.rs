@@ -13,34 +13,14 @@ use seedcore::{
     model::{NewTask, TaskStatus},
     store::{Claim, Outcome},
 };
-use serde_json::{Value, json};
-
-async fn run(app: &TestApp, body: Value) -> seedcore::model::Task {
-    let mut body = body;
-    body["run_immediately"] = json!(true);
-    let task = app.create_task(body).await;
-    app.finished(&id_of(&task)).await
-}
-
-async fn event_kinds(app: &TestApp, id: &str) -> Vec<String> {
-    let (status, events) = app.get(&format!("/api/v1/tasks/{id}/events")).await;
-    assert_eq!(status, StatusCode::OK);
-    events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap().to_string())
-        .collect()
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn echo_returns_its_params_in_the_result_envelope() {
     let app = TestApp::start().await;
-    let task = run(
-        &app,
-        json!({"type": "echo", "params": {"a": [1, 2], "b": "x"}}),
-    )
-    .await;
+    let task = app
+        .run_to_the_end(json!({"type": "echo", "params": {"a": [1, 2], "b": "x"}}))
+        .await;
     assert_eq!(task.status, TaskStatus::Completed);
     assert_eq!(task.error, None);
     assert_eq!(
@@ -52,9 +32,11 @@ async fn echo_returns_its_params_in_the_result_envelope() {
 #[tokio::test]
 async fn noop_and_sleep_complete_with_their_documented_output() {
     let app = TestApp::start().await;
-    let noop = run(&app, json!({"type": "noop"})).await;
+    let noop = app.run_to_the_end(json!({"type": "noop"})).await;
     assert_eq!(noop.result.unwrap()["result"], json!({}));
-    let sleep = run(&app, json!({"type": "sleep", "params": {"seconds": 0.05}})).await;
+    let sleep = app
+        .run_to_the_end(json!({"type": "sleep", "params": {"seconds": 0.05}}))
+        .await;
     assert_eq!(sleep.status, TaskStatus::Completed);
     assert_eq!(sleep.result.unwrap()["result"], json!({"slept": 0.05}));
 }
@@ -62,7 +44,9 @@ async fn noop_and_sleep_complete_with_their_documented_output() {
 #[tokio::test]
 async fn sleep_with_negative_seconds_fails_without_retrying() {
     let app = TestApp::start().await;
-    let task = run(&app, json!({"type": "sleep", "params": {"seconds": -1}})).await;
+    let task = app
+        .run_to_the_end(json!({"type": "sleep", "params": {"seconds": -1}}))
+        .await;
     assert_eq!(task.status, TaskStatus::Failed);
     assert_eq!(task.attempts, 1);
     assert!(task.error.unwrap().contains("seconds"));
@@ -71,9 +55,7 @@ async fn sleep_with_negative_seconds_fails_without_retrying() {
 #[tokio::test]
 async fn fact_store_creates_a_fact_that_fact_search_finds() {
     let app = TestApp::start().await;
-    let stored = run(
-        &app,
-        json!({"type": "fact_store", "params": {"text": "The Moon orbits Earth", "tags": ["astro"], "meta_data": {"k": 1}}}),
+    let stored = app.run_to_the_end(json!({"type": "fact_store", "params": {"text": "The Moon orbits Earth", "tags": ["astro"], "meta_data": {"k": 1}}}),
     )
     .await;
     let fact_id = stored.result.unwrap()["result"]["fact_id"]
@@ -85,11 +67,9 @@ async fn fact_store_creates_a_fact_that_fact_search_finds() {
     assert_eq!(fact["text"], "The Moon orbits Earth");
     assert_eq!(fact["tags"], json!(["astro"]));
 
-    let found = run(
-        &app,
-        json!({"type": "fact_search", "params": {"q": "moon", "tag": "astro"}}),
-    )
-    .await;
+    let found = app
+        .run_to_the_end(json!({"type": "fact_search", "params": {"q": "moon", "tag": "astro"}}))
+        .await;
     assert_eq!(
         found.result.unwrap()["result"],
         json!({"total": 1, "ids": [fact_id]})
@@ -99,11 +79,9 @@ async fn fact_store_creates_a_fact_that_fact_search_finds() {
 #[tokio::test]
 async fn fact_store_without_text_fails_with_a_clear_message() {
     let app = TestApp::start().await;
-    let task = run(
-        &app,
-        json!({"type": "fact_store", "params": {"tags": ["x"]}}),
-    )
-    .await;
+    let task = app
+        .run_to_the_end(json!({"type": "fact_store", "params": {"tags": ["x"]}}))
+        .await;
     assert_eq!(task.status, TaskStatus::Failed);
     assert_eq!(
         task.error.as_deref(),
@@ -115,7 +93,9 @@ async fn fact_store_without_text_fails_with_a_clear_message() {
 #[tokio::test]
 async fn fail_fails_with_its_message_and_is_not_retried_by_default() {
     let app = TestApp::start().await;
-    let task = run(&app, json!({"type": "fail", "params": {"message": "boom"}})).await;
+    let task = app
+        .run_to_the_end(json!({"type": "fail", "params": {"message": "boom"}}))
+        .await;
     assert_eq!(task.status, TaskStatus::Failed);
     assert_eq!(task.error.as_deref(), Some("boom"));
     assert_eq!(task.result, None);
@@ -125,15 +105,13 @@ async fn fail_fails_with_its_message_and_is_not_retried_by_default() {
 #[tokio::test]
 async fn a_retryable_failure_is_retried_until_max_attempts() {
     let app = TestApp::start().await;
-    let task = run(
-        &app,
-        json!({"type": "fail", "params": {"message": "flaky", "retryable": true}, "max_attempts": 3}),
+    let task = app.run_to_the_end(json!({"type": "fail", "params": {"message": "flaky", "retryable": true}, "max_attempts": 3}),
     )
     .await;
     assert_eq!(task.status, TaskStatus::Failed);
     assert_eq!(task.attempts, 3);
     assert_eq!(task.error.as_deref(), Some("flaky"));
-    let kinds = event_kinds(&app, &task.id.to_string()).await;
+    let kinds = app.event_kinds(&task.id.to_string()).await;
     assert_eq!(
         kinds,
         [
@@ -145,7 +123,9 @@ async fn a_retryable_failure_is_retried_until_max_attempts() {
 #[tokio::test]
 async fn an_unsupported_type_fails_at_once() {
     let app = TestApp::start().await;
-    let task = run(&app, json!({"type": "no_such_type", "max_attempts": 5})).await;
+    let task = app
+        .run_to_the_end(json!({"type": "no_such_type", "max_attempts": 5}))
+        .await;
     assert_eq!(task.status, TaskStatus::Failed);
     assert_eq!(
         task.error.as_deref(),
@@ -157,8 +137,12 @@ async fn an_unsupported_type_fails_at_once() {
 #[tokio::test]
 async fn drift_at_or_above_the_threshold_takes_the_escalated_path() {
     let app = TestApp::start().await;
-    let at = run(&app, json!({"type": "noop", "drift_score": 0.5})).await;
-    let below = run(&app, json!({"type": "noop", "drift_score": 0.49})).await;
+    let at = app
+        .run_to_the_end(json!({"type": "noop", "drift_score": 0.5}))
+        .await;
+    let below = app
+        .run_to_the_end(json!({"type": "noop", "drift_score": 0.49}))
+        .await;
     assert_eq!(at.result.unwrap()["path"], "escalated");
     assert_eq!(below.result.unwrap()["path"], "fast");
 }
@@ -166,9 +150,7 @@ async fn drift_at_or_above_the_threshold_takes_the_escalated_path() {
 #[tokio::test]
 async fn an_attempt_past_its_timeout_fails_as_retryable() {
     let app = TestApp::start().await;
-    let task = run(
-        &app,
-        json!({"type": "sleep", "params": {"seconds": 30}, "timeout_seconds": 0.2, "max_attempts": 2}),
+    let task = app.run_to_the_end(json!({"type": "sleep", "params": {"seconds": 30}, "timeout_seconds": 0.2, "max_attempts": 2}),
     )
     .await;
     assert_eq!(task.status, TaskStatus::Failed);
@@ -197,7 +179,7 @@ async fn a_task_cancelled_while_running_stays_cancelled() {
     assert_eq!(task.status, TaskStatus::Cancelled);
     assert_eq!(task.result, None);
     assert_eq!(
-        event_kinds(&app, &id).await,
+        app.event_kinds(&id).await,
         ["created", "claimed", "cancelled"]
     );
 }
@@ -245,7 +227,7 @@ async fn run_called_twice_executes_the_task_once() {
     assert_eq!(done.attempts, 1);
     let (_, again) = app.post_empty(&path).await;
     assert_eq!(again["status"], "completed");
-    let kinds = event_kinds(&app, &id).await;
+    let kinds = app.event_kinds(&id).await;
     assert_eq!(kinds, ["created", "queued", "claimed", "completed"]);
 }
 
@@ -381,7 +363,7 @@ async fn shutdown_releases_tasks_still_running_after_the_grace_period() {
     assert_eq!(task.status, TaskStatus::Queued);
     assert_eq!(task.attempts, 0);
     assert_eq!(
-        event_kinds(&app, &id).await,
+        app.event_kinds(&id).await,
         ["created", "claimed", "released"]
     );
 }
@@ -442,12 +424,14 @@ async fn app_with_custom_handlers() -> TestApp {
 #[tokio::test]
 async fn a_panicking_handler_fails_its_task_and_the_worker_goes_on() {
     let app = app_with_custom_handlers().await;
-    let task = run(&app, json!({"type": "explode", "max_attempts": 3})).await;
+    let task = app
+        .run_to_the_end(json!({"type": "explode", "max_attempts": 3}))
+        .await;
     assert_eq!(task.status, TaskStatus::Failed);
     assert_eq!(task.error.as_deref(), Some("handler panicked: kaboom"));
     assert_eq!(task.attempts, 1);
     assert_eq!(
-        run(&app, json!({"type": "noop"})).await.status,
+        app.run_to_the_end(json!({"type": "noop"})).await.status,
         TaskStatus::Completed
     );
 }
@@ -455,12 +439,12 @@ async fn a_panicking_handler_fails_its_task_and_the_worker_goes_on() {
 #[tokio::test]
 async fn a_domain_handler_wins_over_the_handler_for_the_type() {
     let app = app_with_custom_handlers().await;
-    let plain = run(&app, json!({"type": "greet", "params": {"name": "Ada"}})).await;
-    let formal = run(
-        &app,
-        json!({"type": "greet", "domain": "formal", "params": {"name": "Ada"}}),
-    )
-    .await;
+    let plain = app
+        .run_to_the_end(json!({"type": "greet", "params": {"name": "Ada"}}))
+        .await;
+    let formal = app
+        .run_to_the_end(json!({"type": "greet", "domain": "formal", "params": {"name": "Ada"}}))
+        .await;
     let plain = plain.result.unwrap();
     let formal = formal.result.unwrap();
     assert_eq!(
@@ -476,7 +460,9 @@ async fn a_domain_handler_wins_over_the_handler_for_the_type() {
 #[tokio::test]
 async fn a_permanent_handler_error_is_not_retried() {
     let app = app_with_custom_handlers().await;
-    let task = run(&app, json!({"type": "refuse", "max_attempts": 4})).await;
+    let task = app
+        .run_to_the_end(json!({"type": "refuse", "max_attempts": 4}))
+        .await;
     assert_eq!(task.status, TaskStatus::Failed);
     assert_eq!(task.error.as_deref(), Some("not today"));
     assert_eq!(task.attempts, 1);

@@ -13,11 +13,11 @@ use reqwest::StatusCode;
 use seedcore::{api::ApiSettings, engine::EngineSettings, maintenance::Keeping, store::PgStore};
 use serde_json::{Value, json};
 
-/// The app with workers on a PostgreSQL database of its own.
-async fn app_with(engine: EngineSettings) -> (TestApp, PgStore) {
+/// The app with workers on a PostgreSQL database of its own, and that database's store.
+async fn app() -> (TestApp, PgStore) {
     let app = TestApp::on(
         Arc::new(TestDb::postgres().await),
-        Some(engine),
+        Some(fast_engine()),
         ApiSettings::default(),
     )
     .await;
@@ -25,16 +25,9 @@ async fn app_with(engine: EngineSettings) -> (TestApp, PgStore) {
     (app, store)
 }
 
-async fn app() -> (TestApp, PgStore) {
-    app_with(fast_engine()).await
-}
-
-/// Creates a task to run at once and waits until it is final; returns its id.
-async fn finished(app: &TestApp, mut body: Value) -> String {
-    body["run_immediately"] = json!(true);
-    let id = id_of(&app.create_task(body).await);
-    app.finished(&id).await;
-    id
+/// Runs a task to the end; returns its id.
+async fn finished(app: &TestApp, body: Value) -> String {
+    app.run_to_the_end(body).await.id.to_string()
 }
 
 /// Moves every task finished by now to the history; returns how many moved.
@@ -213,20 +206,14 @@ async fn running_a_moved_task_again_brings_it_back_and_runs_it() {
         })
         .await;
     assert_eq!(done.error.as_deref(), Some("first"));
-    let (_, events) = app.get(&format!("/api/v1/tasks/{id}/events")).await;
-    let kinds: Vec<&str> = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = app.event_kinds(&id).await;
     assert_eq!(
-        kinds.iter().filter(|k| **k == "created").count(),
+        kinds.iter().filter(|k| *k == "created").count(),
         1,
         "{kinds:?}"
     );
     assert_eq!(
-        kinds.iter().filter(|k| **k == "failed").count(),
+        kinds.iter().filter(|k| *k == "failed").count(),
         2,
         "{kinds:?}"
     );

@@ -50,9 +50,7 @@ async fn app_with_executor(url: &str) -> TestApp {
 async fn run(app: &TestApp, body: Value) -> seedcore::model::Task {
     let mut body = body;
     body["type"] = json!("analysis_task");
-    body["run_immediately"] = json!(true);
-    let task = app.create_task(body).await;
-    app.finished(&id_of(&task)).await
+    app.run_to_the_end(body).await
 }
 
 #[tokio::test]

@@ -338,13 +338,7 @@ async fn a_child_of_many_parents_finishing_at_once_runs_exactly_once() {
     assert_eq!(child.status, TaskStatus::Completed, "{done}");
     assert_eq!(child.result.unwrap()["result"]["value"], 60);
     assert_eq!(child.attempts, 1);
-    let (_, events) = app.get(&format!("/api/v1/tasks/{}/events", child.id)).await;
-    let kinds: Vec<&str> = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = app.event_kinds(&child.id.to_string()).await;
     assert_eq!(kinds, vec!["created", "queued", "claimed", "completed"]);
 }
 

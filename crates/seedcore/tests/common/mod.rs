@@ -589,6 +589,25 @@ impl TestApp {
         self.wait_for(id, Duration::from_secs(20), |t| t.status.is_final())
             .await
     }
+
+    /// Creates a task to run at once and waits until it is final.
+    pub async fn run_to_the_end(&self, mut body: Value) -> Task {
+        body["run_immediately"] = serde_json::json!(true);
+        let task = self.create_task(body).await;
+        self.finished(&id_of(&task)).await
+    }
+
+    /// The kinds of the task's events, oldest first.
+    pub async fn event_kinds(&self, id: &str) -> Vec<String> {
+        let (status, events) = self.get(&format!("/api/v1/tasks/{id}/events")).await;
+        assert_eq!(status, StatusCode::OK, "events {id}: {events}");
+        events["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|e| e["kind"].as_str().expect("kind").to_string())
+            .collect()
+    }
 }
 
 /// Polls `check` until it returns Some, failing after `within`.
