@@ -171,6 +171,15 @@ impl Seedcore {
         log.iter().find(|line| line.contains(needle)).cloned()
     }
 
+    /// The kept log lines that contain `needle`, oldest first.
+    pub fn lines_containing(&self, needle: &str) -> Vec<String> {
+        let log = self.log.lock().expect("log");
+        log.iter()
+            .filter(|line| line.contains(needle))
+            .cloned()
+            .collect()
+    }
+
     /// For `serve`: the base URL from its "listening on http://..." line.
     pub async fn wait_for_address(&mut self) -> Result<String> {
         let line = self

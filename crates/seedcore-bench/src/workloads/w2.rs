@@ -1,10 +1,14 @@
 //! W2, pickup latency: with `seedcore serve` idle, tasks enqueued one at a time through the API
-//! at a steady rate; the figure is how long each waited between its insert and its claim, both
-//! stamped by the database server's clock (`started_at − created_at`).
+//! at a steady rate; the figure is how long each waited between the commit of its enqueue and
+//! its handler starting. The tool stamps the commit when the `200` answering the enqueue arrives
+//! (the server answers after committing); the engine stamps the handler's start in its debug
+//! log ("handler started"). Both stamps are the same machine's wall clock.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use crate::{
     db::{BenchDb, with_database},
@@ -18,6 +22,10 @@ use crate::{
 
 const TASK: &str = r#"{"type":"noop","run_immediately":true}"#;
 
+/// The engine's log line for a handler starting, at the level W2 turns on.
+const STARTED: &str = "handler started";
+const LOG_FILTER: &str = "info,seedcore::engine=debug";
+
 pub async fn run(ctx: &Context) -> Result<Vec<RunOutcome>> {
     let mut runs = Vec::new();
     for run in 1..=ctx.plan.runs {
@@ -29,66 +37,178 @@ pub async fn run(ctx: &Context) -> Result<Vec<RunOutcome>> {
 
 async fn one_run(ctx: &Context, db: &BenchDb) -> Result<RunOutcome> {
     let count = ctx.plan.pickup_tasks;
-    let mut serve = Seedcore::spawn(&ctx.seedcore, &["serve"], &db.url, &[])?;
+    let env = [("RUST_LOG", LOG_FILTER)];
+    let mut serve = Seedcore::spawn(&ctx.seedcore, &["serve"], &db.url, &env)?;
     let base = serve.wait_for_address().await?;
     // Let the workers make their first (empty) claim and go idle on their wake-ups.
     tokio::time::sleep(SETTLE).await;
     let pool = db.pool(2).await?;
-    enqueue_steadily(&base, count, ctx.plan.pickup_rate).await?;
+    let enqueued = enqueue_steadily(&base, count, ctx.plan.pickup_rate).await?;
     wait_until_started(&pool, count, &mut serve).await?;
-    let waits = pickup_waits(&pool).await?;
+    let committed = commit_times(&pool).await?;
     pool.close().await;
+    let started = handler_starts(&mut serve, &enqueued).await?;
     drop(serve);
 
+    let waits = Waits::of(&enqueued, &started)?;
     let mut outcome = RunOutcome::default();
+    let since_commit = Latencies::new(waits.since_answer.clone());
+    let since_request = Latencies::new(waits.since_request);
     outcome.push(Measure::new(
         "pickup_p50_ms",
         "pickup p50",
         "ms",
         Better::Lower,
-        waits.p50(),
+        since_commit.p50(),
     ));
     outcome.push(Measure::new(
         "pickup_p99_ms",
         "pickup p99",
         "ms",
         Better::Lower,
-        waits.p99(),
+        since_commit.p99(),
     ));
     outcome.push(Measure::new(
         "pickup_max_ms",
         "pickup max",
         "ms",
         Better::Lower,
-        waits.max(),
+        since_commit.max(),
     ));
+    outcome.push(Measure::new(
+        "request_to_start_p50_ms",
+        "enqueue request → handler p50",
+        "ms",
+        Better::Lower,
+        since_request.p50(),
+    ));
+    outcome.push(Measure::new(
+        "request_to_start_p99_ms",
+        "enqueue request → handler p99",
+        "ms",
+        Better::Lower,
+        since_request.p99(),
+    ));
+    if let Some(committed) = committed {
+        push_since_commit(&mut outcome, &enqueued, &started, &committed)?;
+    }
     outcome.note(format!(
         "{count} noop tasks, one POST /api/v1/tasks (run_immediately) at a time at ~{} per \
-         second, to `seedcore serve` with default settings; pickup = started_at − created_at, \
-         both from the database server's clock (created_at is the insert's transaction time, \
-         just before its commit). No baseline: the figure is compared with its target",
-        ctx.plan.pickup_rate
+         second, to `seedcore serve` with default settings (log filter {LOG_FILTER}); pickup = \
+         handler start (the engine's \"{STARTED}\" log line) − arrival of the enqueue's answer, \
+         which the server sends after its commit; both by this machine's wall clock. `enqueue \
+         request → handler` counts from the moment the request was sent, so it includes the \
+         enqueue itself. No baseline: the figures are compared with their targets",
+        ctx.plan.pickup_rate,
+    ));
+    outcome.note(format!(
+        "handlers that started before their enqueue's answer arrived: {} of {count} in one run",
+        waits.since_answer.iter().filter(|ms| **ms < 0.0).count()
     ));
     Ok(outcome)
 }
 
+/// Each task's commit time, where the server records commit timestamps
+/// (`track_commit_timestamp = on`): the commit of the transaction that wrote its `created`
+/// event, which is the enqueue's.
+async fn commit_times(pool: &PgPool) -> Result<Option<HashMap<Uuid, DateTime<Utc>>>> {
+    let recorded: String = sqlx::query_scalar("show track_commit_timestamp")
+        .fetch_one(pool)
+        .await
+        .context("read track_commit_timestamp")?;
+    if recorded != "on" {
+        return Ok(None);
+    }
+    let rows: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
+        r"select task_id, pg_xact_commit_timestamp(xmin)
+          from task_events where kind = 'created'",
+    )
+    .fetch_all(pool)
+    .await
+    .context("read the enqueues' commit timestamps")?;
+    Ok(Some(rows.into_iter().collect()))
+}
+
+/// The exact figure, from the commit timestamps: commit → handler start.
+fn push_since_commit(
+    outcome: &mut RunOutcome,
+    enqueued: &[Enqueued],
+    started: &HashMap<Uuid, DateTime<Utc>>,
+    committed: &HashMap<Uuid, DateTime<Utc>>,
+) -> Result<()> {
+    let mut waits = Vec::with_capacity(enqueued.len());
+    for task in enqueued {
+        let (Some(start), Some(commit)) = (started.get(&task.id), committed.get(&task.id)) else {
+            return Err(Error::new(format!(
+                "cannot find the commit and handler start of task {}",
+                task.id
+            )));
+        };
+        waits.push(millis(*start - *commit));
+    }
+    let waits = Latencies::new(waits);
+    outcome.push(Measure::new(
+        "commit_to_start_p50_ms",
+        "commit timestamp → handler p50",
+        "ms",
+        Better::Lower,
+        waits.p50(),
+    ));
+    outcome.push(Measure::new(
+        "commit_to_start_p99_ms",
+        "commit timestamp → handler p99",
+        "ms",
+        Better::Lower,
+        waits.p99(),
+    ));
+    outcome.note(
+        "commit timestamp → handler: from the enqueue's commit timestamp (the server has \
+         track_commit_timestamp on; PostgreSQL takes the timestamp as the commit begins, before \
+         it flushes the commit to the WAL and makes it visible) to the handler's start",
+    );
+    Ok(())
+}
+
+/// One enqueue as the tool saw it.
+struct Enqueued {
+    id: Uuid,
+    sent: DateTime<Utc>,
+    answered: DateTime<Utc>,
+}
+
 /// Sends the tasks one after another, one every 1/rate seconds.
-async fn enqueue_steadily(base: &str, count: usize, rate: f64) -> Result<()> {
+async fn enqueue_steadily(base: &str, count: usize, rate: f64) -> Result<Vec<Enqueued>> {
     let client = http_client()?;
     let url = format!("{base}/api/v1/tasks");
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut enqueued = Vec::with_capacity(count);
     for _ in 0..count {
         ticks.tick().await;
         let request = client
             .post(&url)
             .header("content-type", "application/json")
             .body(TASK);
-        expect_ok(request)
+        let sent = Utc::now();
+        let body = expect_ok(request)
             .await
             .map_err(|err| Error::new(format!("POST /api/v1/tasks failed: {err}")))?;
+        let answered = Utc::now();
+        enqueued.push(Enqueued {
+            id: task_id(&body)?,
+            sent,
+            answered,
+        });
     }
-    Ok(())
+    Ok(enqueued)
+}
+
+fn task_id(body: &[u8]) -> Result<Uuid> {
+    let task: serde_json::Value = serde_json::from_slice(body).context("read the created task")?;
+    task["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .context(format_args!("read the task id in {task}"))
 }
 
 /// Waits until every task has been claimed.
@@ -111,13 +231,89 @@ async fn wait_until_started(pool: &PgPool, count: usize, serve: &mut Seedcore) -
     )))
 }
 
-async fn pickup_waits(pool: &PgPool) -> Result<Latencies> {
-    let waits: Vec<f64> = sqlx::query_scalar(
-        r"select (extract(epoch from started_at - created_at) * 1000)::float8
-          from tasks where started_at is not null",
-    )
-    .fetch_all(pool)
-    .await
-    .context("read the pickup times")?;
-    Ok(Latencies::new(waits))
+/// When each enqueued task's handler started, from serve's log (which its reader may still be
+/// catching up on when the last claim is visible in the database).
+async fn handler_starts(
+    serve: &mut Seedcore,
+    enqueued: &[Enqueued],
+) -> Result<HashMap<Uuid, DateTime<Utc>>> {
+    let mut starts = HashMap::new();
+    for _ in 0..100 {
+        starts = serve
+            .lines_containing(STARTED)
+            .iter()
+            .filter_map(|line| started_at(line))
+            .collect();
+        if enqueued.iter().all(|task| starts.contains_key(&task.id)) {
+            return Ok(starts);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(Error::new(format!(
+        "serve logged {} \"{STARTED}\" lines for {} tasks; log:\n{}",
+        starts.len(),
+        enqueued.len(),
+        serve.log_tail(30)
+    )))
+}
+
+/// Reads `2026-11-29T01:19:42.798147Z DEBUG seedcore::engine: handler started task_id=… …`.
+fn started_at(line: &str) -> Option<(Uuid, DateTime<Utc>)> {
+    let stamp = line.split_whitespace().next()?;
+    let at = DateTime::parse_from_rfc3339(stamp)
+        .ok()?
+        .with_timezone(&Utc);
+    let id = line
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("task_id="))?
+        .parse()
+        .ok()?;
+    Some((id, at))
+}
+
+/// Milliseconds from each enqueue's answer, and from its request, to its handler's start.
+struct Waits {
+    since_answer: Vec<f64>,
+    since_request: Vec<f64>,
+}
+
+impl Waits {
+    fn of(enqueued: &[Enqueued], started: &HashMap<Uuid, DateTime<Utc>>) -> Result<Waits> {
+        let mut waits = Waits {
+            since_answer: Vec::with_capacity(enqueued.len()),
+            since_request: Vec::with_capacity(enqueued.len()),
+        };
+        for task in enqueued {
+            let start = started
+                .get(&task.id)
+                .context(format_args!("find the handler start of task {}", task.id))?;
+            waits.since_answer.push(millis(*start - task.answered));
+            waits.since_request.push(millis(*start - task.sent));
+        }
+        Ok(waits)
+    }
+}
+
+fn millis(delta: chrono::TimeDelta) -> f64 {
+    delta.num_microseconds().unwrap_or(i64::MAX) as f64 / 1_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handler_start_line_gives_its_task_and_moment() {
+        let line = "2026-11-29T01:19:42.798147Z DEBUG seedcore::engine: handler started \
+                    task_id=0b6f4d0e-52f4-4c55-9a1e-8d1d3f3c2a10 attempt=1";
+        let (id, at) = started_at(line).expect("parsed");
+        assert_eq!(id.to_string(), "0b6f4d0e-52f4-4c55-9a1e-8d1d3f3c2a10");
+        assert_eq!(at.timestamp_subsec_micros(), 798_147);
+    }
+
+    #[test]
+    fn other_lines_are_not_handler_starts() {
+        assert!(started_at("2026-11-29T01:19:42.798147Z  INFO seedcore::cli: listening").is_none());
+        assert!(started_at("handler started task_id=not-a-uuid").is_none());
+    }
 }

@@ -540,6 +540,9 @@ impl Inner {
             let error = format!("cannot read the task's parents: {err}");
             Ended::Finished(Err(HandlerError::Retryable(error)))
         } else {
+            // The moment a task's code begins, for operators following a task and for the
+            // pickup benchmark (W2), which sets it beside the moment its enqueue was answered.
+            tracing::debug!(task_id = %task.id, attempt = task.attempts, "handler started");
             tokio::select! {
             result = AssertUnwindSafe(run).catch_unwind() => match result {
                 Ok(result) => Ended::Finished(result),
