@@ -380,3 +380,47 @@ async fn the_search_language_can_be_changed_and_rebuilds_the_index() {
     assert_eq!(list(&app, "search=H%C3%A4user").await["total"], 2);
     assert!(store.set_search_language("klingon").await.is_err());
 }
+
+#[tokio::test]
+async fn full_text_search_follows_a_facts_edits_and_its_deletion() {
+    let app = TestApp::without_workers().await;
+    let id = fact(&app, json!({"text": "a river in spring"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    fact(&app, json!({"text": "a quiet lake"})).await;
+    assert_eq!(
+        texts(&list(&app, "search=river").await),
+        ["a river in spring"]
+    );
+
+    let path = format!("/api/v1/facts/{id}");
+    let (status, _) = app.patch(&path, json!({"text": "a mountain pass"})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list(&app, "search=river").await["total"], 0);
+    assert_eq!(
+        texts(&list(&app, "search=mountain").await),
+        ["a mountain pass"]
+    );
+
+    let (status, _) = app
+        .patch(&path, json!({"meta_data": {"region": "glacier country"}}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        texts(&list(&app, "search=glacier").await),
+        ["a mountain pass"]
+    );
+    let (status, _) = app.patch(&path, json!({"tags": ["geo"]})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        texts(&list(&app, "search=mountain&tag=geo").await),
+        ["a mountain pass"],
+        "a tag-only edit keeps the vector"
+    );
+
+    let (status, _) = app.delete(&path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list(&app, "search=mountain").await["total"], 0);
+    assert_eq!(texts(&list(&app, "search=lake").await), ["a quiet lake"]);
+}

@@ -588,6 +588,16 @@ fn task_filters(builder: &mut QueryBuilder<Postgres>, query: &TaskQuery) {
 /// The columns of a fact as the API shows it (not the search vector).
 const FACT_COLUMNS: &str = "id, text, tags, meta_data, created_at, updated_at";
 
+/// The rows a fact search reads: facts, joined to their vectors only for `search=` (the vectors
+/// live in a table of their own so that `facts` rows stay narrow; see the fact_vectors
+/// migration).
+fn fact_source(query: &FactQuery) -> &'static str {
+    match query.search {
+        Some(_) => " from facts join fact_vectors using (id)",
+        None => " from facts",
+    }
+}
+
 /// The full-text query of `search=`, in the language the vectors were built with.
 const TS_QUERY: &str = "websearch_to_tsquery((select value from seedcore_settings \
                         where key = 'fts_language')::regconfig, ";
@@ -671,7 +681,8 @@ impl PgStore {
         match query.count {
             CountMode::None => Ok((None, false)),
             CountMode::Exact => {
-                let mut count = QueryBuilder::new("select count(*) from facts");
+                let mut count = QueryBuilder::new("select count(*)");
+                count.push(fact_source(query));
                 fact_filters(&mut count, query);
                 Ok((
                     Some(
@@ -692,7 +703,8 @@ impl PgStore {
                     return Ok((Some(expected), true));
                 }
                 // It expects few: count them, stopping one past the cap in case it was wrong.
-                let mut capped = QueryBuilder::new("select count(*) from (select 1 from facts");
+                let mut capped = QueryBuilder::new("select count(*) from (select 1");
+                capped.push(fact_source(query));
                 fact_filters(&mut capped, query);
                 capped
                     .push(" limit ")
@@ -748,7 +760,7 @@ impl PgStore {
                 .push(")) as rank"),
             None => list.push(", null::real as rank"),
         };
-        list.push(" from facts");
+        list.push(fact_source(query));
         fact_filters(&mut list, query);
         if let Some(cursor) = &query.cursor {
             list.push(" and (created_at, id) < (")
@@ -773,7 +785,8 @@ impl PgStore {
 
     /// The planner's row estimate for the query's filters.
     async fn planner_estimate(&self, query: &FactQuery) -> StoreResult<i64> {
-        let mut explain = QueryBuilder::new("explain (format json) select 1 from facts");
+        let mut explain = QueryBuilder::new("explain (format json) select 1");
+        explain.push(fact_source(query));
         fact_filters(&mut explain, query);
         let plan: Json<Value> = explain
             .build_query_scalar()
@@ -1371,7 +1384,9 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "update facts set search_vector = seedcore_fact_vector($1::regconfig, text, meta_data)",
+            r"update fact_vectors v
+              set search_vector = seedcore_fact_vector($1::regconfig, f.text, f.meta_data)
+              from facts f where f.id = v.id",
         )
         .bind(language)
         .execute(&mut *tx)
