@@ -424,3 +424,41 @@ async fn full_text_search_follows_a_facts_edits_and_its_deletion() {
     assert_eq!(list(&app, "search=mountain").await["total"], 0);
     assert_eq!(texts(&list(&app, "search=lake").await), ["a quiet lake"]);
 }
+
+#[tokio::test]
+async fn full_text_matches_of_equal_rank_come_newest_first_and_page_by_offset() {
+    let app = TestApp::without_workers().await;
+    for (text, tags) in [
+        ("first comet", ["sky"]),
+        ("second comet", ["sea"]),
+        ("third comet", ["sky"]),
+    ] {
+        fact(&app, json!({"text": text, "tags": tags})).await;
+        // Creation times a clear step apart, so the order cannot depend on a tie.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        texts(&list(&app, "search=comet").await),
+        ["third comet", "second comet", "first comet"]
+    );
+    assert_eq!(
+        texts(&list(&app, "search=comet&limit=1&offset=1").await),
+        ["second comet"]
+    );
+    let tagged = list(&app, "search=comet&tag=sky&limit=1&offset=1").await;
+    assert_eq!(texts(&tagged), ["first comet"]);
+    assert_eq!(tagged["total"], 2);
+    assert_eq!(
+        list(&app, "search=comet&any_tag=sea&any_tag=none").await["total"],
+        1
+    );
+    let newest = list(&app, "search=comet&limit=1").await["items"][0]["created_at"].clone();
+    let newest = newest.as_str().unwrap();
+    let before = list(&app, &format!("search=comet&created_before={newest}")).await;
+    assert_eq!(texts(&before), ["second comet", "first comet"]);
+    assert_eq!(
+        texts(&list(&app, "search=comet&q=SECOND").await),
+        ["second comet"],
+        "search= with q reads the facts too"
+    );
+}

@@ -585,16 +585,30 @@ fn task_filters(builder: &mut QueryBuilder<Postgres>, query: &TaskQuery) {
     }
 }
 
-/// The columns of a fact as the API shows it (not the search vector).
+/// The columns of a fact as the API shows it.
 const FACT_COLUMNS: &str = "id, text, tags, meta_data, created_at, updated_at";
+/// The same, of the facts aliased `f`.
+const F_FACT_COLUMNS: &str = "f.id, f.text, f.tags, f.meta_data, f.created_at, f.updated_at";
 
-/// The rows a fact search reads: facts, joined to their vectors only for `search=` (the vectors
-/// live in a table of their own so that `facts` rows stay narrow; see the fact_vectors
-/// migration).
+/// The rows a fact search reads, as `f` (facts) and `v` (their search vectors). The vectors
+/// live in a table of their own so that `facts` rows stay narrow (see the fact_vectors
+/// migration); a vector row carries its fact's tags and creation time too. A search without
+/// `search=` reads facts alone; one with `search=` reads the vectors alone, unless it also
+/// filters on the text or the metadata, which joins the facts.
 fn fact_source(query: &FactQuery) -> &'static str {
+    let reads_facts = query.q.is_some() || !query.meta.is_empty();
+    match (&query.search, reads_facts) {
+        (None, _) => " from facts f",
+        (Some(_), false) => " from fact_vectors v",
+        (Some(_), true) => " from facts f join fact_vectors v on v.id = f.id",
+    }
+}
+
+/// The alias of the table a search reads tags and creation times from (both tables hold them).
+fn tags_and_times(query: &FactQuery) -> &'static str {
     match query.search {
-        Some(_) => " from facts join fact_vectors using (id)",
-        None => " from facts",
+        Some(_) => "v",
+        None => "f",
     }
 }
 
@@ -610,44 +624,53 @@ const TS_QUERY: &str = "websearch_to_tsquery((select value from seedcore_setting
 /// 1.7 ms for a common word's page on a million facts, 16 ms instead of 1 ms for a rare word
 /// with a tag (the generic plan intersects with the tag's whole posting list).
 fn fact_filters(builder: &mut QueryBuilder<Postgres>, query: &FactQuery) {
+    let at = tags_and_times(query);
     builder.push(" where true");
     if let Some(q) = &query.q {
         let pattern = format!("%{}%", like_literal(q));
         builder
-            .push(" and (text ilike ")
+            .push(" and (f.text ilike ")
             .push_bind(pattern.clone())
-            .push(r" escape '\' or meta_data::text ilike ")
+            .push(r" escape '\' or f.meta_data::text ilike ")
             .push_bind(pattern)
             .push(r" escape '\')");
     }
     if let Some(search) = &query.search {
         builder
-            .push(" and search_vector @@ ")
+            .push(" and v.search_vector @@ ")
             .push(TS_QUERY)
             .push_bind(search.clone())
             .push(")");
     }
     if !query.tags.is_empty() {
-        builder.push(" and tags @> ").push_bind(query.tags.clone());
+        builder
+            .push(format_args!(" and {at}.tags @> "))
+            .push_bind(query.tags.clone());
     }
     if !query.any_tags.is_empty() {
         builder
-            .push(" and tags && ")
+            .push(format_args!(" and {at}.tags && "))
             .push_bind(query.any_tags.clone());
     }
     for filter in &query.meta {
         builder.push(" and (false");
         for value in &filter.values {
             let contained = serde_json::json!({ filter.key.as_str(): value });
-            builder.push(" or meta_data @> ").push_bind(Json(contained));
+            builder
+                .push(" or f.meta_data @> ")
+                .push_bind(Json(contained));
         }
         builder.push(")");
     }
     if let Some(after) = query.created_after {
-        builder.push(" and created_at > ").push_bind(after);
+        builder
+            .push(format_args!(" and {at}.created_at > "))
+            .push_bind(after);
     }
     if let Some(before) = query.created_before {
-        builder.push(" and created_at < ").push_bind(before);
+        builder
+            .push(format_args!(" and {at}.created_at < "))
+            .push_bind(before);
     }
 }
 
@@ -750,32 +773,10 @@ impl PgStore {
 
     /// One page of facts matching the query, each with its rank when `search=` is given.
     async fn fact_page(&self, query: &FactQuery) -> StoreResult<Vec<RankedFactRow>> {
-        let mut list = QueryBuilder::new("select ");
-        list.push(FACT_COLUMNS);
-        match &query.search {
-            Some(search) => list
-                .push(", ts_rank_cd(search_vector, ")
-                .push(TS_QUERY)
-                .push_bind(search.clone())
-                .push(")) as rank"),
-            None => list.push(", null::real as rank"),
+        let mut list = match &query.search {
+            Some(search) => ranked_page(query, search),
+            None => newest_page(query),
         };
-        list.push(fact_source(query));
-        fact_filters(&mut list, query);
-        if let Some(cursor) = &query.cursor {
-            list.push(" and (created_at, id) < (")
-                .push_bind(cursor.created_at)
-                .push(", ")
-                .push_bind(cursor.id)
-                .push(")");
-        }
-        list.push(match query.search {
-            Some(_) => " order by rank desc, created_at desc, id desc limit ",
-            None => " order by created_at desc, id desc limit ",
-        });
-        list.push_bind(query.limit)
-            .push(" offset ")
-            .push_bind(query.offset);
         Ok(list
             .build_query_as()
             .persistent(false)
@@ -795,6 +796,45 @@ impl PgStore {
             .await?;
         Ok(plan.0[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0) as i64)
     }
+}
+
+/// A page of facts, newest first (keyset-paged by `cursor`, or by `offset`).
+fn newest_page(query: &FactQuery) -> QueryBuilder<Postgres> {
+    let mut list = QueryBuilder::new("select ");
+    list.push(F_FACT_COLUMNS).push(", null::real as rank");
+    list.push(fact_source(query));
+    fact_filters(&mut list, query);
+    if let Some(cursor) = &query.cursor {
+        list.push(" and (f.created_at, f.id) < (")
+            .push_bind(cursor.created_at)
+            .push(", ")
+            .push_bind(cursor.id)
+            .push(")");
+    }
+    list.push(" order by f.created_at desc, f.id desc limit ")
+        .push_bind(query.limit)
+        .push(" offset ")
+        .push_bind(query.offset);
+    list
+}
+
+/// A page of `search=` matches, best rank first: ranked and cut among the vectors (and the facts
+/// only when other filters need them), then the page's facts read by id.
+fn ranked_page(query: &FactQuery, search: &str) -> QueryBuilder<Postgres> {
+    let mut list = QueryBuilder::new("select ");
+    list.push(F_FACT_COLUMNS)
+        .push(", m.rank from (select v.id, v.created_at, ts_rank_cd(v.search_vector, ")
+        .push(TS_QUERY)
+        .push_bind(search.to_owned())
+        .push(")) as rank");
+    list.push(fact_source(query));
+    fact_filters(&mut list, query);
+    list.push(" order by rank desc, v.created_at desc, v.id desc limit ")
+        .push_bind(query.limit)
+        .push(" offset ")
+        .push_bind(query.offset)
+        .push(") m join facts f on f.id = m.id order by m.rank desc, m.created_at desc, m.id desc");
+    list
 }
 
 #[derive(sqlx::FromRow)]
