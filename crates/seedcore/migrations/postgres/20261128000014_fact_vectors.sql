@@ -57,8 +57,8 @@ begin
     update fact_vectors
     set tags = new.tags,
         search_vector = seedcore_fact_vector(
-        (select value from seedcore_settings where key = 'fts_language')::regconfig,
-        new.text, new.meta_data)
+            (select value from seedcore_settings where key = 'fts_language')::regconfig,
+            new.text, new.meta_data)
     where id = new.id;
     return null;
 end $$;
