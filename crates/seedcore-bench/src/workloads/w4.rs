@@ -243,7 +243,7 @@ fn notes(ctx: &Context, load: &Load) -> String {
         plan.drain_tasks,
         load.rows,
         if load.triggers_skipped {
-            "row triggers skipped for the load, so no task_events history (counters rebuilt with seedcore_recount() after it)"
+            "triggers skipped for the load (counters rebuilt with seedcore_recount() after it)"
         } else {
             "with the statement triggers"
         },

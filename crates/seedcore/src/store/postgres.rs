@@ -585,10 +585,8 @@ fn task_filters(builder: &mut QueryBuilder<Postgres>, query: &TaskQuery) {
     }
 }
 
-/// The columns of a fact as the API shows it.
-const FACT_COLUMNS: &str = "id, text, tags, meta_data, created_at, updated_at";
-/// The same, of the facts aliased `f`.
-const F_FACT_COLUMNS: &str = "f.id, f.text, f.tags, f.meta_data, f.created_at, f.updated_at";
+/// The columns of a fact as the API shows it, of the facts aliased `f`.
+const FACT_COLUMNS: &str = "f.id, f.text, f.tags, f.meta_data, f.created_at, f.updated_at";
 
 /// The rows a fact search reads, as `f` (facts) and `v` (their search vectors). The vectors
 /// live in a table of their own so that `facts` rows stay narrow (see the fact_vectors
@@ -801,7 +799,7 @@ impl PgStore {
 /// A page of facts, newest first (keyset-paged by `cursor`, or by `offset`).
 fn newest_page(query: &FactQuery) -> QueryBuilder<Postgres> {
     let mut list = QueryBuilder::new("select ");
-    list.push(F_FACT_COLUMNS).push(", null::real as rank");
+    list.push(FACT_COLUMNS).push(", null::real as rank");
     list.push(fact_source(query));
     fact_filters(&mut list, query);
     if let Some(cursor) = &query.cursor {
@@ -822,7 +820,7 @@ fn newest_page(query: &FactQuery) -> QueryBuilder<Postgres> {
 /// only when other filters need them), then the page's facts read by id.
 fn ranked_page(query: &FactQuery, search: &str) -> QueryBuilder<Postgres> {
     let mut list = QueryBuilder::new("select ");
-    list.push(F_FACT_COLUMNS)
+    list.push(FACT_COLUMNS)
         .push(", m.rank from (select v.id, v.created_at, ts_rank_cd(v.search_vector, ")
         .push(TS_QUERY)
         .push_bind(search.to_owned())
@@ -1394,7 +1392,7 @@ impl Store for PgStore {
         if facts.is_empty() {
             return Ok(Vec::new());
         }
-        let mut insert = QueryBuilder::new("insert into facts (id, text, tags, meta_data) ");
+        let mut insert = QueryBuilder::new("insert into facts as f (id, text, tags, meta_data) ");
         insert.push_values(facts, |mut row, fact| {
             row.push_bind(Uuid::new_v4())
                 .push_bind(fact.text)
