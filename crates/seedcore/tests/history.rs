@@ -350,7 +350,10 @@ async fn importing_the_same_legacy_tasks_again_skips_the_moved_ones() {
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
     assert!(import().contains("1 imported, 0 already present"));
-    assert_eq!(archive_all(&app).await, 1);
+    // The task finished in 2023: the app's own housekeeping may move it first, so this call
+    // may find nothing left to move. Either way it is in the history now.
+    archive_all(&app).await;
+    assert!(in_history(&store, &id).await);
 
     let again = import();
 
