@@ -153,10 +153,17 @@ pub fn attempts_left(attempts: i32, max_attempts: i32) -> bool {
     attempts < max_attempts
 }
 
+/// The parent statuses that let every child run.
+pub const PARENT_DONE: [TaskStatus; 1] = [TaskStatus::Completed];
+
+/// The parent statuses that also let a child that runs on failure run (and doom one that
+/// does not).
+pub const PARENT_DONE_ON_FAILURE: [TaskStatus; 2] = [TaskStatus::Failed, TaskStatus::Cancelled];
+
 /// Whether a parent in `status` lets its child run: it completed or, for a child that runs
-/// on failure, it is final.
+/// on failure, it failed or was cancelled.
 pub fn parent_done(run_on_failure: bool, status: TaskStatus) -> bool {
-    status == TaskStatus::Completed || (run_on_failure && status.is_final())
+    PARENT_DONE.contains(&status) || (run_on_failure && PARENT_DONE_ON_FAILURE.contains(&status))
 }
 
 /// The event a parent's settlement is for a child with these parents (see [`waiting_on`]).
