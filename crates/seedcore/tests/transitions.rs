@@ -564,3 +564,53 @@ async fn a_child_doomed_by_two_failed_parents_at_once_names_the_lowest_on_each_b
     assert_eq!(stored.status, Cancelled);
     assert_eq!(stored.error, Some(dependency_reason(low, Failed)));
 }
+
+#[tokio::test]
+async fn cancelling_a_workflow_moves_each_of_its_tasks_as_cancel_does() {
+    let db = TestDb::create().await;
+    let store = &*db.store().await;
+    let workflow = Uuid::new_v4();
+    let step = |key: &str, status: TaskStatus| NewTask {
+        queue: queue_of_its_own(),
+        run_immediately: status != Created,
+        workflow: Some((workflow, key.to_string())),
+        ..NewTask::of_type("echo")
+    };
+    let mut tasks: Vec<NewTask> = TaskStatus::ALL
+        .into_iter()
+        .filter(|s| *s != Blocked)
+        .map(|s| step(s.as_str(), s))
+        .collect();
+    let running = tasks
+        .iter()
+        .find(|t| t.workflow.as_ref().unwrap().1 == "running");
+    let blocked = NewTask {
+        depends_on: vec![running.unwrap().id],
+        ..step("blocked", Blocked)
+    };
+    tasks.push(blocked);
+    store
+        .create_workflow(seedcore::model::WorkflowPlan {
+            id: workflow,
+            name: "every status".into(),
+            tasks: tasks.clone(),
+        })
+        .await
+        .expect("create the workflow");
+    let mut before = Vec::new();
+    for task in &tasks {
+        let status = TaskStatus::parse(&task.workflow.as_ref().unwrap().1).unwrap();
+        if task.run_immediately && task.depends_on.is_empty() {
+            let lease = claim(store, task.id, &task.queue, LONG_LEASE).await;
+            from_running(store, task.id, lease, status).await;
+        }
+        assert_eq!(store.get_task(task.id).await.unwrap().status, status);
+        before.push((task.id, status));
+    }
+    let cancelled = store.cancel_workflow(workflow).await.expect("cancel");
+    for (id, from) in before {
+        let expected = transition::transition(from, &Event::Cancel).unwrap_or(from);
+        let after = cancelled.tasks.iter().find(|t| t.id == id).unwrap().status;
+        assert_eq!(after, expected, "the workflow's {from} task");
+    }
+}
