@@ -612,7 +612,9 @@ impl Inner {
             Ended::Stopped => HandlerError::Retryable("stopped".into()),
         };
         match error {
-            HandlerError::Retryable(error) if task.attempts < task.max_attempts => {
+            HandlerError::Retryable(error)
+                if crate::model::transition::attempts_left(task.attempts, task.max_attempts) =>
+            {
                 let delay = self.settings.retry.delay(task.attempts);
                 let run_at =
                     Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);

@@ -6,6 +6,7 @@ pub mod id;
 pub mod queue;
 pub mod schedule;
 pub mod task;
+pub mod transition;
 pub mod worker;
 pub mod workflow;
 
@@ -16,6 +17,7 @@ pub use schedule::{
     MisfirePolicy, NewSchedule, Schedule, SchedulePatch, TaskTemplate, TemplatePatch,
 };
 pub use task::{NewTask, Task, TaskEvent, TaskStatus};
+pub use transition::{Event, Refusal, transition};
 pub use worker::{Worker, WorkerState};
 pub use workflow::{
     NewWorkflow, Workflow, WorkflowPlan, WorkflowStatus, WorkflowStep, WorkflowSummary,

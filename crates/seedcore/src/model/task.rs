@@ -1,4 +1,5 @@
-//! Tasks: the stored row as the API shows it, and the rules for moving between statuses.
+//! Tasks: the stored row as the API shows it, the status lists the state machine is built on
+//! (see [`super::transition`], which decides every move), and the dependency rule.
 //!
 //! Invariants the state machine enforces (and the stores implement with conditional updates):
 //! - `run` moves only `created`, `failed` and `cancelled` tasks to `queued`; every other status is
@@ -86,6 +87,9 @@ impl TaskStatus {
         TaskStatus::Running,
         TaskStatus::Retry,
     ];
+
+    /// The statuses a worker claims a task from (once its `run_at` has passed).
+    pub const READY: [TaskStatus; 2] = [TaskStatus::Queued, TaskStatus::Retry];
 
     /// Whether `run` moves a task in this status to `queued`.
     pub fn run_queues(self) -> bool {
@@ -287,9 +291,10 @@ pub enum Waiting {
     Doomed(String),
 }
 
-/// The dependency rule, shared by task creation and (in SQL) by the stores' triggers: a failed
-/// or cancelled parent dooms a task at once, even while its other parents still run, unless
-/// the task runs on failure.
+/// The dependency rule, shared by task creation and (in SQL) by the stores' triggers, which
+/// `tests/transitions.rs` checks against it: a failed or cancelled parent dooms a task at once,
+/// even while its other parents still run, unless the task runs on failure; otherwise the task
+/// is ready once every parent is done (see [`super::transition::parent_done`]).
 pub fn waiting_on(run_on_failure: bool, parents: &[(Uuid, TaskStatus)]) -> Waiting {
     if !run_on_failure {
         let mut bad: Vec<_> = parents
@@ -301,8 +306,10 @@ pub fn waiting_on(run_on_failure: bool, parents: &[(Uuid, TaskStatus)]) -> Waiti
             return Waiting::Doomed(dependency_reason(*id, *status));
         }
     }
-    let done = |s: TaskStatus| s == TaskStatus::Completed || (run_on_failure && s.is_final());
-    if parents.iter().all(|(_, s)| done(*s)) {
+    if parents
+        .iter()
+        .all(|(_, s)| super::transition::parent_done(run_on_failure, *s))
+    {
         Waiting::Ready
     } else {
         Waiting::Blocked

@@ -34,6 +34,7 @@ use super::{
     TagCount, TaskQuery, coalesce::Coalescer, like_literal, watchers::Watchers,
 };
 use crate::legacy::LegacyTask;
+use crate::model::transition::{PARENT_DONE, PARENT_DONE_ON_FAILURE, names};
 use crate::model::{
     Fact, FactCursor, FactPatch, IdRef, NewFact, NewTask, QueueInfo, Task, TaskEvent, TaskStatus,
     Worker, Workflow, WorkflowPlan, WorkflowSummary,
@@ -1035,6 +1036,9 @@ impl Store for PgStore {
         .await?;
         let queued: Option<TaskRow> = sqlx::query_as(include_str!("sql/run.sql"))
             .bind(id)
+            .bind(names(&TaskStatus::RUNNABLE))
+            .bind(names(&PARENT_DONE))
+            .bind(names(&PARENT_DONE_ON_FAILURE))
             .fetch_optional(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -1049,10 +1053,11 @@ impl Store for PgStore {
             r"update tasks
               set status = 'cancelled', finished_at = now(), lease_token = null,
                   lease_expires_at = null, updated_at = now()
-              where id = $1 and status in ('created', 'blocked', 'queued', 'running', 'retry')
+              where id = $1 and status = any($2)
               returning *",
         )
         .bind(id)
+        .bind(names(&TaskStatus::CANCELLABLE))
         .fetch_optional(&self.pool)
         .await?;
         match cancelled {
@@ -1138,10 +1143,10 @@ impl Store for PgStore {
             r"update tasks
               set status = 'cancelled', finished_at = now(), lease_token = null,
                   lease_expires_at = null, updated_at = now()
-              where workflow_id = $1
-                and status in ('created', 'blocked', 'queued', 'running', 'retry')",
+              where workflow_id = $1 and status = any($2)",
         )
         .bind(id)
+        .bind(names(&TaskStatus::CANCELLABLE))
         .execute(&self.pool)
         .await?;
         self.get_workflow(id).await

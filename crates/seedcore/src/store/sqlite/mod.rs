@@ -52,6 +52,7 @@ use super::{
     Signal, SignalSink, Store, StoreError, StoreResult, TagCount, TaskQuery,
 };
 use crate::legacy::LegacyTask;
+use crate::model::transition::{Event, PARENT_DONE, PARENT_DONE_ON_FAILURE, names, transition};
 use crate::model::{
     Fact, FactPatch, IdRef, NewFact, NewTask, QueueInfo, Task, TaskEvent, TaskStatus, Worker,
     Workflow, WorkflowPlan, WorkflowSummary,
@@ -632,6 +633,9 @@ impl Store for SqliteStore {
         let queued: Option<TaskRow> = sqlx::query_as(include_str!("sql/run.sql"))
             .bind(id.to_string())
             .bind(stamp(Utc::now()))
+            .bind(json_text(&names(&TaskStatus::RUNNABLE))?)
+            .bind(json_text(&names(&PARENT_DONE))?)
+            .bind(json_text(&names(&PARENT_DONE_ON_FAILURE))?)
             .fetch_optional(&self.writer)
             .await?;
         match queued {
@@ -653,7 +657,7 @@ impl Store for SqliteStore {
             .await?
             .ok_or(StoreError::NotFound)?;
         let was = parse_status(&row.status)?;
-        if !was.cancel_applies() {
+        if transition(was, &Event::Cancel).is_err() {
             return row.into_task();
         }
         let cancelled: TaskRow = sqlx::query_as(

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{SqliteStore, TaskRow, json_text, parse_id, parse_json, parse_time, stamp, tasks};
 use crate::{
-    model::{Task, Workflow, WorkflowSummary},
+    model::{Task, TaskStatus, Workflow, WorkflowSummary, transition::names},
     store::{Page, Signal, StoreError, StoreResult},
 };
 
@@ -79,11 +79,11 @@ pub(super) async fn cancel(store: &SqliteStore, id: Uuid) -> StoreResult<Workflo
         r"update tasks
           set status = 'cancelled', finished_at = ?2, lease_token = null,
               lease_expires_at = null, updated_at = ?2
-          where workflow_id = ?1
-            and status in ('created', 'blocked', 'queued', 'running', 'retry')",
+          where workflow_id = ?1 and status in (select value from json_each(?3))",
     )
     .bind(id.to_string())
     .bind(stamp(Utc::now()))
+    .bind(json_text(&names(&TaskStatus::CANCELLABLE))?)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
