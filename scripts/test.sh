@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The project's whole test run: formatting, lints and tests against a real
-# PostgreSQL, then the behavioural suites again on the embedded SQLite store,
-# with Chromium available for the browser tests.
+# The project's whole test run: formatting, lints and every test, the
+# behavioural ones on both a real PostgreSQL and the embedded SQLite store, with
+# Chromium available for the browser tests. A PostgreSQL test that finds no
+# server fails here rather than skipping, as it would under a plain `cargo test`.
 #
 # Usage:
-#   scripts/test.sh [ARGS...]              run everything; ARGS go to the main (PostgreSQL)
-#                                          `cargo test`, and what follows `--` (e.g. a filter:
-#                                          `scripts/test.sh -- some_filter`) to the SQLite run too
+#   scripts/test.sh [ARGS...]              run everything; ARGS go to the `cargo test` of all
+#                                          targets (e.g. a filter: `scripts/test.sh -- some_filter`)
 #   scripts/test.sh --env-only -- CMD...   set up PostgreSQL and Chromium, then run CMD
 #                                          with the exported environment instead of cargo
 #
@@ -228,6 +228,8 @@ fi
 
 setup_postgres
 setup_chromium
+# There is a server now: a PostgreSQL test that cannot reach it fails, never skips.
+export SEEDCORE_TEST_REQUIRE_POSTGRES=1
 
 if [[ -n $env_only ]]; then
     "$@"
@@ -239,21 +241,10 @@ cargo clippy --all-targets --locked -- -D warnings
 # --all-targets skips doctests, so they get their own run. It goes first so
 # that the extra arguments (usually a filter) apply to the last, main run.
 cargo test --locked --doc
+# Every test, both backends' variants in one run: none may be left out by a
+# one-backend switch.
+if [[ -n ${SEEDCORE_TEST_BACKEND:-} ]]; then
+    log "ignoring SEEDCORE_TEST_BACKEND=$SEEDCORE_TEST_BACKEND: the whole run covers both backends"
+    unset SEEDCORE_TEST_BACKEND
+fi
 cargo test --locked --all-targets "$@"
-
-# The suites that test behaviour through the store, once more on SQLite: both
-# backends must behave the same. (Suites of several processes sharing a database,
-# and the command-line tests, are PostgreSQL's alone.)
-SQLITE_SUITES=(execution remote smoke api_service api_tasks api_facts fact_search import embedding scheduling workflows schedules retention)
-sqlite_args=()
-for suite in "${SQLITE_SUITES[@]}"; do
-    sqlite_args+=(--test "$suite")
-done
-for ((i = 1; i <= $#; i++)); do
-    if [[ ${!i} == -- ]]; then
-        sqlite_args+=("${@:i}")
-        break
-    fi
-done
-log "again on SQLite: ${SQLITE_SUITES[*]}"
-SEEDCORE_TEST_BACKEND=sqlite cargo test --locked "${sqlite_args[@]}"

@@ -115,7 +115,7 @@ fn body_of_size(size: usize) -> String {
 
 // ---- create ----------------------------------------------------------------------------------
 
-#[tokio::test]
+both_backends!(a_created_fact_starts_with_the_six_contract_keys_in_order);
 async fn a_created_fact_starts_with_the_six_contract_keys_in_order() {
     let app = TestApp::without_workers().await;
     let fact = create(
@@ -146,7 +146,7 @@ async fn a_created_fact_starts_with_the_six_contract_keys_in_order() {
     );
 }
 
-#[tokio::test]
+both_backends!(a_created_fact_is_returned_as_stored);
 async fn a_created_fact_is_returned_as_stored() {
     let app = TestApp::without_workers().await;
     let fact = create(
@@ -159,7 +159,7 @@ async fn a_created_fact_is_returned_as_stored() {
     assert_eq!(got, fact);
 }
 
-#[tokio::test]
+both_backends!(a_fact_may_have_empty_text);
 async fn a_fact_may_have_empty_text() {
     let app = TestApp::without_workers().await;
     let fact = create(&app, json!({"text": ""})).await;
@@ -168,7 +168,7 @@ async fn a_fact_may_have_empty_text() {
     assert_eq!(fact["meta_data"], json!({}));
 }
 
-#[tokio::test]
+both_backends!(null_tags_and_null_metadata_are_stored_as_empty);
 async fn null_tags_and_null_metadata_are_stored_as_empty() {
     let app = TestApp::without_workers().await;
     let fact = create(&app, json!({"text": "t", "tags": null, "meta_data": null})).await;
@@ -176,7 +176,7 @@ async fn null_tags_and_null_metadata_are_stored_as_empty() {
     assert_eq!(fact["meta_data"], json!({}));
 }
 
-#[tokio::test]
+both_backends!(unknown_fields_in_a_create_body_are_ignored);
 async fn unknown_fields_in_a_create_body_are_ignored() {
     let app = TestApp::without_workers().await;
     let fact = create(
@@ -190,35 +190,35 @@ async fn unknown_fields_in_a_create_body_are_ignored() {
     assert!(fact.get("metadata").is_none(), "{fact}");
 }
 
-#[tokio::test]
+both_backends!(a_create_without_text_is_a_422_at_body_text);
 async fn a_create_without_text_is_a_422_at_body_text() {
     let app = TestApp::without_workers().await;
     let (status, body) = app.post(FACTS, json!({"tags": ["a"]})).await;
     assert_invalid_at(status, &body, json!(["body", "text"]));
 }
 
-#[tokio::test]
+both_backends!(a_create_with_a_number_as_text_is_a_422_at_body_text);
 async fn a_create_with_a_number_as_text_is_a_422_at_body_text() {
     let app = TestApp::without_workers().await;
     let (status, body) = app.post(FACTS, json!({"text": 42})).await;
     assert_invalid_at(status, &body, json!(["body", "text"]));
 }
 
-#[tokio::test]
+both_backends!(a_create_with_null_text_is_a_422_at_body_text);
 async fn a_create_with_null_text_is_a_422_at_body_text() {
     let app = TestApp::without_workers().await;
     let (status, body) = app.post(FACTS, json!({"text": null})).await;
     assert_invalid_at(status, &body, json!(["body", "text"]));
 }
 
-#[tokio::test]
+both_backends!(a_create_with_a_string_as_tags_is_a_422_at_body_tags);
 async fn a_create_with_a_string_as_tags_is_a_422_at_body_tags() {
     let app = TestApp::without_workers().await;
     let (status, body) = app.post(FACTS, json!({"text": "t", "tags": "a"})).await;
     assert_invalid_at(status, &body, json!(["body", "tags"]));
 }
 
-#[tokio::test]
+both_backends!(a_create_with_a_number_inside_tags_is_a_422_at_that_index);
 async fn a_create_with_a_number_inside_tags_is_a_422_at_that_index() {
     let app = TestApp::without_workers().await;
     let (status, body) = app
@@ -227,7 +227,7 @@ async fn a_create_with_a_number_inside_tags_is_a_422_at_that_index() {
     assert_invalid_at(status, &body, json!(["body", "tags", 1]));
 }
 
-#[tokio::test]
+both_backends!(a_create_with_an_array_as_metadata_is_a_422_at_body_meta_data);
 async fn a_create_with_an_array_as_metadata_is_a_422_at_body_meta_data() {
     let app = TestApp::without_workers().await;
     let (status, body) = app
@@ -236,7 +236,7 @@ async fn a_create_with_an_array_as_metadata_is_a_422_at_body_meta_data() {
     assert_invalid_at(status, &body, json!(["body", "meta_data"]));
 }
 
-#[tokio::test]
+both_backends!(a_create_body_that_is_not_a_json_object_is_a_422);
 async fn a_create_body_that_is_not_a_json_object_is_a_422() {
     let app = TestApp::without_workers().await;
     for raw in ["[1, 2]", "\"text\"", "{\"text\": ", "not json", ""] {
@@ -246,7 +246,7 @@ async fn a_create_body_that_is_not_a_json_object_is_a_422() {
     }
 }
 
-#[tokio::test]
+both_backends!(a_create_body_of_exactly_one_mebibyte_is_accepted);
 async fn a_create_body_of_exactly_one_mebibyte_is_accepted() {
     let app = TestApp::without_workers().await;
     let (status, body) = send_raw(&app, body_of_size(LIMIT).into()).await;
@@ -254,7 +254,7 @@ async fn a_create_body_of_exactly_one_mebibyte_is_accepted() {
     assert_eq!(status, StatusCode::OK, "{shown}");
 }
 
-#[tokio::test]
+both_backends!(a_create_body_over_one_mebibyte_is_a_413);
 async fn a_create_body_over_one_mebibyte_is_a_413() {
     let app = TestApp::without_workers().await;
     let (status, body) = send_raw(&app, body_of_size(LIMIT + 1).into()).await;
@@ -262,7 +262,7 @@ async fn a_create_body_over_one_mebibyte_is_a_413() {
     assert!(body["detail"].is_string(), "{body}");
 }
 
-#[tokio::test]
+both_backends!(a_chunked_create_body_over_one_mebibyte_is_a_413);
 async fn a_chunked_create_body_over_one_mebibyte_is_a_413() {
     let app = TestApp::without_workers().await;
     let body = body_of_size(LIMIT + 1).into_bytes();
@@ -274,7 +274,7 @@ async fn a_chunked_create_body_over_one_mebibyte_is_a_413() {
     assert!(body["detail"].is_string(), "{body}");
 }
 
-#[tokio::test]
+both_backends!(a_configured_body_limit_replaces_the_default);
 async fn a_configured_body_limit_replaces_the_default() {
     let settings = ApiSettings {
         max_body_bytes: 64,
@@ -287,7 +287,7 @@ async fn a_configured_body_limit_replaces_the_default() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
 }
 
-#[tokio::test]
+both_backends!(a_nul_character_in_a_fact_is_a_422_not_a_500);
 async fn a_nul_character_in_a_fact_is_a_422_not_a_500() {
     let app = TestApp::without_workers().await;
     for (bad, loc) in [
@@ -316,7 +316,7 @@ async fn a_nul_character_in_a_fact_is_a_422_not_a_500() {
     assert_eq!(texts(&app, &[]).await, ["clean"]);
 }
 
-#[tokio::test]
+both_backends!(a_nul_character_in_a_search_is_a_422_not_a_500);
 async fn a_nul_character_in_a_search_is_a_422_not_a_500() {
     let app = TestApp::without_workers().await;
     create_text(&app, "anything").await;
@@ -326,7 +326,7 @@ async fn a_nul_character_in_a_search_is_a_422_not_a_500() {
     }
 }
 
-#[tokio::test]
+both_backends!(a_rejected_create_stores_nothing);
 async fn a_rejected_create_stores_nothing() {
     let app = TestApp::without_workers().await;
     for bad in [
@@ -346,7 +346,7 @@ async fn a_rejected_create_stores_nothing() {
 
 // ---- list ------------------------------------------------------------------------------------
 
-#[tokio::test]
+both_backends!(an_empty_fact_list_has_total_and_items);
 async fn an_empty_fact_list_has_total_and_items() {
     let app = TestApp::without_workers().await;
     let (status, page) = list(&app, &[]).await;
@@ -355,7 +355,7 @@ async fn an_empty_fact_list_has_total_and_items() {
     assert_eq!(keys(&page), ["total", "items"]);
 }
 
-#[tokio::test]
+both_backends!(facts_are_listed_newest_first);
 async fn facts_are_listed_newest_first() {
     let app = TestApp::without_workers().await;
     for text in ["one", "two", "three"] {
@@ -377,7 +377,7 @@ async fn facts_are_listed_newest_first() {
     );
 }
 
-#[tokio::test]
+both_backends!(facts_created_at_the_same_instant_are_listed_by_id_descending);
 async fn facts_created_at_the_same_instant_are_listed_by_id_descending() {
     let app = TestApp::without_workers().await;
     let at = Utc::now() - Duration::hours(1);
@@ -394,7 +394,7 @@ async fn facts_created_at_the_same_instant_are_listed_by_id_descending() {
     assert_eq!(texts(&app, &[]).await, ["newer", "high", "mid", "low"]);
 }
 
-#[tokio::test]
+both_backends!(the_total_counts_every_match_before_paging);
 async fn the_total_counts_every_match_before_paging() {
     let app = TestApp::without_workers().await;
     for i in 0..5 {
@@ -415,7 +415,7 @@ async fn the_total_counts_every_match_before_paging() {
     assert_eq!(beyond, json!({"total": 5, "items": []}));
 }
 
-#[tokio::test]
+both_backends!(limit_and_offset_accept_their_bounds);
 async fn limit_and_offset_accept_their_bounds() {
     let app = TestApp::without_workers().await;
     create_text(&app, "a").await;
@@ -427,7 +427,7 @@ async fn limit_and_offset_accept_their_bounds() {
     );
 }
 
-#[tokio::test]
+both_backends!(the_default_page_holds_one_hundred_facts);
 async fn the_default_page_holds_one_hundred_facts() {
     let app = TestApp::without_workers().await;
     let raw = app.db.raw().await;
@@ -445,7 +445,7 @@ async fn the_default_page_holds_one_hundred_facts() {
     assert_eq!(page["items"].as_array().unwrap().len(), 100);
 }
 
-#[tokio::test]
+both_backends!(out_of_range_or_malformed_paging_is_a_422_naming_the_parameter);
 async fn out_of_range_or_malformed_paging_is_a_422_naming_the_parameter() {
     let app = TestApp::without_workers().await;
     for (name, value) in [
@@ -461,7 +461,7 @@ async fn out_of_range_or_malformed_paging_is_a_422_naming_the_parameter() {
     }
 }
 
-#[tokio::test]
+both_backends!(a_fact_search_is_a_case_insensitive_substring_of_the_text);
 async fn a_fact_search_is_a_case_insensitive_substring_of_the_text() {
     let app = TestApp::without_workers().await;
     create_text(&app, "The Quick Brown Fox").await;
@@ -480,7 +480,7 @@ async fn a_fact_search_is_a_case_insensitive_substring_of_the_text() {
     assert_eq!(page["total"], 2);
 }
 
-#[tokio::test]
+both_backends!(a_fact_search_matches_inside_a_metadata_value);
 async fn a_fact_search_matches_inside_a_metadata_value() {
     let app = TestApp::without_workers().await;
     create(
@@ -498,7 +498,7 @@ async fn a_fact_search_matches_inside_a_metadata_value() {
     assert_eq!(texts(&app, &[("q", "Input")]).await, ["first"]);
 }
 
-#[tokio::test]
+both_backends!(a_percent_sign_in_a_search_is_literal);
 async fn a_percent_sign_in_a_search_is_literal() {
     let app = TestApp::without_workers().await;
     create_text(&app, "100% sure").await;
@@ -508,7 +508,7 @@ async fn a_percent_sign_in_a_search_is_literal() {
     assert_eq!(texts(&app, &[("q", "1%0")]).await, Vec::<String>::new());
 }
 
-#[tokio::test]
+both_backends!(an_underscore_in_a_search_is_literal);
 async fn an_underscore_in_a_search_is_literal() {
     let app = TestApp::without_workers().await;
     create_text(&app, "axb").await;
@@ -517,7 +517,7 @@ async fn an_underscore_in_a_search_is_literal() {
     assert_eq!(texts(&app, &[("q", "_")]).await, ["a_b"]);
 }
 
-#[tokio::test]
+both_backends!(a_backslash_in_a_search_is_literal);
 async fn a_backslash_in_a_search_is_literal() {
     let app = TestApp::without_workers().await;
     create_text(&app, r"C:\temp\new").await;
@@ -528,7 +528,7 @@ async fn a_backslash_in_a_search_is_literal() {
     assert_eq!(texts(&app, &[("q", r":\%")]).await, Vec::<String>::new());
 }
 
-#[tokio::test]
+both_backends!(a_fact_search_finds_unicode_text_by_a_substring);
 async fn a_fact_search_finds_unicode_text_by_a_substring() {
     let app = TestApp::without_workers().await;
     create_text(&app, "Grüße aus Köln").await;
@@ -539,7 +539,7 @@ async fn a_fact_search_finds_unicode_text_by_a_substring() {
     assert_eq!(texts(&app, &[("q", "本語")]).await, ["日本語のテキスト"]);
 }
 
-#[tokio::test]
+both_backends!(a_tag_filter_is_exact_and_case_sensitive);
 async fn a_tag_filter_is_exact_and_case_sensitive() {
     let app = TestApp::without_workers().await;
     create(&app, json!({"text": "upper", "tags": ["Rust"]})).await;
@@ -551,7 +551,7 @@ async fn a_tag_filter_is_exact_and_case_sensitive() {
     assert!(texts(&app, &[("tag", "RUST")]).await.is_empty());
 }
 
-#[tokio::test]
+both_backends!(a_repeated_tag_filter_requires_every_tag);
 async fn a_repeated_tag_filter_requires_every_tag() {
     let app = TestApp::without_workers().await;
     create(&app, json!({"text": "both", "tags": ["a", "b"]})).await;
@@ -563,7 +563,7 @@ async fn a_repeated_tag_filter_requires_every_tag() {
     assert_eq!(page, json!({"total": 0, "items": []}));
 }
 
-#[tokio::test]
+both_backends!(a_search_and_a_tag_filter_combine);
 async fn a_search_and_a_tag_filter_combine() {
     let app = TestApp::without_workers().await;
     create(&app, json!({"text": "red apple", "tags": ["fruit"]})).await;
@@ -578,7 +578,7 @@ async fn a_search_and_a_tag_filter_combine() {
     assert_eq!(page["items"][0]["text"], "green apple");
 }
 
-#[tokio::test]
+both_backends!(empty_search_and_tag_parameters_mean_no_filter);
 async fn empty_search_and_tag_parameters_mean_no_filter() {
     let app = TestApp::without_workers().await;
     create(&app, json!({"text": "x", "tags": ["t"]})).await;
@@ -594,7 +594,7 @@ async fn empty_search_and_tag_parameters_mean_no_filter() {
 
 // ---- get -------------------------------------------------------------------------------------
 
-#[tokio::test]
+both_backends!(a_fact_is_found_by_its_exact_id_in_any_case_and_without_hyphens);
 async fn a_fact_is_found_by_its_exact_id_in_any_case_and_without_hyphens() {
     let app = TestApp::without_workers().await;
     let fact = create_text(&app, "findable").await;
@@ -606,7 +606,7 @@ async fn a_fact_is_found_by_its_exact_id_in_any_case_and_without_hyphens() {
     }
 }
 
-#[tokio::test]
+both_backends!(a_fact_is_found_by_a_unique_prefix_of_its_id);
 async fn a_fact_is_found_by_a_unique_prefix_of_its_id() {
     let app = TestApp::without_workers().await;
     let fact = create_text(&app, "prefixed").await;
@@ -622,7 +622,7 @@ async fn a_fact_is_found_by_a_unique_prefix_of_its_id() {
     assert_eq!(got["id"], id);
 }
 
-#[tokio::test]
+both_backends!(an_unknown_fact_is_a_404_naming_the_id_as_sent);
 async fn an_unknown_fact_is_a_404_naming_the_id_as_sent() {
     let app = TestApp::without_workers().await;
     create_text(&app, "someone else").await;
@@ -639,7 +639,7 @@ async fn an_unknown_fact_is_a_404_naming_the_id_as_sent() {
     assert_eq!(body, json!({"detail": format!("Fact '{lower}' not found")}));
 }
 
-#[tokio::test]
+both_backends!(an_unknown_id_prefix_is_a_404_naming_the_prefix_as_sent);
 async fn an_unknown_id_prefix_is_a_404_naming_the_prefix_as_sent() {
     let app = TestApp::without_workers().await;
     insert_row(
@@ -659,7 +659,7 @@ async fn an_unknown_id_prefix_is_a_404_naming_the_prefix_as_sent() {
     }
 }
 
-#[tokio::test]
+both_backends!(a_malformed_fact_id_is_a_422);
 async fn a_malformed_fact_id_is_a_422() {
     let app = TestApp::without_workers().await;
     for bad in [
@@ -686,7 +686,7 @@ async fn a_malformed_fact_id_is_a_422() {
     }
 }
 
-#[tokio::test]
+both_backends!(an_ambiguous_id_prefix_is_a_409_naming_the_prefix_as_sent);
 async fn an_ambiguous_id_prefix_is_a_409_naming_the_prefix_as_sent() {
     let app = TestApp::without_workers().await;
     insert_row(
@@ -721,7 +721,7 @@ async fn an_ambiguous_id_prefix_is_a_409_naming_the_prefix_as_sent() {
     assert_eq!(texts(&app, &[("q", "x")]).await, Vec::<String>::new());
 }
 
-#[tokio::test]
+both_backends!(a_longer_prefix_resolves_facts_that_share_a_shorter_one);
 async fn a_longer_prefix_resolves_facts_that_share_a_shorter_one() {
     let app = TestApp::without_workers().await;
     insert_row(
@@ -748,7 +748,7 @@ async fn a_longer_prefix_resolves_facts_that_share_a_shorter_one() {
 
 // ---- patch -----------------------------------------------------------------------------------
 
-#[tokio::test]
+both_backends!(a_patch_changes_only_the_keys_it_sends);
 async fn a_patch_changes_only_the_keys_it_sends() {
     let app = TestApp::without_workers().await;
     let fact = create(
@@ -791,7 +791,7 @@ async fn a_patch_changes_only_the_keys_it_sends() {
     assert_eq!(got, patched);
 }
 
-#[tokio::test]
+both_backends!(an_empty_patch_changes_nothing_not_even_updated_at);
 async fn an_empty_patch_changes_nothing_not_even_updated_at() {
     let app = TestApp::without_workers().await;
     let fact = create(
@@ -810,7 +810,7 @@ async fn an_empty_patch_changes_nothing_not_even_updated_at() {
     assert_eq!(got, fact);
 }
 
-#[tokio::test]
+both_backends!(a_patch_with_null_text_is_a_422_and_changes_nothing);
 async fn a_patch_with_null_text_is_a_422_and_changes_nothing() {
     let app = TestApp::without_workers().await;
     let fact = create_text(&app, "keep me").await;
@@ -821,7 +821,7 @@ async fn a_patch_with_null_text_is_a_422_and_changes_nothing() {
     assert_eq!(got, fact);
 }
 
-#[tokio::test]
+both_backends!(a_patch_with_wrong_types_is_a_422_and_changes_nothing);
 async fn a_patch_with_wrong_types_is_a_422_and_changes_nothing() {
     let app = TestApp::without_workers().await;
     let fact = create(&app, json!({"text": "keep", "tags": ["t"]})).await;
@@ -843,7 +843,7 @@ async fn a_patch_with_wrong_types_is_a_422_and_changes_nothing() {
     assert_eq!(got, fact);
 }
 
-#[tokio::test]
+both_backends!(a_patch_with_null_tags_empties_them);
 async fn a_patch_with_null_tags_empties_them() {
     let app = TestApp::without_workers().await;
     let fact = create(
@@ -859,7 +859,7 @@ async fn a_patch_with_null_tags_empties_them() {
     assert_eq!(patched["meta_data"], json!({"k": 1}));
 }
 
-#[tokio::test]
+both_backends!(a_patch_with_null_metadata_empties_it);
 async fn a_patch_with_null_metadata_empties_it() {
     let app = TestApp::without_workers().await;
     let fact = create(
@@ -875,7 +875,7 @@ async fn a_patch_with_null_metadata_empties_it() {
     assert_eq!(patched["tags"], json!(["a"]));
 }
 
-#[tokio::test]
+both_backends!(a_patch_that_changes_the_fact_advances_updated_at);
 async fn a_patch_that_changes_the_fact_advances_updated_at() {
     let app = TestApp::without_workers().await;
     let fact = create_text(&app, "before").await;
@@ -888,7 +888,7 @@ async fn a_patch_that_changes_the_fact_advances_updated_at() {
     assert_eq!(patched["created_at"], fact["created_at"]);
 }
 
-#[tokio::test]
+both_backends!(a_patch_by_prefix_updates_the_fact);
 async fn a_patch_by_prefix_updates_the_fact() {
     let app = TestApp::without_workers().await;
     let fact = create_text(&app, "short").await;
@@ -901,7 +901,7 @@ async fn a_patch_by_prefix_updates_the_fact() {
     assert_eq!(patched["text"], "long");
 }
 
-#[tokio::test]
+both_backends!(a_patch_of_an_unknown_fact_is_a_404);
 async fn a_patch_of_an_unknown_fact_is_a_404() {
     let app = TestApp::without_workers().await;
     let unknown = Uuid::new_v4().to_string();
@@ -918,7 +918,7 @@ async fn a_patch_of_an_unknown_fact_is_a_404() {
 
 // ---- delete ----------------------------------------------------------------------------------
 
-#[tokio::test]
+both_backends!(a_deleted_fact_is_gone);
 async fn a_deleted_fact_is_gone() {
     let app = TestApp::without_workers().await;
     let fact = create_text(&app, "doomed").await;
@@ -939,7 +939,7 @@ async fn a_deleted_fact_is_gone() {
     assert_eq!(total(&app).await, 0);
 }
 
-#[tokio::test]
+both_backends!(a_delete_by_prefix_answers_the_whole_id_and_spares_the_others);
 async fn a_delete_by_prefix_answers_the_whole_id_and_spares_the_others() {
     let app = TestApp::without_workers().await;
     insert_row(

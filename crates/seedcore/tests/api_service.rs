@@ -109,7 +109,7 @@ async fn fetch_text(app: &TestApp, path: &str) -> (StatusCode, String, String) {
 
 // ---- health and readiness ------------------------------------------------------------------
 
-#[tokio::test]
+both_backends!(health_reports_the_service_name_and_a_semver_version);
 async fn health_reports_the_service_name_and_a_semver_version() {
     let app = TestApp::without_workers().await;
     let (status, body) = app.get("/health").await;
@@ -123,7 +123,7 @@ async fn health_reports_the_service_name_and_a_semver_version() {
     );
 }
 
-#[tokio::test]
+both_backends!(readiness_is_ready_when_the_database_answers);
 async fn readiness_is_ready_when_the_database_answers() {
     let app = TestApp::without_workers().await;
     let (status, body) = app.get("/readyz").await;
@@ -131,7 +131,7 @@ async fn readiness_is_ready_when_the_database_answers() {
     assert_eq!(body, json!({"status": "ready", "deps": {"db": "ok"}}));
 }
 
-#[tokio::test]
+both_backends!(readiness_is_a_503_naming_the_error_when_the_database_is_down);
 async fn readiness_is_a_503_naming_the_error_when_the_database_is_down() {
     let app = DownApp::start().await;
     let (status, body) = app.request(Method::GET, "/readyz", None).await;
@@ -150,7 +150,7 @@ async fn readiness_is_a_503_naming_the_error_when_the_database_is_down() {
     assert!(db.len() > "error: ".len(), "the error says why: {db}");
 }
 
-#[tokio::test]
+both_backends!(health_stays_up_while_the_database_is_down);
 async fn health_stays_up_while_the_database_is_down() {
     let app = DownApp::start().await;
     let (status, body) = app.request(Method::GET, "/health", None).await;
@@ -158,7 +158,7 @@ async fn health_stays_up_while_the_database_is_down() {
     assert_eq!(body["status"], "healthy");
 }
 
-#[tokio::test]
+both_backends!(a_task_create_is_a_503_not_a_500_while_the_database_is_down);
 async fn a_task_create_is_a_503_not_a_500_while_the_database_is_down() {
     let app = DownApp::start().await;
     let (status, body) = app
@@ -168,7 +168,7 @@ async fn a_task_create_is_a_503_not_a_500_while_the_database_is_down() {
     assert_detail_is_a_message(&body);
 }
 
-#[tokio::test]
+both_backends!(fact_requests_are_503s_not_500s_while_the_database_is_down);
 async fn fact_requests_are_503s_not_500s_while_the_database_is_down() {
     let app = DownApp::start().await;
     let requests = [
@@ -187,7 +187,7 @@ async fn fact_requests_are_503s_not_500s_while_the_database_is_down() {
     }
 }
 
-#[tokio::test]
+both_backends!(bad_input_is_still_a_422_while_the_database_is_down);
 async fn bad_input_is_still_a_422_while_the_database_is_down() {
     let app = DownApp::start().await;
     let (status, body) = app
@@ -199,7 +199,7 @@ async fn bad_input_is_still_a_422_while_the_database_is_down() {
 
 // ---- welcome -------------------------------------------------------------------------------
 
-#[tokio::test]
+both_backends!(the_root_welcomes_and_points_at_the_docs_and_health);
 async fn the_root_welcomes_and_points_at_the_docs_and_health() {
     let app = TestApp::without_workers().await;
     let (status, body) = app.get("/").await;
@@ -219,7 +219,7 @@ async fn the_root_welcomes_and_points_at_the_docs_and_health() {
 
 // ---- docs and OpenAPI ----------------------------------------------------------------------
 
-#[tokio::test]
+both_backends!(the_docs_page_is_the_swagger_ui);
 async fn the_docs_page_is_the_swagger_ui() {
     let app = TestApp::without_workers().await;
     for path in ["/docs", "/docs/"] {
@@ -234,7 +234,7 @@ async fn the_docs_page_is_the_swagger_ui() {
     }
 }
 
-#[tokio::test]
+both_backends!(the_docs_assets_are_served);
 async fn the_docs_assets_are_served() {
     let app = TestApp::without_workers().await;
     for (asset, kind) in [
@@ -249,7 +249,7 @@ async fn the_docs_assets_are_served() {
     }
 }
 
-#[tokio::test]
+both_backends!(the_docs_initializer_loads_the_openapi_document);
 async fn the_docs_initializer_loads_the_openapi_document() {
     let app = TestApp::without_workers().await;
     let (status, _, script) = fetch_text(&app, "/docs/swagger-initializer.js").await;
@@ -258,7 +258,7 @@ async fn the_docs_initializer_loads_the_openapi_document() {
     assert!(!script.contains("petstore"), "{script}");
 }
 
-#[tokio::test]
+both_backends!(an_unknown_docs_asset_is_a_json_404);
 async fn an_unknown_docs_asset_is_a_json_404() {
     let app = TestApp::without_workers().await;
     let (status, body) = app.get("/docs/no-such-file.js").await;
@@ -266,7 +266,7 @@ async fn an_unknown_docs_asset_is_a_json_404() {
     assert_eq!(body, json!({"detail": "Not Found"}));
 }
 
-#[tokio::test]
+both_backends!(the_openapi_document_lists_every_contract_path);
 async fn the_openapi_document_lists_every_contract_path() {
     let app = TestApp::without_workers().await;
     let (status, doc) = app.get("/openapi.json").await;
@@ -297,7 +297,7 @@ async fn the_openapi_document_lists_every_contract_path() {
     }
 }
 
-#[tokio::test]
+both_backends!(the_openapi_document_names_the_fact_fields_as_the_contract_does);
 async fn the_openapi_document_names_the_fact_fields_as_the_contract_does() {
     let app = TestApp::without_workers().await;
     let (_, doc) = app.get("/openapi.json").await;
@@ -323,7 +323,7 @@ async fn the_openapi_document_names_the_fact_fields_as_the_contract_does() {
 
 // ---- unknown routes and methods ------------------------------------------------------------
 
-#[tokio::test]
+both_backends!(an_unknown_route_is_a_json_404);
 async fn an_unknown_route_is_a_json_404() {
     let app = TestApp::without_workers().await;
     for (method, path) in [
@@ -338,7 +338,7 @@ async fn an_unknown_route_is_a_json_404() {
     }
 }
 
-#[tokio::test]
+both_backends!(a_wrong_method_is_a_json_405);
 async fn a_wrong_method_is_a_json_405() {
     let app = TestApp::without_workers().await;
     for (method, path) in [

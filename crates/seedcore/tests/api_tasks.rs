@@ -210,7 +210,7 @@ fn chunked(bytes: Vec<u8>) -> reqwest::Body {
 // Create
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
+both_backends!(a_created_task_starts_with_the_eleven_contract_keys_in_order);
 async fn a_created_task_starts_with_the_eleven_contract_keys_in_order() {
     let app = TestApp::without_workers().await;
     let (status, text) = post_raw(&app, r#"{"type":"echo"}"#).await;
@@ -243,7 +243,7 @@ async fn a_created_task_starts_with_the_eleven_contract_keys_in_order() {
     assert_eq!(listed_keys, TASK_KEYS);
 }
 
-#[tokio::test]
+both_backends!(a_task_created_with_only_a_type_takes_every_default);
 async fn a_task_created_with_only_a_type_takes_every_default() {
     let app = TestApp::without_workers().await;
     let task = app.create_task(json!({"type": "echo"})).await;
@@ -258,7 +258,7 @@ async fn a_task_created_with_only_a_type_takes_every_default() {
     assert_eq!(task["error"], Value::Null);
 }
 
-#[tokio::test]
+both_backends!(a_null_description_params_and_drift_score_read_as_their_defaults);
 async fn a_null_description_params_and_drift_score_read_as_their_defaults() {
     let app = TestApp::without_workers().await;
     let task = app
@@ -272,7 +272,7 @@ async fn a_null_description_params_and_drift_score_read_as_their_defaults() {
     assert_eq!(task["status"], "created");
 }
 
-#[tokio::test]
+both_backends!(a_task_created_without_run_immediately_stays_created);
 async fn a_task_created_without_run_immediately_stays_created() {
     let app = TestApp::without_workers().await;
     let task = app.create_task(json!({"type": "echo"})).await;
@@ -284,7 +284,7 @@ async fn a_task_created_without_run_immediately_stays_created() {
     assert_eq!(get_task(&app, &id_of(&task)).await["status"], "created");
 }
 
-#[tokio::test]
+both_backends!(a_task_created_with_run_immediately_is_queued);
 async fn a_task_created_with_run_immediately_is_queued() {
     let app = TestApp::without_workers().await;
     let task = app
@@ -294,7 +294,7 @@ async fn a_task_created_with_run_immediately_is_queued() {
     assert_eq!(get_task(&app, &id_of(&task)).await["status"], "queued");
 }
 
-#[tokio::test]
+both_backends!(a_task_is_stored_and_returned_with_the_fields_it_was_given);
 async fn a_task_is_stored_and_returned_with_the_fields_it_was_given() {
     let app = TestApp::without_workers().await;
     let params = json!({"text": "hello", "nested": {"list": [1, 2.5, "three", null, true]}});
@@ -317,7 +317,7 @@ async fn a_task_is_stored_and_returned_with_the_fields_it_was_given() {
     assert_eq!(whole["drift_score"].as_f64(), Some(1.0));
 }
 
-#[tokio::test]
+both_backends!(a_created_task_has_a_lowercase_hyphenated_uuid_and_rfc3339_utc_timestamps);
 async fn a_created_task_has_a_lowercase_hyphenated_uuid_and_rfc3339_utc_timestamps() {
     let app = TestApp::without_workers().await;
     let before = Utc::now() - chrono::Duration::seconds(5);
@@ -333,7 +333,7 @@ async fn a_created_task_has_a_lowercase_hyphenated_uuid_and_rfc3339_utc_timestam
     assert_ne!(id_of(&other), id, "ids are server-generated and unique");
 }
 
-#[tokio::test]
+both_backends!(unknown_body_fields_are_ignored);
 async fn unknown_body_fields_are_ignored() {
     let app = TestApp::without_workers().await;
     let chosen = "00000000-0000-4000-8000-000000000001";
@@ -352,7 +352,7 @@ async fn unknown_body_fields_are_ignored() {
     assert!(task.get("color").is_none() && task.get("nested").is_none());
 }
 
-#[tokio::test]
+both_backends!(a_create_without_a_type_is_refused_with_422);
 async fn a_create_without_a_type_is_refused_with_422() {
     let app = TestApp::without_workers().await;
     assert_create_refused(&app, json!({}), json!(["body", "type"]), "missing").await;
@@ -365,7 +365,7 @@ async fn a_create_without_a_type_is_refused_with_422() {
     .await;
 }
 
-#[tokio::test]
+both_backends!(a_create_with_an_empty_type_is_refused_with_422);
 async fn a_create_with_an_empty_type_is_refused_with_422() {
     let app = TestApp::without_workers().await;
     assert_create_refused(
@@ -377,7 +377,7 @@ async fn a_create_with_an_empty_type_is_refused_with_422() {
     .await;
 }
 
-#[tokio::test]
+both_backends!(a_create_with_a_type_that_is_not_a_string_is_refused_with_422);
 async fn a_create_with_a_type_that_is_not_a_string_is_refused_with_422() {
     let app = TestApp::without_workers().await;
     for bad in [
@@ -401,7 +401,7 @@ async fn a_create_with_a_type_that_is_not_a_string_is_refused_with_422() {
     assert_eq!(total(&app).await, before);
 }
 
-#[tokio::test]
+both_backends!(a_create_with_params_that_are_not_an_object_is_refused_with_422);
 async fn a_create_with_params_that_are_not_an_object_is_refused_with_422() {
     let app = TestApp::without_workers().await;
     for bad in [
@@ -421,7 +421,7 @@ async fn a_create_with_params_that_are_not_an_object_is_refused_with_422() {
     }
 }
 
-#[tokio::test]
+both_backends!(a_create_with_a_drift_score_that_is_not_a_number_is_refused_with_422);
 async fn a_create_with_a_drift_score_that_is_not_a_number_is_refused_with_422() {
     let app = TestApp::without_workers().await;
     for bad in [
@@ -441,7 +441,7 @@ async fn a_create_with_a_drift_score_that_is_not_a_number_is_refused_with_422() 
     }
 }
 
-#[tokio::test]
+both_backends!(every_wrong_field_of_a_create_is_reported_at_once);
 async fn every_wrong_field_of_a_create_is_reported_at_once() {
     let app = TestApp::without_workers().await;
     let (status, body) = app
@@ -458,7 +458,7 @@ async fn every_wrong_field_of_a_create_is_reported_at_once() {
     assert_eq!(total(&app).await, 0);
 }
 
-#[tokio::test]
+both_backends!(malformed_json_is_refused_with_422_at_the_body);
 async fn malformed_json_is_refused_with_422_at_the_body() {
     let app = TestApp::without_workers().await;
     for bad in [
@@ -482,7 +482,7 @@ async fn malformed_json_is_refused_with_422_at_the_body() {
     assert_eq!(total(&app).await, 0);
 }
 
-#[tokio::test]
+both_backends!(a_json_body_that_is_not_an_object_is_refused_with_422);
 async fn a_json_body_that_is_not_an_object_is_refused_with_422() {
     let app = TestApp::without_workers().await;
     for bad in [
@@ -500,7 +500,7 @@ async fn a_json_body_that_is_not_an_object_is_refused_with_422() {
     assert_eq!(total(&app).await, 0);
 }
 
-#[tokio::test]
+both_backends!(an_empty_body_is_refused_with_422);
 async fn an_empty_body_is_refused_with_422() {
     let app = TestApp::without_workers().await;
     let (status, body) = app.post_empty(TASKS).await;
@@ -520,7 +520,7 @@ fn assert_too_large(status: StatusCode, text: &str) {
     assert_no_leak(text);
 }
 
-#[tokio::test]
+both_backends!(a_body_over_one_mebibyte_with_a_content_length_is_refused_with_413);
 async fn a_body_over_one_mebibyte_with_a_content_length_is_refused_with_413() {
     let app = TestApp::without_workers().await;
     let (status, text) = post_raw(&app, body_of_len(LIMIT + 1)).await;
@@ -530,7 +530,7 @@ async fn a_body_over_one_mebibyte_with_a_content_length_is_refused_with_413() {
     assert_eq!(total(&app).await, 0);
 }
 
-#[tokio::test]
+both_backends!(a_chunked_body_over_one_mebibyte_is_refused_with_413);
 async fn a_chunked_body_over_one_mebibyte_is_refused_with_413() {
     let app = TestApp::without_workers().await;
     let (status, text) = post_raw(&app, chunked(body_of_len(LIMIT + 1))).await;
@@ -540,7 +540,7 @@ async fn a_chunked_body_over_one_mebibyte_is_refused_with_413() {
     assert_eq!(total(&app).await, 0);
 }
 
-#[tokio::test]
+both_backends!(a_body_of_exactly_one_mebibyte_is_accepted_with_or_without_a_content_length);
 async fn a_body_of_exactly_one_mebibyte_is_accepted_with_or_without_a_content_length() {
     let app = TestApp::without_workers().await;
     let (status, text) = post_raw(&app, body_of_len(LIMIT)).await;
@@ -550,7 +550,7 @@ async fn a_body_of_exactly_one_mebibyte_is_accepted_with_or_without_a_content_le
     assert_eq!(total(&app).await, 2);
 }
 
-#[tokio::test]
+both_backends!(the_body_limit_is_configurable_and_counts_chunked_bodies_the_same);
 async fn the_body_limit_is_configurable_and_counts_chunked_bodies_the_same() {
     let db = std::sync::Arc::new(TestDb::create().await);
     let settings = ApiSettings {
@@ -573,7 +573,7 @@ async fn the_body_limit_is_configurable_and_counts_chunked_bodies_the_same() {
 // List
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
+both_backends!(the_task_list_has_a_total_and_items_newest_first);
 async fn the_task_list_has_a_total_and_items_newest_first() {
     let app = TestApp::without_workers().await;
     let empty = list(&app, "").await;
@@ -599,7 +599,7 @@ async fn the_task_list_has_a_total_and_items_newest_first() {
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
 }
 
-#[tokio::test]
+both_backends!(tasks_created_at_the_same_instant_are_listed_by_id_descending);
 async fn tasks_created_at_the_same_instant_are_listed_by_id_descending() {
     let app = TestApp::without_workers().await;
     let pool = pool(&app).await;
@@ -632,7 +632,7 @@ async fn tasks_created_at_the_same_instant_are_listed_by_id_descending() {
     assert_eq!(ids(&second), ids(&page)[2..4].to_vec());
 }
 
-#[tokio::test]
+both_backends!(the_total_counts_every_match_before_paging_and_pages_follow_the_list);
 async fn the_total_counts_every_match_before_paging_and_pages_follow_the_list() {
     let app = TestApp::without_workers().await;
     for n in 0..5 {
@@ -659,7 +659,7 @@ async fn the_total_counts_every_match_before_paging_and_pages_follow_the_list() 
     assert_eq!(ids(&last), vec![all[4].clone()]);
 }
 
-#[tokio::test]
+both_backends!(the_task_list_returns_one_hundred_items_by_default);
 async fn the_task_list_returns_one_hundred_items_by_default() {
     let app = TestApp::without_workers().await;
     let pool = pool(&app).await;
@@ -716,7 +716,7 @@ fn sorted(ids: &[&String]) -> Vec<String> {
     ids
 }
 
-#[tokio::test]
+both_backends!(the_task_list_filters_by_status_type_and_domain_each_and_combined);
 async fn the_task_list_filters_by_status_type_and_domain_each_and_combined() {
     let app = TestApp::without_workers().await;
     let [a, b, c, d, e] = filter_fixture(&app).await;
@@ -748,7 +748,7 @@ async fn the_task_list_filters_by_status_type_and_domain_each_and_combined() {
     }
 }
 
-#[tokio::test]
+both_backends!(empty_query_parameters_mean_no_filter);
 async fn empty_query_parameters_mean_no_filter() {
     let app = TestApp::without_workers().await;
     filter_fixture(&app).await;
@@ -767,7 +767,7 @@ async fn empty_query_parameters_mean_no_filter() {
     assert_eq!(count, 2);
 }
 
-#[tokio::test]
+both_backends!(list_parameters_out_of_range_or_malformed_are_refused_with_422_naming_the_parameter);
 async fn list_parameters_out_of_range_or_malformed_are_refused_with_422_naming_the_parameter() {
     let app = TestApp::without_workers().await;
     app.create_task(json!({"type": "echo"})).await;
@@ -798,7 +798,7 @@ async fn list_parameters_out_of_range_or_malformed_are_refused_with_422_naming_t
     }
 }
 
-#[tokio::test]
+both_backends!(list_filter_values_are_matched_as_data);
 async fn list_filter_values_are_matched_as_data() {
     let app = TestApp::without_workers().await;
     app.create_task(json!({"type": "echo", "domain": "alpha"}))
@@ -829,7 +829,7 @@ async fn list_filter_values_are_matched_as_data() {
 // Get and id resolution
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
+both_backends!(a_task_is_found_by_its_exact_id);
 async fn a_task_is_found_by_its_exact_id() {
     let app = TestApp::without_workers().await;
     let task = app
@@ -839,7 +839,7 @@ async fn a_task_is_found_by_its_exact_id() {
     assert_eq!(get_task(&app, &id_of(&task)).await, task);
 }
 
-#[tokio::test]
+both_backends!(a_task_is_found_by_its_id_in_uppercase_and_without_hyphens);
 async fn a_task_is_found_by_its_id_in_uppercase_and_without_hyphens() {
     let app = TestApp::without_workers().await;
     let task = app.create_task(json!({"type": "echo"})).await;
@@ -868,7 +868,7 @@ fn mixed_case(text: &str) -> String {
         .collect()
 }
 
-#[tokio::test]
+both_backends!(a_task_is_found_by_a_unique_prefix_of_its_id);
 async fn a_task_is_found_by_a_unique_prefix_of_its_id() {
     let app = TestApp::without_workers().await;
     let task = app.create_task(json!({"type": "echo"})).await;
@@ -887,7 +887,7 @@ async fn a_task_is_found_by_a_unique_prefix_of_its_id() {
     }
 }
 
-#[tokio::test]
+both_backends!(a_prefix_resolves_on_every_task_endpoint);
 async fn a_prefix_resolves_on_every_task_endpoint() {
     let app = TestApp::without_workers().await;
     let task = app.create_task(json!({"type": "echo"})).await;
@@ -920,7 +920,7 @@ async fn prefix_fixture(app: &TestApp) -> [&'static str; 3] {
     ids
 }
 
-#[tokio::test]
+both_backends!(a_prefix_shared_by_two_tasks_is_a_409_naming_the_prefix_as_sent);
 async fn a_prefix_shared_by_two_tasks_is_a_409_naming_the_prefix_as_sent() {
     let app = TestApp::without_workers().await;
     prefix_fixture(&app).await;
@@ -943,7 +943,7 @@ async fn a_prefix_shared_by_two_tasks_is_a_409_naming_the_prefix_as_sent() {
     }
 }
 
-#[tokio::test]
+both_backends!(an_ambiguous_prefix_is_a_409_on_every_task_endpoint_and_changes_nothing);
 async fn an_ambiguous_prefix_is_a_409_on_every_task_endpoint_and_changes_nothing() {
     let app = TestApp::without_workers().await;
     prefix_fixture(&app).await;
@@ -967,7 +967,7 @@ async fn an_ambiguous_prefix_is_a_409_on_every_task_endpoint_and_changes_nothing
     assert_eq!(list(&app, "").await, before);
 }
 
-#[tokio::test]
+both_backends!(a_longer_prefix_or_a_distinct_one_resolves_to_its_single_task);
 async fn a_longer_prefix_or_a_distinct_one_resolves_to_its_single_task() {
     let app = TestApp::without_workers().await;
     let [first, second, third] = prefix_fixture(&app).await;
@@ -979,7 +979,7 @@ async fn a_longer_prefix_or_a_distinct_one_resolves_to_its_single_task() {
     assert_eq!(id_of(&get_task(&app, &first.replace('-', "")).await), first);
 }
 
-#[tokio::test]
+both_backends!(a_prefix_shared_by_two_tasks_created_through_the_api_is_a_409);
 async fn a_prefix_shared_by_two_tasks_created_through_the_api_is_a_409() {
     let app = TestApp::without_workers().await;
     let mut seen = std::collections::HashMap::new();
@@ -1007,7 +1007,7 @@ async fn a_prefix_shared_by_two_tasks_created_through_the_api_is_a_409() {
     );
 }
 
-#[tokio::test]
+both_backends!(an_unknown_id_is_a_404_task_not_found);
 async fn an_unknown_id_is_a_404_task_not_found() {
     let app = TestApp::without_workers().await;
     let task = app.create_task(json!({"type": "echo"})).await;
@@ -1034,7 +1034,7 @@ async fn an_unknown_id_is_a_404_task_not_found() {
     }
 }
 
-#[tokio::test]
+both_backends!(an_unknown_id_is_a_404_on_every_task_endpoint);
 async fn an_unknown_id_is_a_404_on_every_task_endpoint() {
     let app = TestApp::without_workers().await;
     let missing = Uuid::new_v4().to_string();
@@ -1077,7 +1077,7 @@ fn malformed_ids() -> Vec<String> {
     ]
 }
 
-#[tokio::test]
+both_backends!(a_malformed_id_is_refused_with_422_on_every_task_endpoint);
 async fn a_malformed_id_is_refused_with_422_on_every_task_endpoint() {
     let app = TestApp::without_workers().await;
     app.create_task(json!({"type": "echo"})).await;
@@ -1102,7 +1102,7 @@ async fn a_malformed_id_is_refused_with_422_on_every_task_endpoint() {
 // Run
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
+both_backends!(running_a_created_task_queues_it);
 async fn running_a_created_task_queues_it() {
     let app = TestApp::without_workers().await;
     let task = app
@@ -1117,7 +1117,7 @@ async fn running_a_created_task_queues_it() {
     assert_eq!(get_task(&app, &id_of(&task)).await, queued);
 }
 
-#[tokio::test]
+both_backends!(running_a_failed_task_queues_it_with_result_and_error_cleared);
 async fn running_a_failed_task_queues_it_with_result_and_error_cleared() {
     let app = TestApp::without_workers().await;
     let pool = pool(&app).await;
@@ -1138,7 +1138,7 @@ async fn running_a_failed_task_queues_it_with_result_and_error_cleared() {
     assert_eq!(get_task(&app, &id).await, queued);
 }
 
-#[tokio::test]
+both_backends!(running_a_cancelled_task_queues_it_with_result_and_error_cleared);
 async fn running_a_cancelled_task_queues_it_with_result_and_error_cleared() {
     let app = TestApp::without_workers().await;
     let pool = pool(&app).await;
@@ -1158,7 +1158,7 @@ async fn running_a_cancelled_task_queues_it_with_result_and_error_cleared() {
     assert_eq!(get_task(&app, &id).await, queued);
 }
 
-#[tokio::test]
+both_backends!(running_a_queued_task_returns_it_unchanged);
 async fn running_a_queued_task_returns_it_unchanged() {
     let app = TestApp::without_workers().await;
     let task = app
@@ -1171,7 +1171,7 @@ async fn running_a_queued_task_returns_it_unchanged() {
     assert_eq!(app.event_kinds(&id).await, vec!["created"]);
 }
 
-#[tokio::test]
+both_backends!(running_a_running_or_completed_task_returns_it_unchanged);
 async fn running_a_running_or_completed_task_returns_it_unchanged() {
     let app = TestApp::without_workers().await;
     let pool = pool(&app).await;
@@ -1190,7 +1190,7 @@ async fn running_a_running_or_completed_task_returns_it_unchanged() {
     }
 }
 
-#[tokio::test]
+both_backends!(running_an_unknown_task_is_a_404);
 async fn running_an_unknown_task_is_a_404() {
     let app = TestApp::without_workers().await;
     let (status, body) = app
@@ -1200,7 +1200,7 @@ async fn running_an_unknown_task_is_a_404() {
     assert_eq!(total(&app).await, 0);
 }
 
-#[tokio::test]
+both_backends!(a_task_run_twice_executes_once);
 async fn a_task_run_twice_executes_once() {
     let app = TestApp::start().await;
     let id = id_of(
@@ -1230,7 +1230,7 @@ async fn a_task_run_twice_executes_once() {
     );
 }
 
-#[tokio::test]
+both_backends!(a_failed_task_run_again_is_queued_with_its_error_cleared_and_executes_again);
 async fn a_failed_task_run_again_is_queued_with_its_error_cleared_and_executes_again() {
     let app = TestApp::start().await;
     let task = app
@@ -1256,7 +1256,7 @@ async fn a_failed_task_run_again_is_queued_with_its_error_cleared_and_executes_a
     );
 }
 
-#[tokio::test]
+both_backends!(a_cancelled_task_run_again_executes);
 async fn a_cancelled_task_run_again_executes() {
     let app = TestApp::start().await;
     let id = id_of(
@@ -1279,7 +1279,7 @@ async fn a_cancelled_task_run_again_executes() {
 // Cancel
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
+both_backends!(cancelling_a_created_or_queued_task_makes_it_cancelled);
 async fn cancelling_a_created_or_queued_task_makes_it_cancelled() {
     let app = TestApp::without_workers().await;
     for run_immediately in [false, true] {
@@ -1297,7 +1297,7 @@ async fn cancelling_a_created_or_queued_task_makes_it_cancelled() {
     }
 }
 
-#[tokio::test]
+both_backends!(cancelling_a_running_or_retrying_task_makes_it_cancelled);
 async fn cancelling_a_running_or_retrying_task_makes_it_cancelled() {
     let app = TestApp::without_workers().await;
     let pool = pool(&app).await;
@@ -1312,7 +1312,7 @@ async fn cancelling_a_running_or_retrying_task_makes_it_cancelled() {
     }
 }
 
-#[tokio::test]
+both_backends!(cancelling_a_completed_or_failed_task_returns_it_unchanged);
 async fn cancelling_a_completed_or_failed_task_returns_it_unchanged() {
     let app = TestApp::without_workers().await;
     let pool = pool(&app).await;
@@ -1330,7 +1330,7 @@ async fn cancelling_a_completed_or_failed_task_returns_it_unchanged() {
     }
 }
 
-#[tokio::test]
+both_backends!(cancelling_a_task_that_completed_through_a_worker_returns_it_unchanged);
 async fn cancelling_a_task_that_completed_through_a_worker_returns_it_unchanged() {
     let app = TestApp::start().await;
     let id = id_of(
@@ -1343,7 +1343,7 @@ async fn cancelling_a_task_that_completed_through_a_worker_returns_it_unchanged(
     assert_eq!(cancel(&app, &id).await, before);
 }
 
-#[tokio::test]
+both_backends!(cancelling_an_unknown_task_is_a_404);
 async fn cancelling_an_unknown_task_is_a_404() {
     let app = TestApp::without_workers().await;
     let (status, body) = app
@@ -1352,7 +1352,7 @@ async fn cancelling_an_unknown_task_is_a_404() {
     assert_detail(status, &body, StatusCode::NOT_FOUND, "Task not found");
 }
 
-#[tokio::test]
+both_backends!(a_task_cancelled_while_running_stays_cancelled);
 async fn a_task_cancelled_while_running_stays_cancelled() {
     let app = TestApp::start().await;
     let seconds = 0.5;
@@ -1383,7 +1383,7 @@ async fn a_task_cancelled_while_running_stays_cancelled() {
 // Status and events
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
+both_backends!(the_status_view_has_exactly_id_status_updated_at_and_error);
 async fn the_status_view_has_exactly_id_status_updated_at_and_error() {
     let app = TestApp::without_workers().await;
     let pool = pool(&app).await;
@@ -1409,7 +1409,7 @@ async fn the_status_view_has_exactly_id_status_updated_at_and_error() {
     timestamp(&view["updated_at"]);
 }
 
-#[tokio::test]
+both_backends!(the_event_trail_of_a_task_created_run_and_cancelled_lists_those_kinds_in_order);
 async fn the_event_trail_of_a_task_created_run_and_cancelled_lists_those_kinds_in_order() {
     let app = TestApp::without_workers().await;
     let id = id_of(&app.create_task(json!({"type": "echo"})).await);
@@ -1473,7 +1473,7 @@ fn odd_create_bodies() -> Vec<String> {
     ]
 }
 
-#[tokio::test]
+both_backends!(no_odd_create_body_is_answered_with_a_500_or_leaks_internals);
 async fn no_odd_create_body_is_answered_with_a_500_or_leaks_internals() {
     let app = TestApp::without_workers().await;
     let mut wrong = Vec::new();
@@ -1501,7 +1501,7 @@ async fn no_odd_create_body_is_answered_with_a_500_or_leaks_internals() {
     );
 }
 
-#[tokio::test]
+both_backends!(no_odd_query_or_path_is_answered_with_a_500_or_leaks_internals);
 async fn no_odd_query_or_path_is_answered_with_a_500_or_leaks_internals() {
     let app = TestApp::without_workers().await;
     app.create_task(json!({"type": "echo", "domain": "alpha"}))
@@ -1538,7 +1538,7 @@ async fn no_odd_query_or_path_is_answered_with_a_500_or_leaks_internals() {
     assert_eq!(total(&app).await, 1);
 }
 
-#[tokio::test]
+both_backends!(unknown_task_routes_and_methods_answer_with_a_json_detail);
 async fn unknown_task_routes_and_methods_answer_with_a_json_detail() {
     let app = TestApp::without_workers().await;
     let id = id_of(&app.create_task(json!({"type": "echo"})).await);
@@ -1574,7 +1574,7 @@ async fn unknown_task_routes_and_methods_answer_with_a_json_detail() {
     assert_eq!(get_task(&app, &id).await["status"], "created");
 }
 
-#[tokio::test]
+both_backends!(text_holding_a_nul_character_is_refused_with_422_where_it_is);
 async fn text_holding_a_nul_character_is_refused_with_422_where_it_is() {
     let app = TestApp::without_workers().await;
     for (body, loc) in [

@@ -31,7 +31,11 @@ async fn pg_store() -> (TestDb, Arc<dyn Store>) {
     (db, store)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+postgres_only!(
+    sixty_four_concurrent_creates_each_get_their_own_task,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
 async fn sixty_four_concurrent_creates_each_get_their_own_task() {
     let app = Arc::new(app().await);
     let creates = (0..64).map(|n| {
@@ -63,7 +67,11 @@ async fn sixty_four_concurrent_creates_each_get_their_own_task() {
     assert_eq!(page["total"], 64);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+postgres_only!(
+    concurrent_creates_with_one_key_make_one_task_among_other_creates,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
 async fn concurrent_creates_with_one_key_make_one_task_among_other_creates() {
     let app = Arc::new(app().await);
     let creates = (0..40).map(|n| {
@@ -95,7 +103,11 @@ async fn concurrent_creates_with_one_key_make_one_task_among_other_creates() {
     assert_eq!(page["total"], 21);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+postgres_only!(
+    a_create_the_database_refuses_fails_alone,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
 async fn a_create_the_database_refuses_fails_alone() {
     let (_db, store) = pg_store().await;
     let creates = (0..30).map(|n| {
@@ -125,7 +137,11 @@ async fn a_create_the_database_refuses_fails_alone() {
     assert_eq!(page.items.len(), 29);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+postgres_only!(
+    concurrent_reads_of_one_task_and_of_missing_ones_each_get_their_answer,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
 async fn concurrent_reads_of_one_task_and_of_missing_ones_each_get_their_answer() {
     let (_db, store) = pg_store().await;
     let task = store.create_task(NewTask::of_type("noop")).await.unwrap();
@@ -154,7 +170,11 @@ async fn concurrent_reads_of_one_task_and_of_missing_ones_each_get_their_answer(
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+postgres_only!(
+    concurrent_fact_creates_keep_each_facts_own_tags_in_order,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
 async fn concurrent_fact_creates_keep_each_facts_own_tags_in_order() {
     let app = Arc::new(app().await);
     let tag_sets = [
@@ -184,7 +204,11 @@ async fn concurrent_fact_creates_keep_each_facts_own_tags_in_order() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+postgres_only!(
+    a_fact_the_database_refuses_fails_alone,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
 async fn a_fact_the_database_refuses_fails_alone() {
     let (_db, store) = pg_store().await;
     let creates = (0..30).map(|n| {

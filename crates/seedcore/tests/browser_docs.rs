@@ -142,7 +142,7 @@ fn remote_urls(text: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
+postgres_only!(the_docs_page_renders_the_operations_in_a_headless_browser);
 async fn the_docs_page_renders_the_operations_in_a_headless_browser() {
     let browser = chromium();
     let app = TestApp::without_workers().await;
@@ -173,7 +173,7 @@ async fn the_docs_page_renders_the_operations_in_a_headless_browser() {
     assert!(title.contains("seedcore"), "title: {title}");
 }
 
-#[tokio::test]
+postgres_only!(the_docs_page_loads_nothing_from_outside_the_app);
 async fn the_docs_page_loads_nothing_from_outside_the_app() {
     let app = TestApp::without_workers().await;
     for path in ["/docs", "/docs/swagger-initializer.js"] {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::{process::*, *};
 
-#[tokio::test]
+postgres_only!(db_init_migrates_a_fresh_database_and_says_what_it_did);
 async fn db_init_migrates_a_fresh_database_and_says_what_it_did() {
     let db = TestDb::postgres().await;
     let url = db.url();
@@ -57,7 +57,7 @@ fn db_init_fails_with_a_clear_message_when_the_server_is_unreachable() {
     assert!(err.contains("is the server running"), "{err}");
 }
 
-#[tokio::test]
+postgres_only!(db_init_names_a_missing_database);
 async fn db_init_names_a_missing_database() {
     let db = TestDb::postgres().await;
     let url = db.url().replace(&db.name, "seedcore_no_such_database");
@@ -99,7 +99,7 @@ fn help_explains_every_setting() {
     }
 }
 
-#[tokio::test]
+postgres_only!(serve_answers_on_its_port_runs_tasks_and_exits_cleanly_on_sigterm);
 async fn serve_answers_on_its_port_runs_tasks_and_exits_cleanly_on_sigterm() {
     let db = TestDb::postgres().await;
     let url = db.url();
@@ -154,7 +154,7 @@ async fn serve_answers_on_its_port_runs_tasks_and_exits_cleanly_on_sigterm() {
     );
 }
 
-#[tokio::test]
+postgres_only!(a_worker_process_with_no_workers_refuses_to_start);
 async fn a_worker_process_with_no_workers_refuses_to_start() {
     let db = TestDb::postgres().await;
     let output = command(

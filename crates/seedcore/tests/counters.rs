@@ -79,7 +79,7 @@ async fn assert_task_totals_match(app: &TestApp, store: &PgStore) {
     }
 }
 
-#[tokio::test]
+postgres_only!(task_totals_and_queue_counts_match_the_rows_through_every_kind_of_change);
 async fn task_totals_and_queue_counts_match_the_rows_through_every_kind_of_change() {
     let app = app_on(Some(fast_engine())).await;
     let store = app.db.pg_store().await;
@@ -173,7 +173,7 @@ async fn assert_fact_totals_match(app: &TestApp, store: &PgStore) {
     assert_eq!(api_total(app, "/api/v1/facts?limit=1").await, all);
 }
 
-#[tokio::test]
+postgres_only!(fact_totals_by_tag_match_the_rows_through_creates_patches_and_deletes);
 async fn fact_totals_by_tag_match_the_rows_through_creates_patches_and_deletes() {
     let app = app_on(None).await;
     let store = app.db.pg_store().await;
@@ -201,7 +201,7 @@ async fn fact_totals_by_tag_match_the_rows_through_creates_patches_and_deletes()
     assert_eq!(api_total(&app, "/api/v1/facts?tag=a&limit=1").await, 1);
 }
 
-#[tokio::test]
+postgres_only!(recounting_repairs_counters_that_rows_written_without_triggers_left_behind);
 async fn recounting_repairs_counters_that_rows_written_without_triggers_left_behind() {
     let app = app_on(None).await;
     let store = app.db.pg_store().await;

@@ -35,7 +35,7 @@ fn example_binary() -> PathBuf {
     profile.join("examples").join("host_app")
 }
 
-#[tokio::test]
+both_backends!(the_host_app_serves_its_own_route_the_api_and_its_own_handler);
 async fn the_host_app_serves_its_own_route_the_api_and_its_own_handler() {
     let db = TestDb::create().await;
     let mut host = Command::new(example_binary())

@@ -15,7 +15,7 @@ use seedcore::{
 };
 use serde_json::json;
 
-#[tokio::test]
+both_backends!(echo_returns_its_params_in_the_result_envelope);
 async fn echo_returns_its_params_in_the_result_envelope() {
     let app = TestApp::start().await;
     let task = app
@@ -29,7 +29,7 @@ async fn echo_returns_its_params_in_the_result_envelope() {
     );
 }
 
-#[tokio::test]
+both_backends!(noop_and_sleep_complete_with_their_documented_output);
 async fn noop_and_sleep_complete_with_their_documented_output() {
     let app = TestApp::start().await;
     let noop = app.run_to_the_end(json!({"type": "noop"})).await;
@@ -41,7 +41,7 @@ async fn noop_and_sleep_complete_with_their_documented_output() {
     assert_eq!(sleep.result.unwrap()["result"], json!({"slept": 0.05}));
 }
 
-#[tokio::test]
+both_backends!(sleep_with_negative_seconds_fails_without_retrying);
 async fn sleep_with_negative_seconds_fails_without_retrying() {
     let app = TestApp::start().await;
     let task = app
@@ -52,7 +52,7 @@ async fn sleep_with_negative_seconds_fails_without_retrying() {
     assert!(task.error.unwrap().contains("seconds"));
 }
 
-#[tokio::test]
+both_backends!(fact_store_creates_a_fact_that_fact_search_finds);
 async fn fact_store_creates_a_fact_that_fact_search_finds() {
     let app = TestApp::start().await;
     let stored = app.run_to_the_end(json!({"type": "fact_store", "params": {"text": "The Moon orbits Earth", "tags": ["astro"], "meta_data": {"k": 1}}}),
@@ -76,7 +76,7 @@ async fn fact_store_creates_a_fact_that_fact_search_finds() {
     );
 }
 
-#[tokio::test]
+both_backends!(fact_store_without_text_fails_with_a_clear_message);
 async fn fact_store_without_text_fails_with_a_clear_message() {
     let app = TestApp::start().await;
     let task = app
@@ -90,7 +90,7 @@ async fn fact_store_without_text_fails_with_a_clear_message() {
     assert_eq!(task.attempts, 1);
 }
 
-#[tokio::test]
+both_backends!(fail_fails_with_its_message_and_is_not_retried_by_default);
 async fn fail_fails_with_its_message_and_is_not_retried_by_default() {
     let app = TestApp::start().await;
     let task = app
@@ -102,7 +102,7 @@ async fn fail_fails_with_its_message_and_is_not_retried_by_default() {
     assert_eq!(task.attempts, 1);
 }
 
-#[tokio::test]
+both_backends!(a_retryable_failure_is_retried_until_max_attempts);
 async fn a_retryable_failure_is_retried_until_max_attempts() {
     let app = TestApp::start().await;
     let task = app.run_to_the_end(json!({"type": "fail", "params": {"message": "flaky", "retryable": true}, "max_attempts": 3}),
@@ -120,7 +120,7 @@ async fn a_retryable_failure_is_retried_until_max_attempts() {
     );
 }
 
-#[tokio::test]
+both_backends!(an_unsupported_type_fails_at_once);
 async fn an_unsupported_type_fails_at_once() {
     let app = TestApp::start().await;
     let task = app
@@ -134,7 +134,7 @@ async fn an_unsupported_type_fails_at_once() {
     assert_eq!(task.attempts, 1);
 }
 
-#[tokio::test]
+both_backends!(drift_at_or_above_the_threshold_takes_the_escalated_path);
 async fn drift_at_or_above_the_threshold_takes_the_escalated_path() {
     let app = TestApp::start().await;
     let at = app
@@ -147,7 +147,7 @@ async fn drift_at_or_above_the_threshold_takes_the_escalated_path() {
     assert_eq!(below.result.unwrap()["path"], "fast");
 }
 
-#[tokio::test]
+both_backends!(an_attempt_past_its_timeout_fails_as_retryable);
 async fn an_attempt_past_its_timeout_fails_as_retryable() {
     let app = TestApp::start().await;
     let task = app.run_to_the_end(json!({"type": "sleep", "params": {"seconds": 30}, "timeout_seconds": 0.2, "max_attempts": 2}),
@@ -158,7 +158,7 @@ async fn an_attempt_past_its_timeout_fails_as_retryable() {
     assert!(task.error.unwrap().contains("timed out"));
 }
 
-#[tokio::test]
+both_backends!(a_task_cancelled_while_running_stays_cancelled);
 async fn a_task_cancelled_while_running_stays_cancelled() {
     let app = TestApp::start().await;
     let task = app
@@ -184,7 +184,7 @@ async fn a_task_cancelled_while_running_stays_cancelled() {
     );
 }
 
-#[tokio::test]
+both_backends!(cancelling_a_running_task_stops_its_handler_and_frees_its_slot);
 async fn cancelling_a_running_task_stops_its_handler_and_frees_its_slot() {
     let mut settings = fast_engine();
     settings.concurrency = 1;
@@ -211,7 +211,7 @@ async fn cancelling_a_running_task_stops_its_handler_and_frees_its_slot() {
     assert_eq!(next.status, TaskStatus::Completed);
 }
 
-#[tokio::test]
+both_backends!(run_called_twice_executes_the_task_once);
 async fn run_called_twice_executes_the_task_once() {
     let app = TestApp::start().await;
     let task = app
@@ -231,7 +231,7 @@ async fn run_called_twice_executes_the_task_once() {
     assert_eq!(kinds, ["created", "queued", "claimed", "completed"]);
 }
 
-#[tokio::test]
+both_backends!(queued_tasks_left_by_a_stopped_process_run_after_restart);
 async fn queued_tasks_left_by_a_stopped_process_run_after_restart() {
     let app = TestApp::without_workers().await;
     let mut ids = Vec::new();
@@ -248,7 +248,7 @@ async fn queued_tasks_left_by_a_stopped_process_run_after_restart() {
     }
 }
 
-#[tokio::test]
+both_backends!(a_worker_that_lost_its_lease_cannot_record_its_result);
 async fn a_worker_that_lost_its_lease_cannot_record_its_result() {
     let db = TestDb::create().await;
     let store = db.store().await;
@@ -274,7 +274,7 @@ async fn a_worker_that_lost_its_lease_cannot_record_its_result() {
     assert_eq!(task.result, None);
 }
 
-#[tokio::test]
+both_backends!(a_second_claim_does_not_take_a_running_task);
 async fn a_second_claim_does_not_take_a_running_task() {
     let db = TestDb::create().await;
     let store = db.store().await;
@@ -290,7 +290,7 @@ async fn a_second_claim_does_not_take_a_running_task() {
     assert_eq!(store.claim_tasks(&claim).await.unwrap().len(), 0);
 }
 
-#[tokio::test]
+both_backends!(an_expired_lease_is_rescued_back_to_the_queue_then_failed_when_out_of_attempts);
 async fn an_expired_lease_is_rescued_back_to_the_queue_then_failed_when_out_of_attempts() {
     let db = TestDb::create().await;
     let store = db.store().await;
@@ -336,7 +336,7 @@ async fn an_expired_lease_is_rescued_back_to_the_queue_then_failed_when_out_of_a
     );
 }
 
-#[tokio::test]
+both_backends!(shutdown_releases_tasks_still_running_after_the_grace_period);
 async fn shutdown_releases_tasks_still_running_after_the_grace_period() {
     let db = Arc::new(TestDb::create().await);
     let mut settings = fast_engine();
@@ -368,7 +368,7 @@ async fn shutdown_releases_tasks_still_running_after_the_grace_period() {
     );
 }
 
-#[tokio::test]
+both_backends!(shutdown_waits_for_tasks_that_finish_within_the_grace_period);
 async fn shutdown_waits_for_tasks_that_finish_within_the_grace_period() {
     let app = TestApp::start().await;
     let task = app
@@ -421,7 +421,7 @@ async fn app_with_custom_handlers() -> TestApp {
     .await
 }
 
-#[tokio::test]
+both_backends!(a_panicking_handler_fails_its_task_and_the_worker_goes_on);
 async fn a_panicking_handler_fails_its_task_and_the_worker_goes_on() {
     let app = app_with_custom_handlers().await;
     let task = app
@@ -436,7 +436,7 @@ async fn a_panicking_handler_fails_its_task_and_the_worker_goes_on() {
     );
 }
 
-#[tokio::test]
+both_backends!(a_domain_handler_wins_over_the_handler_for_the_type);
 async fn a_domain_handler_wins_over_the_handler_for_the_type() {
     let app = app_with_custom_handlers().await;
     let plain = app
@@ -457,7 +457,7 @@ async fn a_domain_handler_wins_over_the_handler_for_the_type() {
     );
 }
 
-#[tokio::test]
+both_backends!(a_permanent_handler_error_is_not_retried);
 async fn a_permanent_handler_error_is_not_retried() {
     let app = app_with_custom_handlers().await;
     let task = app
@@ -468,7 +468,7 @@ async fn a_permanent_handler_error_is_not_retried() {
     assert_eq!(task.attempts, 1);
 }
 
-#[tokio::test]
+both_backends!(many_tasks_all_complete_exactly_once);
 async fn many_tasks_all_complete_exactly_once() {
     let app = TestApp::start().await;
     let mut ids = Vec::new();
@@ -485,7 +485,7 @@ async fn many_tasks_all_complete_exactly_once() {
     }
 }
 
-#[tokio::test]
+both_backends!(a_result_the_database_cannot_store_fails_only_its_own_task);
 async fn a_result_the_database_cannot_store_fails_only_its_own_task() {
     let app = app_with_custom_handlers().await;
     let mut ids = Vec::new();

@@ -41,7 +41,7 @@ async fn error_locs(app: &TestApp, query: &str) -> Vec<Value> {
         .collect()
 }
 
-#[tokio::test]
+both_backends!(full_text_search_matches_word_forms_and_ranks_text_above_metadata);
 async fn full_text_search_matches_word_forms_and_ranks_text_above_metadata() {
     let app = TestApp::without_workers().await;
     fact(
@@ -68,7 +68,7 @@ async fn full_text_search_matches_word_forms_and_ranks_text_above_metadata() {
     assert!(page.get("next_cursor").is_none());
 }
 
-#[tokio::test]
+both_backends!(full_text_search_understands_phrases_and_exclusions);
 async fn full_text_search_understands_phrases_and_exclusions() {
     let app = TestApp::without_workers().await;
     fact(&app, json!({"text": "red apples and green pears"})).await;
@@ -83,7 +83,7 @@ async fn full_text_search_understands_phrases_and_exclusions() {
     );
 }
 
-#[tokio::test]
+both_backends!(a_plain_list_carries_no_rank);
 async fn a_plain_list_carries_no_rank() {
     let app = TestApp::without_workers().await;
     fact(&app, json!({"text": "x"})).await;
@@ -97,7 +97,7 @@ async fn a_plain_list_carries_no_rank() {
     );
 }
 
-#[tokio::test]
+both_backends!(any_tag_matches_facts_with_at_least_one_of_the_tags);
 async fn any_tag_matches_facts_with_at_least_one_of_the_tags() {
     let app = TestApp::without_workers().await;
     fact(&app, json!({"text": "a", "tags": ["red"]})).await;
@@ -113,7 +113,7 @@ async fn any_tag_matches_facts_with_at_least_one_of_the_tags() {
     );
 }
 
-#[tokio::test]
+both_backends!(metadata_filters_match_top_level_values_and_contain_nested_ones);
 async fn metadata_filters_match_top_level_values_and_contain_nested_ones() {
     let app = TestApp::without_workers().await;
     fact(
@@ -148,7 +148,7 @@ async fn metadata_filters_match_top_level_values_and_contain_nested_ones() {
     assert!(texts(&list(&app, "meta.missing=1").await).is_empty());
 }
 
-#[tokio::test]
+both_backends!(created_after_and_before_bound_the_list);
 async fn created_after_and_before_bound_the_list() {
     let app = TestApp::without_workers().await;
     let first = fact(&app, json!({"text": "first"})).await;
@@ -165,7 +165,7 @@ async fn created_after_and_before_bound_the_list() {
     assert_eq!(page["items"][0]["id"], second["id"]);
 }
 
-#[tokio::test]
+both_backends!(keyset_pages_visit_every_fact_once_while_new_facts_arrive);
 async fn keyset_pages_visit_every_fact_once_while_new_facts_arrive() {
     let app = TestApp::without_workers().await;
     let mut expected = HashSet::new();
@@ -194,7 +194,7 @@ async fn keyset_pages_visit_every_fact_once_while_new_facts_arrive() {
     assert_eq!(seen.into_iter().collect::<HashSet<_>>(), expected);
 }
 
-#[tokio::test]
+both_backends!(a_malformed_cursor_or_one_combined_with_search_is_refused);
 async fn a_malformed_cursor_or_one_combined_with_search_is_refused() {
     let app = TestApp::without_workers().await;
     assert_eq!(
@@ -211,7 +211,7 @@ async fn a_malformed_cursor_or_one_combined_with_search_is_refused() {
     );
 }
 
-#[tokio::test]
+both_backends!(count_estimate_is_exact_for_small_results_and_count_none_omits_the_total);
 async fn count_estimate_is_exact_for_small_results_and_count_none_omits_the_total() {
     let app = TestApp::without_workers().await;
     for n in 0..3 {
@@ -225,7 +225,7 @@ async fn count_estimate_is_exact_for_small_results_and_count_none_omits_the_tota
     assert_eq!(none["items"].as_array().unwrap().len(), 2);
 }
 
-#[tokio::test]
+both_backends!(malformed_additions_are_each_a_422_naming_the_parameter);
 async fn malformed_additions_are_each_a_422_naming_the_parameter() {
     let app = TestApp::without_workers().await;
     let locs = error_locs(
@@ -244,7 +244,7 @@ async fn malformed_additions_are_each_a_422_naming_the_parameter() {
     );
 }
 
-#[tokio::test]
+both_backends!(ten_thousand_facts_are_created_in_one_bulk_request);
 async fn ten_thousand_facts_are_created_in_one_bulk_request() {
     let app = TestApp::without_workers().await;
     let facts: Vec<Value> = (0..10_000)
@@ -262,7 +262,7 @@ async fn ten_thousand_facts_are_created_in_one_bulk_request() {
     assert_eq!(list(&app, "tag=bulk&limit=1").await["total"], 10_000);
 }
 
-#[tokio::test]
+both_backends!(a_bulk_request_with_one_bad_item_stores_nothing_and_names_each_problem);
 async fn a_bulk_request_with_one_bad_item_stores_nothing_and_names_each_problem() {
     let app = TestApp::without_workers().await;
     let mut facts: Vec<Value> = (0..100)
@@ -292,7 +292,7 @@ async fn a_bulk_request_with_one_bad_item_stores_nothing_and_names_each_problem(
     assert_eq!(list(&app, "").await["total"], 0);
 }
 
-#[tokio::test]
+both_backends!(a_bulk_request_must_hold_one_to_ten_thousand_facts);
 async fn a_bulk_request_must_hold_one_to_ten_thousand_facts() {
     let app = TestApp::without_workers().await;
     for body in [
@@ -307,7 +307,7 @@ async fn a_bulk_request_must_hold_one_to_ten_thousand_facts() {
     }
 }
 
-#[tokio::test]
+both_backends!(tags_are_listed_with_their_counts_most_used_first);
 async fn tags_are_listed_with_their_counts_most_used_first() {
     let app = TestApp::without_workers().await;
     fact(&app, json!({"text": "a", "tags": ["astro", "physics"]})).await;
@@ -329,7 +329,7 @@ async fn tags_are_listed_with_their_counts_most_used_first() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
-#[tokio::test]
+both_backends!(count_estimate_over_ten_thousand_matches_is_flagged_as_an_estimate);
 async fn count_estimate_over_ten_thousand_matches_is_flagged_as_an_estimate() {
     let app = TestApp::without_workers().await;
     for batch in 0..2 {
@@ -354,7 +354,7 @@ async fn count_estimate_over_ten_thousand_matches_is_flagged_as_an_estimate() {
     assert!(exact.get("total_is_estimate").is_none());
 }
 
-#[tokio::test]
+postgres_only!(the_search_language_can_be_changed_and_rebuilds_the_index);
 async fn the_search_language_can_be_changed_and_rebuilds_the_index() {
     let db = std::sync::Arc::new(TestDb::postgres().await);
     let app = TestApp::on(db.clone(), None, Default::default()).await;
@@ -381,7 +381,7 @@ async fn the_search_language_can_be_changed_and_rebuilds_the_index() {
     assert!(store.set_search_language("klingon").await.is_err());
 }
 
-#[tokio::test]
+both_backends!(full_text_search_follows_a_facts_edits_and_its_deletion);
 async fn full_text_search_follows_a_facts_edits_and_its_deletion() {
     let app = TestApp::without_workers().await;
     let id = fact(&app, json!({"text": "a river in spring"})).await["id"]
@@ -425,7 +425,7 @@ async fn full_text_search_follows_a_facts_edits_and_its_deletion() {
     assert_eq!(texts(&list(&app, "search=lake").await), ["a quiet lake"]);
 }
 
-#[tokio::test]
+both_backends!(full_text_matches_of_equal_rank_come_newest_first_and_page_by_offset);
 async fn full_text_matches_of_equal_rank_come_newest_first_and_page_by_offset() {
     let app = TestApp::without_workers().await;
     for (text, tags) in [

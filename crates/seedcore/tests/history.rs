@@ -83,7 +83,7 @@ async fn what_the_api_says(app: &TestApp, ids: &[String], workflow: &str) -> Val
     Value::Object(seen)
 }
 
-#[tokio::test]
+postgres_only!(finished_tasks_read_the_same_after_they_move_to_the_history);
 async fn finished_tasks_read_the_same_after_they_move_to_the_history() {
     let (app, store) = app().await;
     let mut ids = vec![
@@ -132,7 +132,7 @@ async fn finished_tasks_read_the_same_after_they_move_to_the_history() {
     assert_eq!(after, before);
 }
 
-#[tokio::test]
+postgres_only!(a_key_held_by_a_moved_task_still_returns_that_task);
 async fn a_key_held_by_a_moved_task_still_returns_that_task() {
     let (app, store) = app().await;
     let first = finished(&app, json!({"type": "noop", "idempotency_key": "once"})).await;
@@ -147,7 +147,7 @@ async fn a_key_held_by_a_moved_task_still_returns_that_task() {
     assert_eq!(hot_rows(&store).await, 0, "nothing new was written");
 }
 
-#[tokio::test]
+postgres_only!(creates_racing_the_move_of_their_key_holders_all_get_the_holders);
 async fn creates_racing_the_move_of_their_key_holders_all_get_the_holders() {
     let (app, store) = app().await;
     let mut holders = Vec::new();
@@ -185,7 +185,7 @@ async fn creates_racing_the_move_of_their_key_holders_all_get_the_holders() {
     assert_eq!(stored, holders.len() as i64, "one task per key");
 }
 
-#[tokio::test]
+postgres_only!(running_a_moved_task_again_brings_it_back_and_runs_it);
 async fn running_a_moved_task_again_brings_it_back_and_runs_it() {
     let (app, store) = app().await;
     let id = finished(
@@ -219,7 +219,7 @@ async fn running_a_moved_task_again_brings_it_back_and_runs_it() {
     );
 }
 
-#[tokio::test]
+postgres_only!(dependents_of_moved_parents_start_from_their_outcomes);
 async fn dependents_of_moved_parents_start_from_their_outcomes() {
     let (app, _store) = app().await;
     let completed = finished(&app, json!({"type": "noop"})).await;
@@ -249,7 +249,7 @@ async fn dependents_of_moved_parents_start_from_their_outcomes() {
     }
 }
 
-#[tokio::test]
+postgres_only!(a_blocked_task_settles_on_a_moved_parent_and_a_live_one);
 async fn a_blocked_task_settles_on_a_moved_parent_and_a_live_one() {
     let (app, store) = app().await;
     let early = finished(&app, json!({"type": "noop"})).await;
@@ -268,7 +268,7 @@ async fn a_blocked_task_settles_on_a_moved_parent_and_a_live_one() {
     assert!(in_history(&store, &early).await);
 }
 
-#[tokio::test]
+postgres_only!(a_parent_a_blocked_task_waits_on_stays_in_the_hot_table);
 async fn a_parent_a_blocked_task_waits_on_stays_in_the_hot_table() {
     let (app, store) = app().await;
     let parent = finished(&app, json!({"type": "noop"})).await;
@@ -284,7 +284,7 @@ async fn a_parent_a_blocked_task_waits_on_stays_in_the_hot_table() {
     assert!(!in_history(&store, &parent).await);
 }
 
-#[tokio::test]
+postgres_only!(pruning_deletes_moved_tasks_and_frees_their_keys);
 async fn pruning_deletes_moved_tasks_and_frees_their_keys() {
     let (app, store) = app().await;
     let old = finished(&app, json!({"type": "noop", "idempotency_key": "reused"})).await;
@@ -307,7 +307,7 @@ async fn pruning_deletes_moved_tasks_and_frees_their_keys() {
     assert!(!in_history(&store, &old).await);
 }
 
-#[tokio::test]
+postgres_only!(a_process_moves_its_finished_tasks_to_the_history_on_its_own);
 async fn a_process_moves_its_finished_tasks_to_the_history_on_its_own() {
     let (app, store) = app().await;
     let done = finished(&app, json!({"type": "noop"})).await;
@@ -331,7 +331,7 @@ async fn a_process_moves_its_finished_tasks_to_the_history_on_its_own() {
     assert_eq!(app.task(&done).await.status.as_str(), "completed");
 }
 
-#[tokio::test]
+postgres_only!(importing_the_same_legacy_tasks_again_skips_the_moved_ones);
 async fn importing_the_same_legacy_tasks_again_skips_the_moved_ones() {
     let (app, store) = app().await;
     let folder = TempFolder::new();

@@ -60,7 +60,7 @@ fn paths(tasks: &Path, facts: &Path) -> [String; 4] {
     ]
 }
 
-#[tokio::test]
+both_backends!(ten_thousand_tasks_and_facts_round_trip_and_a_second_import_adds_nothing);
 async fn ten_thousand_tasks_and_facts_round_trip_and_a_second_import_adds_nothing() {
     let db = TestDb::create().await;
     let folder = TempFolder::new();
@@ -151,7 +151,7 @@ fn fact_ids(facts: &Value, n: usize) -> Uuid {
     facts["facts"][n]["id"].as_str().unwrap().parse().unwrap()
 }
 
-#[tokio::test]
+both_backends!(each_kind_of_malformed_record_is_reported_with_its_position_and_skipped);
 async fn each_kind_of_malformed_record_is_reported_with_its_position_and_skipped() {
     let db = TestDb::create().await;
     let folder = TempFolder::new();
@@ -196,7 +196,7 @@ async fn each_kind_of_malformed_record_is_reported_with_its_position_and_skipped
     );
 }
 
-#[tokio::test]
+both_backends!(strict_mode_imports_nothing_when_a_record_is_malformed);
 async fn strict_mode_imports_nothing_when_a_record_is_malformed() {
     let db = TestDb::create().await;
     let folder = TempFolder::new();
@@ -223,7 +223,7 @@ async fn strict_mode_imports_nothing_when_a_record_is_malformed() {
     );
 }
 
-#[tokio::test]
+both_backends!(a_dry_run_counts_what_it_would_import_and_writes_nothing);
 async fn a_dry_run_counts_what_it_would_import_and_writes_nothing() {
     let db = TestDb::create().await;
     let folder = TempFolder::new();
@@ -255,7 +255,7 @@ async fn a_dry_run_counts_what_it_would_import_and_writes_nothing() {
     );
 }
 
-#[tokio::test]
+both_backends!(tasks_that_were_running_can_be_queued_again_and_then_run);
 async fn tasks_that_were_running_can_be_queued_again_and_then_run() {
     let db = std::sync::Arc::new(TestDb::create().await);
     let folder = TempFolder::new();
@@ -274,7 +274,7 @@ async fn tasks_that_were_running_can_be_queued_again_and_then_run() {
     assert_eq!(task.result.unwrap()["result"], json!({"x": 1}));
 }
 
-#[tokio::test]
+both_backends!(an_import_needs_a_file_and_names_a_missing_or_broken_one);
 async fn an_import_needs_a_file_and_names_a_missing_or_broken_one() {
     let db = TestDb::create().await;
     let folder = TempFolder::new();
@@ -291,7 +291,7 @@ async fn an_import_needs_a_file_and_names_a_missing_or_broken_one() {
     assert!(err.contains("not valid JSON"), "{err}");
 }
 
-#[tokio::test]
+sqlite_only!(a_backup_of_the_embedded_database_taken_while_it_is_in_use_holds_the_data);
 async fn a_backup_of_the_embedded_database_taken_while_it_is_in_use_holds_the_data() {
     let db = TestDb::sqlite();
     let store = db.store().await;
@@ -339,7 +339,7 @@ async fn a_backup_of_the_embedded_database_taken_while_it_is_in_use_holds_the_da
     );
 }
 
-#[tokio::test]
+postgres_only!(a_backup_of_postgres_points_to_pg_dump);
 async fn a_backup_of_postgres_points_to_pg_dump() {
     let db = TestDb::postgres().await;
     let output = command(

@@ -53,7 +53,7 @@ async fn run(app: &TestApp, body: Value) -> seedcore::model::Task {
     app.run_to_the_end(body).await
 }
 
-#[tokio::test]
+both_backends!(a_remote_executor_receives_the_task_and_its_result_is_stored);
 async fn a_remote_executor_receives_the_task_and_its_result_is_stored() {
     let (url, seen) = executor(|body| {
         (
@@ -82,7 +82,7 @@ async fn a_remote_executor_receives_the_task_and_its_result_is_stored() {
     assert_eq!(sent["attempt"], 1);
 }
 
-#[tokio::test]
+both_backends!(a_remote_failure_fails_the_task_without_retrying);
 async fn a_remote_failure_fails_the_task_without_retrying() {
     let (url, seen) = executor(|_| {
         (
@@ -98,7 +98,7 @@ async fn a_remote_failure_fails_the_task_without_retrying() {
     assert_eq!(seen.lock().unwrap().len(), 1);
 }
 
-#[tokio::test]
+both_backends!(a_remote_5xx_is_retried_until_attempts_run_out);
 async fn a_remote_5xx_is_retried_until_attempts_run_out() {
     let (url, seen) =
         executor(|_| (StatusCode::SERVICE_UNAVAILABLE, json!({"detail": "busy"}))).await;
@@ -110,7 +110,7 @@ async fn a_remote_5xx_is_retried_until_attempts_run_out() {
     assert_eq!(seen.lock().unwrap().len(), 3);
 }
 
-#[tokio::test]
+both_backends!(a_remote_4xx_is_final);
 async fn a_remote_4xx_is_final() {
     let (url, seen) = executor(|_| (StatusCode::BAD_REQUEST, json!({"detail": "no"}))).await;
     let app = app_with_executor(&url).await;
@@ -120,7 +120,7 @@ async fn a_remote_4xx_is_final() {
     assert_eq!(seen.lock().unwrap().len(), 1);
 }
 
-#[tokio::test]
+both_backends!(a_remote_retry_then_success_completes_on_the_second_attempt);
 async fn a_remote_retry_then_success_completes_on_the_second_attempt() {
     let (url, _seen) = executor(|body| {
         if body["attempt"] == 1 {
@@ -140,7 +140,7 @@ async fn a_remote_retry_then_success_completes_on_the_second_attempt() {
     assert_eq!(task.result.unwrap()["result"], "done");
 }
 
-#[tokio::test]
+both_backends!(an_unreachable_executor_is_retried_then_fails);
 async fn an_unreachable_executor_is_retried_then_fails() {
     // Nothing listens on port 1 of this loopback address. (A port freed by this test could be
     // taken at once by another test's server running in parallel.)
@@ -151,7 +151,7 @@ async fn an_unreachable_executor_is_retried_then_fails() {
     assert!(task.error.unwrap().contains("executor unreachable"));
 }
 
-#[tokio::test]
+both_backends!(a_slow_executor_times_out_as_retryable);
 async fn a_slow_executor_times_out_as_retryable() {
     let (url, seen) = executor(|_| (StatusCode::OK, json!({"success": true, "result": 1}))).await;
     let app = app_with_executor(&url).await;
@@ -166,7 +166,7 @@ async fn a_slow_executor_times_out_as_retryable() {
     assert_eq!(seen.lock().unwrap().len(), 2);
 }
 
-#[tokio::test]
+both_backends!(a_worker_registers_itself_and_is_listed_as_active);
 async fn a_worker_registers_itself_and_is_listed_as_active() {
     let app = TestApp::start().await;
     let (status, workers) = app.get("/api/v1/workers").await;

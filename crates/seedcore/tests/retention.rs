@@ -25,7 +25,7 @@ async fn exists(app: &TestApp, id: &str) -> bool {
     status == StatusCode::OK
 }
 
-#[tokio::test]
+both_backends!(pruning_deletes_finished_tasks_with_their_events_and_keeps_the_rest);
 async fn pruning_deletes_finished_tasks_with_their_events_and_keeps_the_rest() {
     let app = TestApp::start().await;
     let completed = finished(&app, "noop").await;
@@ -58,7 +58,7 @@ async fn pruning_deletes_finished_tasks_with_their_events_and_keeps_the_rest() {
     assert_eq!(list["items"].as_array().unwrap().len(), 3);
 }
 
-#[tokio::test]
+both_backends!(pruning_goes_oldest_first_in_batches_of_the_limit);
 async fn pruning_goes_oldest_first_in_batches_of_the_limit() {
     let app = TestApp::start().await;
     let mut ids = Vec::new();
@@ -73,7 +73,7 @@ async fn pruning_goes_oldest_first_in_batches_of_the_limit() {
     assert_eq!(app.store.prune_finished(soon, 10).await.unwrap(), 0);
 }
 
-#[tokio::test]
+both_backends!(a_process_with_a_retention_period_prunes_on_its_own);
 async fn a_process_with_a_retention_period_prunes_on_its_own() {
     let app = TestApp::start().await;
     let done = finished(&app, "noop").await;

@@ -49,7 +49,7 @@ fn worker(url: &str, extra: &[(&str, &str)]) -> Process {
     process
 }
 
-#[tokio::test]
+postgres_only!(three_worker_processes_share_the_load_and_run_each_task_once);
 async fn three_worker_processes_share_the_load_and_run_each_task_once() {
     let db = TestDb::postgres().await;
     let store = db.pg_store().await;
@@ -80,7 +80,7 @@ async fn three_worker_processes_share_the_load_and_run_each_task_once() {
     assert_eq!(registered.len(), 3);
 }
 
-#[tokio::test]
+postgres_only!(tasks_of_a_worker_killed_mid_task_are_rescued_and_complete_once);
 async fn tasks_of_a_worker_killed_mid_task_are_rescued_and_complete_once() {
     let db = TestDb::postgres().await;
     let store = db.pg_store().await;
@@ -136,7 +136,7 @@ async fn tasks_of_a_worker_killed_mid_task_are_rescued_and_complete_once() {
     assert_eq!(lost, 1, "the killed worker never said goodbye");
 }
 
-#[tokio::test]
+postgres_only!(sigterm_under_load_exits_cleanly_and_leaves_nothing_running);
 async fn sigterm_under_load_exits_cleanly_and_leaves_nothing_running() {
     let db = TestDb::postgres().await;
     let store = db.pg_store().await;
@@ -191,7 +191,7 @@ async fn sigterm_under_load_exits_cleanly_and_leaves_nothing_running() {
     );
 }
 
-#[tokio::test]
+postgres_only!(workers_recover_by_themselves_when_the_database_drops_every_connection);
 async fn workers_recover_by_themselves_when_the_database_drops_every_connection() {
     let db = TestDb::postgres().await;
     let store = db.pg_store().await;
@@ -235,7 +235,7 @@ async fn outage(db: &TestDb, length: Duration) {
     allow(true).execute(&admin).await.unwrap();
 }
 
-#[tokio::test]
+postgres_only!(three_processes_fire_an_every_second_schedule_once_per_second_without_gaps);
 async fn three_processes_fire_an_every_second_schedule_once_per_second_without_gaps() {
     let db = TestDb::postgres().await;
     let store = db.pg_store().await;

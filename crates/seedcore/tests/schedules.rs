@@ -1,6 +1,6 @@
 //! Cron schedules through the API and the scheduler: create, read, list, patch, delete, every
 //! refusal, fire times in a zone, one task per fire time, pause and resume, missed fires after
-//! downtime. Runs on either backend (`SEEDCORE_TEST_BACKEND`).
+//! downtime. Every test runs on both backends.
 
 mod common;
 
@@ -80,7 +80,7 @@ fn assert_consecutive_seconds(fires: &[DateTime<Utc>]) {
     }
 }
 
-#[tokio::test]
+both_backends!(a_schedule_is_created_read_listed_changed_and_deleted);
 async fn a_schedule_is_created_read_listed_changed_and_deleted() {
     let app = TestApp::without_workers().await;
     let created = create(
@@ -155,7 +155,7 @@ async fn a_schedule_is_created_read_listed_changed_and_deleted() {
     assert_eq!(gone, json!({"detail": "Schedule not found"}));
 }
 
-#[tokio::test]
+both_backends!(every_bad_schedule_body_is_a_422_naming_the_field);
 async fn every_bad_schedule_body_is_a_422_naming_the_field() {
     let app = TestApp::without_workers().await;
     let valid = json!({"name": "n", "cron": "* * * * *", "task": {"type": "noop"}});
@@ -263,7 +263,7 @@ async fn every_bad_schedule_body_is_a_422_naming_the_field() {
     assert_eq!(list["total"], 1, "no refused body was stored");
 }
 
-#[tokio::test]
+both_backends!(an_unknown_schedule_is_a_404_and_a_malformed_id_a_422);
 async fn an_unknown_schedule_is_a_404_and_a_malformed_id_a_422() {
     let app = TestApp::without_workers().await;
     let unknown = format!("{PATH}/0f8e2c4a-1b3d-4e5f-8a9b-0c1d2e3f4a5b");
@@ -282,7 +282,7 @@ async fn an_unknown_schedule_is_a_404_and_a_malformed_id_a_422() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
-#[tokio::test]
+both_backends!(a_name_in_use_is_a_409_on_create_and_on_rename);
 async fn a_name_in_use_is_a_409_on_create_and_on_rename() {
     let app = TestApp::without_workers().await;
     let body = json!({"name": "daily", "cron": "@daily", "task": {"type": "noop"}});
@@ -308,7 +308,7 @@ async fn a_name_in_use_is_a_409_on_create_and_on_rename() {
     assert_eq!(get(&app, &id_of(&other)).await["name"], "weekly");
 }
 
-#[tokio::test]
+both_backends!(next_fire_times_follow_the_expression_in_the_schedules_zone);
 async fn next_fire_times_follow_the_expression_in_the_schedules_zone() {
     let app = TestApp::without_workers().await;
     let quarter = create(
@@ -362,7 +362,7 @@ async fn next_fire_times_follow_the_expression_in_the_schedules_zone() {
     assert_eq!(times(&tokyo["next_fire_times"]), expected);
 }
 
-#[tokio::test]
+both_backends!(an_every_second_schedule_creates_one_queued_task_per_second_that_runs);
 async fn an_every_second_schedule_creates_one_queued_task_per_second_that_runs() {
     let app = TestApp::start().await;
     let schedule = create(
@@ -391,7 +391,7 @@ async fn an_every_second_schedule_creates_one_queued_task_per_second_that_runs()
     assert_eq!(last["last_task_id"], tasks.last().unwrap().1["id"]);
 }
 
-#[tokio::test]
+both_backends!(a_paused_schedule_creates_nothing_and_resuming_does_not_back_fill);
 async fn a_paused_schedule_creates_nothing_and_resuming_does_not_back_fill() {
     let app = TestApp::start().await;
     let schedule = create(
@@ -491,7 +491,7 @@ async fn after_downtime(policy: &str) -> (TestApp, String, DateTime<Utc>) {
     (app, id, last)
 }
 
-#[tokio::test]
+both_backends!(after_downtime_run_once_creates_one_task_for_the_latest_missed_fire);
 async fn after_downtime_run_once_creates_one_task_for_the_latest_missed_fire() {
     let (app, id, last) = after_downtime("run_once").await;
     let tasks = fired(&app, &id).await;
@@ -513,14 +513,14 @@ async fn after_downtime_run_once_creates_one_task_for_the_latest_missed_fire() {
     assert_eq!(schedule["last_task_id"], tasks[0].1["id"]);
 }
 
-#[tokio::test]
+both_backends!(after_downtime_skip_creates_nothing_for_the_missed_fires);
 async fn after_downtime_skip_creates_nothing_for_the_missed_fires() {
     let (app, id, _) = after_downtime("skip").await;
     assert!(fired(&app, &id).await.is_empty());
     assert_eq!(get(&app, &id).await["last_fire_at"], Value::Null);
 }
 
-#[tokio::test]
+both_backends!(firing_twice_or_after_a_task_took_the_key_creates_no_second_task);
 async fn firing_twice_or_after_a_task_took_the_key_creates_no_second_task() {
     let app = TestApp::without_workers().await;
     let (cron, last) = half_past_now();
@@ -558,7 +558,7 @@ async fn firing_twice_or_after_a_task_took_the_key_creates_no_second_task() {
     );
 }
 
-#[tokio::test]
+both_backends!(deleting_a_schedule_keeps_the_tasks_it_created);
 async fn deleting_a_schedule_keeps_the_tasks_it_created() {
     let app = TestApp::start().await;
     let schedule = create(

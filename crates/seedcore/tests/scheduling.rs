@@ -37,7 +37,7 @@ fn one_slot() -> EngineSettings {
     }
 }
 
-#[tokio::test]
+both_backends!(a_delayed_task_waits_queued_and_starts_promptly_after_its_time);
 async fn a_delayed_task_waits_queued_and_starts_promptly_after_its_time() {
     let app = TestApp::start().await;
     let task = app
@@ -63,7 +63,7 @@ async fn a_delayed_task_waits_queued_and_starts_promptly_after_its_time() {
     );
 }
 
-#[tokio::test]
+both_backends!(a_task_given_a_run_at_time_runs_then_and_a_past_time_runs_now);
 async fn a_task_given_a_run_at_time_runs_then_and_a_past_time_runs_now() {
     let app = TestApp::start().await;
     let soon = (Utc::now() + chrono::Duration::milliseconds(700)).to_rfc3339();
@@ -81,7 +81,7 @@ async fn a_task_given_a_run_at_time_runs_then_and_a_past_time_runs_now() {
     assert!(later.started_at.unwrap() >= later.run_at);
 }
 
-#[tokio::test]
+both_backends!(malformed_scheduling_fields_are_each_a_422);
 async fn malformed_scheduling_fields_are_each_a_422() {
     let app = TestApp::without_workers().await;
     for (body, loc) in [
@@ -113,7 +113,7 @@ async fn malformed_scheduling_fields_are_each_a_422() {
     }
 }
 
-#[tokio::test]
+both_backends!(higher_priorities_run_first_and_equal_ones_in_arrival_order);
 async fn higher_priorities_run_first_and_equal_ones_in_arrival_order() {
     let app = app_with(one_slot()).await;
     app.post_empty("/api/v1/queues/default/pause").await;
@@ -135,7 +135,7 @@ async fn higher_priorities_run_first_and_equal_ones_in_arrival_order() {
     assert_eq!(order, [4, 1, 3, 0, 2]);
 }
 
-#[tokio::test]
+both_backends!(a_paused_queue_keeps_its_tasks_until_resumed_and_is_counted);
 async fn a_paused_queue_keeps_its_tasks_until_resumed_and_is_counted() {
     let app = TestApp::start().await;
     let (status, paused) = app.post_empty("/api/v1/queues/mail/pause").await;
@@ -175,7 +175,7 @@ async fn a_paused_queue_keeps_its_tasks_until_resumed_and_is_counted() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
-#[tokio::test]
+both_backends!(a_queue_limit_keeps_that_queue_to_its_concurrency);
 async fn a_queue_limit_keeps_that_queue_to_its_concurrency() {
     // A handler that counts how many of its runs overlap.
     let running = Arc::new(AtomicUsize::new(0));
@@ -223,7 +223,7 @@ async fn a_queue_limit_keeps_that_queue_to_its_concurrency() {
     );
 }
 
-#[tokio::test]
+both_backends!(a_worker_told_which_queues_to_serve_leaves_the_others);
 async fn a_worker_told_which_queues_to_serve_leaves_the_others() {
     let settings = EngineSettings {
         queues: Some(vec!["a".into()]),
@@ -241,7 +241,7 @@ async fn a_worker_told_which_queues_to_serve_leaves_the_others() {
     assert_eq!(app.task(&id_of(&b)).await.status, TaskStatus::Queued);
 }
 
-#[tokio::test]
+both_backends!(fifty_concurrent_creates_with_one_idempotency_key_yield_one_task);
 async fn fifty_concurrent_creates_with_one_idempotency_key_yield_one_task() {
     let app = TestApp::without_workers().await;
     let body = json!({"type": "echo", "idempotency_key": "order-42", "run_immediately": true});
@@ -261,7 +261,7 @@ async fn fifty_concurrent_creates_with_one_idempotency_key_yield_one_task() {
     assert_ne!(other["id"], first["id"]);
 }
 
-#[tokio::test]
+both_backends!(ten_thousand_tasks_are_created_in_one_bulk_request);
 async fn ten_thousand_tasks_are_created_in_one_bulk_request() {
     let app = TestApp::without_workers().await;
     let tasks: Vec<Value> = (0..10_000)
@@ -282,7 +282,7 @@ async fn ten_thousand_tasks_are_created_in_one_bulk_request() {
     assert_eq!(list["total"], 10_000);
 }
 
-#[tokio::test]
+both_backends!(a_bulk_request_with_a_bad_item_stores_nothing_and_names_each_problem);
 async fn a_bulk_request_with_a_bad_item_stores_nothing_and_names_each_problem() {
     let app = TestApp::without_workers().await;
     let mut tasks: Vec<Value> = (0..50).map(|_| json!({"type": "noop"})).collect();

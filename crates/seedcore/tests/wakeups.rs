@@ -95,7 +95,7 @@ impl Drop for TwoProcesses {
     }
 }
 
-#[tokio::test]
+postgres_only!(a_new_task_wakes_its_own_process_once_and_another_process_by_notify);
 async fn a_new_task_wakes_its_own_process_once_and_another_process_by_notify() {
     let two = TwoProcesses::listening().await;
 
@@ -112,7 +112,7 @@ async fn a_new_task_wakes_its_own_process_once_and_another_process_by_notify() {
     assert_eq!(two.woken_there.load(Ordering::SeqCst), 1);
 }
 
-#[tokio::test]
+postgres_only!(a_task_queued_by_the_database_wakes_every_process);
 async fn a_task_queued_by_the_database_wakes_every_process() {
     let two = TwoProcesses::listening().await;
 

@@ -97,7 +97,7 @@ fn diamond() -> Value {
     })
 }
 
-#[tokio::test]
+both_backends!(a_diamond_workflow_runs_in_dependency_order_and_passes_results_down);
 async fn a_diamond_workflow_runs_in_dependency_order_and_passes_results_down() {
     let app = app().await;
     let created = create_workflow(&app, diamond()).await;
@@ -125,7 +125,7 @@ async fn a_diamond_workflow_runs_in_dependency_order_and_passes_results_down() {
     assert_eq!(join.workflow_id.unwrap().to_string(), id_of(&created));
 }
 
-#[tokio::test]
+both_backends!(a_failure_cancels_every_descendant_with_its_parent_named);
 async fn a_failure_cancels_every_descendant_with_its_parent_named() {
     let app = app().await;
     let created = create_workflow(
@@ -167,7 +167,7 @@ async fn a_failure_cancels_every_descendant_with_its_parent_named() {
     assert_eq!(last["error"], json!(load.error));
 }
 
-#[tokio::test]
+both_backends!(a_task_that_runs_on_failure_runs_once_its_parents_are_final);
 async fn a_task_that_runs_on_failure_runs_once_its_parents_are_final() {
     let app = app().await;
     let created = create_workflow(
@@ -192,7 +192,7 @@ async fn a_task_that_runs_on_failure_runs_once_its_parents_are_final() {
     assert_eq!(done["status"], "failed", "a failed task fails the workflow");
 }
 
-#[tokio::test]
+both_backends!(a_task_created_with_depends_on_waits_blocked_for_its_parent);
 async fn a_task_created_with_depends_on_waits_blocked_for_its_parent() {
     let app = app().await;
     let parent = app
@@ -216,7 +216,7 @@ async fn a_task_created_with_depends_on_waits_blocked_for_its_parent() {
     assert!(child.workflow_id.is_none());
 }
 
-#[tokio::test]
+both_backends!(a_child_of_finished_parents_starts_queued_or_cancelled_at_once);
 async fn a_child_of_finished_parents_starts_queued_or_cancelled_at_once() {
     let app = app().await;
     let good = app
@@ -251,7 +251,7 @@ async fn a_child_of_finished_parents_starts_queued_or_cancelled_at_once() {
     );
 }
 
-#[tokio::test]
+both_backends!(cancelling_a_waiting_task_cancels_its_descendants);
 async fn cancelling_a_waiting_task_cancels_its_descendants() {
     let app = TestApp::without_workers().await;
     let root = app.create_task(json!({"type": "noop"})).await;
@@ -275,7 +275,7 @@ async fn cancelling_a_waiting_task_cancels_its_descendants() {
     assert_eq!(app.task(&id_of(&root)).await.status, TaskStatus::Created);
 }
 
-#[tokio::test]
+both_backends!(running_a_cancelled_dependent_again_waits_for_a_parent_run_again);
 async fn running_a_cancelled_dependent_again_waits_for_a_parent_run_again() {
     let flaky_failed = Arc::new(AtomicBool::new(false));
     let mut router = HandlerRouter::with_builtins();
@@ -323,7 +323,7 @@ async fn running_a_cancelled_dependent_again_waits_for_a_parent_run_again() {
     );
 }
 
-#[tokio::test]
+both_backends!(a_child_of_many_parents_finishing_at_once_runs_exactly_once);
 async fn a_child_of_many_parents_finishing_at_once_runs_exactly_once() {
     let app = app().await;
     let mut steps = vec![
@@ -342,7 +342,7 @@ async fn a_child_of_many_parents_finishing_at_once_runs_exactly_once() {
     assert_eq!(kinds, vec!["created", "queued", "claimed", "completed"]);
 }
 
-#[tokio::test]
+both_backends!(a_cycle_is_refused_with_each_task_on_it_named_and_nothing_stored);
 async fn a_cycle_is_refused_with_each_task_on_it_named_and_nothing_stored() {
     let app = TestApp::without_workers().await;
     let (status, body) = app
@@ -380,7 +380,7 @@ async fn a_cycle_is_refused_with_each_task_on_it_named_and_nothing_stored() {
     assert_eq!(list["total"], 0);
 }
 
-#[tokio::test]
+both_backends!(bad_workflow_requests_name_every_problem);
 async fn bad_workflow_requests_name_every_problem() {
     let app = TestApp::without_workers().await;
     let (status, body) = app
@@ -442,7 +442,7 @@ async fn bad_workflow_requests_name_every_problem() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 }
 
-#[tokio::test]
+both_backends!(depends_on_must_name_existing_tasks_by_full_id);
 async fn depends_on_must_name_existing_tasks_by_full_id() {
     let app = TestApp::without_workers().await;
     let ghost = uuid::Uuid::new_v4();
@@ -477,7 +477,7 @@ async fn depends_on_must_name_existing_tasks_by_full_id() {
     assert_eq!(list["total"], 0);
 }
 
-#[tokio::test]
+both_backends!(cancelling_a_workflow_cancels_what_has_not_finished);
 async fn cancelling_a_workflow_cancels_what_has_not_finished() {
     let app = app().await;
     let created = create_workflow(
@@ -516,7 +516,7 @@ async fn cancelling_a_workflow_cancels_what_has_not_finished() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
-#[tokio::test]
+both_backends!(blocked_tasks_are_listed_and_counted_by_status);
 async fn blocked_tasks_are_listed_and_counted_by_status() {
     let app = TestApp::without_workers().await;
     let parent = app.create_task(json!({"type": "noop"})).await;
@@ -532,7 +532,7 @@ async fn blocked_tasks_are_listed_and_counted_by_status() {
     );
 }
 
-#[tokio::test]
+both_backends!(workflows_are_listed_newest_first_with_status_and_counts);
 async fn workflows_are_listed_newest_first_with_status_and_counts() {
     let app = TestApp::without_workers().await;
     let older = create_workflow(

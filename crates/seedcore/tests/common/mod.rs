@@ -1,15 +1,31 @@
 //! Test harness: a fresh database per test, the app on port 0, a real HTTP client.
 //!
-//! `SEEDCORE_TEST_BACKEND` picks the store the tests run on: `postgres` (the default) or
-//! `sqlite`. With PostgreSQL each test gets a database of its own on the server named by
-//! `SEEDCORE_TEST_DATABASE_URL` (an admin URL that may create databases; `scripts/test.sh` sets
-//! it up), else the local default `postgres://postgres@127.0.0.1:5432/postgres`. With SQLite
-//! each test gets a database file in a temporary folder of its own. Both are removed when the
-//! [`TestDb`] is dropped. Tests that need PostgreSQL whatever the switch says (several
-//! processes, raw PostgreSQL SQL) use [`TestDb::postgres`].
+//! Every behavioural test runs on both stores from one `cargo test`: `both_backends!(name)`
+//! above `async fn name()` makes `name::postgres` and `name::sqlite` ([`backends`] has the
+//! rules, and `postgres_only!`/`sqlite_only!` for what one store alone has). Inside a variant,
+//! [`TestDb::create`] makes its database on that variant's backend.
+//!
+//! Switches, all optional:
+//! - `SEEDCORE_TEST_DATABASE_URL`: the PostgreSQL server, an admin URL that may create
+//!   databases; else the local default `postgres://postgres@127.0.0.1:5432/postgres`. When
+//!   nothing answers there, the PostgreSQL tests print `SKIPPED (…)` and pass, and each test
+//!   binary says so once on stderr.
+//! - `SEEDCORE_TEST_REQUIRE_POSTGRES=1`: a missing server fails the PostgreSQL tests instead
+//!   (`scripts/test.sh` sets it, after giving them a server).
+//! - `SEEDCORE_TEST_BACKEND=postgres|sqlite`: run one half only; the other half's tests pass
+//!   at once. It also picks the store of a test declared without those macros (PostgreSQL when
+//!   unset). A name filter does the same job: `cargo test -- ::sqlite`.
+//!
+//! With PostgreSQL each test gets a database of its own on the server; with SQLite a database
+//! file in a temporary folder of its own. Both are removed when the [`TestDb`] is dropped.
 #![allow(dead_code)]
 
+pub mod backends;
 pub mod process;
+
+// Each test binary uses some.
+#[allow(unused_imports)]
+pub(crate) use backends::{both_backends, postgres_only, run_on, sqlite_only};
 
 use std::{
     future::Future,
@@ -46,13 +62,20 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// From `SEEDCORE_TEST_BACKEND`: `postgres` (also when unset or empty) or `sqlite`.
-    pub fn from_env() -> Backend {
+    /// The one half `SEEDCORE_TEST_BACKEND` asks for; `None` (both) when unset or empty.
+    pub fn only() -> Option<Backend> {
         match std::env::var("SEEDCORE_TEST_BACKEND").as_deref() {
-            Err(_) | Ok("" | "postgres" | "postgresql") => Backend::Postgres,
-            Ok("sqlite") => Backend::Sqlite,
+            Err(_) | Ok("") => None,
+            Ok("postgres" | "postgresql") => Some(Backend::Postgres),
+            Ok("sqlite") => Some(Backend::Sqlite),
             Ok(other) => panic!("SEEDCORE_TEST_BACKEND must be postgres or sqlite, not {other:?}"),
         }
+    }
+
+    /// The store of a test declared without `both_backends!` and its kin: the half
+    /// `SEEDCORE_TEST_BACKEND` names, else PostgreSQL.
+    pub fn from_env() -> Backend {
+        Backend::only().unwrap_or(Backend::Postgres)
     }
 }
 
@@ -107,20 +130,31 @@ pub struct TestDb {
 }
 
 impl TestDb {
-    /// A fresh database on the backend `SEEDCORE_TEST_BACKEND` names.
+    /// A fresh database on the running variant's backend (see [`backends`]), else on the one
+    /// [`Backend::from_env`] picks.
     pub async fn create() -> TestDb {
-        match Backend::from_env() {
+        match backends::current().unwrap_or_else(Backend::from_env) {
             Backend::Postgres => TestDb::postgres().await,
             Backend::Sqlite => TestDb::sqlite(),
         }
     }
 
-    /// A fresh PostgreSQL database, whatever `SEEDCORE_TEST_BACKEND` says.
+    /// A fresh PostgreSQL database, whatever `SEEDCORE_TEST_BACKEND` says; a test that needs
+    /// one is declared with `postgres_only!`.
     pub async fn postgres() -> TestDb {
+        assert_ne!(
+            backends::current(),
+            Some(Backend::Sqlite),
+            "a SQLite variant asked for PostgreSQL: declare this test with postgres_only!"
+        );
         let admin: PgConnectOptions = admin_url().parse().expect("SEEDCORE_TEST_DATABASE_URL");
         let name = format!("seedcore_test_{}", Uuid::new_v4().simple());
         let mut conn = admin.connect().await.unwrap_or_else(|err| {
-            panic!("cannot reach the test PostgreSQL at {}: {err}", admin_url())
+            panic!(
+                "cannot reach the test PostgreSQL at {}: {err} (declared with postgres_only! or \
+                 both_backends!, a test skips instead when there is no server)",
+                admin_url()
+            )
         });
         // The name is ours (a UUID's hex digits); database names cannot be bind parameters.
         sqlx::raw_sql(AssertSqlSafe(format!("create database {name}")))
