@@ -360,7 +360,7 @@ fn shape(event: &Event) -> String {
         }
 }
 
-#[tokio::test]
+both_backends!(every_status_and_event_moves_a_stored_task_as_the_state_machine_says);
 async fn every_status_and_event_moves_a_stored_task_as_the_state_machine_says() {
     let db = TestDb::create().await;
     let store = &*db.store().await;
@@ -476,7 +476,7 @@ async fn end(store: &dyn Store, parent: Lease, ending: Ending) {
     }
 }
 
-#[tokio::test]
+both_backends!(each_backend_settles_a_dependent_as_the_dependency_rule_says);
 async fn each_backend_settles_a_dependent_as_the_dependency_rule_says() {
     let db = TestDb::create().await;
     let store = &*db.store().await;
@@ -521,7 +521,7 @@ async fn each_backend_settles_a_dependent_as_the_dependency_rule_says() {
     }
 }
 
-#[tokio::test]
+both_backends!(a_child_doomed_by_two_failed_parents_at_once_names_the_lowest_on_each_backend);
 async fn a_child_doomed_by_two_failed_parents_at_once_names_the_lowest_on_each_backend() {
     let db = TestDb::create().await;
     let store = &*db.store().await;
@@ -565,7 +565,7 @@ async fn a_child_doomed_by_two_failed_parents_at_once_names_the_lowest_on_each_b
     assert_eq!(stored.error, Some(dependency_reason(low, Failed)));
 }
 
-#[tokio::test]
+both_backends!(cancelling_a_workflow_moves_each_of_its_tasks_as_cancel_does);
 async fn cancelling_a_workflow_moves_each_of_its_tasks_as_cancel_does() {
     let db = TestDb::create().await;
     let store = &*db.store().await;
