@@ -1,5 +1,5 @@
-//! The command line: `serve`, `worker`, `db init`, `db import-legacy`, `db adopt` and `db backup`, and what
-//! each does on start and stop.
+//! The command line: `serve`, `worker`, `db init`, `db import-legacy`, `db adopt` and
+//! `db backup`, and what each does on start and stop.
 //!
 //! `serve` and `db init` work on either store; `worker` needs PostgreSQL, since the embedded
 //! SQLite file belongs to the one process that serves it.

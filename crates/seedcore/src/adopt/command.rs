@@ -13,7 +13,8 @@ pub async fn run(pool: &PgPool, options: &AdoptOptions, dry_run: bool) -> Result
     let plan = match super::prepare(pool, options).await? {
         Found::Empty => {
             println!(
-                "nothing to adopt: there is no tasks table here (`seedcore db init` creates seedcore's tables)"
+                "nothing to adopt: there is no tasks table here (`seedcore db init` creates \
+                 seedcore's tables)"
             );
             return Ok(());
         }

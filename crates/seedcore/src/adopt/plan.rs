@@ -575,6 +575,16 @@ async fn check(pool: &PgPool, catalog: &Catalog) -> Result<(), AdoptError> {
             )));
         }
     }
+    for key in &catalog.foreign_keys {
+        if key.to_table == "tasks" && !["no action", "restrict"].contains(&key.on_delete.as_str()) {
+            return Err(not_understood(&format!(
+                "foreign key {} of {} points at tasks with on delete {}: seedcore moves finished \
+                 tasks to task_history and prunes them by deleting rows, which would change {}'s \
+                 rows; make it on delete no action first",
+                key.name, key.from_table, key.on_delete, key.from_table
+            )));
+        }
+    }
     check_columns_seedcore_can_write(catalog)?;
     check_values(pool, catalog).await
 }
