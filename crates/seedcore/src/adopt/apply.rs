@@ -60,9 +60,16 @@ pub async fn run(
 ) -> Result<Adopted, AdoptError> {
     let started = Instant::now();
     let mut tx = pool.begin().await?;
-    // Nothing else may read or write the two tables while their columns change; a process of
-    // the original still running makes this wait, not fail halfway.
+    // Nothing else may read or write the two tables while their columns change. Taken first,
+    // so that a process of the original still running stops adoption before any change; the
+    // timeout turns an endless wait into that message.
+    sqlx::query("set local lock_timeout = '30s'")
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("lock table tasks, facts in access exclusive mode")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("set local lock_timeout = 0")
         .execute(&mut *tx)
         .await?;
     sqlx::query(include_str!("sql/adopted_table.sql"))
