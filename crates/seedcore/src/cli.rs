@@ -335,7 +335,8 @@ async fn adopt(args: AdoptArgs) -> Result<(), CliError> {
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(args.database.pool_timeout())
-        .connect_with(*options)
+        // Each step reports its own time; sqlx's slow-statement warnings would repeat them.
+        .connect_with(options.disable_statement_logging())
         .await
         .map_err(|err| explain(&err.into(), &format!("connect to {name}")))?;
     let options = crate::adopt::AdoptOptions {
