@@ -435,6 +435,45 @@ async fn the_graph_tasks_view_reads_the_adopted_rows() {
 }
 
 #[tokio::test]
+async fn a_view_comparing_uppercase_status_labels_still_finds_its_rows() {
+    let (db, pool) = original("v1").await;
+    let out = adopt_with_the_binary(&db, &[]);
+    assert!(out.contains("create view active_tasks again"), "{out}");
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("select id::text, status from active_tasks order by id")
+            .fetch_all(&pool)
+            .await
+            .expect("the view works");
+    let expected = [
+        (QUEUED, "queued"),
+        (RUNNING_EXPIRED, "queued"),
+        (RUNNING_LIVE, "running"),
+        (RETRY, "retry"),
+    ]
+    .map(|(id, status)| (id.to_string(), status.to_string()));
+    assert_eq!(rows, expected);
+}
+
+#[tokio::test]
+async fn a_view_that_cannot_be_created_again_fails_adoption_naming_it_and_changes_nothing() {
+    let (db, pool) = original("v2").await;
+    // Compares the status with every label of the enum: meaningless over text.
+    sqlx::raw_sql(
+        "create view known_tasks as
+             select id from tasks where status = any (enum_range(null::taskstatus))",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let before = fingerprint(&pool).await;
+    let (ok, out, err) = seedcore(&db, &["db", "adopt"]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("create view known_tasks again"), "{err}");
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert_eq!(fingerprint(&pool).await, before);
+}
+
+#[tokio::test]
 async fn an_unknown_status_stops_adoption_naming_it_before_any_change() {
     let (db, pool) = original("v3").await;
     sqlx::query("update tasks set status = 'paused' where id = $1::uuid")

@@ -86,7 +86,13 @@ pub async fn run(
             what: &step.what,
         });
         let began = Instant::now();
-        run_step(&mut tx, step, options).await?;
+        run_step(&mut tx, step, options)
+            .await
+            .map_err(|source| AdoptError::Step {
+                number,
+                what: step.what.clone(),
+                source,
+            })?;
         progress(Progress::Done {
             took: began.elapsed(),
         });

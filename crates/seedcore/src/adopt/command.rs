@@ -37,7 +37,7 @@ pub async fn run(pool: &PgPool, options: &AdoptOptions, dry_run: bool) -> Result
             what,
         } => {
             spinner.set_message(format!("[{number}/{total}] {what}"));
-            spinner.suspend(|| print!("[{number:>2}/{total}] running… "));
+            spinner.suspend(|| print!("[{number:>2}/{total}] {what} … "));
         }
         Progress::Done { took } => {
             spinner.suspend(|| {

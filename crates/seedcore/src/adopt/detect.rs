@@ -135,6 +135,8 @@ pub struct Catalog {
     pub fact_rows: i64,
     /// Tasks per status label as stored (before lowering).
     pub statuses: Vec<(String, i64)>,
+    /// The labels of the status enum, when the status is an enum.
+    pub enum_labels: Vec<String>,
     /// Every index of the two tables.
     pub indexes: Vec<Index>,
     /// Their user triggers.
@@ -191,12 +193,21 @@ pub async fn inspect(pool: &PgPool) -> Result<Catalog, super::AdoptError> {
     )
     .fetch_all(pool)
     .await?;
+    let enum_labels = sqlx::query_scalar(
+        r"select e.enumlabel::text
+          from pg_attribute a join pg_enum e on e.enumtypid = a.atttypid
+          where a.attrelid = to_regclass('tasks') and a.attname = 'status'
+          order by e.enumsortorder",
+    )
+    .fetch_all(pool)
+    .await?;
     Ok(Catalog {
         tasks,
         facts,
         task_rows,
         fact_rows,
         statuses,
+        enum_labels,
         indexes: sqlx::query_as(include_str!("sql/indexes.sql"))
             .fetch_all(pool)
             .await?,

@@ -39,6 +39,16 @@ pub enum AdoptError {
     /// The database failed a statement; the transaction was rolled back.
     #[error("adoption failed, nothing was changed: {0}")]
     Database(#[from] sqlx::Error),
+    /// A step failed (the message names it); the transaction was rolled back.
+    #[error("adoption failed at step {number} ({what}), nothing was changed: {source}")]
+    Step {
+        /// The step, from 1.
+        number: usize,
+        /// What it changes.
+        what: String,
+        /// The database's reason.
+        source: sqlx::Error,
+    },
     /// A step was asked to fail ([`AdoptOptions::fail_before_step`]); nothing was changed.
     #[error("adoption stopped before step {0} as asked, nothing was changed")]
     Injected(usize),

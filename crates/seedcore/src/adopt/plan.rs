@@ -380,10 +380,17 @@ pub async fn build(
         include_str!("sql/status_rules.sql"),
     ));
     for view in &views {
-        steps.push(sql(
-            format!("create view {} again, its definition unchanged", view.name),
-            &view.create_sql,
-        ));
+        let (statement, relabelled) = status_labels_as_text(&view.create_sql, &catalog, status);
+        let what = if relabelled {
+            format!(
+                "create view {} again, its definition unchanged but for the status labels it \
+                 compares, now text in lowercase as the statuses are",
+                view.name
+            )
+        } else {
+            format!("create view {} again, its definition unchanged", view.name)
+        };
+        steps.push(sql(what, &statement));
     }
     seedcore_steps(&mut steps, &catalog);
     describe_kept(&catalog, &mut kept);
@@ -458,6 +465,28 @@ fn drop_conflicts(catalog: &Catalog, steps: &mut Vec<Step>, kept: &mut Vec<Strin
             ));
         }
     }
+}
+
+/// A view's definition with the status enum's literals (`'QUEUED'::taskstatus`, as PostgreSQL
+/// prints them) turned into the text the status now holds (`'queued'::text`); without this a
+/// view comparing the status with a label could not be created again over a text column.
+/// Whether anything changed.
+fn status_labels_as_text(
+    create_sql: &str,
+    catalog: &Catalog,
+    status: &detect::Column,
+) -> (String, bool) {
+    if !status.is_enum {
+        return (create_sql.to_string(), false);
+    }
+    let mut statement = create_sql.to_string();
+    for label in catalog.enum_labels.iter().filter(|l| !l.contains('\'')) {
+        let enum_literal = format!("'{label}'::{}", status.udt);
+        let text_literal = format!("'{}'::text", label.to_lowercase());
+        statement = statement.replace(&enum_literal, &text_literal);
+    }
+    let changed = statement != create_sql;
+    (statement, changed)
 }
 
 /// The first migration's remainder, the audit trail, and the later migrations.
