@@ -237,7 +237,7 @@ async fn columns(pool: &PgPool, table: &str) -> Result<Vec<Column>, sqlx::Error>
 }
 
 /// The views that read any of `columns` (`table.column`) of `tasks` or `facts`, and the views
-/// over those, outermost last: (name, kind, definition, drop statement, create statement).
+/// over those, outermost last.
 pub async fn blocking_views(pool: &PgPool, columns: &[String]) -> Result<Vec<View>, sqlx::Error> {
     sqlx::query_as(include_str!("sql/views.sql"))
         .bind(columns)

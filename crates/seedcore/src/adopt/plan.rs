@@ -694,3 +694,59 @@ async fn format_sql(pool: &PgPool, template: &str, args: &[&str]) -> Result<Stri
         .fetch_one(pool)
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog(labels: &[&str]) -> Catalog {
+        Catalog {
+            tasks: Vec::new(),
+            facts: Vec::new(),
+            task_rows: 0,
+            fact_rows: 0,
+            statuses: Vec::new(),
+            enum_labels: labels.iter().map(|l| l.to_string()).collect(),
+            indexes: Vec::new(),
+            triggers: Vec::new(),
+            checks: Vec::new(),
+            foreign_keys: Vec::new(),
+        }
+    }
+
+    fn status(is_enum: bool, udt: &str) -> detect::Column {
+        detect::Column {
+            name: "status".into(),
+            udt: udt.into(),
+            is_enum,
+            not_null: true,
+            has_default: true,
+        }
+    }
+
+    #[test]
+    fn enum_labels_in_a_view_become_lowercase_text() {
+        let view = "create view v as  SELECT tasks.id FROM tasks WHERE (tasks.status = ANY \
+                    (ARRAY['QUEUED'::taskstatus, 'RETRY'::taskstatus]))";
+        let (relabelled, changed) = status_labels_as_text(
+            view,
+            &catalog(&["CREATED", "QUEUED", "RETRY"]),
+            &status(true, "taskstatus"),
+        );
+        assert!(changed);
+        assert_eq!(
+            relabelled,
+            "create view v as  SELECT tasks.id FROM tasks WHERE (tasks.status = ANY \
+             (ARRAY['queued'::text, 'retry'::text]))"
+        );
+    }
+
+    #[test]
+    fn a_view_over_a_text_status_is_created_as_it_was() {
+        let view = "create view v as SELECT tasks.id FROM tasks WHERE tasks.status::text = \
+                    'queued'::text";
+        let (same, changed) = status_labels_as_text(view, &catalog(&[]), &status(false, "varchar"));
+        assert!(!changed);
+        assert_eq!(same, view);
+    }
+}
