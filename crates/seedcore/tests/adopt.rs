@@ -400,6 +400,19 @@ async fn foreign_keys_of_other_tables_still_hold_after_adoption() {
         .await
         .unwrap();
     assert_eq!(kept, 15, "a column seedcore does not know keeps its values");
+
+    // Finished tasks move to the history, except the one task_links points at.
+    let moved: i64 = sqlx::query_scalar("select seedcore_archive(now(), 1000)")
+        .fetch_one(&pool)
+        .await
+        .expect("the move to the history goes through");
+    assert_eq!(moved, 2, "the failed and the cancelled task");
+    let stays: String = sqlx::query_scalar("select status from tasks where id = $1::uuid")
+        .bind(COMPLETED)
+        .fetch_one(&pool)
+        .await
+        .expect("the referenced task stays in tasks");
+    assert_eq!(stays, "completed");
 }
 
 #[tokio::test]

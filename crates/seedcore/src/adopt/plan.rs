@@ -393,6 +393,14 @@ pub async fn build(
         steps.push(sql(what, &statement));
     }
     seedcore_steps(&mut steps, &catalog);
+    if catalog.foreign_keys.iter().any(|k| k.to_table == "tasks") {
+        steps.push(sql(
+            "tasks: a trigger that keeps a finished task other tables still point at in tasks \
+             when the rest move to task_history"
+                .into(),
+            include_str!("sql/keep_referenced.sql"),
+        ));
+    }
     describe_kept(&catalog, &mut kept);
     Ok(Plan {
         catalog,
