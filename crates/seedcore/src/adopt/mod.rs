@@ -11,7 +11,9 @@
 //!   functions, indexes and checks that would conflict with seedcore's (each one listed).
 //!   Tables are altered in place, so rows keep their ids, timestamps and attempts, and
 //!   foreign keys from other tables keep holding.
-//! - Columns seedcore does not know stay as they are.
+//! - Columns seedcore does not know stay as they are. The one object adoption adds beyond
+//!   seedcore's schema is, where other tables hold foreign keys to `tasks`, a trigger that
+//!   keeps a finished task they point at in `tasks` when the rest move to `task_history`.
 //! - Everything is checked before any change ([`detect`]); whatever is not understood stops
 //!   adoption with a message naming the object. The plan ([`plan`]) is what `--dry-run`
 //!   prints and what [`apply`] runs, in one transaction: it completes, or the database is as
