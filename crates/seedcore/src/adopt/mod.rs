@@ -21,6 +21,7 @@
 //! - A database seedcore already manages is left alone, so adopting twice changes nothing.
 
 pub mod apply;
+mod columns;
 pub mod command;
 pub mod detect;
 pub mod plan;
