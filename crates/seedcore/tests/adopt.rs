@@ -111,8 +111,12 @@ fn seedcore(db: &TestDb, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// A lease long enough that the fixture's live lock (taken when it was loaded) is still live
+/// on a slow machine, short enough that its lock of an hour ago has expired.
+const LEASE: [&str; 2] = ["--lease-seconds", "600"];
+
 fn adopt_with_the_binary(db: &TestDb, extra: &[&str]) -> String {
-    let mut args = vec!["db", "adopt"];
+    let mut args = vec!["db", "adopt", LEASE[0], LEASE[1]];
     args.extend_from_slice(extra);
     let (ok, out, err) = seedcore(db, &args);
     assert!(ok, "db adopt failed:\n{out}\n{err}");
