@@ -1,5 +1,5 @@
-//! The command line: `serve`, `worker`, `db init`, `db import-legacy` and `db backup`, and what
-//! each does on start and stop.
+//! The command line: `serve`, `worker`, `db init`, `db import-legacy`, `db adopt` and
+//! `db backup`, and what each does on start and stop.
 //!
 //! `serve` and `db init` work on either store; `worker` needs PostgreSQL, since the embedded
 //! SQLite file belongs to the one process that serves it.
@@ -90,6 +90,9 @@ pub enum DbCommand {
     /// Import the file-based system's tasks.json and facts.json (ids kept; running it again
     /// imports nothing new).
     ImportLegacy(ImportArgs),
+    /// Take over the original service's PostgreSQL database in place: print every change,
+    /// then make them all in one transaction (running it again changes nothing).
+    Adopt(AdoptArgs),
     /// Copy the embedded database to a new file, safely while the server runs (PostgreSQL:
     /// use pg_dump, see the README).
     Backup(BackupArgs),
@@ -115,6 +118,27 @@ pub struct ImportArgs {
     #[arg(long)]
     pub requeue_running: bool,
     /// The database to import into.
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    /// How verbose the logs are.
+    #[command(flatten)]
+    pub log: LogConfig,
+}
+
+/// The settings of `seedcore db adopt`.
+#[derive(Args, Debug)]
+pub struct AdoptArgs {
+    /// Print what would change, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Queue the tasks that were running in the original service (default: they keep
+    /// running under a lease, and the reaper requeues them once it expires).
+    #[arg(long)]
+    pub requeue_running: bool,
+    /// The lease, from its lock time, of a running task that has no lease of its own.
+    #[arg(long, env = "SEEDCORE_LEASE_SECONDS", default_value_t = 30)]
+    pub lease_seconds: u64,
+    /// The original service's database (PostgreSQL).
     #[command(flatten)]
     pub database: DatabaseConfig,
     /// How verbose the logs are.
@@ -176,6 +200,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Db(DbCommand::Init(args)) => db_init(args).await,
             Command::Db(DbCommand::ImportLegacy(args)) => import_legacy(args).await,
             Command::Db(DbCommand::Backup(args)) => backup(args).await,
+            Command::Db(DbCommand::Adopt(args)) => adopt(args).await,
         }
     });
     match result {
@@ -295,6 +320,33 @@ async fn db_init(args: DbArgs) -> Result<(), CliError> {
     );
     database.close().await;
     Ok(())
+}
+
+async fn adopt(args: AdoptArgs) -> Result<(), CliError> {
+    telemetry::init(&args.log.log_level);
+    let DatabaseTarget::Postgres(options) = target(&args.database)? else {
+        return Err(CliError(
+            "db adopt takes over the original service's PostgreSQL database: give its PG_DSN \
+             (or DATABASE_URL, or POSTGRES_HOST and the rest)"
+                .into(),
+        ));
+    };
+    let name = describe(&DatabaseTarget::Postgres(options.clone()));
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(args.database.pool_timeout())
+        // Each step reports its own time; sqlx's slow-statement warnings would repeat them.
+        .connect_with(options.disable_statement_logging())
+        .await
+        .map_err(|err| explain(&err.into(), &format!("connect to {name}")))?;
+    let options = crate::adopt::AdoptOptions {
+        requeue_running: args.requeue_running,
+        lease_seconds: args.lease_seconds as f64,
+        fail_before_step: None,
+    };
+    let adopted = crate::adopt::command::run(&pool, &options, args.dry_run).await;
+    pool.close().await;
+    adopted.map_err(|err| CliError(err.to_string()))
 }
 
 async fn start_engine(

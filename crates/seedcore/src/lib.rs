@@ -49,10 +49,12 @@
 //! - [`api`] is the HTTP API (axum) with its OpenAPI document;
 //! - [`model`] holds the task and fact types and the task state machine;
 //! - [`maintenance`] is the housekeeping every process runs (counter folding);
-//! - [`legacy`] and [`import`] bring over the file-based system's data.
+//! - [`legacy`] and [`import`] bring over the file-based system's data;
+//! - [`adopt`] takes over the original service's PostgreSQL database in place.
 
 #![warn(missing_docs)]
 
+pub mod adopt;
 pub mod api;
 pub mod cli;
 pub mod config;

@@ -850,6 +850,8 @@ impl Store for PgStore {
     }
 
     async fn migrate(&self) -> StoreResult<MigrationReport> {
+        // The original service's tables are taken over by `db adopt`, never migrated over.
+        crate::adopt::refuse_unadopted(&self.pool).await?;
         let before: Vec<i64> =
             match sqlx::query_scalar("select version from _sqlx_migrations where success")
                 .fetch_all(&self.pool)
