@@ -339,24 +339,27 @@ async fn adopting_twice_changes_nothing(version: &str) {
 macro_rules! every_version {
     ($($version:ident),*) => {$(
         mod $version {
+            use crate::common::{Backend::Postgres, run_on};
+
             #[tokio::test]
             async fn a_dry_run_changes_nothing() {
-                super::dry_run_changes_nothing(stringify!($version)).await;
+                run_on(Postgres, super::dry_run_changes_nothing(stringify!($version))).await;
             }
 
             #[tokio::test]
             async fn adopted_rows_keep_the_contract_and_execute() {
-                super::old_rows_keep_the_contract(stringify!($version)).await;
+                run_on(Postgres, super::old_rows_keep_the_contract(stringify!($version))).await;
             }
 
             #[tokio::test]
             async fn a_failure_midway_leaves_the_database_as_it_was() {
-                super::failure_midway_leaves_it_as_it_was(stringify!($version)).await;
+                let version = stringify!($version);
+                run_on(Postgres, super::failure_midway_leaves_it_as_it_was(version)).await;
             }
 
             #[tokio::test]
             async fn adopting_twice_changes_nothing() {
-                super::adopting_twice_changes_nothing(stringify!($version)).await;
+                run_on(Postgres, super::adopting_twice_changes_nothing(stringify!($version))).await;
             }
         }
     )*};
@@ -364,7 +367,7 @@ macro_rules! every_version {
 
 every_version!(v1, v2, v3);
 
-#[tokio::test]
+postgres_only!(db_init_serve_and_worker_refuse_the_original_schema_naming_db_adopt);
 async fn db_init_serve_and_worker_refuse_the_original_schema_naming_db_adopt() {
     let (db, pool) = original("v1").await;
     let before = fingerprint(&pool).await;
@@ -377,7 +380,7 @@ async fn db_init_serve_and_worker_refuse_the_original_schema_naming_db_adopt() {
     assert_eq!(fingerprint(&pool).await, before);
 }
 
-#[tokio::test]
+postgres_only!(foreign_keys_of_other_tables_still_hold_after_adoption);
 async fn foreign_keys_of_other_tables_still_hold_after_adoption() {
     let (db, pool) = original("v3").await;
     adopt_with_the_binary(&db, &[]);
@@ -419,7 +422,7 @@ async fn foreign_keys_of_other_tables_still_hold_after_adoption() {
     assert_eq!(stays, "completed");
 }
 
-#[tokio::test]
+postgres_only!(requeue_running_sends_every_running_task_back_to_the_queue);
 async fn requeue_running_sends_every_running_task_back_to_the_queue() {
     let (db, pool) = original("v2").await;
     adopt_with_the_binary(&db, &["--requeue-running"]);
@@ -439,7 +442,7 @@ async fn requeue_running_sends_every_running_task_back_to_the_queue() {
     );
 }
 
-#[tokio::test]
+postgres_only!(the_graph_tasks_view_reads_the_adopted_rows);
 async fn the_graph_tasks_view_reads_the_adopted_rows() {
     let (db, pool) = original("v2").await;
     adopt_with_the_binary(&db, &[]);
@@ -451,7 +454,7 @@ async fn the_graph_tasks_view_reads_the_adopted_rows() {
     assert_eq!(rows, [(CANCELLED.to_string(), "cancelled".to_string())]);
 }
 
-#[tokio::test]
+postgres_only!(a_view_comparing_uppercase_status_labels_still_finds_its_rows);
 async fn a_view_comparing_uppercase_status_labels_still_finds_its_rows() {
     let (db, pool) = original("v1").await;
     let out = adopt_with_the_binary(&db, &[]);
@@ -471,7 +474,7 @@ async fn a_view_comparing_uppercase_status_labels_still_finds_its_rows() {
     assert_eq!(rows, expected);
 }
 
-#[tokio::test]
+postgres_only!(a_view_that_cannot_be_created_again_fails_adoption_naming_it_and_changes_nothing);
 async fn a_view_that_cannot_be_created_again_fails_adoption_naming_it_and_changes_nothing() {
     let (db, pool) = original("v2").await;
     // Compares the status with every label of the enum: meaningless over text.
@@ -490,7 +493,7 @@ async fn a_view_that_cannot_be_created_again_fails_adoption_naming_it_and_change
     assert_eq!(fingerprint(&pool).await, before);
 }
 
-#[tokio::test]
+postgres_only!(an_unknown_status_stops_adoption_naming_it_before_any_change);
 async fn an_unknown_status_stops_adoption_naming_it_before_any_change() {
     let (db, pool) = original("v3").await;
     sqlx::query("update tasks set status = 'paused' where id = $1::uuid")
@@ -508,7 +511,7 @@ async fn an_unknown_status_stops_adoption_naming_it_before_any_change() {
     assert_eq!(fingerprint(&pool).await, before);
 }
 
-#[tokio::test]
+postgres_only!(a_cascading_foreign_key_to_tasks_stops_adoption);
 async fn a_cascading_foreign_key_to_tasks_stops_adoption() {
     let (db, pool) = original("v3").await;
     sqlx::raw_sql(
