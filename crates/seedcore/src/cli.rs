@@ -420,7 +420,7 @@ async fn set_search_language(store: &DynStore, config: &DatabaseConfig) -> Resul
 
 /// A store error as a sentence that says what to check.
 fn explain(err: &StoreError, doing: &str) -> CliError {
-    let hint = match err.cause() {
+    let hint = match err.diagnose() {
         Some(Cause::FileBusy) => {
             " (another process holds the database file; try again when it is done)"
         }

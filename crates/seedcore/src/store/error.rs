@@ -2,8 +2,8 @@
 //!
 //! Each backend reads its own error codes (SQLSTATE on PostgreSQL, result codes on SQLite) in
 //! its `errors` module; nothing outside `store` looks at a database's error codes. A failure
-//! that passes once the database is back is [`StoreError::Unavailable`]; one whose cause a user
-//! can fix carries a [`Cause`].
+//! that passes once the database is back is [`StoreError::Unavailable`]; for one whose cause
+//! the operator can check, [`StoreError::diagnose`] names it.
 
 use uuid::Uuid;
 
@@ -78,7 +78,7 @@ impl From<sqlx::Error> for StoreError {
 impl StoreError {
     /// What the operator can check, when the database said why it refused (or could not be
     /// reached).
-    pub fn cause(&self) -> Option<Cause> {
+    pub fn diagnose(&self) -> Option<Cause> {
         let (StoreError::Unavailable(err) | StoreError::Database(err)) = self else {
             return None;
         };

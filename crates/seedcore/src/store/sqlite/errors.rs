@@ -28,3 +28,24 @@ pub(crate) fn cause(err: &SqliteError) -> Option<Cause> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use crate::store::{Cause, SqliteStore};
+
+    #[tokio::test]
+    async fn a_file_that_is_not_a_database_is_diagnosed_as_such() {
+        let folder = std::env::temp_dir().join(format!("seedcore-unit-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&folder).unwrap();
+        let path = folder.join("notes.db");
+        std::fs::write(&path, "these are notes, not a database, ".repeat(100)).unwrap();
+        let refused = SqliteStore::open(&path).await;
+        let _ = std::fs::remove_dir_all(&folder);
+        let err = refused
+            .err()
+            .expect("a text file does not open as a database");
+        assert_eq!(err.diagnose(), Some(Cause::NotADatabase), "{err}");
+    }
+}
