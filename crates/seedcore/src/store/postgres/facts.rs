@@ -72,14 +72,9 @@ pub(super) async fn update(store: &PgStore, id: Uuid, patch: FactPatch) -> Store
 }
 
 pub(super) async fn delete(store: &PgStore, id: Uuid) -> StoreResult<()> {
-    let deleted = sqlx::query("delete from facts where id = $1")
-        .bind(id)
-        .execute(&store.pool)
-        .await?;
-    if deleted.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    store
+        .delete_by_id("delete from facts where id = $1", id)
+        .await
 }
 
 pub(super) async fn tag_counts(

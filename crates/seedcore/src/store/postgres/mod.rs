@@ -171,6 +171,15 @@ impl PgStore {
         })
         .await
     }
+
+    /// Runs `delete` (of the row whose id is $1); NotFound when it deleted nothing.
+    async fn delete_by_id(&self, delete: &'static str, id: Uuid) -> StoreResult<()> {
+        let deleted = sqlx::query(delete).bind(id).execute(&self.pool).await?;
+        match deleted.rows_affected() {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl_store!(PgStore {

@@ -70,14 +70,9 @@ pub(super) async fn update(store: &SqliteStore, id: Uuid, patch: FactPatch) -> S
 }
 
 pub(super) async fn delete(store: &SqliteStore, id: Uuid) -> StoreResult<()> {
-    let deleted = sqlx::query("delete from facts where id = ?1")
-        .bind(id.to_string())
-        .execute(&store.writer)
-        .await?;
-    if deleted.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    store
+        .delete_by_id("delete from facts where id = ?1", id)
+        .await
 }
 
 pub(super) async fn create_many(

@@ -132,14 +132,9 @@ fn definition<'q>(
 }
 
 pub(super) async fn delete(store: &SqliteStore, id: Uuid) -> StoreResult<()> {
-    let deleted = sqlx::query("delete from schedules where id = ?1")
-        .bind(id.to_string())
-        .execute(&store.writer)
-        .await?;
-    if deleted.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    store
+        .delete_by_id("delete from schedules where id = ?1", id)
+        .await
 }
 
 pub(super) async fn fire_due(store: &SqliteStore, limit: i64) -> StoreResult<Firing> {
