@@ -4,28 +4,20 @@
 //! `serve` and `db init` work on either store; `worker` needs PostgreSQL, since the embedded
 //! SQLite file belongs to the one process that serves it.
 
-use std::{
-    io::IsTerminal,
-    path::{Path, PathBuf},
-    process::ExitCode,
-    sync::Arc,
-    time::Duration,
-};
+use std::{io::IsTerminal, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use sqlx::{ConnectOptions, error::DatabaseError, postgres::PgConnectOptions, sqlite::SqliteError};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     api::{self, ApiSettings, AppState},
     config::{
-        DatabaseConfig, DatabaseTarget, EngineConfig, LogConfig, ServerConfig, parse_queue_limits,
-        parse_queues,
+        DatabaseConfig, EngineConfig, LogConfig, ServerConfig, parse_queue_limits, parse_queues,
     },
     engine::{Engine, EngineHandle, EngineSettings, HandlerRouter, remote::parse_executors},
     import::{self, ImportError, ImportOptions},
     legacy::RunningTasks,
-    store::{DynStore, PgStore, SqliteStore, StoreError},
+    store::{self, Cause, DatabaseTarget, DynStore, OpenError, StoreError},
     telemetry,
 };
 
@@ -214,8 +206,7 @@ pub fn run(cli: Cli) -> ExitCode {
 
 async fn serve(args: ServeArgs) -> Result<(), CliError> {
     telemetry::init(&args.log.log_level);
-    let database = open_store(&args.database, args.database.pool_timeout()).await?;
-    let store = database.store.clone();
+    let store = open_store(&args.database, args.database.pool_timeout()).await?;
     migrate(&store, &args.database).await?;
     let engine = start_engine(&store, &args.engine).await?;
     // Without workers the engine's housekeeping does not run: this process does it.
@@ -229,7 +220,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         default_max_attempts: args.engine.max_attempts,
         max_bulk_body_bytes: args.server.max_bulk_body_bytes,
     };
-    let app = api::app(AppState::new(store, settings));
+    let app = api::app(AppState::new(store.clone(), settings));
     let address = (args.server.host, args.server.port);
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -252,23 +243,22 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         engine.shutdown().await;
     }
     housekeeping.cancel();
-    database.close().await;
+    store.close().await;
     tracing::info!("seedcore stopped");
     Ok(())
 }
 
 async fn worker(args: WorkerArgs) -> Result<(), CliError> {
     telemetry::init(&args.log.log_level);
-    if let DatabaseTarget::Sqlite(path) = target(&args.database)? {
+    let target = target(&args.database)?;
+    if let DatabaseTarget::Sqlite(_) = target {
         return Err(CliError(format!(
             "seedcore worker needs PostgreSQL, but the database is the embedded SQLite file {}: \
              {WORKER_NEEDS_POSTGRES}",
-            sqlite_url(&path)
+            target.describe()
         )));
     }
-    let store = open_store(&args.database, args.database.pool_timeout())
-        .await?
-        .store;
+    let store = open_store(&args.database, args.database.pool_timeout()).await?;
     migrate(&store, &args.database).await?;
     let Some(engine) = start_engine(&store, &args.engine).await? else {
         return Err(CliError(
@@ -284,11 +274,10 @@ async fn worker(args: WorkerArgs) -> Result<(), CliError> {
 async fn db_init(args: DbArgs) -> Result<(), CliError> {
     telemetry::init(&args.log.log_level);
     let timeout = args.database.pool_timeout().min(Duration::from_secs(10));
-    let database = open_store(&args.database, timeout).await?;
-    let store = &database.store;
+    let store = &open_store(&args.database, timeout).await?;
     println!(
         "connected: {} ({})",
-        describe(&target(&args.database)?),
+        target(&args.database)?.describe(),
         store.backend()
     );
     let report = store
@@ -318,25 +307,28 @@ async fn db_init(args: DbArgs) -> Result<(), CliError> {
     println!(
         "verified: tables tasks, task_events, facts, workers, workflows and schedules are present"
     );
-    database.close().await;
+    store.close().await;
     Ok(())
 }
 
 async fn adopt(args: AdoptArgs) -> Result<(), CliError> {
     telemetry::init(&args.log.log_level);
-    let DatabaseTarget::Postgres(options) = target(&args.database)? else {
+    let target = target(&args.database)?;
+    let DatabaseTarget::Postgres(options) = &target else {
         return Err(CliError(
             "db adopt takes over the original service's PostgreSQL database: give its PG_DSN \
              (or DATABASE_URL, or POSTGRES_HOST and the rest)"
                 .into(),
         ));
     };
-    let name = describe(&DatabaseTarget::Postgres(options.clone()));
+    let name = target.describe();
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(args.database.pool_timeout())
         // Each step reports its own time; sqlx's slow-statement warnings would repeat them.
-        .connect_with(options.disable_statement_logging())
+        .connect_with(sqlx::ConnectOptions::disable_statement_logging(
+            (**options).clone(),
+        ))
         .await
         .map_err(|err| explain(&err.into(), &format!("connect to {name}")))?;
     let options = crate::adopt::AdoptOptions {
@@ -375,8 +367,8 @@ async fn import_legacy(args: ImportArgs) -> Result<(), CliError> {
             "nothing to import: give --tasks FILE and/or --facts FILE".into(),
         ));
     }
-    let database = open_store(&args.database, args.database.pool_timeout()).await?;
-    migrate(&database.store, &args.database).await?;
+    let store = open_store(&args.database, args.database.pool_timeout()).await?;
+    migrate(&store, &args.database).await?;
     let options = ImportOptions {
         tasks: args.tasks,
         facts: args.facts,
@@ -389,8 +381,8 @@ async fn import_legacy(args: ImportArgs) -> Result<(), CliError> {
         },
         progress: std::io::stderr().is_terminal(),
     };
-    let result = import::import(&database.store, &options).await;
-    database.close().await;
+    let result = import::import(&store, &options).await;
+    store.close().await;
     let summary = match result {
         Ok(summary) => summary,
         Err(ImportError::Strict(rejected)) => {
@@ -422,119 +414,40 @@ async fn backup(args: BackupArgs) -> Result<(), CliError> {
             args.path.display()
         )));
     }
-    let database = open_store(&args.database, args.database.pool_timeout()).await?;
-    let Some(sqlite) = &database.sqlite else {
-        database.close().await;
-        return Err(CliError(
-            "the database is PostgreSQL: back it up with pg_dump, e.g. \
-             pg_dump --format=custom --file=seedcore.dump \"$PG_DSN\", and restore with \
-             pg_restore --clean --dbname=\"$PG_DSN\" seedcore.dump"
-                .into(),
-        ));
-    };
-    let result = sqlite.backup_to(&args.path).await;
-    database.close().await;
-    result.map_err(|err| explain(&err, &format!("write {}", args.path.display())))?;
+    let store = open_store(&args.database, args.database.pool_timeout()).await?;
+    let result = store.backup(&args.path).await;
+    store.close().await;
+    match result {
+        Ok(()) => {}
+        Err(StoreError::Unsupported(why)) => return Err(CliError(why)),
+        Err(err) => return Err(explain(&err, &format!("write {}", args.path.display()))),
+    }
     println!("backed up to {}", args.path.display());
     Ok(())
 }
 
-/// An opened store. Closing it when a command ends lets SQLite fold its write-ahead log back
-/// into the database file, so that the file alone holds everything (a copy of it is a backup).
-struct Database {
-    store: DynStore,
-    sqlite: Option<SqliteStore>,
-}
-
-impl Database {
-    async fn close(self) {
-        drop(self.store);
-        if let Some(sqlite) = self.sqlite {
-            sqlite.close().await;
-        }
-    }
-}
-
-async fn open_store(config: &DatabaseConfig, timeout: Duration) -> Result<Database, CliError> {
+/// Opens the configured store. Commands close it when they end, which lets SQLite fold its
+/// write-ahead log back into the database file, so that the file alone holds everything.
+async fn open_store(config: &DatabaseConfig, timeout: Duration) -> Result<DynStore, CliError> {
     let target = target(config)?;
-    let name = describe(&target);
-    let database = match target {
-        DatabaseTarget::Postgres(options) => Database {
-            store: connect_postgres(*options, config.postgres_pool_size, timeout, &name).await?,
-            sqlite: None,
-        },
-        DatabaseTarget::Sqlite(path) => {
-            let sqlite = open_sqlite(&path, &name).await?;
-            Database {
-                store: Arc::new(sqlite.clone()),
-                sqlite: Some(sqlite),
-            }
-        }
+    let name = target.describe();
+    let doing = match target {
+        DatabaseTarget::Postgres(_) => format!("connect to {name}"),
+        DatabaseTarget::Sqlite(_) => format!("open {name}"),
     };
-    tracing::info!(database = %name, backend = database.store.backend(), "database opened");
-    Ok(database)
-}
-
-async fn connect_postgres(
-    options: PgConnectOptions,
-    pool_size: u32,
-    timeout: Duration,
-    name: &str,
-) -> Result<DynStore, CliError> {
-    let doing = format!("connect to {name}");
-    // One direct connection first: a pool reports only "timed out", this says why.
-    let probe = tokio::time::timeout(timeout, options.connect()).await;
-    match probe {
-        Ok(Ok(connection)) => drop(connection),
-        Ok(Err(err)) => return Err(explain(&err.into(), &doing)),
-        Err(_) => {
-            return Err(CliError(format!(
-                "cannot {doing}: no answer within {timeout:?}"
-            )));
-        }
-    }
-    let store = PgStore::connect(options, pool_size, timeout)
+    let store = store::open_target(target, config.postgres_pool_size, timeout)
         .await
-        .map_err(|err| explain(&err, &doing))?;
-    Ok(Arc::new(store))
-}
-
-/// Opens the embedded database, creating its folder and file on first use.
-async fn open_sqlite(path: &Path, name: &str) -> Result<SqliteStore, CliError> {
-    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(folder).map_err(|err| {
-            CliError(format!(
-                "cannot create the data folder {}: {err}",
-                folder.display()
-            ))
+        .map_err(|err| match err {
+            OpenError::Store(err) => explain(&err, &doing),
+            OpenError::NoAnswer(_) => CliError(format!("cannot {doing}: {err}")),
+            OpenError::Url(_) | OpenError::Folder { .. } => CliError(err.to_string()),
         })?;
-    }
-    SqliteStore::open(path)
-        .await
-        .map_err(|err| explain(&err, &format!("open {name}")))
+    tracing::info!(database = %name, backend = store.backend(), "database opened");
+    Ok(store)
 }
 
 fn target(config: &DatabaseConfig) -> Result<DatabaseTarget, CliError> {
     config.target().map_err(|err| CliError(err.to_string()))
-}
-
-/// `postgresql://user@host:port/db` without the password, or `sqlite:///absolute/path`.
-fn describe(target: &DatabaseTarget) -> String {
-    match target {
-        DatabaseTarget::Postgres(options) => format!(
-            "postgresql://{}@{}:{}/{}",
-            options.get_username(),
-            options.get_host(),
-            options.get_port(),
-            options.get_database().unwrap_or(options.get_username())
-        ),
-        DatabaseTarget::Sqlite(path) => sqlite_url(path),
-    }
-}
-
-fn sqlite_url(path: &Path) -> String {
-    let absolute = std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path));
-    format!("sqlite://{}", absolute.display())
 }
 
 async fn migrate(store: &DynStore, config: &DatabaseConfig) -> Result<(), CliError> {
@@ -562,48 +475,24 @@ async fn set_search_language(store: &DynStore, config: &DatabaseConfig) -> Resul
 
 /// A store error as a sentence that says what to check.
 fn explain(err: &StoreError, doing: &str) -> CliError {
-    if let Some(hint) = sqlite_hint(err) {
-        return CliError(format!("cannot {doing}: {err}{hint}"));
-    }
-    let hint = match err {
-        StoreError::Unavailable(_) => {
-            " (is the server running and reachable, and are the host and port right?)"
+    let hint = match err.diagnose() {
+        Some(Cause::FileBusy) => {
+            " (another process holds the database file; try again when it is done)"
         }
-        StoreError::Database(sqlx::Error::Database(db))
-            if db.code().is_some_and(|c| c == "42501") =>
-        {
+        Some(Cause::ReadOnly) => " (the database file or its folder is read-only)",
+        Some(Cause::CannotOpen) => " (check the path, and that its folder exists and is writable)",
+        Some(Cause::NotADatabase) => " (the file is not a SQLite database)",
+        Some(Cause::PermissionDenied) => {
             " (the database user lacks a permission: it needs CREATE on the database and schema)"
         }
-        StoreError::Database(sqlx::Error::Database(db))
-            if db.code().is_some_and(|c| c == "28P01" || c == "28000") =>
-        {
-            " (check the user name and password)"
+        Some(Cause::BadCredentials) => " (check the user name and password)",
+        Some(Cause::NoSuchDatabase) => " (the database does not exist: create it first)",
+        Some(Cause::Unreachable) => {
+            " (is the server running and reachable, and are the host and port right?)"
         }
-        StoreError::Database(sqlx::Error::Database(db))
-            if db.code().is_some_and(|c| c == "3D000") =>
-        {
-            " (the database does not exist: create it first)"
-        }
-        _ => "",
+        None => "",
     };
     CliError(format!("cannot {doing}: {err}{hint}"))
-}
-
-/// What to check for an error SQLite reported, by its primary result code.
-fn sqlite_hint(err: &StoreError) -> Option<&'static str> {
-    let (StoreError::Unavailable(sqlx::Error::Database(db))
-    | StoreError::Database(sqlx::Error::Database(db))) = err
-    else {
-        return None;
-    };
-    let code: i32 = db.try_downcast_ref::<SqliteError>()?.code()?.parse().ok()?;
-    Some(match code & 0xff {
-        5 | 6 => " (another process holds the database file; try again when it is done)",
-        8 => " (the database file or its folder is read-only)",
-        14 => " (check the path, and that its folder exists and is writable)",
-        26 => " (the file is not a SQLite database)",
-        _ => "",
-    })
 }
 
 /// Cancelled on SIGINT or SIGTERM.

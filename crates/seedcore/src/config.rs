@@ -15,6 +15,8 @@ use clap::Args;
 use sqlx::postgres::PgConnectOptions;
 
 use crate::maintenance::Keeping;
+/// The database a process was configured for (defined by the store, which opens it).
+pub use crate::store::DatabaseTarget;
 
 /// Where the data lives and how many connections to keep.
 #[derive(Args, Clone)]
@@ -73,23 +75,12 @@ pub struct DatabaseConfig {
 /// The embedded database's file name inside the data folder.
 pub const SQLITE_FILE: &str = "seedcore.db";
 
-/// The database a process was configured for.
-pub enum DatabaseTarget {
-    /// A PostgreSQL server, with the options to connect to it.
-    Postgres(Box<PgConnectOptions>),
-    /// The embedded store's file: from a sqlite: URL, or the data folder's default.
-    Sqlite(PathBuf),
-}
-
 impl DatabaseConfig {
     /// Resolves the settings into one target: PG_DSN, then DATABASE_URL, then POSTGRES_HOST,
     /// and with none of them the embedded file in the data folder.
     pub fn target(&self) -> Result<DatabaseTarget, ConfigError> {
         if let Some(url) = self.pg_dsn.as_deref().or(self.database_url.as_deref()) {
-            if let Some(path) = parse_sqlite_url(url)? {
-                return Ok(DatabaseTarget::Sqlite(path));
-            }
-            return parse_postgres_url(url).map(|o| DatabaseTarget::Postgres(Box::new(o)));
+            return Ok(DatabaseTarget::from_url(url)?);
         }
         let Some(host) = &self.postgres_host else {
             return Ok(DatabaseTarget::Sqlite(self.data_dir.join(SQLITE_FILE)));
@@ -110,49 +101,6 @@ impl DatabaseConfig {
     pub fn pool_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.postgres_pool_timeout.max(0.001))
     }
-}
-
-impl DatabaseTarget {
-    /// The target a URL names: `postgresql://…`/`postgres://…`, or `sqlite:` with a file path.
-    pub fn from_url(url: &str) -> Result<DatabaseTarget, ConfigError> {
-        match parse_sqlite_url(url)? {
-            Some(path) => Ok(DatabaseTarget::Sqlite(path)),
-            None => parse_postgres_url(url).map(|o| DatabaseTarget::Postgres(Box::new(o))),
-        }
-    }
-}
-
-/// The file a `sqlite:` URL names, None for a URL of another scheme. `sqlite:///abs/x.db` and
-/// `sqlite:/abs/x.db` are absolute, `sqlite://x.db` and `sqlite:x.db` relative to the current
-/// folder; a `?query` is ignored. An in-memory database is refused: the store opens the file
-/// from several connections, which would each see a database of their own.
-fn parse_sqlite_url(url: &str) -> Result<Option<PathBuf>, ConfigError> {
-    let Some(rest) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    else {
-        return Ok(None);
-    };
-    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
-    if path.is_empty() || path == ":memory:" {
-        return Err(ConfigError(
-            "the sqlite: URL must name a database file, e.g. sqlite:///var/lib/seedcore/seedcore.db"
-                .into(),
-        ));
-    }
-    Ok(Some(PathBuf::from(path)))
-}
-
-fn parse_postgres_url(url: &str) -> Result<PgConnectOptions, ConfigError> {
-    let scheme_ok = url.starts_with("postgres://") || url.starts_with("postgresql://");
-    if !scheme_ok {
-        return Err(ConfigError(
-            "the database URL must start with postgresql://, postgres:// or sqlite:".into(),
-        ));
-    }
-    url.parse::<PgConnectOptions>()
-        .map(|options| options.application_name("seedcore"))
-        .map_err(|err| ConfigError(format!("the database URL is not valid: {err}")))
 }
 
 impl fmt::Debug for DatabaseConfig {
@@ -374,6 +322,12 @@ pub fn seconds(value: f64) -> Duration {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
+
+impl From<crate::store::TargetError> for ConfigError {
+    fn from(err: crate::store::TargetError) -> Self {
+        ConfigError(err.0)
+    }
+}
 
 #[cfg(test)]
 mod tests {

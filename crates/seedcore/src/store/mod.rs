@@ -8,325 +8,61 @@
 //! - every status change is appended to the task's event trail in the same transaction;
 //! - a task becoming ready (queued or retry) and a running task being cancelled are signalled
 //!   to every process watching the store, as a hint: polling remains the guarantee.
+//!
+//! Layout: the trait and the types it speaks in live here and in the shared modules beside it
+//! (queries, leases, rows, errors, schedule plans); each backend has the same modules
+//! (`tasks`, `claims`, `workflows`, `facts`, `fact_search`, `queues`, `workers`, `schedules`,
+//! `import`, `retention`, `schema`, `rows`, `errors`, `signals`) with its SQL in its own `sql/`
+//! folder, and `forward` writes their `impl Store` once for both.
 
 mod coalesce;
+mod error;
+mod forward;
+mod ids;
+mod leases;
+mod migrations;
+mod open;
+mod parents;
 pub mod postgres;
+mod query;
+mod queues;
+mod rows;
 pub mod schedules;
 pub mod sqlite;
+mod target;
 mod watchers;
 
-use std::{sync::Arc, time::Duration};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
-use sqlx::{error::DatabaseError, sqlite::SqliteError};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::legacy::LegacyTask;
 use crate::model::{
-    Fact, FactCursor, FactPatch, IdRef, NewFact, NewTask, QueueInfo, Task, TaskEvent, TaskStatus,
-    Worker, Workflow, WorkflowPlan, WorkflowSummary,
+    Fact, FactPatch, IdRef, NewFact, NewTask, QueueInfo, Task, TaskEvent, Worker, Workflow,
+    WorkflowPlan, WorkflowSummary,
 };
 use crate::model::{NewSchedule, Schedule, SchedulePatch};
 
+pub use error::{Cause, StoreError, StoreResult};
+pub use leases::{Claim, ClaimedTask, DriftRange, Lease, Outcome};
+pub use migrations::MigrationReport;
+pub use open::{OpenError, open, open_target};
 pub use postgres::PgStore;
+pub use query::{
+    CountMode, ESTIMATE_EXACT_UP_TO, FactPage, FactQuery, MetaFilter, Page, RecordKind, TagCount,
+    TaskQuery, like_literal,
+};
 pub use schedules::{FIRE_BATCH, Firing, MissedFires};
 pub use sqlite::SqliteStore;
+pub use target::{DatabaseTarget, TargetError};
+pub use watchers::{Signal, SignalSink};
 
 /// A shared handle to whichever store the process was configured with.
 pub type DynStore = Arc<dyn Store>;
-
-/// What a store operation can fail with.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// No row has the id, or no id starts with the prefix.
-    #[error("not found")]
-    NotFound,
-    /// The id prefix (as sent) matches more than one row.
-    #[error("Ambiguous id prefix '{0}'")]
-    AmbiguousPrefix(String),
-    /// The database cannot be reached or has no free connection.
-    #[error("database unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
-    /// The database failed the statement for a reason other than availability.
-    #[error("database error: {0}")]
-    Database(#[source] sqlx::Error),
-    /// Applying the migrations failed.
-    #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    /// Stored data that does not fit the model (a bug or a hand-edited row).
-    #[error("corrupt row: {0}")]
-    Corrupt(String),
-    /// The backend cannot do what was asked (it says what and why).
-    #[error("{0}")]
-    Unsupported(String),
-    /// A new task depends on tasks that do not exist (these ids).
-    #[error("unknown dependencies: {0:?}")]
-    UnknownDependencies(Vec<Uuid>),
-    /// A value that must be unique is in use (it says which).
-    #[error("{0}")]
-    Conflict(String),
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(err: sqlx::Error) -> Self {
-        if is_unavailable(&err) {
-            StoreError::Unavailable(err)
-        } else {
-            StoreError::Database(err)
-        }
-    }
-}
-
-fn is_unavailable(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => match db.try_downcast_ref::<SqliteError>() {
-            Some(sqlite) => sqlite_busy(sqlite),
-            // Class 08 is connection trouble, 57P0x an administrator or crash shutdown, 53300
-            // too many connections: all pass when the server is back.
-            None => db
-                .code()
-                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0") || c == "53300"),
-        },
-        _ => false,
-    }
-}
-
-/// SQLITE_BUSY (5) and SQLITE_LOCKED (6), with any extended code: another connection held the
-/// file longer than the busy timeout. Trying again later succeeds.
-fn sqlite_busy(err: &SqliteError) -> bool {
-    let primary = err
-        .code()
-        .and_then(|c| c.parse::<i32>().ok())
-        .map(|c| c & 0xff);
-    matches!(primary, Some(5 | 6))
-}
-
-/// The result of a store operation.
-pub type StoreResult<T> = Result<T, StoreError>;
-
-/// One page of a list and the number of rows matching before paging.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Page<T> {
-    /// Rows matching the filters, whatever `limit` and `offset` say.
-    pub total: i64,
-    /// The rows of this page, in the list's order.
-    pub items: Vec<T>,
-}
-
-/// Filters and paging for the task list.
-#[derive(Clone, Debug, Default)]
-pub struct TaskQuery {
-    /// Only tasks in this status.
-    pub status: Option<TaskStatus>,
-    /// Only tasks of this type.
-    pub task_type: Option<String>,
-    /// Only tasks in this domain.
-    pub domain: Option<String>,
-    /// Most tasks to return; the list is newest first.
-    pub limit: i64,
-    /// Tasks to skip before the page starts.
-    pub offset: i64,
-}
-
-/// Filters and paging for the fact list.
-#[derive(Clone, Debug, Default)]
-pub struct FactQuery {
-    /// Case-insensitive substring of the text or of the metadata as JSON text; taken literally.
-    pub q: Option<String>,
-    /// Full-text search (stemmed words, ranked); results are ordered by rank.
-    pub search: Option<String>,
-    /// The fact carries every one of these tags.
-    pub tags: Vec<String>,
-    /// The fact carries at least one of these tags.
-    pub any_tags: Vec<String>,
-    /// Each filter must match a top-level metadata key.
-    pub meta: Vec<MetaFilter>,
-    /// Only facts created strictly after this instant.
-    pub created_after: Option<DateTime<Utc>>,
-    /// Only facts created strictly before this instant.
-    pub created_before: Option<DateTime<Utc>>,
-    /// Continue after this position of the newest-first order (keyset paging).
-    pub cursor: Option<FactCursor>,
-    /// How `total` is counted; exactly by default.
-    pub count: CountMode,
-    /// Most facts to return.
-    pub limit: i64,
-    /// Facts to skip before the page starts.
-    pub offset: i64,
-}
-
-impl FactQuery {
-    /// Whether the query uses more than the original service's `q`, `tag`, `limit`, `offset`.
-    pub fn is_extended(&self) -> bool {
-        self.search.is_some()
-            || !self.any_tags.is_empty()
-            || !self.meta.is_empty()
-            || self.created_after.is_some()
-            || self.created_before.is_some()
-            || self.cursor.is_some()
-            || self.count != CountMode::Exact
-    }
-}
-
-/// `meta.<key>=<value>`: the metadata's `key` holds (contains, for objects and arrays) one of
-/// `values`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct MetaFilter {
-    /// The top-level metadata key.
-    pub key: String,
-    /// Accepted values; the filter matches when any one of them does.
-    pub values: Vec<Value>,
-}
-
-/// How the total of a fact list is counted.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum CountMode {
-    /// Every match is counted (the contract's behaviour).
-    #[default]
-    Exact,
-    /// The planner's estimate when it expects more than [`ESTIMATE_EXACT_UP_TO`] matches;
-    /// otherwise counted exactly, up to that many (an estimate beyond).
-    Estimate,
-    /// No total.
-    None,
-}
-
-/// With `count=estimate`, totals up to this are still counted exactly.
-pub const ESTIMATE_EXACT_UP_TO: i64 = 10_000;
-
-/// A page of facts with what the extended list reports.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FactPage {
-    /// None with `count=none`.
-    pub total: Option<i64>,
-    /// True when `total` is the planner's estimate.
-    pub total_estimated: bool,
-    /// Each fact with its full-text rank when the query searched.
-    pub items: Vec<(Fact, Option<f32>)>,
-    /// Where the next page starts, when this one was full and ordered by recency.
-    pub next_cursor: Option<FactCursor>,
-}
-
-/// A tag and how many facts carry it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, utoipa::ToSchema)]
-pub struct TagCount {
-    /// The tag as stored.
-    pub tag: String,
-    /// Facts carrying it.
-    pub count: i64,
-}
-
-/// Which tasks a claim may take, by drift score: `at_least <= drift_score < below`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct DriftRange {
-    /// Lowest drift score taken (inclusive).
-    pub at_least: f64,
-    /// Drift score from which tasks are left to another lane (exclusive).
-    pub below: f64,
-}
-
-impl DriftRange {
-    /// Every task, whatever its drift score.
-    pub const ALL: DriftRange = DriftRange {
-        at_least: f64::NEG_INFINITY,
-        below: f64::INFINITY,
-    };
-}
-
-/// A request to claim ready tasks for one worker lane.
-#[derive(Clone, Debug)]
-pub struct Claim {
-    /// The claiming process, recorded as each task's `worker_id`.
-    pub worker_id: String,
-    /// Most tasks to take: the lane's free slots.
-    pub limit: i64,
-    /// How long each lease lasts unless renewed.
-    pub lease: Duration,
-    /// The drift scores the lane takes.
-    pub drift: DriftRange,
-    /// Only tasks of these queues; None takes every queue.
-    pub queues: Option<Vec<String>>,
-    /// Never tasks of these queues (other lanes serve them).
-    pub exclude_queues: Vec<String>,
-}
-
-impl Claim {
-    /// A claim of up to `limit` tasks of any queue and any drift score.
-    pub fn any(worker_id: impl Into<String>, limit: i64, lease: Duration) -> Claim {
-        Claim {
-            worker_id: worker_id.into(),
-            limit,
-            lease,
-            drift: DriftRange::ALL,
-            queues: None,
-            exclude_queues: Vec::new(),
-        }
-    }
-}
-
-/// The right to finish one attempt of a task: valid while the token is the task's current one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Lease {
-    /// The task the lease is on.
-    pub task_id: Uuid,
-    /// New with every claim; stale once the task is cancelled, rescued, released or claimed again.
-    pub token: Uuid,
-}
-
-/// A task a worker claimed, with the lease that lets it finish the attempt.
-#[derive(Clone, Debug)]
-pub struct ClaimedTask {
-    /// The task as claimed: `running`, with this attempt counted.
-    pub task: Task,
-    /// What finishes, renews or releases the attempt.
-    pub lease: Lease,
-}
-
-/// How an attempt ended.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
-    /// Success: the result envelope to store.
-    Completed(Value),
-    /// A retryable failure with attempts left: wait, then run again.
-    Retry {
-        /// Why the attempt failed; stored as the task's `error`.
-        error: String,
-        /// When the task may be claimed again.
-        run_at: DateTime<Utc>,
-    },
-    /// A failure that is final.
-    Failed(String),
-}
-
-/// A hint from the store to the workers of this process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Signal {
-    /// Some task became ready to claim.
-    TasksReady,
-    /// This task was cancelled; whoever runs it should stop.
-    Cancelled(Uuid),
-}
-
-/// Where a store delivers [`Signal`]s.
-pub type SignalSink = Arc<dyn Fn(Signal) + Send + Sync>;
-
-/// What `migrate` did.
-#[derive(Clone, Debug, Default)]
-pub struct MigrationReport {
-    /// The migrations this call applied, each as `<version> <description>`.
-    pub applied: Vec<String>,
-    /// How many migrations had been applied before this call.
-    pub already_applied: usize,
-}
 
 /// Where tasks, their events, facts and worker processes are kept; the module docs list the
 /// invariants every implementation keeps.
@@ -343,6 +79,13 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
     /// Starts delivering signals to `sink` until `stop` is cancelled.
     fn watch(&self, sink: SignalSink, stop: CancellationToken) -> JoinHandle<()>;
+    /// Lets go of the database once the statements in flight are done, leaving it whole on
+    /// its own (SQLite folds its write-ahead log into the file, so a copy of the file alone is
+    /// a backup). Call it when the process is done with the store.
+    async fn close(&self);
+    /// Writes a consistent copy of the database to the new file `target` while the store stays
+    /// in use; `Unsupported`, saying what to use instead, where the database has its own tools.
+    async fn backup(&self, target: &Path) -> StoreResult<()>;
 
     // Tasks, for the API.
     /// Stores a new task under a fresh id: `queued` when asked to run immediately, else `created`.
@@ -507,136 +250,4 @@ pub trait Store: Send + Sync + 'static {
     /// firing, creates the tasks of their fires (queued, keyed by fire time, a key in use
     /// creating nothing), and moves each schedule to its next fire. Announces the new tasks.
     async fn fire_due_schedules(&self, limit: i64) -> StoreResult<Firing>;
-}
-
-/// Opens the store a URL names (`postgresql://…` or `sqlite:///path/file.db`), for programs
-/// that embed seedcore. PostgreSQL gets a pool of `pool_size` connections; a SQLite file and its
-/// folder are created if missing. Call [`Store::migrate`] before use.
-pub async fn open(url: &str, pool_size: u32) -> Result<DynStore, OpenError> {
-    match crate::config::DatabaseTarget::from_url(url).map_err(|e| OpenError::Url(e.0))? {
-        crate::config::DatabaseTarget::Postgres(options) => {
-            let store = PgStore::connect(*options, pool_size, Duration::from_secs(30)).await?;
-            Ok(Arc::new(store))
-        }
-        crate::config::DatabaseTarget::Sqlite(path) => {
-            if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
-                std::fs::create_dir_all(folder).map_err(|e| OpenError::Url(e.to_string()))?;
-            }
-            Ok(Arc::new(SqliteStore::open(&path).await?))
-        }
-    }
-}
-
-/// Why [`open`] failed.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    /// The URL is not usable, or the SQLite file's folder cannot be created.
-    #[error("{0}")]
-    Url(String),
-    /// The database could not be reached or opened.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Queue views from `(queue, status, count)` rows and `(queue, paused)` rows, by name.
-fn queue_infos(counts: Vec<(String, String, i64)>, paused: Vec<(String, bool)>) -> Vec<QueueInfo> {
-    let mut queues: std::collections::BTreeMap<String, QueueInfo> = Default::default();
-    for (name, status, count) in counts {
-        queues
-            .entry(name.clone())
-            .or_insert_with(|| QueueInfo {
-                name,
-                paused: false,
-                counts: Default::default(),
-            })
-            .counts
-            .insert(status, count);
-    }
-    for (name, is_paused) in paused {
-        queues
-            .entry(name.clone())
-            .or_insert_with(|| QueueInfo {
-                name,
-                paused: false,
-                counts: Default::default(),
-            })
-            .paused = is_paused;
-    }
-    queues.into_values().collect()
-}
-
-/// The status (and error) each new task starts with, in order. A task's parents are either
-/// `existing` (their current statuses, read under lock) or earlier tasks of the same batch.
-fn starts(
-    tasks: &[NewTask],
-    existing: &std::collections::HashMap<Uuid, TaskStatus>,
-) -> StoreResult<Vec<(TaskStatus, Option<String>)>> {
-    let mut known = existing.clone();
-    let mut missing = Vec::new();
-    let mut out = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        let parents: Vec<(Uuid, TaskStatus)> = task
-            .depends_on
-            .iter()
-            .filter_map(|id| match known.get(id) {
-                Some(status) => Some((*id, *status)),
-                None => {
-                    missing.push(*id);
-                    None
-                }
-            })
-            .collect();
-        let start = task.start(&parents);
-        known.insert(task.id, start.0);
-        out.push(start);
-    }
-    if !missing.is_empty() {
-        missing.sort();
-        missing.dedup();
-        return Err(StoreError::UnknownDependencies(missing));
-    }
-    Ok(out)
-}
-
-/// Every parent named by the tasks, once.
-fn parents_of(tasks: &[NewTask]) -> Vec<Uuid> {
-    let mut ids: Vec<Uuid> = tasks
-        .iter()
-        .flat_map(|t| t.depends_on.iter().copied())
-        .collect();
-    ids.sort();
-    ids.dedup();
-    ids
-}
-
-/// Tasks or facts, for operations that apply to either.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RecordKind {
-    /// Rows of the `tasks` table.
-    Task,
-    /// Rows of the `facts` table.
-    Fact,
-}
-
-/// Escapes `%`, `_` and `\` so that a LIKE pattern matches the text literally.
-pub fn like_literal(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn like_wildcards_and_the_escape_character_are_escaped() {
-        assert_eq!(like_literal(r"50%_off\now"), r"50\%\_off\\now");
-        assert_eq!(like_literal("plain"), "plain");
-    }
 }

@@ -1,9 +1,22 @@
-//! The signal sinks registered by `watch` in this process, for stores that signal their own
-//! process directly (SQLite always; PostgreSQL before NOTIFY makes the round trip).
+//! The hints a store gives the workers ([`Signal`]), and the sinks registered by `watch` in
+//! this process, for stores that signal their own process directly (SQLite always; PostgreSQL
+//! before NOTIFY makes the round trip).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use super::{Signal, SignalSink};
+use uuid::Uuid;
+
+/// A hint from the store to the workers of this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// Some task became ready to claim.
+    TasksReady,
+    /// This task was cancelled; whoever runs it should stop.
+    Cancelled(Uuid),
+}
+
+/// Where a store delivers [`Signal`]s.
+pub type SignalSink = Arc<dyn Fn(Signal) + Send + Sync>;
 
 /// The signal sinks registered by `watch` in this process.
 #[derive(Default)]

@@ -7,79 +7,22 @@
 //! firing of the same schedule.
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
 use sqlx::{PgConnection, Postgres, postgres::PgArguments, query::QueryAs, types::Json};
 use uuid::Uuid;
 
-use super::{IMPORT_CHUNK, PgStore, TaskRow, insert_tasks};
+use super::{
+    IMPORT_CHUNK, PgStore, ScheduleRow, TaskRow,
+    tasks::{KEEP_FIRST, insert_tasks},
+};
 use crate::{
-    model::{MisfirePolicy, NewSchedule, Schedule, SchedulePatch, Task, TaskStatus, TaskTemplate},
+    model::{NewSchedule, Schedule, SchedulePatch, Task, TaskStatus},
     store::{
         Page, StoreError, StoreResult,
+        parents::starts,
+        rows::{schedules, tasks},
         schedules::{BatchPlan, Firing, invalid, name_taken, plan_batch, task_for_key},
     },
 };
-
-/// A `schedules` row as read from PostgreSQL.
-#[derive(sqlx::FromRow)]
-struct ScheduleRow {
-    id: Uuid,
-    name: String,
-    cron: String,
-    timezone: String,
-    task_type: String,
-    params: Json<Map<String, Value>>,
-    description: String,
-    domain: Option<String>,
-    queue: String,
-    priority: i32,
-    max_attempts: i32,
-    timeout_seconds: Option<f64>,
-    drift_score: f64,
-    enabled: bool,
-    misfire_policy: String,
-    next_fire_at: Option<DateTime<Utc>>,
-    last_fire_at: Option<DateTime<Utc>>,
-    last_task_id: Option<Uuid>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-impl ScheduleRow {
-    fn into_schedule(self) -> StoreResult<Schedule> {
-        let misfire_policy = MisfirePolicy::parse(&self.misfire_policy).ok_or_else(|| {
-            StoreError::Corrupt(format!("unknown misfire policy '{}'", self.misfire_policy))
-        })?;
-        Ok(Schedule {
-            id: self.id,
-            name: self.name,
-            cron: self.cron,
-            timezone: self.timezone,
-            task: TaskTemplate {
-                task_type: self.task_type,
-                params: self.params.0,
-                description: self.description,
-                domain: self.domain,
-                queue: self.queue,
-                priority: self.priority,
-                max_attempts: self.max_attempts,
-                timeout_seconds: self.timeout_seconds,
-                drift_score: self.drift_score,
-            },
-            enabled: self.enabled,
-            misfire_policy,
-            next_fire_at: self.next_fire_at,
-            last_fire_at: self.last_fire_at,
-            last_task_id: self.last_task_id,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        })
-    }
-}
-
-fn schedules(rows: Vec<ScheduleRow>) -> StoreResult<Vec<Schedule>> {
-    rows.into_iter().map(ScheduleRow::into_schedule).collect()
-}
 
 pub(super) async fn create(store: &PgStore, new: NewSchedule) -> StoreResult<Schedule> {
     let schedule = new
@@ -185,14 +128,9 @@ fn definition<'q>(
 }
 
 pub(super) async fn delete(store: &PgStore, id: Uuid) -> StoreResult<()> {
-    let deleted = sqlx::query("delete from schedules where id = $1")
-        .bind(id)
-        .execute(&store.pool)
-        .await?;
-    if deleted.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    store
+        .delete_by_id("delete from schedules where id = $1", id)
+        .await
 }
 
 pub(super) async fn fire_due(store: &PgStore, limit: i64) -> StoreResult<Firing> {
@@ -236,16 +174,11 @@ pub(super) async fn fire_due(store: &PgStore, limit: i64) -> StoreResult<Firing>
 async fn insert_fires(conn: &mut PgConnection, batch: &BatchPlan) -> StoreResult<Vec<Task>> {
     let mut created = Vec::with_capacity(batch.tasks.len());
     for chunk in batch.tasks.chunks(IMPORT_CHUNK) {
-        let starts = crate::store::starts(chunk, &Default::default())?;
+        let starts = starts(chunk, &Default::default())?;
         let mut insert = insert_tasks(chunk.iter().zip(&starts));
-        insert.push(
-            " on conflict (idempotency_key) where idempotency_key is not null do nothing \
-             returning *",
-        );
+        insert.push(KEEP_FIRST);
         let rows: Vec<TaskRow> = insert.build_query_as().fetch_all(&mut *conn).await?;
-        for row in rows {
-            created.push(row.into_task()?);
-        }
+        created.extend(tasks(rows)?);
     }
     Ok(created)
 }

@@ -4,7 +4,10 @@
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::{SqliteStore, json_text, stamp};
+use super::{
+    SqliteStore,
+    rows::{json_text, parse_id, stamp},
+};
 use crate::{
     legacy::LegacyTask,
     model::{Fact, TaskStatus},
@@ -110,7 +113,7 @@ pub(super) async fn stored_ids(
         query.push(")");
         let rows: Vec<String> = query.build_query_scalar().fetch_all(&store.reader).await?;
         for row in rows {
-            found.push(super::parse_id(&row)?);
+            found.push(parse_id(&row)?);
         }
     }
     Ok(found)

@@ -11,77 +11,18 @@ use sqlx::{Sqlite, SqliteConnection, query::QueryAs, sqlite::SqliteArguments};
 use uuid::Uuid;
 
 use super::{
-    SqliteStore, TaskRow, json_text, parse_id, parse_json, parse_time, parse_time_opt, stamp,
-    tasks_new,
+    ScheduleRow, SqliteStore, TaskRow,
+    rows::{json_text, parse_id, parse_time_opt, stamp},
+    tasks::{self, KEEP_FIRST},
 };
 use crate::{
-    model::{MisfirePolicy, NewSchedule, Schedule, SchedulePatch, Task, TaskTemplate},
+    model::{NewSchedule, Schedule, SchedulePatch, Task},
     store::{
         Page, Signal, StoreError, StoreResult,
+        rows::schedules,
         schedules::{BatchPlan, Firing, invalid, name_taken, plan_batch, task_for_key},
     },
 };
-
-/// A `schedules` row as read from SQLite.
-#[derive(sqlx::FromRow)]
-struct ScheduleRow {
-    id: String,
-    name: String,
-    cron: String,
-    timezone: String,
-    task_type: String,
-    params: String,
-    description: String,
-    domain: Option<String>,
-    queue: String,
-    priority: i32,
-    max_attempts: i32,
-    timeout_seconds: Option<f64>,
-    drift_score: f64,
-    enabled: bool,
-    misfire_policy: String,
-    next_fire_at: Option<String>,
-    last_fire_at: Option<String>,
-    last_task_id: Option<String>,
-    created_at: String,
-    updated_at: String,
-}
-
-impl ScheduleRow {
-    fn into_schedule(self) -> StoreResult<Schedule> {
-        let misfire_policy = MisfirePolicy::parse(&self.misfire_policy).ok_or_else(|| {
-            StoreError::Corrupt(format!("unknown misfire policy '{}'", self.misfire_policy))
-        })?;
-        Ok(Schedule {
-            id: parse_id(&self.id)?,
-            name: self.name,
-            cron: self.cron,
-            timezone: self.timezone,
-            task: TaskTemplate {
-                task_type: self.task_type,
-                params: parse_json(&self.params)?,
-                description: self.description,
-                domain: self.domain,
-                queue: self.queue,
-                priority: self.priority,
-                max_attempts: self.max_attempts,
-                timeout_seconds: self.timeout_seconds,
-                drift_score: self.drift_score,
-            },
-            enabled: self.enabled,
-            misfire_policy,
-            next_fire_at: parse_time_opt(self.next_fire_at)?,
-            last_fire_at: parse_time_opt(self.last_fire_at)?,
-            last_task_id: self.last_task_id.as_deref().map(parse_id).transpose()?,
-            created_at: parse_time(&self.created_at)?,
-            updated_at: parse_time(&self.updated_at)?,
-        })
-    }
-}
-
-fn schedules(rows: Vec<ScheduleRow>) -> StoreResult<Vec<Schedule>> {
-    rows.into_iter().map(ScheduleRow::into_schedule).collect()
-}
 
 pub(super) async fn create(store: &SqliteStore, new: NewSchedule) -> StoreResult<Schedule> {
     let schedule = new
@@ -191,14 +132,9 @@ fn definition<'q>(
 }
 
 pub(super) async fn delete(store: &SqliteStore, id: Uuid) -> StoreResult<()> {
-    let deleted = sqlx::query("delete from schedules where id = ?1")
-        .bind(id.to_string())
-        .execute(&store.writer)
-        .await?;
-    if deleted.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    store
+        .delete_by_id("delete from schedules where id = ?1", id)
+        .await
 }
 
 pub(super) async fn fire_due(store: &SqliteStore, limit: i64) -> StoreResult<Firing> {
@@ -237,19 +173,14 @@ pub(super) async fn fire_due(store: &SqliteStore, limit: i64) -> StoreResult<Fir
 
 /// Inserts the planned tasks; a fire key already in use creates nothing.
 async fn insert_fires(conn: &mut SqliteConnection, batch: &BatchPlan) -> StoreResult<Vec<Task>> {
-    let rows = tasks_new::columns_of(conn, batch.tasks.clone()).await?;
+    let rows = tasks::columns_of(conn, batch.tasks.clone()).await?;
     let now = stamp(Utc::now());
     let mut created = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(tasks_new::CHUNK) {
-        let mut insert = tasks_new::insert(chunk, &now);
-        insert.push(
-            " on conflict (idempotency_key) where idempotency_key is not null do nothing \
-             returning *",
-        );
+    for chunk in rows.chunks(tasks::CHUNK) {
+        let mut insert = tasks::insert(chunk, &now);
+        insert.push(KEEP_FIRST);
         let inserted: Vec<TaskRow> = insert.build_query_as().fetch_all(&mut *conn).await?;
-        for row in inserted {
-            created.push(row.into_task()?);
-        }
+        created.extend(crate::store::rows::tasks(inserted)?);
     }
     Ok(created)
 }

@@ -1,22 +1,33 @@
-//! Workflows on SQLite: reading one with its tasks, cancelling its unfinished tasks, and
-//! reading tasks by id (a child's parents).
+//! Workflows on SQLite: creating one with all its tasks in one transaction, reading one with
+//! its tasks, the list with tasks counted per status, and cancelling the unfinished ones
+//! (their running tasks are told to stop once that commits).
 
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::{SqliteStore, TaskRow, json_text, parse_id, parse_json, parse_time, stamp, tasks};
+use super::{
+    SqliteStore, TaskRow,
+    rows::{json_text, parse_id, parse_json, parse_time, stamp},
+    tasks::insert_all,
+};
 use crate::{
-    model::{Task, TaskStatus, Workflow, WorkflowSummary, transition::names},
-    store::{Page, Signal, StoreError, StoreResult},
+    model::{TaskStatus, Workflow, WorkflowPlan, WorkflowSummary, transition::names},
+    store::{Page, Signal, StoreError, StoreResult, rows::tasks},
 };
 
-pub(super) async fn get_tasks(store: &SqliteStore, ids: &[Uuid]) -> StoreResult<Vec<Task>> {
-    let rows: Vec<TaskRow> =
-        sqlx::query_as("select * from tasks where id in (select value from json_each(?1))")
-            .bind(json_text(&ids)?)
-            .fetch_all(&store.reader)
-            .await?;
-    tasks(rows)
+pub(super) async fn create(store: &SqliteStore, plan: WorkflowPlan) -> StoreResult<Workflow> {
+    let now = stamp(Utc::now());
+    let mut tx = store.writer.begin_with("begin immediate").await?;
+    sqlx::query("insert into workflows (id, name, created_at) values (?1, ?2, ?3)")
+        .bind(plan.id.to_string())
+        .bind(&plan.name)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+    let created = insert_all(&mut tx, plan.tasks, &now).await?;
+    tx.commit().await?;
+    store.created(&created);
+    get(store, plan.id).await
 }
 
 pub(super) async fn get(store: &SqliteStore, id: Uuid) -> StoreResult<Workflow> {

@@ -1,5 +1,5 @@
-//! New tasks, workflows and queues on SQLite: create (one, with its idempotency key, or many in
-//! one transaction, or a workflow's), and the queue list and pause switch.
+//! Tasks on SQLite: creating them (one, with its idempotency key, or many in one
+//! transaction), reading, listing, running, cancelling, and their event trails.
 //!
 //! A task with parents is written with its edges in `task_dependencies`, in the transaction
 //! that read its parents' statuses; the single writer connection means no parent can finish in
@@ -11,11 +11,21 @@ use chrono::Utc;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
-use super::{SqliteStore, TaskRow, json_text, parse_id, parse_status, stamp};
-use crate::{
-    model::{NewTask, QueueInfo, Task, TaskStatus, Workflow, WorkflowPlan},
-    store::{Signal, StoreResult, parents_of, queue_infos, starts},
+use super::{
+    EventRow, SqliteStore, TaskRow,
+    rows::{json_text, parse_id, stamp},
 };
+use crate::model::transition::{Event, PARENT_DONE, PARENT_DONE_ON_FAILURE, names, transition};
+use crate::model::{IdRef, NewTask, Task, TaskEvent, TaskStatus};
+use crate::store::{
+    Page, Signal, StoreError, StoreResult, TaskQuery,
+    parents::{parents_of, starts},
+    rows::{parse_status, tasks},
+};
+
+/// A key in use (perhaps by an earlier create) leaves the first task in place.
+pub(super) const KEEP_FIRST: &str =
+    " on conflict (idempotency_key) where idempotency_key is not null do nothing returning *";
 
 /// Rows per insert statement (SQLite limits bind parameters per statement).
 pub(super) const CHUNK: usize = 500;
@@ -109,7 +119,7 @@ pub(super) fn insert(rows: &[Columns], now: &str) -> QueryBuilder<Sqlite> {
     insert
 }
 
-pub(super) async fn create_one(store: &SqliteStore, task: NewTask) -> StoreResult<Task> {
+pub(super) async fn create(store: &SqliteStore, task: NewTask) -> StoreResult<Task> {
     let key = task.idempotency_key.clone();
     let now = stamp(Utc::now());
     // A task without parents is one statement, atomic by itself; one with parents is written
@@ -149,9 +159,7 @@ async fn insert_keeping_first(
 ) -> StoreResult<(Option<TaskRow>, Vec<Columns>)> {
     let rows = columns_of(conn, vec![task]).await?;
     let mut insert = insert(&rows, now);
-    insert.push(
-        " on conflict (idempotency_key) where idempotency_key is not null do nothing returning *",
-    );
+    insert.push(KEEP_FIRST);
     let row = insert.build_query_as().fetch_optional(&mut *conn).await?;
     Ok((row, rows))
 }
@@ -168,26 +176,8 @@ pub(super) async fn create_many(
     Ok(created)
 }
 
-pub(super) async fn create_workflow(
-    store: &SqliteStore,
-    plan: WorkflowPlan,
-) -> StoreResult<Workflow> {
-    let now = stamp(Utc::now());
-    let mut tx = store.writer.begin_with("begin immediate").await?;
-    sqlx::query("insert into workflows (id, name, created_at) values (?1, ?2, ?3)")
-        .bind(plan.id.to_string())
-        .bind(&plan.name)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-    let created = insert_all(&mut tx, plan.tasks, &now).await?;
-    tx.commit().await?;
-    store.created(&created);
-    super::workflows::get(store, plan.id).await
-}
-
 /// Inserts the tasks in chunks, each starting as its parents say, with their parent edges.
-async fn insert_all(
+pub(super) async fn insert_all(
     conn: &mut SqliteConnection,
     tasks: Vec<NewTask>,
     now: &str,
@@ -235,40 +225,105 @@ async fn insert_chunk(
     rows.into_iter().map(TaskRow::into_task).collect()
 }
 
-pub(super) async fn list_queues(store: &SqliteStore) -> StoreResult<Vec<QueueInfo>> {
-    let counts: Vec<(String, String, i64)> =
-        sqlx::query_as("select queue, status, count(*) from tasks group by queue, status")
-            .fetch_all(&store.reader)
-            .await?;
-    let paused: Vec<(String, bool)> = sqlx::query_as("select name, paused from queues")
-        .fetch_all(&store.reader)
-        .await?;
-    Ok(queue_infos(counts, paused))
+pub(super) async fn resolve(store: &SqliteStore, id: &IdRef) -> StoreResult<Uuid> {
+    store
+        .resolve(
+            id,
+            "select id from tasks where id between ?1 and ?2 limit 2",
+        )
+        .await
 }
 
-pub(super) async fn set_paused(
-    store: &SqliteStore,
-    name: &str,
-    paused: bool,
-) -> StoreResult<QueueInfo> {
-    sqlx::query(
-        r"insert into queues (name, paused, updated_at) values (?1, ?2, ?3)
-          on conflict (name) do update set paused = excluded.paused, updated_at = excluded.updated_at",
-    )
-    .bind(name)
-    .bind(paused)
-    .bind(stamp(Utc::now()))
-    .execute(&store.writer)
-    .await?;
-    if !paused {
-        store.watchers.send(Signal::TasksReady);
+pub(super) async fn get(store: &SqliteStore, id: Uuid) -> StoreResult<Task> {
+    let row: Option<TaskRow> = sqlx::query_as("select * from tasks where id = ?1")
+        .bind(id.to_string())
+        .fetch_optional(&store.reader)
+        .await?;
+    row.ok_or(StoreError::NotFound)?.into_task()
+}
+
+pub(super) async fn get_many(store: &SqliteStore, ids: &[Uuid]) -> StoreResult<Vec<Task>> {
+    let rows: Vec<TaskRow> =
+        sqlx::query_as("select * from tasks where id in (select value from json_each(?1))")
+            .bind(json_text(&ids)?)
+            .fetch_all(&store.reader)
+            .await?;
+    tasks(rows)
+}
+
+pub(super) async fn list(store: &SqliteStore, query: &TaskQuery) -> StoreResult<Page<Task>> {
+    let mut count = QueryBuilder::new("select count(*) from tasks");
+    query.push_filters(&mut count);
+    let total: i64 = count.build_query_scalar().fetch_one(&store.reader).await?;
+
+    let mut list = QueryBuilder::new("select * from tasks");
+    query.push_filters(&mut list);
+    list.push(" order by created_at desc, id desc limit ")
+        .push_bind(query.limit)
+        .push(" offset ")
+        .push_bind(query.offset);
+    let rows: Vec<TaskRow> = list.build_query_as().fetch_all(&store.reader).await?;
+    Ok(Page {
+        total,
+        items: tasks(rows)?,
+    })
+}
+
+pub(super) async fn run(store: &SqliteStore, id: Uuid) -> StoreResult<Task> {
+    let queued: Option<TaskRow> = sqlx::query_as(include_str!("sql/run.sql"))
+        .bind(id.to_string())
+        .bind(stamp(Utc::now()))
+        .bind(json_text(&names(&TaskStatus::RUNNABLE))?)
+        .bind(json_text(&names(&PARENT_DONE))?)
+        .bind(json_text(&names(&PARENT_DONE_ON_FAILURE))?)
+        .fetch_optional(&store.writer)
+        .await?;
+    match queued {
+        Some(row) => {
+            store.watchers.send(Signal::TasksReady);
+            row.into_task()
+        }
+        None => get(store, id).await,
     }
-    let counts: Vec<(String, String, i64)> = sqlx::query_as(
-        "select queue, status, count(*) from tasks where queue = ?1 group by queue, status",
+}
+
+pub(super) async fn cancel(store: &SqliteStore, id: Uuid) -> StoreResult<Task> {
+    // Reading the status first, in the same write transaction, tells whether a worker
+    // must be told to stop: `returning` sees only the new row.
+    let mut tx = store.writer.begin_with("begin immediate").await?;
+    let row: TaskRow = sqlx::query_as("select * from tasks where id = ?1")
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let was = parse_status(&row.status)?;
+    if transition(was, &Event::Cancel).is_err() {
+        return row.into_task();
+    }
+    let cancelled: TaskRow = sqlx::query_as(
+        r"update tasks
+          set status = 'cancelled', finished_at = ?2, lease_token = null,
+              lease_expires_at = null, updated_at = ?2
+          where id = ?1
+          returning *",
     )
-    .bind(name)
-    .fetch_all(&store.writer)
+    .bind(id.to_string())
+    .bind(stamp(Utc::now()))
+    .fetch_one(&mut *tx)
     .await?;
-    let info = queue_infos(counts, vec![(name.to_string(), paused)]);
-    Ok(info.into_iter().next().expect("the queue just written"))
+    tx.commit().await?;
+    if was == TaskStatus::Running {
+        store.watchers.send(Signal::Cancelled(id));
+    }
+    store.settled();
+    cancelled.into_task()
+}
+
+pub(super) async fn events(store: &SqliteStore, id: Uuid) -> StoreResult<Vec<TaskEvent>> {
+    let rows: Vec<EventRow> =
+        sqlx::query_as("select * from task_events where task_id = ?1 order by seq")
+            .bind(id.to_string())
+            .fetch_all(&store.reader)
+            .await?;
+    rows.into_iter().map(EventRow::into_event).collect()
 }

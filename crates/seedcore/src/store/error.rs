@@ -1,0 +1,112 @@
+//! What a store operation can fail with, and what the database said, classified.
+//!
+//! Each backend reads its own error codes (SQLSTATE on PostgreSQL, result codes on SQLite) in
+//! its `errors` module; nothing outside `store` looks at a database's error codes. A failure
+//! that passes once the database is back is [`StoreError::Unavailable`]; for one whose cause
+//! the operator can check, [`StoreError::diagnose`] names it.
+
+use uuid::Uuid;
+
+use super::{postgres, sqlite};
+
+/// What a store operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No row has the id, or no id starts with the prefix.
+    #[error("not found")]
+    NotFound,
+    /// The id prefix (as sent) matches more than one row.
+    #[error("Ambiguous id prefix '{0}'")]
+    AmbiguousPrefix(String),
+    /// The database cannot be reached or has no free connection.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// The database failed the statement for a reason other than availability.
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    /// Applying the migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Stored data that does not fit the model (a bug or a hand-edited row).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The backend cannot do what was asked (it says what and why).
+    #[error("{0}")]
+    Unsupported(String),
+    /// A new task depends on tasks that do not exist (these ids).
+    #[error("unknown dependencies: {0:?}")]
+    UnknownDependencies(Vec<Uuid>),
+    /// A value that must be unique is in use (it says which).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// The result of a store operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Why the database refused, when it is something the operator can check or fix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// Another process holds the database file (SQLite); trying again later succeeds.
+    FileBusy,
+    /// The database file or its folder is read-only (SQLite).
+    ReadOnly,
+    /// The database file cannot be opened (SQLite): a wrong path or a missing folder.
+    CannotOpen,
+    /// The file is not a SQLite database.
+    NotADatabase,
+    /// The database user lacks a permission (PostgreSQL).
+    PermissionDenied,
+    /// The user name or password was refused (PostgreSQL).
+    BadCredentials,
+    /// The database named does not exist (PostgreSQL).
+    NoSuchDatabase,
+    /// The server cannot be reached or has no free connection.
+    Unreachable,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        if is_unavailable(&err) {
+            StoreError::Unavailable(err)
+        } else {
+            StoreError::Database(err)
+        }
+    }
+}
+
+impl StoreError {
+    /// What the operator can check, when the database said why it refused (or could not be
+    /// reached).
+    pub fn diagnose(&self) -> Option<Cause> {
+        let (StoreError::Unavailable(err) | StoreError::Database(err)) = self else {
+            return None;
+        };
+        if let sqlx::Error::Database(db) = err {
+            if let Some(sqlite) = db.try_downcast_ref() {
+                return sqlite::errors::cause(sqlite);
+            }
+            if let Some(cause) = db.try_downcast_ref().and_then(postgres::errors::cause) {
+                return Some(cause);
+            }
+        }
+        matches!(self, StoreError::Unavailable(_)).then_some(Cause::Unreachable)
+    }
+}
+
+fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => match db.try_downcast_ref() {
+            Some(sqlite) => sqlite::errors::is_busy(sqlite),
+            None => db
+                .try_downcast_ref()
+                .is_some_and(postgres::errors::is_unavailable),
+        },
+        _ => false,
+    }
+}

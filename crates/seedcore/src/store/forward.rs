@@ -1,0 +1,218 @@
+//! `impl Store` for a backend laid out as both are: every data method forwards to the
+//! function of the same job in the backend's module of that name (`tasks::create`,
+//! `claims::finish`, `schedules::fire_due`, …). The table of which module answers which
+//! method is written here once; each backend adds what it does its own way (its name, ping,
+//! watch, close, backup, and the methods only it has).
+
+/// Implements [`Store`](crate::store::Store) for `$store`: the items in braces, then every
+/// method below, each forwarded to the function that holds its logic in the calling backend's
+/// modules. Names resolve where the macro is called: the backend's `mod.rs`, which imports
+/// its modules and the types the trait speaks in.
+macro_rules! impl_store {
+    ($store:ty { $($own:tt)* }) => {
+        #[async_trait]
+        impl Store for $store {
+            $($own)*
+
+            async fn migrate(&self) -> StoreResult<MigrationReport> {
+                schema::migrate(self).await
+            }
+
+            async fn verify(&self) -> StoreResult<Vec<String>> {
+                schema::verify(self).await
+            }
+
+            async fn create_task(&self, task: NewTask) -> StoreResult<Task> {
+                tasks::create(self, task).await
+            }
+
+            async fn create_tasks(&self, tasks: Vec<NewTask>) -> StoreResult<Vec<Task>> {
+                tasks::create_many(self, tasks).await
+            }
+
+            async fn list_queues(&self) -> StoreResult<Vec<QueueInfo>> {
+                queues::list(self).await
+            }
+
+            async fn set_queue_paused(&self, name: &str, paused: bool) -> StoreResult<QueueInfo> {
+                queues::set_paused(self, name, paused).await
+            }
+
+            async fn resolve_task(&self, id: &IdRef) -> StoreResult<Uuid> {
+                tasks::resolve(self, id).await
+            }
+
+            async fn get_task(&self, id: Uuid) -> StoreResult<Task> {
+                tasks::get(self, id).await
+            }
+
+            async fn list_tasks(&self, query: &TaskQuery) -> StoreResult<Page<Task>> {
+                tasks::list(self, query).await
+            }
+
+            async fn run_task(&self, id: Uuid) -> StoreResult<Task> {
+                tasks::run(self, id).await
+            }
+
+            async fn cancel_task(&self, id: Uuid) -> StoreResult<Task> {
+                tasks::cancel(self, id).await
+            }
+
+            async fn task_events(&self, id: Uuid) -> StoreResult<Vec<TaskEvent>> {
+                tasks::events(self, id).await
+            }
+
+            async fn get_tasks(&self, ids: &[Uuid]) -> StoreResult<Vec<Task>> {
+                tasks::get_many(self, ids).await
+            }
+
+            async fn create_workflow(&self, plan: WorkflowPlan) -> StoreResult<Workflow> {
+                workflows::create(self, plan).await
+            }
+
+            async fn get_workflow(&self, id: Uuid) -> StoreResult<Workflow> {
+                workflows::get(self, id).await
+            }
+
+            async fn list_workflows(
+                &self,
+                limit: i64,
+                offset: i64,
+            ) -> StoreResult<Page<WorkflowSummary>> {
+                workflows::list(self, limit, offset).await
+            }
+
+            async fn cancel_workflow(&self, id: Uuid) -> StoreResult<Workflow> {
+                workflows::cancel(self, id).await
+            }
+
+            async fn claim_tasks(&self, claim: &Claim) -> StoreResult<Vec<ClaimedTask>> {
+                claims::claim(self, claim).await
+            }
+
+            async fn finish_attempts(&self, batch: &[(Lease, Outcome)]) -> StoreResult<Vec<Lease>> {
+                claims::finish(self, batch).await
+            }
+
+            async fn renew_leases(
+                &self,
+                held: &[Lease],
+                lease: Duration,
+            ) -> StoreResult<Vec<Lease>> {
+                claims::renew(self, held, lease).await
+            }
+
+            async fn release(&self, held: &[Lease]) -> StoreResult<u64> {
+                claims::release(self, held).await
+            }
+
+            async fn rescue_expired(&self) -> StoreResult<u64> {
+                claims::rescue_expired(self).await
+            }
+
+            async fn register_worker(&self, worker: &Worker) -> StoreResult<()> {
+                workers::register(self, worker).await
+            }
+
+            async fn worker_seen(&self, id: &str) -> StoreResult<()> {
+                workers::seen(self, id).await
+            }
+
+            async fn worker_stopped(&self, id: &str) -> StoreResult<()> {
+                workers::stopped(self, id).await
+            }
+
+            async fn list_workers(&self) -> StoreResult<Vec<Worker>> {
+                workers::list(self).await
+            }
+
+            async fn import_facts(&self, facts: &[Fact]) -> StoreResult<u64> {
+                import::facts(self, facts).await
+            }
+
+            async fn import_tasks(&self, tasks: &[LegacyTask]) -> StoreResult<u64> {
+                import::tasks(self, tasks).await
+            }
+
+            async fn stored_ids(&self, kind: RecordKind, ids: &[Uuid]) -> StoreResult<Vec<Uuid>> {
+                import::stored_ids(self, kind, ids).await
+            }
+
+            async fn create_fact(&self, fact: NewFact) -> StoreResult<Fact> {
+                facts::create(self, fact).await
+            }
+
+            async fn resolve_fact(&self, id: &IdRef) -> StoreResult<Uuid> {
+                facts::resolve(self, id).await
+            }
+
+            async fn get_fact(&self, id: Uuid) -> StoreResult<Fact> {
+                facts::get(self, id).await
+            }
+
+            async fn list_facts(&self, query: &FactQuery) -> StoreResult<Page<Fact>> {
+                fact_search::search(self, query)
+                    .await
+                    .map(FactPage::into_page)
+            }
+
+            async fn search_facts(&self, query: &FactQuery) -> StoreResult<FactPage> {
+                fact_search::search(self, query).await
+            }
+
+            async fn create_facts(&self, facts: Vec<NewFact>) -> StoreResult<Vec<Fact>> {
+                facts::create_many(self, facts).await
+            }
+
+            async fn tag_counts(
+                &self,
+                prefix: Option<&str>,
+                limit: i64,
+            ) -> StoreResult<Vec<TagCount>> {
+                facts::tag_counts(self, prefix, limit).await
+            }
+
+            async fn prune_finished(&self, cutoff: DateTime<Utc>, limit: i64) -> StoreResult<u64> {
+                retention::prune(self, cutoff, limit).await
+            }
+
+            async fn update_fact(&self, id: Uuid, patch: FactPatch) -> StoreResult<Fact> {
+                facts::update(self, id, patch).await
+            }
+
+            async fn delete_fact(&self, id: Uuid) -> StoreResult<()> {
+                facts::delete(self, id).await
+            }
+
+            async fn create_schedule(&self, schedule: NewSchedule) -> StoreResult<Schedule> {
+                schedules::create(self, schedule).await
+            }
+
+            async fn get_schedule(&self, id: Uuid) -> StoreResult<Schedule> {
+                schedules::get(self, id).await
+            }
+
+            async fn list_schedules(&self, limit: i64, offset: i64) -> StoreResult<Page<Schedule>> {
+                schedules::list(self, limit, offset).await
+            }
+
+            async fn update_schedule(
+                &self,
+                id: Uuid,
+                patch: SchedulePatch,
+            ) -> StoreResult<Schedule> {
+                schedules::update(self, id, patch).await
+            }
+
+            async fn delete_schedule(&self, id: Uuid) -> StoreResult<()> {
+                schedules::delete(self, id).await
+            }
+
+            async fn fire_due_schedules(&self, limit: i64) -> StoreResult<Firing> {
+                schedules::fire_due(self, limit).await
+            }
+        }
+    };
+}
+
+pub(crate) use impl_store;

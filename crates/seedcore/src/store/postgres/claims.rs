@@ -1,0 +1,196 @@
+//! The workers' side on PostgreSQL: claiming ready tasks, recording how attempts ended,
+//! renewing and releasing leases, and rescuing tasks whose lease expired.
+//!
+//! The claim is one call of the function `seedcore_claim`, whose definition is
+//! `sql/claim_function.sql` beside this module: it picks with `for update skip locked` on the
+//! partial index of ready tasks and hands out a fresh lease token per task. Everything else
+//! here is fenced by `id` and `lease_token`: a write whose token is no longer current changes
+//! nothing and its lease is left out of the answer.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{PgStore, TaskRow};
+use crate::store::{Claim, ClaimedTask, Lease, Outcome, StoreResult};
+
+/// The definition of `seedcore_claim` as the migrations install it; a test checks that the
+/// database holds exactly this body.
+#[cfg(test)]
+const CLAIM_FUNCTION: &str = include_str!("sql/claim_function.sql");
+
+pub(super) async fn claim(store: &PgStore, claim: &Claim) -> StoreResult<Vec<ClaimedTask>> {
+    let rows: Vec<TaskRow> = sqlx::query_as(include_str!("sql/claim.sql"))
+        .bind(&claim.worker_id)
+        .bind(claim.limit)
+        .bind(claim.drift.at_least)
+        .bind(claim.drift.below)
+        .bind(claim.lease.as_secs_f64())
+        .bind(&claim.queues)
+        .bind(&claim.exclude_queues)
+        .fetch_all(&store.pool)
+        .await?;
+    rows.into_iter().map(TaskRow::into_claimed).collect()
+}
+
+/// A batch of attempt outcomes as the parallel arrays `finish.sql` unnests.
+#[derive(Default)]
+struct FinishColumns {
+    ids: Vec<Uuid>,
+    tokens: Vec<Uuid>,
+    statuses: Vec<&'static str>,
+    results: Vec<Option<Value>>,
+    errors: Vec<Option<String>>,
+    run_ats: Vec<Option<DateTime<Utc>>>,
+}
+
+impl From<&[(Lease, Outcome)]> for FinishColumns {
+    fn from(batch: &[(Lease, Outcome)]) -> Self {
+        let mut columns = FinishColumns::default();
+        for (lease, outcome) in batch {
+            let (status, result, error, run_at) = match outcome {
+                Outcome::Completed(result) => ("completed", Some(result.clone()), None, None),
+                Outcome::Retry { error, run_at } => {
+                    ("retry", None, Some(error.clone()), Some(*run_at))
+                }
+                Outcome::Failed(error) => ("failed", None, Some(error.clone()), None),
+            };
+            columns.ids.push(lease.task_id);
+            columns.tokens.push(lease.token);
+            columns.statuses.push(status);
+            columns.results.push(result);
+            columns.errors.push(error);
+            columns.run_ats.push(run_at);
+        }
+        columns
+    }
+}
+
+pub(super) async fn finish(store: &PgStore, batch: &[(Lease, Outcome)]) -> StoreResult<Vec<Lease>> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let columns = FinishColumns::from(batch);
+    let recorded: Vec<(Uuid, Uuid)> = sqlx::query_as(include_str!("sql/finish.sql"))
+        .bind(&columns.ids)
+        .bind(&columns.tokens)
+        .bind(&columns.statuses)
+        .bind(&columns.results)
+        .bind(&columns.errors)
+        .bind(&columns.run_ats)
+        .fetch_all(&store.pool)
+        .await?;
+    Ok(leases(recorded))
+}
+
+pub(super) async fn renew(
+    store: &PgStore,
+    held: &[Lease],
+    lease: Duration,
+) -> StoreResult<Vec<Lease>> {
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (ids, tokens) = columns(held);
+    let renewed: Vec<(Uuid, Uuid)> = sqlx::query_as(include_str!("sql/renew_leases.sql"))
+        .bind(&ids)
+        .bind(&tokens)
+        .bind(lease.as_secs_f64())
+        .fetch_all(&store.pool)
+        .await?;
+    Ok(leases(renewed))
+}
+
+pub(super) async fn release(store: &PgStore, held: &[Lease]) -> StoreResult<u64> {
+    if held.is_empty() {
+        return Ok(0);
+    }
+    let (ids, tokens) = columns(held);
+    let released = sqlx::query(include_str!("sql/release.sql"))
+        .bind(&ids)
+        .bind(&tokens)
+        .execute(&store.pool)
+        .await?;
+    Ok(released.rows_affected())
+}
+
+pub(super) async fn rescue_expired(store: &PgStore) -> StoreResult<u64> {
+    let rescued = sqlx::query(include_str!("sql/rescue_expired.sql"))
+        .execute(&store.pool)
+        .await?;
+    Ok(rescued.rows_affected())
+}
+
+/// The leases as the parallel arrays of task ids and tokens the fenced statements take.
+fn columns(held: &[Lease]) -> (Vec<Uuid>, Vec<Uuid>) {
+    held.iter().map(|l| (l.task_id, l.token)).unzip()
+}
+
+fn leases(pairs: Vec<(Uuid, Uuid)>) -> Vec<Lease> {
+    pairs
+        .into_iter()
+        .map(|(task_id, token)| Lease { task_id, token })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{AssertSqlSafe, ConnectOptions, Connection, postgres::PgConnectOptions};
+
+    use super::*;
+    use crate::store::Store;
+
+    /// The body between the `$$` quotes of a function definition.
+    fn body(definition: &str) -> &str {
+        let (_, rest) = definition.split_once("$$").expect("an opening $$");
+        let (body, _) = rest.split_once("$$").expect("a closing $$");
+        body
+    }
+
+    #[test]
+    fn the_claim_function_beside_the_module_is_the_one_the_migration_installs() {
+        let migration =
+            include_str!("../../../migrations/postgres/20261128000012_claim_plan_cached.sql");
+        let statement = CLAIM_FUNCTION
+            .split_once("create or replace function")
+            .map(|(_, rest)| rest)
+            .expect("a function definition");
+        assert!(
+            migration.contains(statement),
+            "the migration installs another claim"
+        );
+        assert!(body(CLAIM_FUNCTION).contains("for update skip locked"));
+    }
+
+    #[tokio::test]
+    async fn the_database_holds_exactly_the_claim_function_beside_the_module() {
+        let url = std::env::var("SEEDCORE_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let admin: PgConnectOptions = url.parse().expect("SEEDCORE_TEST_DATABASE_URL");
+        let name = format!("seedcore_unit_{}", Uuid::new_v4().simple());
+        let mut conn = admin.connect().await.expect("the test PostgreSQL");
+        // The name is ours (a UUID's hex digits); database names cannot be bind parameters.
+        sqlx::raw_sql(AssertSqlSafe(format!("create database {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let store = PgStore::connect(admin.clone().database(&name), 2, Duration::from_secs(10))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let installed: String =
+            sqlx::query_scalar("select prosrc from pg_proc where proname = 'seedcore_claim'")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        store.pool().close().await;
+        sqlx::raw_sql(AssertSqlSafe(format!("drop database {name} with (force)")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.ok();
+        assert_eq!(installed, body(CLAIM_FUNCTION));
+    }
+}

@@ -1,0 +1,260 @@
+//! Tasks on PostgreSQL: creating them (one, batched with concurrent creates, or many in one
+//! transaction), reading, listing, running, cancelling, and their event trails.
+//!
+//! Live tasks are in `tasks`, finished ones may have moved to `task_history`: reads go through
+//! the views `all_tasks` and `all_task_events`, writes change `tasks`. A task with parents is
+//! inserted in the transaction that locked its parents (see [`lock_parents`]).
+
+use std::collections::HashMap;
+
+use sqlx::{Postgres, QueryBuilder, types::Json};
+use uuid::Uuid;
+
+use super::{EventRow, IMPORT_CHUNK, PgStore, TaskRow, batched};
+use crate::model::transition::{PARENT_DONE, PARENT_DONE_ON_FAILURE, names};
+use crate::model::{IdRef, NewTask, Task, TaskEvent, TaskStatus};
+use crate::store::{
+    Page, StoreError, StoreResult, TaskQuery,
+    parents::{parents_of, starts},
+    rows::{parse_status, tasks},
+};
+
+/// A key in use (perhaps by a create racing this one) leaves the first task in place.
+pub(super) const KEEP_FIRST: &str =
+    " on conflict (idempotency_key) where idempotency_key is not null do nothing returning *";
+
+/// An insert of new tasks, each with the status and error it starts with, ready for an
+/// `on conflict` or `returning` clause.
+pub(super) fn insert_tasks<'a>(
+    tasks: impl IntoIterator<Item = (&'a NewTask, &'a (TaskStatus, Option<String>))>,
+) -> QueryBuilder<Postgres> {
+    let mut insert = QueryBuilder::new(
+        "insert into tasks (id, type, description, params, domain, drift_score, status, error, \
+         max_attempts, timeout_seconds, attached_fact_ids, queue, priority, idempotency_key, \
+         depends_on, run_on_failure, workflow_id, workflow_key, finished_at, run_at) ",
+    );
+    insert.push_values(tasks, |mut row, (task, (status, error))| {
+        row.push_bind(task.id)
+            .push_bind(task.task_type.clone())
+            .push_bind(task.description.clone())
+            .push_bind(Json(task.params.clone()))
+            .push_bind(task.domain.clone())
+            .push_bind(task.drift_score)
+            .push_bind(status.as_str())
+            .push_bind(error.clone())
+            .push_bind(task.max_attempts)
+            .push_bind(task.timeout_seconds)
+            .push_bind(task.attached_fact_ids.clone())
+            .push_bind(task.queue.clone())
+            .push_bind(task.priority)
+            .push_bind(task.idempotency_key.clone())
+            .push_bind(task.depends_on.clone())
+            .push_bind(task.run_on_failure)
+            .push_bind(task.workflow.as_ref().map(|w| w.0))
+            .push_bind(task.workflow.as_ref().map(|w| w.1.clone()))
+            .push(if status.is_final() { "now()" } else { "null" })
+            .push("coalesce(")
+            .push_bind_unseparated(task.run_at)
+            .push_unseparated(", now())");
+    });
+    insert
+}
+
+/// The current status of every parent the tasks name, each locked `for share` until the
+/// transaction ends: a parent cannot finish meanwhile unseen (its settle trigger would miss a
+/// child not yet committed), and one finishing now is waited for and read as it ends.
+async fn lock_parents(
+    tx: &mut sqlx::PgConnection,
+    tasks: &[NewTask],
+) -> StoreResult<HashMap<Uuid, TaskStatus>> {
+    let ids = parents_of(tasks);
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut rows: Vec<(Uuid, String)> =
+        sqlx::query_as("select id, status from tasks where id = any($1) order by id for share")
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?;
+    if rows.len() < ids.len() {
+        // The others are finished and moved to the history (where they can no longer change),
+        // or are not tasks at all. This statement sees a move that committed while the lock
+        // above waited for it.
+        let locked: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
+        let archived: Vec<(Uuid, String)> = sqlx::query_as(
+            "select id, status from task_history where id = any($1) and not id = any($2)",
+        )
+        .bind(&ids)
+        .bind(&locked)
+        .fetch_all(&mut *tx)
+        .await?;
+        rows.extend(archived);
+    }
+    rows.into_iter()
+        .map(|(id, status)| Ok((id, parse_status(&status)?)))
+        .collect()
+}
+
+pub(super) async fn create(store: &PgStore, task: NewTask) -> StoreResult<Task> {
+    let key = task.idempotency_key.clone();
+    let tasks = std::slice::from_ref(&task);
+    let row: Option<TaskRow> = if task.depends_on.is_empty() && task.workflow.is_none() {
+        let (status, error) = starts(tasks, &Default::default())?.remove(0);
+        let create = batched::Create {
+            task,
+            status,
+            error,
+        };
+        store.batched_creates().call(create).await??
+    } else {
+        let mut tx = store.pool.begin().await?;
+        let starts = starts(tasks, &lock_parents(&mut tx, tasks).await?)?;
+        let mut insert = insert_tasks(tasks.iter().zip(&starts));
+        insert.push(KEEP_FIRST);
+        let row = insert.build_query_as().fetch_optional(&mut *tx).await?;
+        tx.commit().await?;
+        row
+    };
+    if let Some(row) = row {
+        let task = row.into_task()?;
+        if task.status == TaskStatus::Queued {
+            store.announce();
+        }
+        return Ok(task);
+    }
+    let existing: TaskRow = sqlx::query_as("select * from all_tasks where idempotency_key = $1")
+        .bind(key)
+        .fetch_one(&store.pool)
+        .await?;
+    existing.into_task()
+}
+
+pub(super) async fn create_many(store: &PgStore, tasks: Vec<NewTask>) -> StoreResult<Vec<Task>> {
+    let mut tx = store.pool.begin().await?;
+    let starts = starts(&tasks, &lock_parents(&mut tx, &tasks).await?)?;
+    let mut created = Vec::with_capacity(tasks.len());
+    for (chunk, starts) in tasks.chunks(IMPORT_CHUNK).zip(starts.chunks(IMPORT_CHUNK)) {
+        let mut insert = insert_tasks(chunk.iter().zip(starts));
+        insert.push(" returning *");
+        let rows: Vec<TaskRow> = insert.build_query_as().fetch_all(&mut *tx).await?;
+        created.extend(self::tasks(rows)?);
+    }
+    tx.commit().await?;
+    if created.iter().any(|t| t.status == TaskStatus::Queued) {
+        store.announce();
+    }
+    Ok(created)
+}
+
+pub(super) async fn resolve(store: &PgStore, id: &IdRef) -> StoreResult<Uuid> {
+    store
+        .resolve(
+            id,
+            "select id from all_tasks where id between $1 and $2 limit 2",
+        )
+        .await
+}
+
+pub(super) async fn get(store: &PgStore, id: Uuid) -> StoreResult<Task> {
+    let row = store.batched_reads().call(id).await??;
+    row.ok_or(StoreError::NotFound)?.into_task()
+}
+
+pub(super) async fn get_many(store: &PgStore, ids: &[Uuid]) -> StoreResult<Vec<Task>> {
+    let rows: Vec<TaskRow> = sqlx::query_as("select * from all_tasks where id = any($1)")
+        .bind(ids)
+        .fetch_all(&store.pool)
+        .await?;
+    tasks(rows)
+}
+
+pub(super) async fn list(store: &PgStore, query: &TaskQuery) -> StoreResult<Page<Task>> {
+    // Two connections: the total and the page cost a round trip each, and neither waits
+    // for the other.
+    let (total, rows) = tokio::try_join!(count(store, query), page(store, query))?;
+    Ok(Page {
+        total,
+        items: tasks(rows)?,
+    })
+}
+
+/// Tasks matching the list's filters: from the counters when it filters on status alone.
+async fn count(store: &PgStore, query: &TaskQuery) -> StoreResult<i64> {
+    if query.task_type.is_none() && query.domain.is_none() {
+        // Tasks per status are counted as they change (see the counters migration).
+        return Ok(sqlx::query_scalar(include_str!("sql/task_total.sql"))
+            .bind(query.status.map(TaskStatus::as_str))
+            .fetch_one(&store.pool)
+            .await?);
+    }
+    let mut count = QueryBuilder::new("select count(*) from all_tasks");
+    query.push_filters(&mut count);
+    Ok(count.build_query_scalar().fetch_one(&store.pool).await?)
+}
+
+/// One page of the task list, newest first.
+async fn page(store: &PgStore, query: &TaskQuery) -> StoreResult<Vec<TaskRow>> {
+    let mut list = QueryBuilder::new("select * from all_tasks");
+    query.push_filters(&mut list);
+    list.push(" order by created_at desc, id desc limit ")
+        .push_bind(query.limit)
+        .push(" offset ")
+        .push_bind(query.offset);
+    Ok(list.build_query_as().fetch_all(&store.pool).await?)
+}
+
+pub(super) async fn run(store: &PgStore, id: Uuid) -> StoreResult<Task> {
+    let mut tx = store.pool.begin().await?;
+    // A finished task may have moved to the history; runs change the hot table only.
+    sqlx::query("select seedcore_unarchive($1)")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    // The parents first, as for a create (see `lock_parents`).
+    sqlx::query(
+        "select 1 from tasks p join tasks c on p.id = any(c.depends_on) where c.id = $1 \
+         order by p.id for share of p",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    let queued: Option<TaskRow> = sqlx::query_as(include_str!("sql/run.sql"))
+        .bind(id)
+        .bind(names(&TaskStatus::RUNNABLE))
+        .bind(names(&PARENT_DONE))
+        .bind(names(&PARENT_DONE_ON_FAILURE))
+        .fetch_optional(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    match queued {
+        Some(row) => row.into_task(),
+        None => get(store, id).await,
+    }
+}
+
+pub(super) async fn cancel(store: &PgStore, id: Uuid) -> StoreResult<Task> {
+    let cancelled: Option<TaskRow> = sqlx::query_as(
+        r"update tasks
+          set status = 'cancelled', finished_at = now(), lease_token = null,
+              lease_expires_at = null, updated_at = now()
+          where id = $1 and status = any($2)
+          returning *",
+    )
+    .bind(id)
+    .bind(names(&TaskStatus::CANCELLABLE))
+    .fetch_optional(&store.pool)
+    .await?;
+    match cancelled {
+        Some(row) => row.into_task(),
+        None => get(store, id).await,
+    }
+}
+
+pub(super) async fn events(store: &PgStore, id: Uuid) -> StoreResult<Vec<TaskEvent>> {
+    let rows: Vec<EventRow> =
+        sqlx::query_as("select * from all_task_events where task_id = $1 order by seq")
+            .bind(id)
+            .fetch_all(&store.pool)
+            .await?;
+    rows.into_iter().map(EventRow::into_event).collect()
+}
