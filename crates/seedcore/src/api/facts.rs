@@ -139,7 +139,7 @@ pub async fn create_facts(
 /// Validates every item, so that the answer lists all problems and nothing is half-stored.
 #[utoipa::path(
     get, path = "/facts/{fact_id}", tag = "facts",
-    params(("fact_id" = String, Path, description = "A fact id, or a unique prefix of one (4+ characters)")),
+    params(FactIdPath),
     responses(
         (status = 200, description = "The fact", body = Fact),
         (status = 404, description = "No such fact", body = ErrorBody),
@@ -163,7 +163,7 @@ pub async fn get_fact(
 
 #[utoipa::path(
     patch, path = "/facts/{fact_id}", tag = "facts",
-    params(("fact_id" = String, Path, description = "A fact id or unique prefix")),
+    params(FactIdPath),
     request_body = UpdateFactBody,
     responses(
         (status = 200, description = "The updated fact", body = Fact),
@@ -191,7 +191,7 @@ pub async fn update_fact(
 
 #[utoipa::path(
     delete, path = "/facts/{fact_id}", tag = "facts",
-    params(("fact_id" = String, Path, description = "A fact id or unique prefix")),
+    params(FactIdPath),
     responses(
         (status = 200, description = "The id of the deleted fact", body = Deleted),
         (status = 404, description = "No such fact", body = ErrorBody),

@@ -395,7 +395,7 @@ pub async fn list_tasks(
 
 #[utoipa::path(
     get, path = "/tasks/{task_id}", tag = "tasks",
-    params(("task_id" = String, Path, description = "A task id, or a unique prefix of one (4+ characters)")),
+    params(TaskIdPath),
     responses(
         (status = 200, description = "The task", body = Task),
         (status = 404, description = "No such task", body = ErrorBody),
@@ -415,7 +415,7 @@ pub async fn get_task(
 
 #[utoipa::path(
     post, path = "/tasks/{task_id}/run", tag = "tasks",
-    params(("task_id" = String, Path, description = "A task id or unique prefix")),
+    params(TaskIdPath),
     responses(
         (status = 200, description = "The task: queued if it was created, failed or cancelled; unchanged otherwise", body = Task),
         (status = 404, description = "No such task", body = ErrorBody),
@@ -435,7 +435,7 @@ pub async fn run_task(
 
 #[utoipa::path(
     post, path = "/tasks/{task_id}/cancel", tag = "tasks",
-    params(("task_id" = String, Path, description = "A task id or unique prefix")),
+    params(TaskIdPath),
     responses(
         (status = 200, description = "The task: cancelled unless it had completed or failed", body = Task),
         (status = 404, description = "No such task", body = ErrorBody),
@@ -455,7 +455,7 @@ pub async fn cancel_task(
 
 #[utoipa::path(
     get, path = "/tasks/{task_id}/status", tag = "tasks",
-    params(("task_id" = String, Path, description = "A task id or unique prefix")),
+    params(TaskIdPath),
     responses(
         (status = 200, description = "The task's status", body = TaskStatusView),
         (status = 404, description = "No such task", body = ErrorBody),
@@ -480,7 +480,7 @@ pub async fn task_status(
 
 #[utoipa::path(
     get, path = "/tasks/{task_id}/events", tag = "tasks",
-    params(("task_id" = String, Path, description = "A task id or unique prefix")),
+    params(TaskIdPath),
     responses(
         (status = 200, description = "Every status change of the task, oldest first", body = TaskEvents),
         (status = 404, description = "No such task", body = ErrorBody),
