@@ -257,3 +257,4 @@ for ((i = 1; i <= $#; i++)); do
 done
 log "again on SQLite: ${SQLITE_SUITES[*]}"
 SEEDCORE_TEST_BACKEND=sqlite cargo test --locked "${sqlite_args[@]}"
+scripts/schemathesis.sh
