@@ -410,6 +410,35 @@ impl QueryParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validate::spec::conformance;
+
+    #[test]
+    fn the_id_path_pattern_is_what_an_id_path_takes() {
+        let id = "0f506afd-baf6-4874-a646-70a172736126";
+        conformance::assert_pattern_is_the_check(
+            &ID_OR_PREFIX,
+            &[
+                id,
+                "0F506AFDBAF64874A64670A172736126",
+                "{0f506afd-baf6-4874-a646-70a172736126}",
+                "urn:uuid:0f506afd-baf6-4874-a646-70a172736126",
+                "abcd",
+            ],
+        );
+    }
+
+    #[test]
+    fn the_whole_id_pattern_is_what_a_uuid_parses_from() {
+        conformance::assert_pattern_is_the_check(
+            WHOLE_ID.kind.format.as_ref().unwrap(),
+            &[
+                "0f506afd-baf6-4874-a646-70a172736126",
+                "0F506AFDBAF64874A64670A172736126",
+                "{0f506afd-baf6-4874-a646-70a172736126}",
+                "urn:uuid:0f506afd-baf6-4874-a646-70a172736126",
+            ],
+        );
+    }
 
     #[test]
     fn a_body_that_is_not_an_object_is_refused_with_the_body_location() {

@@ -267,9 +267,58 @@ mod tests {
     use serde_json::{Map, Value, json};
 
     use super::*;
+    use crate::validate::spec::conformance;
 
     fn object(value: Value) -> Map<String, Value> {
         value.as_object().unwrap().clone()
+    }
+
+    /// A cron expression must also parse and fire, which its schema cannot state.
+    const UNSTATABLE: &[&str] = &["cron_expression"];
+
+    #[test]
+    fn every_bound_the_create_schema_states_is_the_one_the_validator_enforces() {
+        let schema = serde_json::to_value(CreateScheduleBody::schema()).unwrap();
+        let base = object(json!({"name": "n", "cron": "0 * * * *", "task": {"type": "noop"}}));
+        let tried = conformance::assert_bounds_enforced_but(&schema, &base, UNSTATABLE, |b| {
+            new_schedule(b, 3).err().unwrap_or_default()
+        });
+        assert!(tried > 100, "only {tried} cases");
+    }
+
+    #[test]
+    fn every_bound_the_patch_schema_states_is_the_one_the_validator_enforces() {
+        let schema = serde_json::to_value(UpdateScheduleBody::schema()).unwrap();
+        let tried =
+            conformance::assert_bounds_enforced_but(&schema, &Map::new(), UNSTATABLE, |b| {
+                schedule_patch(b, 3).err().unwrap_or_default()
+            });
+        assert!(tried > 100, "only {tried} cases");
+    }
+
+    #[test]
+    fn every_bound_a_task_template_states_is_the_one_the_validator_enforces() {
+        let schema = serde_json::to_value(CreateScheduleBody::schema()).unwrap();
+        let template = &schema["properties"]["task"];
+        let tried = conformance::assert_bounds_enforced(
+            template,
+            &object(json!({"type": "noop"})),
+            |task| {
+                let body = json!({"name": "n", "cron": "0 * * * *", "task": task});
+                let errors = new_schedule(body.as_object().unwrap(), 3).err();
+                // Located under the body's `task`: compare them as the template's own.
+                errors
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|e| e.loc.first() == Some(&json!("task")))
+                    .map(|mut e| {
+                        e.loc.remove(0);
+                        e
+                    })
+                    .collect()
+            },
+        );
+        assert!(tried >= 10, "only {tried} cases");
     }
 
     #[test]

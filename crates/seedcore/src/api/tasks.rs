@@ -220,12 +220,18 @@ fn bulk_tasks(
     body: &Map<String, serde_json::Value>,
     default_attempts: i32,
 ) -> Result<Vec<NewTask>, ApiError> {
-    bulk_items(body, "tasks", |item| {
-        let mut fields = Fields::new(item);
-        fields.read_refused(&NO_IDEMPOTENCY_IN_BULK);
-        fields.finish()?;
-        new_task_fields(item, default_attempts)
-    })
+    bulk_items(body, "tasks", |item| bulk_task(item, default_attempts))
+}
+
+/// One item of a bulk create: a task without an idempotency key.
+fn bulk_task(
+    item: &Map<String, serde_json::Value>,
+    default_attempts: i32,
+) -> Result<NewTask, Vec<FieldError>> {
+    let mut fields = Fields::new(item);
+    fields.read_refused(&NO_IDEMPOTENCY_IN_BULK);
+    fields.finish()?;
+    new_task_fields(item, default_attempts)
 }
 
 /// A page of tasks, newest first.
@@ -526,6 +532,7 @@ fn store_error(err: crate::store::StoreError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validate::spec::conformance;
     use serde_json::json;
 
     fn body(value: serde_json::Value) -> Map<String, serde_json::Value> {
@@ -598,6 +605,48 @@ mod tests {
                 ("body.timeout_seconds".into(), "greater_than"),
             ]
         );
+    }
+
+    fn bulk_item_schema() -> serde_json::Value {
+        let schema = CreateTasksBody::schema();
+        let schema = serde_json::to_value(schema).unwrap();
+        schema["properties"]["tasks"]["items"].clone()
+    }
+
+    #[test]
+    fn every_bound_the_create_schema_states_is_the_one_the_validator_enforces() {
+        let schema = serde_json::to_value(CreateTaskBody::schema()).unwrap();
+        let tried =
+            conformance::assert_bounds_enforced(&schema, &body(json!({"type": "echo"})), |b| {
+                new_task_fields(b, 3).err().unwrap_or_default()
+            });
+        assert!(tried >= 20, "only {tried} cases");
+    }
+
+    #[test]
+    fn every_bound_a_bulk_item_schema_states_is_the_one_the_validator_enforces() {
+        let tried = conformance::assert_bounds_enforced(
+            &bulk_item_schema(),
+            &body(json!({"type": "echo"})),
+            |b| bulk_task(b, 3).err().unwrap_or_default(),
+        );
+        assert!(tried >= 15, "only {tried} cases");
+    }
+
+    #[test]
+    fn run_at_and_delay_seconds_are_documented_and_checked_as_exclusive() {
+        let schema = serde_json::to_value(CreateTaskBody::schema()).unwrap();
+        let rule = &schema["allOf"][1]["anyOf"];
+        assert_eq!(rule[0]["properties"]["run_at"]["type"], "null");
+        assert_eq!(rule[1]["properties"]["delay_seconds"]["type"], "null");
+        let both =
+            body(json!({"type": "echo", "run_at": "2026-11-28T12:00:00Z", "delay_seconds": 1}));
+        assert_eq!(
+            error_kinds(new_task(&both, 3)),
+            vec![("body.delay_seconds".into(), "run_at_and_delay")]
+        );
+        let one = body(json!({"type": "echo", "run_at": null, "delay_seconds": 1}));
+        assert!(new_task(&one, 3).is_ok());
     }
 
     #[test]

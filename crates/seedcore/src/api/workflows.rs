@@ -38,8 +38,7 @@ const NAME: Spec<Text> = spec::text("name", "A name for people (default empty)."
 const KEY: Spec<Text> = spec::text("key", "The task's name in the workflow, unique within it.")
     .required()
     .chars(1, 200)
-    .stored()
-    .error("string_too_long", "A key is at most 200 characters");
+    .stored();
 const DEPENDS_ON_KEYS: Spec<List> = spec::strings(
     "depends_on",
     "Keys of the tasks of this workflow that must finish first (each a key of the same \
@@ -249,4 +248,24 @@ fn workflow_id(text: &str) -> Result<Uuid, ApiError> {
 
 fn store_error(err: crate::store::StoreError) -> ApiError {
     ApiError::from_store(err, || "Workflow not found".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::validate::spec::conformance;
+
+    #[test]
+    fn every_bound_a_step_schema_states_is_the_one_the_validator_enforces() {
+        let schema = serde_json::to_value(CreateWorkflowBody::schema()).unwrap();
+        let step_schema = &schema["properties"]["tasks"]["items"];
+        let base = json!({"key": "a", "type": "echo"});
+        let tried =
+            conformance::assert_bounds_enforced(step_schema, base.as_object().unwrap(), |item| {
+                step(item, 3).err().unwrap_or_default()
+            });
+        assert!(tried >= 20, "only {tried} cases");
+    }
 }
