@@ -78,10 +78,12 @@ const CREATED_BEFORE: Spec<Timestamp> =
     spec::timestamp("created_before", "Only facts created before this time.");
 const CURSOR: Spec<Text> = spec::text(
     "cursor",
-    "Continue after the previous page's `next_cursor` (stable while facts are added).",
+    "Continue after the previous page's `next_cursor` (stable while facts are added); not with `search`.",
 )
 .format(Format {
-    pattern: "^[+-]?[0-9]{1,18}_[0-9A-Fa-f]{32}$",
+    // Microseconds since the epoch, then the id in any form a UUID parses from. Eighteen digits
+    // reach beyond year 30,000; the 19-digit times the check also takes are left out.
+    pattern: "^[+-]?0*[0-9]{1,18}_(?:[0-9A-Fa-f]{32}|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|\\{[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\\}|urn:uuid:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})$",
     check: is_cursor,
     invalid: Invalid {
         kind: "enum",
@@ -275,6 +277,7 @@ pub async fn list_tags(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validate::spec::conformance;
     use serde_json::json;
 
     #[test]
@@ -284,6 +287,19 @@ mod tests {
         assert_eq!(meta_values("5"), vec![json!(5), json!("5")]);
         assert_eq!(meta_values("true"), vec![json!(true), json!("true")]);
         assert_eq!(meta_values(r#"{"a":1}"#), vec![json!({"a": 1})]);
+    }
+
+    #[test]
+    fn the_cursor_pattern_is_what_a_cursor_decodes_from() {
+        conformance::assert_pattern_is_the_check(
+            CURSOR.kind.format.as_ref().unwrap(),
+            &[
+                "1764331200123456_0f506afdbaf64874a64670a172736126",
+                "-42_0f506afd-baf6-4874-a646-70a172736126",
+                "+7_{0f506afd-baf6-4874-a646-70a172736126}",
+                "0_urn:uuid:0f506afd-baf6-4874-a646-70a172736126",
+            ],
+        );
     }
 
     #[test]
