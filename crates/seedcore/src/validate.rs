@@ -1,6 +1,7 @@
 //! Validation of JSON input, shared by the API (request bodies, query strings) and the built-in
 //! handlers (task params). Errors follow FastAPI's shape (`loc`, `msg`, `type`) because existing
-//! clients parse it.
+//! clients parse it. The API's fields are described once, in [`spec`] tables that both the
+//! readers here and the OpenAPI document use.
 
 use serde::Serialize;
 use serde_json::{Map, Value};

@@ -11,7 +11,7 @@
 //! - a text spec with a [`Format`] carries both the pattern the document shows and the function
 //!   the validator calls; unit tests hold the two to the same answers.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::openapi::{
     AllOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, RefOr, Schema, SchemaFormat, Type,
     path::{Parameter, ParameterBuilder, ParameterIn, ParameterStyle},
@@ -598,7 +598,7 @@ pub fn query_parameters(fields: &[&dyn Documented]) -> Vec<Parameter> {
             let empty = ObjectBuilder::new()
                 .schema_type(Type::String)
                 .max_length(Some(0));
-            let value = match field.schema() {
+            let value = match undescribed(field.schema()) {
                 Schema::Array(list) => match list.items {
                     utoipa::openapi::schema::ArrayItems::RefOrSchema(item) => *item,
                     _ => RefOr::T(Schema::Array(list)),
@@ -626,8 +626,27 @@ pub fn path_parameter(field: &dyn Documented) -> Parameter {
         .description(field.doc())
         .parameter_in(ParameterIn::Path)
         .required(utoipa::openapi::Required::True)
-        .schema(Some(field.schema()))
+        .schema(Some(undescribed(field.schema())))
         .build()
+}
+
+/// A parameter's schema without the description the parameter itself carries.
+fn undescribed(schema: Schema) -> Schema {
+    match schema {
+        Schema::Object(mut object) => {
+            object.description = None;
+            Schema::Object(object)
+        }
+        Schema::Array(mut list) => {
+            list.description = None;
+            Schema::Array(list)
+        }
+        Schema::AnyOf(mut any) => {
+            any.description = None;
+            Schema::AnyOf(any)
+        }
+        other => other,
+    }
 }
 
 /// The keys of `fields` that refuse U+0000, for [`super::nul_errors`].
@@ -861,11 +880,6 @@ const LIST_TYPE: Invalid = Invalid {
     msg: "Input should be a valid list",
 };
 
-/// The JSON form of a schema, for tests and snapshots.
-pub fn schema_json(schema: &Schema) -> Value {
-    serde_json::to_value(schema).unwrap_or_else(|err| json!({ "error": err.to_string() }))
-}
-
 /// Checks for tests elsewhere: that a rendered schema's bounds are the ones its validator
 /// enforces, and that a format's pattern gives the answers of its check.
 #[cfg(test)]
@@ -1018,6 +1032,8 @@ pub(crate) mod conformance {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
