@@ -161,21 +161,6 @@ impl<'a> Fields<'a> {
         self.object.contains_key(key)
     }
 
-    /// A required string; `non_empty` also refuses "".
-    pub fn required_string(&mut self, key: &str, non_empty: bool) -> Option<String> {
-        match self.object.get(key) {
-            None => self.fail(key, "missing", "Field required"),
-            Some(Value::String(s)) if non_empty && s.is_empty() => self.fail(
-                key,
-                "string_too_short",
-                "String should have at least 1 character",
-            ),
-            Some(Value::String(s)) => return Some(s.clone()),
-            Some(_) => self.fail(key, "string_type", "Input should be a valid string"),
-        }
-        None
-    }
-
     /// An optional string; null reads as absent.
     pub fn string(&mut self, key: &str) -> Option<String> {
         match self.present(key)? {
@@ -310,13 +295,6 @@ impl<'a> Fields<'a> {
                 self.fail(key, "bool_type", "Input should be a valid boolean");
                 None
             }
-        }
-    }
-
-    /// Refuses an explicit null for a key that may be left out but not emptied.
-    pub fn not_null(&mut self, key: &str) {
-        if matches!(self.object.get(key), Some(Value::Null)) {
-            self.fail(key, "string_type", "Input should be a valid string");
         }
     }
 
