@@ -248,3 +248,6 @@ if [[ -n ${SEEDCORE_TEST_BACKEND:-} ]]; then
     unset SEEDCORE_TEST_BACKEND
 fi
 cargo test --locked --all-targets "$@"
+
+# The API against its own OpenAPI document, on both backends.
+scripts/schemathesis.sh

@@ -1,24 +1,48 @@
 //! Validation of JSON input, shared by the API (request bodies, query strings) and the built-in
 //! handlers (task params). Errors follow FastAPI's shape (`loc`, `msg`, `type`) because existing
-//! clients parse it.
+//! clients parse it. The API's fields are described once, in [`spec`] tables that both the
+//! readers here and the OpenAPI document use.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::model::{FactPatch, NewFact};
+use crate::model::{FactPatch, NewFact, task::valid_queue_name};
+
+pub mod spec;
+
+use spec::{Documented, Format, Invalid, Spec};
+
+/// A queue name: what `valid_queue_name` accepts, as a pattern.
+pub const QUEUE_NAME: Format = Format {
+    pattern: "^[A-Za-z0-9_.:-]{1,100}$",
+    check: valid_queue_name,
+    invalid: Invalid {
+        kind: "queue_name",
+        msg: "A queue name is 1 to 100 letters, digits, '_', '-', '.' or ':'",
+    },
+};
 
 /// One thing wrong with the input.
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct FieldError {
-    /// Where: e.g. `["body", "type"]` or `["query", "limit"]`.
-    #[schema(value_type = Vec<Object>)]
+    /// Where: e.g. `["body", "type"]` or `["query", "limit"]`; list positions are numbers.
+    #[schema(schema_with = location_schema)]
     pub loc: Vec<Value>,
     /// What is wrong, for people.
     pub msg: String,
     /// A stable code for programs, e.g. `missing` or `string_type`.
     #[serde(rename = "type")]
     pub kind: &'static str,
+}
+
+/// A location: names and list positions.
+fn location_schema() -> utoipa::openapi::Array {
+    use utoipa::openapi::{ArrayBuilder, ObjectBuilder, Type, schema::AnyOfBuilder};
+    let part = AnyOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String))
+        .item(ObjectBuilder::new().schema_type(Type::Integer));
+    ArrayBuilder::new().items(part).build()
 }
 
 impl FieldError {
@@ -135,21 +159,6 @@ impl<'a> Fields<'a> {
     /// Whether the key was sent at all (null included).
     pub fn has(&self, key: &str) -> bool {
         self.object.contains_key(key)
-    }
-
-    /// A required string; `non_empty` also refuses "".
-    pub fn required_string(&mut self, key: &str, non_empty: bool) -> Option<String> {
-        match self.object.get(key) {
-            None => self.fail(key, "missing", "Field required"),
-            Some(Value::String(s)) if non_empty && s.is_empty() => self.fail(
-                key,
-                "string_too_short",
-                "String should have at least 1 character",
-            ),
-            Some(Value::String(s)) => return Some(s.clone()),
-            Some(_) => self.fail(key, "string_type", "Input should be a valid string"),
-        }
-        None
     }
 
     /// An optional string; null reads as absent.
@@ -289,13 +298,6 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// Refuses an explicit null for a key that may be left out but not emptied.
-    pub fn not_null(&mut self, key: &str) {
-        if matches!(self.object.get(key), Some(Value::Null)) {
-            self.fail(key, "string_type", "Input should be a valid string");
-        }
-    }
-
     /// Ok when every field read so far was valid.
     pub fn finish(self) -> Result<(), Vec<FieldError>> {
         if self.errors.is_empty() {
@@ -306,12 +308,35 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// A fact's text.
+const FACT_TEXT: Spec<spec::Text> = spec::text("text", "The fact; may be empty.")
+    .required()
+    .stored();
+/// A fact's tags.
+const FACT_TAGS: Spec<spec::List> =
+    spec::strings("tags", "Exact, case-sensitive labels; null means `[]`.").stored();
+/// A fact's metadata.
+const FACT_META: Spec<spec::Object> = spec::object(
+    "meta_data",
+    "Any JSON object (no U+0000 in any key or string); null means `{}`.",
+)
+.stored();
+/// An update's text: may be left out, not null.
+const PATCH_TEXT: Spec<spec::Text> = spec::text("text", "The new text; may not be null.")
+    .not_null()
+    .stored();
+
+/// The body of a new fact.
+pub const NEW_FACT: &[&dyn Documented] = &[&FACT_TEXT, &FACT_TAGS, &FACT_META];
+/// The body of a fact update: only the keys present change.
+pub const FACT_PATCH: &[&dyn Documented] = &[&PATCH_TEXT, &FACT_TAGS, &FACT_META];
+
 /// A fact to create from a JSON object (`text` required; `tags` and `meta_data` optional).
 pub fn new_fact(object: &Map<String, Value>) -> Result<NewFact, Vec<FieldError>> {
     let mut fields = Fields::new(object);
-    let text = fields.required_string("text", false);
-    let tags = fields.strings("tags").unwrap_or_default();
-    let meta_data = fields.object("meta_data").unwrap_or_default();
+    let text = fields.read_text(&FACT_TEXT);
+    let tags = fields.read_strings(&FACT_TAGS).unwrap_or_default();
+    let meta_data = fields.read_object(&FACT_META).unwrap_or_default();
     fact_errors(fields, object)?;
     Ok(NewFact {
         text: text.unwrap_or_default(),
@@ -325,26 +350,22 @@ pub fn fact_patch(object: &Map<String, Value>) -> Result<FactPatch, Vec<FieldErr
     let mut fields = Fields::new(object);
     let mut patch = FactPatch::default();
     if fields.has("text") {
-        fields.not_null("text");
-        patch.text = fields.string("text");
+        patch.text = fields.read_text(&PATCH_TEXT);
     }
     if fields.has("tags") {
-        patch.tags = Some(fields.strings("tags").unwrap_or_default());
+        patch.tags = Some(fields.read_strings(&FACT_TAGS).unwrap_or_default());
     }
     if fields.has("meta_data") {
-        patch.meta_data = Some(fields.object("meta_data").unwrap_or_default());
+        patch.meta_data = Some(fields.read_object(&FACT_META).unwrap_or_default());
     }
     fact_errors(fields, object)?;
     Ok(patch)
 }
 
-/// The keys of a fact body that are stored.
-const FACT_FIELDS: [&str; 3] = ["text", "tags", "meta_data"];
-
 /// Every error in a fact body: the fields' own, then any NUL character they hold.
 fn fact_errors(fields: Fields, object: &Map<String, Value>) -> Result<(), Vec<FieldError>> {
     let mut errors = fields.finish().err().unwrap_or_default();
-    errors.extend(nul_errors(object, &FACT_FIELDS));
+    errors.extend(nul_errors(object, &spec::stored_keys(NEW_FACT)));
     if errors.is_empty() {
         Ok(())
     } else {

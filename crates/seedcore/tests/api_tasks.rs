@@ -1606,3 +1606,42 @@ async fn text_holding_a_nul_character_is_refused_with_422_where_it_is() {
         assert_invalid(status, &body, json!(["query", name]), "string_nul");
     }
 }
+
+both_backends!(whole_numbers_written_with_a_zero_fraction_are_taken_as_integers);
+async fn whole_numbers_written_with_a_zero_fraction_are_taken_as_integers() {
+    // JSON Schema (and the original service) count 3.0 as an integer; 3.5 is still refused.
+    let app = TestApp::without_workers().await;
+    let task = app
+        .create_task(json!({"type": "echo", "max_attempts": 3.0, "priority": -7.0}))
+        .await;
+    assert_eq!(task["max_attempts"], 3, "{task}");
+    assert_eq!(task["priority"], -7, "{task}");
+    assert_create_refused(
+        &app,
+        json!({"type": "echo", "max_attempts": 3.5}),
+        json!(["body", "max_attempts"]),
+        "int_type",
+    )
+    .await;
+}
+
+both_backends!(an_idempotency_key_is_measured_in_characters);
+async fn an_idempotency_key_is_measured_in_characters() {
+    // The document states lengths as JSON Schema counts them: characters, not bytes.
+    let app = TestApp::without_workers().await;
+    let key = "é".repeat(200);
+    let first = app
+        .create_task(json!({"type": "noop", "idempotency_key": key}))
+        .await;
+    let again = app
+        .create_task(json!({"type": "noop", "idempotency_key": key}))
+        .await;
+    assert_eq!(first["id"], again["id"]);
+    assert_create_refused(
+        &app,
+        json!({"type": "noop", "idempotency_key": "é".repeat(201)}),
+        json!(["body", "idempotency_key"]),
+        "string_length",
+    )
+    .await;
+}

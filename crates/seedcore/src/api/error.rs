@@ -7,9 +7,25 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::{store::StoreError, validate::FieldError};
+
+/// The body of every error but a validation error.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for people.
+    pub detail: String,
+}
+
+/// The body of a validation error (422): everything wrong with the input.
+#[derive(Serialize, ToSchema)]
+pub struct ValidationErrors {
+    /// Each problem, located in the path, query or body.
+    pub detail: Vec<FieldError>,
+}
 
 /// Every way a request can fail; each variant is one status code.
 #[derive(Debug, thiserror::Error)]

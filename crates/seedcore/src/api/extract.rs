@@ -10,8 +10,19 @@ use axum::{
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
+use utoipa::{
+    IntoParams,
+    openapi::path::{Parameter, ParameterIn},
+};
+
 use super::{AppState, error::ApiError};
-use crate::validate::{FieldError, NUL_KIND, NUL_MSG};
+use crate::{
+    model::IdRef,
+    validate::{
+        FieldError, NUL_KIND, NUL_MSG,
+        spec::{self, Choice, Format, Integer, Invalid, List, Spec, Text, Timestamp},
+    },
+};
 
 /// A request body that is a JSON object.
 pub struct JsonObject(pub Map<String, Value>);
@@ -142,13 +153,33 @@ pub fn bulk_items<T>(
     }
 }
 
-/// Declares an extractor for an id path segment, kept as sent. Percent-escapes that do not
-/// decode to UTF-8 cannot be an id either, so they get the 422 of any malformed id rather than
-/// axum's plain-text 400.
+/// A task or fact id as a path takes it: a UUID (any case; hyphenated, simple, braced or URN
+/// form) or a prefix of 4 to 35 hexadecimal digits and hyphens.
+pub const ID_OR_PREFIX: Format = Format {
+    pattern: "^(?:[0-9A-Fa-f-]{4,35}|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|\\{[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\\}|urn:uuid:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})$",
+    check: is_id_or_prefix,
+    invalid: Invalid {
+        kind: "uuid_parsing",
+        msg: "Input should be a UUID or a prefix of 4 to 35 hexadecimal digits and hyphens",
+    },
+};
+
+fn is_id_or_prefix(text: &str) -> bool {
+    IdRef::parse(text).is_ok()
+}
+
+/// Declares an extractor for an id path segment, kept as sent, and its OpenAPI parameter.
+/// Percent-escapes that do not decode to UTF-8 cannot be an id either, so they get the 422 of
+/// any malformed id rather than axum's plain-text 400.
 macro_rules! path_id {
-    ($name:ident, $param:literal) => {
+    ($name:ident, $param:literal, $doc:literal) => {
         #[doc = concat!("The `{", $param, "}` path segment as sent.")]
         pub struct $name(pub String);
+
+        impl $name {
+            /// What the segment accepts.
+            pub const SPEC: Spec<Text> = spec::text($param, $doc).required().format(ID_OR_PREFIX);
+        }
 
         impl<S: Send + Sync> FromRequestParts<S> for $name {
             type Rejection = ApiError;
@@ -158,17 +189,52 @@ macro_rules! path_id {
                     Ok(axum::extract::Path(raw)) => Ok($name(raw)),
                     Err(_) => Err(ApiError::invalid(
                         &["path", $param],
-                        "uuid_parsing",
-                        "Input should be a UUID or a prefix of 4 to 35 hexadecimal digits and hyphens",
+                        ID_OR_PREFIX.invalid.kind,
+                        ID_OR_PREFIX.invalid.msg,
                     )),
                 }
+            }
+        }
+
+        impl IntoParams for $name {
+            fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+                vec![spec::path_parameter(&Self::SPEC)]
             }
         }
     };
 }
 
-path_id!(TaskIdPath, "task_id");
-path_id!(FactIdPath, "fact_id");
+path_id!(
+    TaskIdPath,
+    "task_id",
+    "A task id, or a prefix of one (4 to 35 hexadecimal digits and hyphens) that only one task starts with."
+);
+path_id!(
+    FactIdPath,
+    "fact_id",
+    "A fact id, or a prefix of one (4 to 35 hexadecimal digits and hyphens) that only one fact starts with."
+);
+
+/// A whole UUID, as the paths of schedules and workflows take it (no prefixes).
+pub const WHOLE_ID: Spec<Text> = spec::text("id", "A whole id (a UUID).").required().format(Format {
+    pattern: "^(?:[0-9A-Fa-f]{32}|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|\\{[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\\}|urn:uuid:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})$",
+    check: is_uuid,
+    invalid: Invalid {
+        kind: "uuid_parsing",
+        msg: "Input should be a valid UUID",
+    },
+});
+
+fn is_uuid(text: &str) -> bool {
+    uuid::Uuid::try_parse(text).is_ok()
+}
+
+/// Most items a page of a list holds.
+pub const LIMIT: Spec<Integer> =
+    spec::integer("limit", 1, 1000, "How many items the page holds.").default(100);
+/// How many items a page skips.
+pub const OFFSET: Spec<Integer> =
+    spec::integer("offset", 0, i64::MAX, "How many items to skip.").default(0);
 
 /// The query string as name/value pairs, read with the contract's rules: an empty value means
 /// the parameter was not given, and errors are collected so all are reported at once.
@@ -216,21 +282,21 @@ impl QueryParams {
 
     /// Like [`QueryParams::text`], for a value compared with stored text: PostgreSQL text cannot
     /// hold U+0000, so such a value is refused here rather than failing in the database.
-    pub fn stored_text(&mut self, name: &str) -> Option<String> {
-        let value = self.text(name)?;
+    pub fn stored_text(&mut self, spec: &Spec<Text>) -> Option<String> {
+        let value = self.text(spec.name)?;
         if value.contains('\0') {
-            self.fail(name, NUL_KIND, NUL_MSG.into());
+            self.fail(spec.name, NUL_KIND, NUL_MSG.into());
             return None;
         }
         Some(value)
     }
 
-    /// Every non-empty value of `name`, in order, refusing U+0000 as [`QueryParams::stored_text`]
-    /// does.
-    pub fn stored_all(&mut self, name: &str) -> Vec<String> {
-        let values = self.all(name);
+    /// Every non-empty value of a list parameter, in order, refusing U+0000 as
+    /// [`QueryParams::stored_text`] does.
+    pub fn stored_all(&mut self, spec: &Spec<List>) -> Vec<String> {
+        let values = self.all(spec.name);
         if values.iter().any(|v| v.contains('\0')) {
-            self.fail(name, NUL_KIND, NUL_MSG.into());
+            self.fail(spec.name, NUL_KIND, NUL_MSG.into());
             return Vec::new();
         }
         values
@@ -246,7 +312,8 @@ impl QueryParams {
     }
 
     /// An RFC 3339 timestamp, e.g. `2026-11-28T12:00:00Z`.
-    pub fn timestamp(&mut self, name: &str) -> Option<DateTime<Utc>> {
+    pub fn timestamp(&mut self, spec: &Spec<Timestamp>) -> Option<DateTime<Utc>> {
+        let name = spec.name;
         let raw = self.text(name)?;
         match DateTime::parse_from_rfc3339(raw.trim()) {
             Ok(at) => Some(at.with_timezone(&Utc)),
@@ -275,8 +342,10 @@ impl QueryParams {
             .collect()
     }
 
-    /// An integer within `min..=max`, or `default` when not given.
-    pub fn integer(&mut self, name: &str, min: i64, max: i64, default: i64) -> i64 {
+    /// An integer within the spec's bounds, or its default when not given.
+    pub fn integer(&mut self, spec: &Spec<Integer>) -> i64 {
+        let Integer { min, max, default } = spec.kind;
+        let (name, default) = (spec.name, default.unwrap_or(min));
         let Some(raw) = self.text(name) else {
             return default;
         };
@@ -301,23 +370,31 @@ impl QueryParams {
         default
     }
 
-    /// A value that must be one of `allowed`.
-    pub fn choice<T>(
-        &mut self,
-        name: &str,
-        parse: impl Fn(&str) -> Option<T>,
-        allowed: &str,
-    ) -> Option<T> {
-        let raw = self.text(name)?;
-        let parsed = parse(&raw);
-        if parsed.is_none() {
+    /// A value that must be one of the spec's choices.
+    pub fn choice(&mut self, spec: &Spec<Choice>) -> Option<&'static str> {
+        let raw = self.text(spec.name)?;
+        let found = (spec.kind.values)().into_iter().find(|v| *v == raw);
+        if found.is_none() {
+            let allowed = spec.kind.allowed;
             self.fail(
-                name,
+                spec.name,
                 "enum",
                 format!("Input should be {allowed} (got '{raw}')"),
             );
         }
-        parsed
+        found
+    }
+
+    /// A text that must pass the spec's format.
+    pub fn formatted(&mut self, spec: &Spec<Text>) -> Option<String> {
+        let raw = self.stored_text(spec)?;
+        let format = spec.kind.format?;
+        if !(format.check)(&raw) {
+            let msg = format!("{} (got '{raw}')", format.invalid.msg);
+            self.fail(spec.name, format.invalid.kind, msg);
+            return None;
+        }
+        Some(raw)
     }
 
     /// Ok when every parameter read so far was valid.
@@ -333,6 +410,35 @@ impl QueryParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validate::spec::conformance;
+
+    #[test]
+    fn the_id_path_pattern_is_what_an_id_path_takes() {
+        let id = "0f506afd-baf6-4874-a646-70a172736126";
+        conformance::assert_pattern_is_the_check(
+            &ID_OR_PREFIX,
+            &[
+                id,
+                "0F506AFDBAF64874A64670A172736126",
+                "{0f506afd-baf6-4874-a646-70a172736126}",
+                "urn:uuid:0f506afd-baf6-4874-a646-70a172736126",
+                "abcd",
+            ],
+        );
+    }
+
+    #[test]
+    fn the_whole_id_pattern_is_what_a_uuid_parses_from() {
+        conformance::assert_pattern_is_the_check(
+            WHOLE_ID.kind.format.as_ref().unwrap(),
+            &[
+                "0f506afd-baf6-4874-a646-70a172736126",
+                "0F506AFDBAF64874A64670A172736126",
+                "{0f506afd-baf6-4874-a646-70a172736126}",
+                "urn:uuid:0f506afd-baf6-4874-a646-70a172736126",
+            ],
+        );
+    }
 
     #[test]
     fn a_body_that_is_not_an_object_is_refused_with_the_body_location() {
@@ -365,8 +471,8 @@ mod tests {
             pairs: vec![("limit".into(), "".into()), ("offset".into(), "-1".into())],
             errors: vec![],
         };
-        assert_eq!(params.integer("limit", 1, 1000, 100), 100);
-        params.integer("offset", 0, i64::MAX, 0);
+        assert_eq!(params.integer(&LIMIT), 100);
+        params.integer(&OFFSET);
         let Err(ApiError::Validation(errors)) = params.finish() else {
             panic!("expected a validation error")
         };

@@ -6,14 +6,22 @@
 //! speed on large result sets.
 
 use axum::{Json, extract::State};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{
+    IntoParams, ToSchema,
+    openapi::path::{Parameter, ParameterIn},
+};
 
-use super::{ApiError, AppState, extract::QueryParams};
+use super::{
+    ApiError, AppState,
+    error::{ErrorBody, ValidationErrors},
+    extract::{LIMIT, OFFSET, QueryParams},
+};
 use crate::{
     model::{Fact, FactCursor},
     store::{CountMode, FactPage, FactQuery, MetaFilter, TagCount},
+    validate::spec::{self, Choice, Format, Integer, Invalid, List, Spec, Text, Timestamp},
 };
 
 /// A fact in a list, with its rank when the list was a full-text search.
@@ -39,37 +47,79 @@ pub struct FactList {
     total_is_estimate: bool,
 }
 
-/// Query parameters of `GET /api/v1/facts`.
-// Documentation only: `list_facts` reads the query with `QueryParams`.
-#[derive(Deserialize, IntoParams)]
-#[allow(dead_code)]
-pub struct FactListParams {
-    /// Case-insensitive substring of the text or of the metadata as JSON; `%`, `_` and `\`
-    /// are literal.
-    q: Option<String>,
-    /// Full-text search (stemmed words; `"quoted phrase"`, `or`, `-excluded`), ranked.
-    search: Option<String>,
-    /// Only facts carrying this tag (exact, case-sensitive); repeat it to require several.
-    tag: Option<Vec<String>>,
-    /// Only facts carrying at least one of these tags; repeat it for several.
-    any_tag: Option<Vec<String>>,
-    /// `meta.<key>=<value>`: the top-level metadata key holds the value (JSON when it parses as
-    /// JSON, else a string; objects and arrays match by containment).
-    #[param(rename = "meta.<key>")]
-    meta: Option<String>,
-    /// Only facts created after this RFC 3339 time.
-    created_after: Option<String>,
-    /// Only facts created before this RFC 3339 time.
-    created_before: Option<String>,
-    /// Continue after the previous page's `next_cursor` (stable while facts are added).
-    cursor: Option<String>,
-    /// `exact` (default), `estimate` (exact up to 10,000, the planner's estimate beyond) or
-    /// `none`.
-    count: Option<String>,
-    /// 1..=1000, default 100.
-    limit: Option<i64>,
-    /// At least 0, default 0.
-    offset: Option<i64>,
+/// The query parameters of `GET /api/v1/facts`. Besides these, `meta.<key>=<value>` keeps the
+/// facts whose top-level metadata key holds the value (JSON when it parses as JSON, else a
+/// string; objects and arrays match by containment).
+pub struct FactListParams;
+
+const Q: Spec<Text> = spec::text(
+    "q",
+    "Case-insensitive substring of the text or of the metadata as JSON; `%`, `_` and `\\` are literal.",
+)
+.stored();
+const SEARCH: Spec<Text> = spec::text(
+    "search",
+    "Full-text search (stemmed words; `\"quoted phrase\"`, `or`, `-excluded`), ranked.",
+)
+.stored();
+const TAG: Spec<List> = spec::strings(
+    "tag",
+    "Only facts carrying this tag (exact, case-sensitive); repeat it to require several.",
+)
+.stored();
+const ANY_TAG: Spec<List> = spec::strings(
+    "any_tag",
+    "Only facts carrying at least one of these tags; repeat it for several.",
+)
+.stored();
+const CREATED_AFTER: Spec<Timestamp> =
+    spec::timestamp("created_after", "Only facts created after this time.");
+const CREATED_BEFORE: Spec<Timestamp> =
+    spec::timestamp("created_before", "Only facts created before this time.");
+const CURSOR: Spec<Text> = spec::text(
+    "cursor",
+    "Continue after the previous page's `next_cursor` (stable while facts are added); not with `search`.",
+)
+.format(Format {
+    // Microseconds since the epoch, then the id in any form a UUID parses from. Eighteen digits
+    // reach beyond year 30,000; the 19-digit times the check also takes are left out.
+    pattern: "^[+-]?0*[0-9]{1,18}_(?:[0-9A-Fa-f]{32}|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|\\{[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\\}|urn:uuid:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})$",
+    check: is_cursor,
+    invalid: Invalid {
+        kind: "enum",
+        msg: "Input should be a next_cursor from an earlier page",
+    },
+});
+const COUNT: Spec<Choice> = spec::choice(
+    "count",
+    count_names,
+    "one of exact, estimate, none",
+    "`exact` (default), `estimate` (exact up to 10,000, the planner's estimate beyond) or `none`.",
+);
+
+fn is_cursor(text: &str) -> bool {
+    FactCursor::decode(text).is_some()
+}
+
+fn count_names() -> Vec<&'static str> {
+    vec!["exact", "estimate", "none"]
+}
+
+impl IntoParams for FactListParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        spec::query_parameters(&[
+            &Q,
+            &SEARCH,
+            &TAG,
+            &ANY_TAG,
+            &CREATED_AFTER,
+            &CREATED_BEFORE,
+            &CURSOR,
+            &COUNT,
+            &LIMIT,
+            &OFFSET,
+        ])
+    }
 }
 
 #[utoipa::path(
@@ -77,8 +127,9 @@ pub struct FactListParams {
     params(FactListParams),
     responses(
         (status = 200, description = "Facts, newest first", body = FactList),
-        (status = 422, description = "A parameter is out of range or malformed"),
-        (status = 501, description = "The store cannot run this query"),
+        (status = 422, description = "A parameter is out of range or malformed", body = ValidationErrors),
+        (status = 501, description = "The store cannot run this query", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn list_facts(
@@ -97,23 +148,23 @@ pub async fn list_facts(
 
 fn fact_query(params: &mut QueryParams) -> FactQuery {
     let query = FactQuery {
-        q: params.stored_text("q"),
-        search: params.stored_text("search"),
-        tags: params.stored_all("tag"),
-        any_tags: params.stored_all("any_tag"),
+        q: params.stored_text(&Q),
+        search: params.stored_text(&SEARCH),
+        tags: params.stored_all(&TAG),
+        any_tags: params.stored_all(&ANY_TAG),
         meta: meta_filters(params),
-        created_after: params.timestamp("created_after"),
-        created_before: params.timestamp("created_before"),
-        cursor: params.choice(
-            "cursor",
-            FactCursor::decode,
-            "a next_cursor from an earlier page",
-        ),
+        created_after: params.timestamp(&CREATED_AFTER),
+        created_before: params.timestamp(&CREATED_BEFORE),
+        cursor: params
+            .formatted(&CURSOR)
+            .as_deref()
+            .and_then(FactCursor::decode),
         count: params
-            .choice("count", count_mode, "one of exact, estimate, none")
+            .choice(&COUNT)
+            .and_then(count_mode)
             .unwrap_or_default(),
-        limit: params.integer("limit", 1, 1000, 100),
-        offset: params.integer("offset", 0, i64::MAX, 0),
+        limit: params.integer(&LIMIT),
+        offset: params.integer(&OFFSET),
     };
     if query.cursor.is_some() && query.search.is_some() {
         params.reject(
@@ -185,15 +236,18 @@ pub struct TagList {
     items: Vec<TagCount>,
 }
 
-/// Query parameters of `GET /api/v1/tags`.
-// Documentation only: `list_tags` reads the query with `QueryParams`.
-#[derive(Deserialize, IntoParams)]
-#[allow(dead_code)]
-pub struct TagListParams {
-    /// Only tags starting with this (case-sensitive).
-    prefix: Option<String>,
-    /// 1..=10000, default 100.
-    limit: Option<i64>,
+/// The query parameters of `GET /api/v1/tags`.
+pub struct TagListParams;
+
+const PREFIX: Spec<Text> =
+    spec::text("prefix", "Only tags starting with this (case-sensitive).").stored();
+const TAG_LIMIT: Spec<Integer> =
+    spec::integer("limit", 1, 10_000, "How many tags to list.").default(100);
+
+impl IntoParams for TagListParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        spec::query_parameters(&[&PREFIX, &TAG_LIMIT])
+    }
 }
 
 #[utoipa::path(
@@ -201,15 +255,16 @@ pub struct TagListParams {
     params(TagListParams),
     responses(
         (status = 200, description = "Tags, most used first", body = TagList),
-        (status = 422, description = "A parameter is out of range or malformed"),
+        (status = 422, description = "A parameter is out of range or malformed", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn list_tags(
     State(state): State<AppState>,
     mut params: QueryParams,
 ) -> Result<Json<TagList>, ApiError> {
-    let prefix = params.stored_text("prefix");
-    let limit = params.integer("limit", 1, 10_000, 100);
+    let prefix = params.stored_text(&PREFIX);
+    let limit = params.integer(&TAG_LIMIT);
     params.finish()?;
     let items = state
         .store
@@ -222,6 +277,7 @@ pub async fn list_tags(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validate::spec::conformance;
     use serde_json::json;
 
     #[test]
@@ -231,6 +287,19 @@ mod tests {
         assert_eq!(meta_values("5"), vec![json!(5), json!("5")]);
         assert_eq!(meta_values("true"), vec![json!(true), json!("true")]);
         assert_eq!(meta_values(r#"{"a":1}"#), vec![json!({"a": 1})]);
+    }
+
+    #[test]
+    fn the_cursor_pattern_is_what_a_cursor_decodes_from() {
+        conformance::assert_pattern_is_the_check(
+            CURSOR.kind.format.as_ref().unwrap(),
+            &[
+                "1764331200123456_0f506afdbaf64874a64670a172736126",
+                "-42_0f506afd-baf6-4874-a646-70a172736126",
+                "+7_{0f506afd-baf6-4874-a646-70a172736126}",
+                "0_urn:uuid:0f506afd-baf6-4874-a646-70a172736126",
+            ],
+        );
     }
 
     #[test]

@@ -3,46 +3,57 @@
 
 use axum::{Json, extract::State};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{
+    PartialSchema, ToSchema,
+    openapi::{RefOr, Schema},
+};
 use uuid::Uuid;
 
 use super::{
     ApiError, AppState,
-    extract::{BulkJsonObject, FactIdPath, JsonObject, bulk_items},
+    error::{ErrorBody, ValidationErrors},
+    extract::{BulkJsonObject, FactIdPath, JsonObject, MAX_BULK, bulk_items},
 };
 use crate::{
     model::{Fact, IdRef},
     store::StoreError,
-    validate::{self, FieldError},
+    validate::{self, FieldError, spec},
 };
 
 /// The body of `POST /api/v1/facts`.
-// Documentation only: the body is validated field by field to report every error.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct CreateFactRequest {
-    /// Required; may be empty.
-    text: String,
-    /// Default `[]`.
-    tags: Option<Vec<String>>,
-    /// Default `{}`.
-    #[schema(value_type = Option<Object>)]
-    meta_data: Option<serde_json::Value>,
+pub struct CreateFactBody;
+
+impl PartialSchema for CreateFactBody {
+    fn schema() -> RefOr<Schema> {
+        new_fact_schema().into()
+    }
+}
+
+impl ToSchema for CreateFactBody {}
+
+fn new_fact_schema() -> Schema {
+    spec::body_schema(
+        validate::NEW_FACT,
+        false,
+        "A fact to store. Unknown keys are ignored.",
+    )
 }
 
 /// The body of `PATCH /api/v1/facts/{fact_id}`: only the keys present change.
-// Documentation only, as above.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct UpdateFactRequest {
-    /// May not be null.
-    text: Option<String>,
-    /// null means `[]`.
-    tags: Option<Vec<String>>,
-    /// null means `{}`.
-    #[schema(value_type = Option<Object>)]
-    meta_data: Option<serde_json::Value>,
+pub struct UpdateFactBody;
+
+impl PartialSchema for UpdateFactBody {
+    fn schema() -> RefOr<Schema> {
+        spec::body_schema(
+            validate::FACT_PATCH,
+            false,
+            "The changes: only the keys present change; an empty object changes nothing.",
+        )
+        .into()
+    }
 }
+
+impl ToSchema for UpdateFactBody {}
 
 /// The answer to a delete.
 #[derive(Serialize, ToSchema)]
@@ -52,11 +63,12 @@ pub struct Deleted {
 
 #[utoipa::path(
     post, path = "/facts", tag = "facts",
-    request_body = CreateFactRequest,
+    request_body = CreateFactBody,
     responses(
         (status = 200, description = "The fact as stored", body = Fact),
-        (status = 413, description = "Body over the size limit"),
-        (status = 422, description = "Invalid body"),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+        (status = 422, description = "Invalid body", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn create_fact(
@@ -73,13 +85,21 @@ pub async fn create_fact(
 }
 
 /// The body of `POST /api/v1/facts/bulk`.
-// Documentation only: validated item by item to report every error.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct CreateFactsRequest {
-    /// 1 to 10,000 facts, each as for `POST /api/v1/facts`.
-    facts: Vec<CreateFactRequest>,
+pub struct CreateFactsBody;
+
+impl PartialSchema for CreateFactsBody {
+    fn schema() -> RefOr<Schema> {
+        spec::bulk_schema(
+            "facts",
+            new_fact_schema(),
+            MAX_BULK,
+            "1 to 10,000 facts, each as for `POST /api/v1/facts`, stored all or none.",
+        )
+        .into()
+    }
 }
+
+impl ToSchema for CreateFactsBody {}
 
 /// What a bulk create stored.
 #[derive(Serialize, ToSchema)]
@@ -91,11 +111,12 @@ pub struct CreatedFacts {
 
 #[utoipa::path(
     post, path = "/facts/bulk", tag = "facts",
-    request_body = CreateFactsRequest,
+    request_body = CreateFactsBody,
     responses(
         (status = 200, description = "Every fact was stored", body = CreatedFacts),
-        (status = 413, description = "Body over the bulk size limit"),
-        (status = 422, description = "Some item is invalid: nothing was stored; every problem is listed with its item's position"),
+        (status = 413, description = "Body over the bulk size limit", body = ErrorBody),
+        (status = 422, description = "Some item is invalid: nothing was stored; every problem is listed with its item's position", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn create_facts(
@@ -118,12 +139,13 @@ pub async fn create_facts(
 /// Validates every item, so that the answer lists all problems and nothing is half-stored.
 #[utoipa::path(
     get, path = "/facts/{fact_id}", tag = "facts",
-    params(("fact_id" = String, Path, description = "A fact id, or a unique prefix of one (4+ characters)")),
+    params(FactIdPath),
     responses(
         (status = 200, description = "The fact", body = Fact),
-        (status = 404, description = "No such fact"),
-        (status = 409, description = "The prefix matches several facts"),
-        (status = 422, description = "Not a UUID or prefix"),
+        (status = 404, description = "No such fact", body = ErrorBody),
+        (status = 409, description = "The prefix matches several facts", body = ErrorBody),
+        (status = 422, description = "Not a UUID or prefix", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn get_fact(
@@ -141,12 +163,15 @@ pub async fn get_fact(
 
 #[utoipa::path(
     patch, path = "/facts/{fact_id}", tag = "facts",
-    params(("fact_id" = String, Path, description = "A fact id or unique prefix")),
-    request_body = UpdateFactRequest,
+    params(FactIdPath),
+    request_body = UpdateFactBody,
     responses(
         (status = 200, description = "The updated fact", body = Fact),
-        (status = 404, description = "No such fact"),
-        (status = 422, description = "Invalid body"),
+        (status = 404, description = "No such fact", body = ErrorBody),
+        (status = 409, description = "The id prefix matches several rows", body = ErrorBody),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+        (status = 422, description = "Invalid body", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn update_fact(
@@ -166,10 +191,13 @@ pub async fn update_fact(
 
 #[utoipa::path(
     delete, path = "/facts/{fact_id}", tag = "facts",
-    params(("fact_id" = String, Path, description = "A fact id or unique prefix")),
+    params(FactIdPath),
     responses(
         (status = 200, description = "The id of the deleted fact", body = Deleted),
-        (status = 404, description = "No such fact"),
+        (status = 404, description = "No such fact", body = ErrorBody),
+        (status = 409, description = "The id prefix matches several rows", body = ErrorBody),
+        (status = 422, description = "Invalid input: every problem is listed", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn delete_fact(

@@ -6,10 +6,22 @@ use axum::{
     extract::{Path, State},
 };
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{
+    IntoParams, ToSchema,
+    openapi::path::{Parameter, ParameterIn},
+};
 
-use super::{ApiError, AppState};
-use crate::model::{QueueInfo, task::valid_queue_name};
+use super::{
+    ApiError, AppState,
+    error::{ErrorBody, ValidationErrors},
+};
+use crate::{
+    model::QueueInfo,
+    validate::{
+        QUEUE_NAME,
+        spec::{self, Invalid, Spec, Text},
+    },
+};
 
 /// Every queue that has tasks or was paused.
 #[derive(Serialize, ToSchema)]
@@ -19,7 +31,10 @@ pub struct QueueList {
 
 #[utoipa::path(
     get, path = "/queues", tag = "queues",
-    responses((status = 200, description = "Queues by name, with their tasks per status", body = QueueList))
+    responses(
+        (status = 200, description = "Queues by name, with their tasks per status", body = QueueList),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
+    )
 )]
 pub async fn list_queues(State(state): State<AppState>) -> Result<Json<QueueList>, ApiError> {
     let items = state
@@ -32,10 +47,11 @@ pub async fn list_queues(State(state): State<AppState>) -> Result<Json<QueueList
 
 #[utoipa::path(
     post, path = "/queues/{name}/pause", tag = "queues",
-    params(("name" = String, Path, description = "The queue")),
+    params(QueueNameParam),
     responses(
         (status = 200, description = "The queue, now paused", body = QueueInfo),
-        (status = 422, description = "Not a queue name"),
+        (status = 422, description = "Not a queue name", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn pause_queue(
@@ -47,10 +63,11 @@ pub async fn pause_queue(
 
 #[utoipa::path(
     post, path = "/queues/{name}/resume", tag = "queues",
-    params(("name" = String, Path, description = "The queue")),
+    params(QueueNameParam),
     responses(
         (status = 200, description = "The queue, now claimed from again", body = QueueInfo),
-        (status = 422, description = "Not a queue name"),
+        (status = 422, description = "Not a queue name", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn resume_queue(
@@ -60,17 +77,27 @@ pub async fn resume_queue(
     set_paused(&state, &name, false).await
 }
 
+const QUEUE_NAME_PATH: Spec<Text> = spec::text("name", "The queue.")
+    .required()
+    .format(QUEUE_NAME);
+
+/// The `{name}` path segment.
+pub struct QueueNameParam;
+
+impl IntoParams for QueueNameParam {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![spec::path_parameter(&QUEUE_NAME_PATH)]
+    }
+}
+
 async fn set_paused(
     state: &AppState,
     name: &str,
     paused: bool,
 ) -> Result<Json<QueueInfo>, ApiError> {
-    if !valid_queue_name(name) {
-        return Err(ApiError::invalid(
-            &["path", "name"],
-            "queue_name",
-            "A queue name is 1 to 100 letters, digits, '_', '-', '.' or ':'",
-        ));
+    if !(QUEUE_NAME.check)(name) {
+        let Invalid { kind, msg } = QUEUE_NAME.invalid;
+        return Err(ApiError::invalid(&["path", "name"], kind, msg));
     }
     let info = state
         .store

@@ -5,43 +5,127 @@
 use chrono::Utc;
 use serde_json::{Map, Value};
 
+use super::tasks;
 use crate::{
     model::{
         MisfirePolicy, NewSchedule, SchedulePatch, TaskTemplate, TemplatePatch,
         schedule::{CronSpec, DEFAULT_TIMEZONE, SpecError, parse_timezone},
-        task::{DEFAULT_QUEUE, valid_queue_name},
+        task::DEFAULT_QUEUE,
     },
-    validate::{FieldError, Fields, nul_errors},
+    validate::{
+        FieldError, Fields, nul_errors,
+        spec::{self, Boolean, Choice, Documented, Object, Spec, Text},
+    },
 };
 
-/// The keys of a schedule body.
-const SCHEDULE_KEYS: [&str; 6] = [
-    "name",
+const NAME: Spec<Text> = spec::text("name", "Unique among schedules.")
+    .required()
+    .chars(1, MAX_NAME)
+    .stored();
+const CRON: Spec<Text> = spec::text(
     "cron",
+    "5 fields (`minute hour day month weekday`, firing at second 0) or 6 (second first); names \
+     (`MON`, `JAN`), `L`, `W`, `#` and `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly` \
+     are understood. An expression that is malformed or never matches a date to come is \
+     refused (422).",
+)
+.required()
+.non_empty()
+.stored();
+const TIMEZONE: Spec<Choice> = spec::choice(
     "timezone",
-    "task",
+    timezone_names,
+    "an IANA time zone name",
+    "An IANA time zone (default `UTC`).",
+)
+.stored();
+const ENABLED: Spec<Boolean> = spec::boolean(
     "enabled",
+    "Default true; false pauses. Turned on again, it resumes from the next fire time after \
+     now (missed fires never run).",
+);
+const MISFIRE_POLICY: Spec<Choice> = spec::choice(
     "misfire_policy",
-];
-/// The keys of a task template.
-const TEMPLATE_KEYS: [&str; 9] = [
-    "type",
-    "params",
-    "description",
-    "domain",
-    "queue",
-    "priority",
-    "max_attempts",
-    "timeout_seconds",
-    "drift_score",
-];
-/// The stored text of a schedule, which PostgreSQL cannot hold with U+0000 in it.
-const STORED_KEYS: [&str; 3] = ["name", "cron", "timezone"];
-/// The stored text of a template.
-const STORED_TEMPLATE_KEYS: [&str; 5] = ["type", "description", "domain", "params", "queue"];
+    misfire_names,
+    "'run_once' or 'skip'",
+    "`run_once` (default): fires missed while the service was down create one task; `skip`: \
+     they create none.",
+);
+const TASK: Spec<Object> = spec::object("task", "The task each fire creates.")
+    .shaped(NEW_TEMPLATE)
+    .required()
+    .null_error("missing", "Field required");
+const TASK_PATCH: Spec<Object> = spec::object(
+    "task",
+    "Changes to the task each fire creates: only the fields given change; null resets one to \
+     its default.",
+)
+.shaped(TEMPLATE_PATCH);
 
-/// Longest schedule name, in bytes.
+/// The fields of a task template: those of a task that a schedule can fix in advance.
+const NEW_TEMPLATE: &[&dyn Documented] = &[
+    &tasks::TYPE,
+    &tasks::PARAMS,
+    &tasks::DESCRIPTION,
+    &tasks::DOMAIN,
+    &tasks::QUEUE,
+    &tasks::PRIORITY,
+    &tasks::MAX_ATTEMPTS,
+    &tasks::TIMEOUT_SECONDS,
+    &tasks::DRIFT_SCORE,
+];
+/// A template's type in a PATCH: may be left out, not null.
+const PATCH_TYPE: Spec<Text> = tasks::TYPE.optional();
+/// The fields of a template PATCH.
+const TEMPLATE_PATCH: &[&dyn Documented] = &[
+    &PATCH_TYPE,
+    &tasks::PARAMS,
+    &tasks::DESCRIPTION,
+    &tasks::DOMAIN,
+    &tasks::QUEUE,
+    &tasks::PRIORITY,
+    &tasks::MAX_ATTEMPTS,
+    &tasks::TIMEOUT_SECONDS,
+    &tasks::DRIFT_SCORE,
+];
+/// The fields of a new schedule.
+pub const NEW_SCHEDULE: &[&dyn Documented] =
+    &[&NAME, &CRON, &TIMEZONE, &TASK, &ENABLED, &MISFIRE_POLICY];
+/// The fields of a schedule PATCH: any of the create fields, none null.
+const PATCH_NAME: Spec<Text> = NAME.optional().null_error(NULL_KIND, NULL_MSG);
+const PATCH_CRON: Spec<Text> = CRON.optional().null_error(NULL_KIND, NULL_MSG);
+const PATCH_TIMEZONE: Spec<Choice> = TIMEZONE.null_error(NULL_KIND, NULL_MSG);
+const PATCH_ENABLED: Spec<Boolean> = ENABLED.null_error(NULL_KIND, NULL_MSG);
+const PATCH_MISFIRE_POLICY: Spec<Choice> = MISFIRE_POLICY.null_error(NULL_KIND, NULL_MSG);
+const PATCH_TASK: Spec<Object> = TASK_PATCH.null_error(NULL_KIND, NULL_MSG);
+pub const SCHEDULE_PATCH: &[&dyn Documented] = &[
+    &PATCH_NAME,
+    &PATCH_CRON,
+    &PATCH_TIMEZONE,
+    &PATCH_TASK,
+    &PATCH_ENABLED,
+    &PATCH_MISFIRE_POLICY,
+];
+const NULL_KIND: &str = "null_not_allowed";
+const NULL_MSG: &str = "This field may be left out but not set to null";
+
+/// Longest schedule name, in characters.
 const MAX_NAME: usize = 200;
+
+fn timezone_names() -> Vec<&'static str> {
+    chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect()
+}
+
+fn misfire_names() -> Vec<&'static str> {
+    vec![
+        MisfirePolicy::RunOnce.as_str(),
+        MisfirePolicy::Skip.as_str(),
+    ]
+}
+
+fn names(fields: &[&dyn Documented]) -> Vec<&'static str> {
+    fields.iter().map(|f| f.name()).collect()
+}
 
 /// A create body: `name`, `cron`, `task` and `task.type` are required; the rest take their
 /// defaults (`default_attempts` for the template's `max_attempts`). Slow for an expression
@@ -50,21 +134,17 @@ pub fn new_schedule(
     body: &Map<String, Value>,
     default_attempts: i32,
 ) -> Result<NewSchedule, Vec<FieldError>> {
-    let mut errors = extra_keys(body, &SCHEDULE_KEYS);
+    let mut errors = extra_keys(body, &names(NEW_SCHEDULE));
     let mut fields = Fields::new(body);
-    let name = fields.required_string("name", true);
-    let cron = fields.required_string("cron", true);
-    let timezone = fields.string("timezone");
-    let enabled = fields.boolean("enabled").unwrap_or(true);
-    let policy = fields.string("misfire_policy");
-    let task = fields.object("task");
+    let name = fields.read_text(&NAME);
+    let cron = fields.read_text(&CRON);
+    let timezone = fields.string(TIMEZONE.name);
+    let enabled = fields.read_bool(&ENABLED).unwrap_or(true);
+    let policy = fields.read_choice(&MISFIRE_POLICY);
+    let task = fields.read_object(&TASK);
     errors.extend(fields.finish().err().unwrap_or_default());
-    errors.extend(nul_errors(body, &STORED_KEYS));
-    if body.get("task").is_none_or(Value::is_null) {
-        invalid(&mut errors, "task", "missing", "Field required");
-    }
-    let policy = misfire_policy(policy, &mut errors);
-    check_name(name.as_deref(), &mut errors);
+    errors.extend(nul_errors(body, &spec::stored_keys(NEW_SCHEDULE)));
+    let policy = policy.and_then(MisfirePolicy::parse);
     let timezone = timezone.unwrap_or_else(|| DEFAULT_TIMEZONE.into());
     check_timing(cron.as_deref(), Some(&timezone), &mut errors);
     let template = match task.map(|task| new_template(&task, default_attempts)) {
@@ -94,30 +174,20 @@ pub fn schedule_patch(
     body: &Map<String, Value>,
     default_attempts: i32,
 ) -> Result<SchedulePatch, Vec<FieldError>> {
-    let mut errors = extra_keys(body, &SCHEDULE_KEYS);
-    for key in SCHEDULE_KEYS {
-        if body.get(key) == Some(&Value::Null) {
-            invalid(
-                &mut errors,
-                key,
-                "null_not_allowed",
-                "This field may be left out but not set to null",
-            );
-        }
-    }
+    let mut errors = extra_keys(body, &names(SCHEDULE_PATCH));
     let mut fields = Fields::new(body);
-    let name = fields.string("name");
-    let cron = fields.string("cron");
-    let timezone = fields.string("timezone");
-    let enabled = fields.boolean("enabled");
-    let policy = fields.string("misfire_policy");
-    let task = fields.object("task");
-    errors.extend(fields.finish().err().unwrap_or_default());
-    errors.extend(nul_errors(body, &STORED_KEYS));
-    let misfire_policy = misfire_policy(policy, &mut errors);
-    if name.is_some() {
-        check_name(name.as_deref(), &mut errors);
+    let name = fields.read_text(&PATCH_NAME);
+    let cron = fields.read_text(&PATCH_CRON);
+    let timezone = fields.string(PATCH_TIMEZONE.name);
+    if body.get(PATCH_TIMEZONE.name) == Some(&Value::Null) {
+        invalid(&mut errors, PATCH_TIMEZONE.name, NULL_KIND, NULL_MSG);
     }
+    let enabled = fields.read_bool(&PATCH_ENABLED);
+    let policy = fields.read_choice(&PATCH_MISFIRE_POLICY);
+    let task = fields.read_object(&PATCH_TASK);
+    errors.extend(fields.finish().err().unwrap_or_default());
+    errors.extend(nul_errors(body, &spec::stored_keys(SCHEDULE_PATCH)));
+    let misfire_policy = policy.and_then(MisfirePolicy::parse);
     if cron.is_some() || timezone.is_some() {
         check_timing(cron.as_deref(), timezone.as_deref(), &mut errors);
     }
@@ -164,37 +234,6 @@ fn invalid(errors: &mut Vec<FieldError>, key: &str, kind: &'static str, msg: imp
     errors.push(FieldError::new(vec![Value::from(key)], kind, msg));
 }
 
-fn misfire_policy(text: Option<String>, errors: &mut Vec<FieldError>) -> Option<MisfirePolicy> {
-    let policy = MisfirePolicy::parse(text.as_deref()?);
-    if policy.is_none() {
-        invalid(
-            errors,
-            "misfire_policy",
-            "enum",
-            "Input should be 'run_once' or 'skip'",
-        );
-    }
-    policy
-}
-
-fn check_name(name: Option<&str>, errors: &mut Vec<FieldError>) {
-    match name {
-        Some("") => invalid(
-            errors,
-            "name",
-            "string_too_short",
-            "String should have at least 1 character",
-        ),
-        Some(name) if name.len() > MAX_NAME => invalid(
-            errors,
-            "name",
-            "string_too_long",
-            format!("A schedule name is at most {MAX_NAME} bytes"),
-        ),
-        _ => {}
-    }
-}
-
 /// Checks the expression and the zone given, and that a readable expression matches a date to
 /// come (in the zone when it reads, else in UTC: a date that never comes never comes anywhere).
 fn check_timing(cron: Option<&str>, timezone: Option<&str>, errors: &mut Vec<FieldError>) {
@@ -225,22 +264,22 @@ fn new_template(
     task: &Map<String, Value>,
     default_attempts: i32,
 ) -> Result<TaskTemplate, Vec<FieldError>> {
-    let mut errors = extra_keys(task, &TEMPLATE_KEYS);
+    let mut errors = extra_keys(task, &names(NEW_TEMPLATE));
     let mut fields = Fields::new(task);
-    let task_type = fields.required_string("type", true);
+    let task_type = fields.read_text(&tasks::TYPE);
     let given = TemplatePatch {
         task_type: None,
-        params: fields.object("params"),
-        description: fields.string("description"),
-        domain: Some(fields.string("domain")),
-        queue: fields.string("queue"),
+        params: fields.read_object(&tasks::PARAMS),
+        description: fields.read_text(&tasks::DESCRIPTION),
+        domain: Some(fields.read_text(&tasks::DOMAIN)),
+        queue: fields.read_text(&tasks::QUEUE),
         priority: priority(&mut fields),
         max_attempts: max_attempts(&mut fields),
-        timeout_seconds: Some(fields.number("timeout_seconds")),
-        drift_score: fields.number("drift_score"),
+        timeout_seconds: Some(fields.read_number(&tasks::TIMEOUT_SECONDS)),
+        drift_score: fields.read_number(&tasks::DRIFT_SCORE),
     };
     errors.extend(fields.finish().err().unwrap_or_default());
-    check_template(task, &given, &mut errors);
+    check_template(task, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -257,34 +296,33 @@ fn template_patch(
     task: &Map<String, Value>,
     default_attempts: i32,
 ) -> Result<TemplatePatch, Vec<FieldError>> {
-    let mut errors = extra_keys(task, &TEMPLATE_KEYS);
+    let mut errors = extra_keys(task, &names(TEMPLATE_PATCH));
     let mut fields = Fields::new(task);
     let given = |key: &str| task.contains_key(key);
     let reset = |key: &str| task.get(key) == Some(&Value::Null);
     let patch = TemplatePatch {
-        task_type: given("type")
-            .then(|| fields.required_string("type", true))
-            .flatten(),
+        task_type: fields.read_text(&PATCH_TYPE),
         params: fields
-            .object("params")
+            .read_object(&tasks::PARAMS)
             .or_else(|| reset("params").then(Map::new)),
         description: fields
-            .string("description")
+            .read_text(&tasks::DESCRIPTION)
             .or_else(|| reset("description").then(String::new)),
-        domain: given("domain").then(|| fields.string("domain")),
+        domain: given("domain").then(|| fields.read_text(&tasks::DOMAIN)),
         queue: fields
-            .string("queue")
+            .read_text(&tasks::QUEUE)
             .or_else(|| reset("queue").then(|| DEFAULT_QUEUE.into())),
         priority: priority(&mut fields).or_else(|| reset("priority").then_some(0)),
         max_attempts: max_attempts(&mut fields)
             .or_else(|| reset("max_attempts").then_some(default_attempts)),
-        timeout_seconds: given("timeout_seconds").then(|| fields.number("timeout_seconds")),
+        timeout_seconds: given("timeout_seconds")
+            .then(|| fields.read_number(&tasks::TIMEOUT_SECONDS)),
         drift_score: fields
-            .number("drift_score")
+            .read_number(&tasks::DRIFT_SCORE)
             .or_else(|| reset("drift_score").then_some(0.0)),
     };
     errors.extend(fields.finish().err().unwrap_or_default());
-    check_template(task, &patch, &mut errors);
+    check_template(task, &mut errors);
     if errors.is_empty() {
         Ok(patch)
     } else {
@@ -293,41 +331,16 @@ fn template_patch(
 }
 
 fn priority(fields: &mut Fields) -> Option<i32> {
-    let priority = fields.integer_in("priority", -1_000_000, 1_000_000)?;
-    Some(priority as i32)
+    Some(fields.read_integer(&tasks::PRIORITY)? as i32)
 }
 
 fn max_attempts(fields: &mut Fields) -> Option<i32> {
-    Some(fields.integer_in("max_attempts", 1, 1000)? as i32)
+    Some(fields.read_integer(&tasks::MAX_ATTEMPTS)? as i32)
 }
 
-/// What the field readers do not check: NUL characters, queue names, positive timeouts.
-fn check_template(
-    task: &Map<String, Value>,
-    template: &TemplatePatch,
-    errors: &mut Vec<FieldError>,
-) {
-    errors.extend(nul_errors(task, &STORED_TEMPLATE_KEYS));
-    if template
-        .queue
-        .as_deref()
-        .is_some_and(|q| !valid_queue_name(q))
-    {
-        invalid(
-            errors,
-            "queue",
-            "queue_name",
-            "A queue name is 1 to 100 letters, digits, '_', '-', '.' or ':'",
-        );
-    }
-    if template.timeout_seconds.flatten().is_some_and(|t| t <= 0.0) {
-        invalid(
-            errors,
-            "timeout_seconds",
-            "greater_than",
-            "Input should be greater than 0",
-        );
-    }
+/// What the field readers do not check: NUL characters anywhere inside.
+fn check_template(task: &Map<String, Value>, errors: &mut Vec<FieldError>) {
+    errors.extend(nul_errors(task, &spec::stored_keys(NEW_TEMPLATE)));
 }
 
 #[cfg(test)]

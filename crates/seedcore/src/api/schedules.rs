@@ -10,19 +10,25 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{
+    IntoParams, PartialSchema, ToSchema,
+    openapi::{
+        RefOr, Schema,
+        path::{Parameter, ParameterIn},
+    },
+};
 use uuid::Uuid;
 
 use super::{
     ApiError, AppState,
-    extract::{JsonObject, QueryParams},
-    schedule_body::{new_schedule, schedule_patch},
+    error::{ErrorBody, ValidationErrors},
+    extract::{JsonObject, LIMIT, OFFSET, QueryParams, WHOLE_ID},
+    schedule_body::{NEW_SCHEDULE, SCHEDULE_PATCH, new_schedule, schedule_patch},
 };
 use crate::{
-    model::{MisfirePolicy, Schedule},
+    model::Schedule,
     store::{Page, StoreError},
-    validate::FieldError,
+    validate::{FieldError, spec},
 };
 
 /// How many coming fire times a schedule shows.
@@ -58,85 +64,56 @@ pub struct ScheduleList {
     items: Vec<ScheduleView>,
 }
 
-/// The task a schedule creates at each fire (documentation only: validated field by field).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct TaskTemplateRequest {
-    /// The task type; picks the handler. Required, non-empty.
-    #[schema(rename = "type")]
-    task_type: String,
-    /// Input for the handler (default `{}`).
-    #[schema(value_type = Option<Object>)]
-    params: Option<Value>,
-    description: Option<String>,
-    domain: Option<String>,
-    /// Default `default`: 1 to 100 letters, digits, `_-.:`.
-    queue: Option<String>,
-    /// -1,000,000..=1,000,000, default 0.
-    priority: Option<i32>,
-    /// 1..=1000, default from configuration.
-    max_attempts: Option<i32>,
-    /// Greater than 0; default the engine's.
-    timeout_seconds: Option<f64>,
-    /// Default 0.
-    drift_score: Option<f64>,
+/// The body of `POST /api/v1/schedules`.
+pub struct CreateScheduleBody;
+
+impl PartialSchema for CreateScheduleBody {
+    fn schema() -> RefOr<Schema> {
+        spec::body_schema(
+            NEW_SCHEDULE,
+            true,
+            "A schedule to create. Keys a schedule does not have are refused.",
+        )
+        .into()
+    }
 }
 
-/// The body of `POST /api/v1/schedules` (documentation only: validated field by field, and
-/// unknown keys are refused).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct CreateScheduleRequest {
-    /// Unique, 1 to 200 bytes.
-    name: String,
-    /// 5 fields (`minute hour day month weekday`, firing at second 0) or 6 (second first);
-    /// names (`MON`, `JAN`), `L`, `W`, `#` and `@hourly`, `@daily`, `@weekly`, `@monthly`,
-    /// `@yearly` are understood.
-    cron: String,
-    /// An IANA time zone such as `Europe/Zurich` (default `UTC`).
-    timezone: Option<String>,
-    task: TaskTemplateRequest,
-    /// Default true; false creates the schedule paused.
-    enabled: Option<bool>,
-    /// `run_once` (default): fires missed while the service was down create one task;
-    /// `skip`: they create none.
-    misfire_policy: Option<MisfirePolicy>,
+impl ToSchema for CreateScheduleBody {}
+
+/// The body of `PATCH /api/v1/schedules/{schedule_id}`.
+pub struct UpdateScheduleBody;
+
+impl PartialSchema for UpdateScheduleBody {
+    fn schema() -> RefOr<Schema> {
+        spec::body_schema(
+            SCHEDULE_PATCH,
+            true,
+            "Any of the create fields, none null; only those given change.",
+        )
+        .into()
+    }
 }
 
-/// The body of `PATCH /api/v1/schedules/{schedule_id}`: any of the create fields; only those
-/// given change. Inside `task`, null resets a field to its default.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct UpdateScheduleRequest {
-    name: Option<String>,
-    cron: Option<String>,
-    timezone: Option<String>,
-    /// Only the template fields given change.
-    task: Option<TaskTemplateRequest>,
-    /// false pauses; true resumes from the next fire time after now (missed fires never run).
-    enabled: Option<bool>,
-    misfire_policy: Option<MisfirePolicy>,
-}
+impl ToSchema for UpdateScheduleBody {}
 
-/// Query parameters of `GET /api/v1/schedules`.
-// Documentation only: read with `QueryParams`.
-#[derive(IntoParams)]
-#[allow(dead_code)]
-pub struct ScheduleListParams {
-    /// 1..=1000, default 100.
-    limit: Option<i64>,
-    /// At least 0, default 0.
-    offset: Option<i64>,
+/// The query parameters of `GET /api/v1/schedules`.
+pub struct ScheduleListParams;
+
+impl IntoParams for ScheduleListParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        spec::query_parameters(&[&LIMIT, &OFFSET])
+    }
 }
 
 #[utoipa::path(
     post, path = "/schedules", tag = "schedules",
-    request_body = CreateScheduleRequest,
+    request_body = CreateScheduleBody,
     responses(
         (status = 201, description = "The schedule as stored, with its next fire times", body = ScheduleView),
-        (status = 409, description = "A schedule of that name exists"),
-        (status = 413, description = "Body over the size limit"),
-        (status = 422, description = "Invalid body: every problem is listed"),
+        (status = 409, description = "A schedule of that name exists", body = ErrorBody),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+        (status = 422, description = "Invalid body: every problem is listed", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn create_schedule(
@@ -158,15 +135,16 @@ pub async fn create_schedule(
     params(ScheduleListParams),
     responses(
         (status = 200, description = "Schedules by name", body = ScheduleList),
-        (status = 422, description = "A parameter is out of range or malformed"),
+        (status = 422, description = "A parameter is out of range or malformed", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn list_schedules(
     State(state): State<AppState>,
     mut params: QueryParams,
 ) -> Result<Json<ScheduleList>, ApiError> {
-    let limit = params.integer("limit", 1, 1000, 100);
-    let offset = params.integer("offset", 0, i64::MAX, 0);
+    let limit = params.integer(&LIMIT);
+    let offset = params.integer(&OFFSET);
     params.finish()?;
     let Page { total, items } = state
         .store
@@ -179,11 +157,12 @@ pub async fn list_schedules(
 
 #[utoipa::path(
     get, path = "/schedules/{schedule_id}", tag = "schedules",
-    params(("schedule_id" = Uuid, Path, description = "The schedule's id")),
+    params(ScheduleIdPath),
     responses(
         (status = 200, description = "The schedule, with its next fire times", body = ScheduleView),
-        (status = 404, description = "No such schedule"),
-        (status = 422, description = "Not a UUID"),
+        (status = 404, description = "No such schedule", body = ErrorBody),
+        (status = 422, description = "Not a UUID", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn get_schedule(
@@ -196,13 +175,15 @@ pub async fn get_schedule(
 
 #[utoipa::path(
     patch, path = "/schedules/{schedule_id}", tag = "schedules",
-    params(("schedule_id" = Uuid, Path, description = "The schedule's id")),
-    request_body = UpdateScheduleRequest,
+    params(ScheduleIdPath),
+    request_body = UpdateScheduleBody,
     responses(
         (status = 200, description = "The updated schedule (unchanged for an empty body)", body = ScheduleView),
-        (status = 404, description = "No such schedule"),
-        (status = 409, description = "Another schedule has that name"),
-        (status = 422, description = "Invalid body: every problem is listed"),
+        (status = 404, description = "No such schedule", body = ErrorBody),
+        (status = 409, description = "Another schedule has that name", body = ErrorBody),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+        (status = 422, description = "Invalid body: every problem is listed", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn update_schedule(
@@ -222,10 +203,12 @@ pub async fn update_schedule(
 
 #[utoipa::path(
     delete, path = "/schedules/{schedule_id}", tag = "schedules",
-    params(("schedule_id" = Uuid, Path, description = "The schedule's id")),
+    params(ScheduleIdPath),
     responses(
         (status = 204, description = "Deleted; the tasks it created stay"),
-        (status = 404, description = "No such schedule"),
+        (status = 404, description = "No such schedule", body = ErrorBody),
+        (status = 422, description = "Invalid input: every problem is listed", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn delete_schedule(
@@ -255,6 +238,12 @@ fn store_error(err: StoreError) -> ApiError {
 /// The `{schedule_id}` path segment: a whole UUID (schedules take no prefixes).
 pub struct ScheduleIdPath(pub Uuid);
 
+impl IntoParams for ScheduleIdPath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![spec::path_parameter(&WHOLE_ID.with_name("schedule_id"))]
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for ScheduleIdPath {
     type Rejection = ApiError;
 
@@ -275,12 +264,61 @@ impl<S: Send + Sync> FromRequestParts<S> for ScheduleIdPath {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{Map, json};
+    use serde_json::{Map, Value, json};
 
     use super::*;
+    use crate::validate::spec::conformance;
 
     fn object(value: Value) -> Map<String, Value> {
         value.as_object().unwrap().clone()
+    }
+
+    /// A cron expression must also parse and fire, which its schema cannot state.
+    const UNSTATABLE: &[&str] = &["cron_expression"];
+
+    #[test]
+    fn every_bound_the_create_schema_states_is_the_one_the_validator_enforces() {
+        let schema = serde_json::to_value(CreateScheduleBody::schema()).unwrap();
+        let base = object(json!({"name": "n", "cron": "0 * * * *", "task": {"type": "noop"}}));
+        let tried = conformance::assert_bounds_enforced_but(&schema, &base, UNSTATABLE, |b| {
+            new_schedule(b, 3).err().unwrap_or_default()
+        });
+        assert!(tried > 100, "only {tried} cases");
+    }
+
+    #[test]
+    fn every_bound_the_patch_schema_states_is_the_one_the_validator_enforces() {
+        let schema = serde_json::to_value(UpdateScheduleBody::schema()).unwrap();
+        let tried =
+            conformance::assert_bounds_enforced_but(&schema, &Map::new(), UNSTATABLE, |b| {
+                schedule_patch(b, 3).err().unwrap_or_default()
+            });
+        assert!(tried > 100, "only {tried} cases");
+    }
+
+    #[test]
+    fn every_bound_a_task_template_states_is_the_one_the_validator_enforces() {
+        let schema = serde_json::to_value(CreateScheduleBody::schema()).unwrap();
+        let template = &schema["properties"]["task"];
+        let tried = conformance::assert_bounds_enforced(
+            template,
+            &object(json!({"type": "noop"})),
+            |task| {
+                let body = json!({"name": "n", "cron": "0 * * * *", "task": task});
+                let errors = new_schedule(body.as_object().unwrap(), 3).err();
+                // Located under the body's `task`: compare them as the template's own.
+                errors
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|e| e.loc.first() == Some(&json!("task")))
+                    .map(|mut e| {
+                        e.loc.remove(0);
+                        e
+                    })
+                    .collect()
+            },
+        );
+        assert!(tried >= 10, "only {tried} cases");
     }
 
     #[test]

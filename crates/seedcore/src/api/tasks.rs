@@ -2,75 +2,188 @@
 
 use axum::{Json, extract::State};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Map;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{
+    IntoParams, PartialSchema, ToSchema,
+    openapi::{
+        RefOr, Schema,
+        path::{Parameter, ParameterIn},
+    },
+};
 use uuid::Uuid;
 
 use super::{
     ApiError, AppState,
-    extract::{BulkJsonObject, JsonObject, QueryParams, TaskIdPath, bulk_items},
+    error::{ErrorBody, ValidationErrors},
+    extract::{
+        BulkJsonObject, JsonObject, LIMIT, MAX_BULK, OFFSET, QueryParams, TaskIdPath, bulk_items,
+    },
 };
 use crate::{
     config::seconds,
-    model::{
-        IdRef, NewTask, Task, TaskEvent, TaskStatus,
-        task::{DEFAULT_QUEUE, valid_queue_name},
-    },
+    model::{IdRef, NewTask, Task, TaskEvent, TaskStatus, task::DEFAULT_QUEUE},
     store::{Page, TaskQuery},
-    validate::{FieldError, Fields, nul_errors},
+    validate::{
+        FieldError, Fields, QUEUE_NAME, nul_errors,
+        spec::{
+            self, Boolean, Choice, Documented, Integer, List, Number, Object, Refused, Spec, Text,
+            Timestamp,
+        },
+    },
 };
 
-/// The body of `POST /api/v1/tasks`.
-// Documentation only: `new_task` validates the body field by field to report every error.
-#[derive(Deserialize, ToSchema)]
-#[allow(dead_code)]
-pub struct CreateTaskRequest {
-    /// The task type; picks the handler. Required, non-empty.
-    #[serde(rename = "type")]
-    task_type: String,
-    /// Input for the handler (default `{}`).
-    #[schema(value_type = Option<Object>)]
-    params: Option<serde_json::Value>,
-    description: Option<String>,
-    domain: Option<String>,
-    /// At or above the escalation threshold the task takes the escalated path (default 0).
-    drift_score: Option<f64>,
-    /// Queue the task now (status `queued`) instead of leaving it `created`.
-    run_immediately: Option<bool>,
-    /// Attempts before a retryable failure is final (1..=1000; default from configuration).
-    max_attempts: Option<i32>,
-    /// Seconds an attempt may run (default from configuration, per path).
-    timeout_seconds: Option<f64>,
-    /// Ids of facts the task refers to.
-    attached_fact_ids: Option<Vec<Uuid>>,
-    /// The queue to wait in (default `default`): 1 to 100 letters, digits, `_-.:`.
-    queue: Option<String>,
-    /// Higher runs first (-1,000,000..=1,000,000, default 0); FIFO within a priority.
-    priority: Option<i32>,
-    /// Not before this RFC 3339 time: the task is `queued` with this `run_at` and waits.
-    run_at: Option<DateTime<Utc>>,
-    /// Not before this many seconds from now (instead of `run_at`).
-    delay_seconds: Option<f64>,
-    /// A second create with the same key returns the first task (same id) instead of a new
-    /// one, for as long as that task exists.
-    idempotency_key: Option<String>,
-    /// Ids (in full) of existing tasks that must finish first (up to 1,000). The task waits
-    /// `blocked`, then is queued when they all completed, or cancelled (naming the parent)
-    /// as soon as one failed or was cancelled.
-    depends_on: Option<Vec<Uuid>>,
-    /// Run once the parents are final whatever they ended as (default false).
-    run_on_failure: Option<bool>,
+/// The fields of a task to create, in the order they are read. `POST /api/v1/tasks` takes all
+/// of them; a bulk item or a workflow step takes them with `idempotency_key` refused.
+pub(super) const TYPE: Spec<Text> = spec::text("type", "The task type; picks the handler.")
+    .required()
+    .non_empty()
+    .stored();
+pub(super) const PARAMS: Spec<Object> = spec::object(
+    "params",
+    "Input for the handler (default `{}`; no U+0000 in any key or string).",
+)
+.stored();
+pub(super) const DESCRIPTION: Spec<Text> = spec::text("description", "Default \"\".").stored();
+pub(super) const DOMAIN: Spec<Text> = spec::text(
+    "domain",
+    "Picks a domain-specific handler when one is registered.",
+)
+.stored();
+pub(super) const DRIFT_SCORE: Spec<Number> = spec::number(
+    "drift_score",
+    "At or above the escalation threshold the task takes the escalated path (default 0).",
+);
+const RUN_IMMEDIATELY: Spec<Boolean> = spec::boolean(
+    "run_immediately",
+    "Queue the task now (status `queued`) instead of leaving it `created`.",
+);
+pub(super) const MAX_ATTEMPTS: Spec<Integer> = spec::integer(
+    "max_attempts",
+    1,
+    1000,
+    "Attempts before a retryable failure is final (default from configuration).",
+);
+pub(super) const TIMEOUT_SECONDS: Spec<Number> = spec::number(
+    "timeout_seconds",
+    "Seconds an attempt may run (default from configuration, per path).",
+)
+.above(0.0);
+const ATTACHED_FACT_IDS: Spec<List> =
+    spec::uuids("attached_fact_ids", "Ids of facts the task refers to.");
+pub(super) const QUEUE: Spec<Text> =
+    spec::text("queue", "The queue to wait in (default `default`).")
+        .stored()
+        .format(QUEUE_NAME);
+pub(super) const PRIORITY: Spec<Integer> = spec::integer(
+    "priority",
+    -1_000_000,
+    1_000_000,
+    "Higher runs first; FIFO within a priority.",
+)
+.default(0);
+const RUN_AT: Spec<Timestamp> = spec::timestamp(
+    "run_at",
+    "Not before this time: the task is `queued` with this `run_at` and waits. Not with `delay_seconds`.",
+);
+const DELAY_SECONDS: Spec<Number> = spec::number(
+    "delay_seconds",
+    "Not before this many seconds from now (instead of `run_at`).",
+)
+.at_least(0.0);
+const IDEMPOTENCY_KEY: Spec<Text> = spec::text(
+    "idempotency_key",
+    "A second create with the same key returns the first task (same id) instead of a new one, \
+     for as long as that task exists.",
+)
+.stored()
+.chars(1, 200)
+.error("string_length", "An idempotency key is 1 to 200 characters");
+const DEPENDS_ON: Spec<List> = spec::uuids(
+    "depends_on",
+    "Ids (in full) of existing tasks that must finish first; an unknown id is refused (422). \
+     The task waits `blocked`, then is queued when they all completed, or cancelled (naming \
+     the parent) as soon as one failed or was cancelled.",
+)
+.max_items(MAX_PARENTS)
+.error("too_long", "A task depends on at most 1000 tasks");
+const RUN_ON_FAILURE: Spec<Boolean> = spec::boolean(
+    "run_on_failure",
+    "Run once the parents are final whatever they ended as (default false).",
+);
+/// A bulk item's `idempotency_key`.
+const NO_IDEMPOTENCY_IN_BULK: Spec<Refused> = spec::refused(
+    "idempotency_key",
+    "Not taken in bulk: idempotency keys are taken by `POST /api/v1/tasks` only.",
+)
+.error(
+    "not_in_bulk",
+    "Idempotency keys are taken by POST /api/v1/tasks only",
+);
+
+/// The fields of a task without its idempotency key (and without `depends_on`, which a
+/// workflow step reads as keys).
+pub(super) const TASK_FIELDS: &[&dyn Documented] = &[
+    &TYPE,
+    &PARAMS,
+    &DESCRIPTION,
+    &DOMAIN,
+    &DRIFT_SCORE,
+    &RUN_IMMEDIATELY,
+    &MAX_ATTEMPTS,
+    &TIMEOUT_SECONDS,
+    &ATTACHED_FACT_IDS,
+    &QUEUE,
+    &PRIORITY,
+    &RUN_AT,
+    &DELAY_SECONDS,
+    &RUN_ON_FAILURE,
+];
+
+/// Keys of which one at most may hold a value.
+pub(super) const EXCLUSIVE: &[(&str, &str)] = &[("run_at", "delay_seconds")];
+
+/// A task body's schema: [`TASK_FIELDS`] and `more`.
+pub(super) fn task_schema(more: &[&dyn Documented], doc: &str) -> Schema {
+    let fields: Vec<&dyn Documented> = TASK_FIELDS.iter().chain(more).copied().collect();
+    spec::exclusive(spec::body_schema(&fields, false, doc), EXCLUSIVE)
 }
 
-/// The body of `POST /api/v1/tasks/bulk`.
-// Documentation only: validated item by item to report every error.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct CreateTasksRequest {
-    /// 1 to 10,000 tasks, each as for `POST /api/v1/tasks` (without `idempotency_key`).
-    tasks: Vec<CreateTaskRequest>,
+/// The body of `POST /api/v1/tasks`.
+pub struct CreateTaskBody;
+
+impl PartialSchema for CreateTaskBody {
+    fn schema() -> RefOr<Schema> {
+        task_schema(
+            &[&IDEMPOTENCY_KEY, &DEPENDS_ON],
+            "A task to create. Unknown keys are ignored.",
+        )
+        .into()
+    }
 }
+
+impl ToSchema for CreateTaskBody {}
+
+/// The body of `POST /api/v1/tasks/bulk`.
+pub struct CreateTasksBody;
+
+impl PartialSchema for CreateTasksBody {
+    fn schema() -> RefOr<Schema> {
+        let item = task_schema(
+            &[&NO_IDEMPOTENCY_IN_BULK, &DEPENDS_ON],
+            "A task, as for `POST /api/v1/tasks` without `idempotency_key`.",
+        );
+        spec::bulk_schema(
+            "tasks",
+            item,
+            MAX_BULK,
+            "1 to 10,000 tasks, stored all or none.",
+        )
+        .into()
+    }
+}
+
+impl ToSchema for CreateTasksBody {}
 
 /// What a bulk create stored.
 #[derive(Serialize, ToSchema)]
@@ -82,11 +195,12 @@ pub struct CreatedTasks {
 
 #[utoipa::path(
     post, path = "/tasks/bulk", tag = "tasks",
-    request_body = CreateTasksRequest,
+    request_body = CreateTasksBody,
     responses(
         (status = 200, description = "Every task was stored, in one transaction", body = CreatedTasks),
-        (status = 413, description = "Body over the bulk size limit"),
-        (status = 422, description = "Some item is invalid: nothing was stored; every problem is listed with its item's position"),
+        (status = 413, description = "Body over the bulk size limit", body = ErrorBody),
+        (status = 422, description = "Some item is invalid: nothing was stored; every problem is listed with its item's position", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn create_tasks(
@@ -106,16 +220,18 @@ fn bulk_tasks(
     body: &Map<String, serde_json::Value>,
     default_attempts: i32,
 ) -> Result<Vec<NewTask>, ApiError> {
-    bulk_items(body, "tasks", |item| {
-        if item.get("idempotency_key").is_some_and(|k| !k.is_null()) {
-            return Err(vec![FieldError::new(
-                vec!["idempotency_key".into()],
-                "not_in_bulk",
-                "Idempotency keys are taken by POST /api/v1/tasks only",
-            )]);
-        }
-        new_task_fields(item, default_attempts)
-    })
+    bulk_items(body, "tasks", |item| bulk_task(item, default_attempts))
+}
+
+/// One item of a bulk create: a task without an idempotency key.
+fn bulk_task(
+    item: &Map<String, serde_json::Value>,
+    default_attempts: i32,
+) -> Result<NewTask, Vec<FieldError>> {
+    let mut fields = Fields::new(item);
+    fields.read_refused(&NO_IDEMPOTENCY_IN_BULK);
+    fields.finish()?;
+    new_task_fields(item, default_attempts)
 }
 
 /// A page of tasks, newest first.
@@ -142,32 +258,36 @@ pub struct TaskEvents {
     items: Vec<TaskEvent>,
 }
 
-/// Query parameters of `GET /api/v1/tasks`.
-// Documentation only: `list_tasks` reads the query with `QueryParams`.
-#[derive(Deserialize, IntoParams)]
-#[allow(dead_code)]
-pub struct TaskListParams {
-    /// 1..=1000, default 100.
-    limit: Option<i64>,
-    /// At least 0, default 0.
-    offset: Option<i64>,
-    /// Only tasks in this status.
-    status: Option<TaskStatus>,
-    /// Only tasks of this type.
-    #[serde(rename = "type")]
-    #[param(rename = "type")]
-    task_type: Option<String>,
-    /// Only tasks in this domain.
-    domain: Option<String>,
+/// The query parameters of `GET /api/v1/tasks`.
+pub struct TaskListParams;
+
+const STATUS: Spec<Choice> = spec::choice(
+    "status",
+    status_names,
+    "one of created, blocked, queued, running, retry, completed, failed, cancelled",
+    "Only tasks in this status.",
+);
+const TYPE_FILTER: Spec<Text> = spec::text("type", "Only tasks of this type.").stored();
+const DOMAIN_FILTER: Spec<Text> = spec::text("domain", "Only tasks in this domain.").stored();
+
+fn status_names() -> Vec<&'static str> {
+    TaskStatus::ALL.iter().map(|s| s.as_str()).collect()
+}
+
+impl IntoParams for TaskListParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        spec::query_parameters(&[&LIMIT, &OFFSET, &STATUS, &TYPE_FILTER, &DOMAIN_FILTER])
+    }
 }
 
 #[utoipa::path(
     post, path = "/tasks", tag = "tasks",
-    request_body = CreateTaskRequest,
+    request_body = CreateTaskBody,
     responses(
         (status = 200, description = "The task as stored", body = Task),
-        (status = 413, description = "Body over the size limit"),
-        (status = 422, description = "Invalid body"),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+        (status = 422, description = "Invalid body", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn create_task(
@@ -194,66 +314,35 @@ pub(super) fn new_task_fields(
     default_attempts: i32,
 ) -> Result<NewTask, Vec<FieldError>> {
     let mut fields = Fields::new(body);
-    let task_type = fields.required_string("type", true);
-    let params = fields.object("params").unwrap_or_default();
-    let description = fields.string("description").unwrap_or_default();
-    let domain = fields.string("domain");
-    let drift_score = fields.number("drift_score").unwrap_or(0.0);
-    let run_immediately = fields.boolean("run_immediately").unwrap_or(false);
-    let max_attempts = fields.integer_in("max_attempts", 1, 1000);
-    let timeout_seconds = fields.number("timeout_seconds");
-    let attached_fact_ids = fields.uuids("attached_fact_ids").unwrap_or_default();
-    let queue = fields.string("queue");
-    let priority = fields
-        .integer_in("priority", -1_000_000, 1_000_000)
-        .unwrap_or(0);
-    let run_at = fields.timestamp("run_at");
-    let delay_seconds = fields.number_at_least("delay_seconds", 0.0);
-    let idempotency_key = fields.string("idempotency_key");
-    let depends_on = fields.uuids("depends_on").unwrap_or_default();
-    let run_on_failure = fields.boolean("run_on_failure").unwrap_or(false);
+    let task_type = fields.read_text(&TYPE);
+    let params = fields.read_object(&PARAMS).unwrap_or_default();
+    let description = fields.read_text(&DESCRIPTION).unwrap_or_default();
+    let domain = fields.read_text(&DOMAIN);
+    let drift_score = fields.read_number(&DRIFT_SCORE).unwrap_or(0.0);
+    let run_immediately = fields.read_bool(&RUN_IMMEDIATELY).unwrap_or(false);
+    let max_attempts = fields.read_integer(&MAX_ATTEMPTS);
+    let timeout_seconds = fields.read_number(&TIMEOUT_SECONDS);
+    let attached_fact_ids = fields.read_uuids(&ATTACHED_FACT_IDS).unwrap_or_default();
+    let queue = fields.read_text(&QUEUE);
+    let priority = fields.read_integer(&PRIORITY).unwrap_or(0);
+    let run_at = fields.read_timestamp(&RUN_AT);
+    let delay_seconds = fields.read_number(&DELAY_SECONDS);
+    let idempotency_key = fields.read_text(&IDEMPOTENCY_KEY);
+    let depends_on = fields.read_uuids(&DEPENDS_ON).unwrap_or_default();
+    let run_on_failure = fields.read_bool(&RUN_ON_FAILURE).unwrap_or(false);
     let mut errors = fields.finish().err().unwrap_or_default();
-    errors.extend(nul_errors(body, &STORED_FIELDS));
-    let mut invalid = |key: &str, kind: &'static str, msg: &str| {
-        errors.push(FieldError::new(vec![key.into()], kind, msg));
-    };
-    if timeout_seconds.is_some_and(|t| t <= 0.0) {
-        invalid(
-            "timeout_seconds",
-            "greater_than",
-            "Input should be greater than 0",
-        );
-    }
-    if queue.as_deref().is_some_and(|q| !valid_queue_name(q)) {
-        invalid(
-            "queue",
-            "queue_name",
-            "A queue name is 1 to 100 letters, digits, '_', '-', '.' or ':'",
-        );
-    }
-    if idempotency_key
-        .as_deref()
-        .is_some_and(|k| k.is_empty() || k.len() > 200)
-    {
-        invalid(
-            "idempotency_key",
-            "string_length",
-            "An idempotency key is 1 to 200 characters",
-        );
-    }
-    if depends_on.len() > MAX_PARENTS {
-        invalid(
-            "depends_on",
-            "too_long",
-            &format!("A task depends on at most {MAX_PARENTS} tasks"),
-        );
-    }
+    let stored: Vec<&dyn Documented> = TASK_FIELDS
+        .iter()
+        .copied()
+        .chain([&IDEMPOTENCY_KEY as &dyn Documented])
+        .collect();
+    errors.extend(nul_errors(body, &spec::stored_keys(&stored)));
     if run_at.is_some() && delay_seconds.is_some() {
-        invalid(
-            "delay_seconds",
+        errors.push(FieldError::new(
+            vec!["delay_seconds".into()],
             "run_at_and_delay",
             "Give run_at or delay_seconds, not both",
-        );
+        ));
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -285,22 +374,13 @@ pub(super) fn new_task_fields(
 /// Most parents one task may have.
 const MAX_PARENTS: usize = 1000;
 
-/// The fields stored as PostgreSQL text or jsonb, which cannot hold U+0000.
-const STORED_FIELDS: [&str; 6] = [
-    "type",
-    "description",
-    "domain",
-    "params",
-    "queue",
-    "idempotency_key",
-];
-
 #[utoipa::path(
     get, path = "/tasks", tag = "tasks",
     params(TaskListParams),
     responses(
         (status = 200, description = "Tasks, newest first", body = TaskList),
-        (status = 422, description = "A parameter is out of range or malformed"),
+        (status = 422, description = "A parameter is out of range or malformed", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn list_tasks(
@@ -308,15 +388,11 @@ pub async fn list_tasks(
     mut params: QueryParams,
 ) -> Result<Json<TaskList>, ApiError> {
     let query = TaskQuery {
-        limit: params.integer("limit", 1, 1000, 100),
-        offset: params.integer("offset", 0, i64::MAX, 0),
-        status: params.choice(
-            "status",
-            TaskStatus::parse,
-            "one of created, blocked, queued, running, retry, completed, failed, cancelled",
-        ),
-        task_type: params.stored_text("type"),
-        domain: params.stored_text("domain"),
+        limit: params.integer(&LIMIT),
+        offset: params.integer(&OFFSET),
+        status: params.choice(&STATUS).and_then(TaskStatus::parse),
+        task_type: params.stored_text(&TYPE_FILTER),
+        domain: params.stored_text(&DOMAIN_FILTER),
     };
     params.finish()?;
     let Page { total, items } = state.store.list_tasks(&query).await.map_err(store_error)?;
@@ -325,12 +401,13 @@ pub async fn list_tasks(
 
 #[utoipa::path(
     get, path = "/tasks/{task_id}", tag = "tasks",
-    params(("task_id" = String, Path, description = "A task id, or a unique prefix of one (4+ characters)")),
+    params(TaskIdPath),
     responses(
         (status = 200, description = "The task", body = Task),
-        (status = 404, description = "No such task"),
-        (status = 409, description = "The prefix matches several tasks"),
-        (status = 422, description = "Not a UUID or prefix"),
+        (status = 404, description = "No such task", body = ErrorBody),
+        (status = 409, description = "The prefix matches several tasks", body = ErrorBody),
+        (status = 422, description = "Not a UUID or prefix", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn get_task(
@@ -344,10 +421,13 @@ pub async fn get_task(
 
 #[utoipa::path(
     post, path = "/tasks/{task_id}/run", tag = "tasks",
-    params(("task_id" = String, Path, description = "A task id or unique prefix")),
+    params(TaskIdPath),
     responses(
         (status = 200, description = "The task: queued if it was created, failed or cancelled; unchanged otherwise", body = Task),
-        (status = 404, description = "No such task"),
+        (status = 404, description = "No such task", body = ErrorBody),
+        (status = 409, description = "The id prefix matches several rows", body = ErrorBody),
+        (status = 422, description = "Invalid input: every problem is listed", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn run_task(
@@ -361,10 +441,13 @@ pub async fn run_task(
 
 #[utoipa::path(
     post, path = "/tasks/{task_id}/cancel", tag = "tasks",
-    params(("task_id" = String, Path, description = "A task id or unique prefix")),
+    params(TaskIdPath),
     responses(
         (status = 200, description = "The task: cancelled unless it had completed or failed", body = Task),
-        (status = 404, description = "No such task"),
+        (status = 404, description = "No such task", body = ErrorBody),
+        (status = 409, description = "The id prefix matches several rows", body = ErrorBody),
+        (status = 422, description = "Invalid input: every problem is listed", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn cancel_task(
@@ -378,10 +461,13 @@ pub async fn cancel_task(
 
 #[utoipa::path(
     get, path = "/tasks/{task_id}/status", tag = "tasks",
-    params(("task_id" = String, Path, description = "A task id or unique prefix")),
+    params(TaskIdPath),
     responses(
         (status = 200, description = "The task's status", body = TaskStatusView),
-        (status = 404, description = "No such task"),
+        (status = 404, description = "No such task", body = ErrorBody),
+        (status = 409, description = "The id prefix matches several rows", body = ErrorBody),
+        (status = 422, description = "Invalid input: every problem is listed", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn task_status(
@@ -400,10 +486,13 @@ pub async fn task_status(
 
 #[utoipa::path(
     get, path = "/tasks/{task_id}/events", tag = "tasks",
-    params(("task_id" = String, Path, description = "A task id or unique prefix")),
+    params(TaskIdPath),
     responses(
         (status = 200, description = "Every status change of the task, oldest first", body = TaskEvents),
-        (status = 404, description = "No such task"),
+        (status = 404, description = "No such task", body = ErrorBody),
+        (status = 409, description = "The id prefix matches several rows", body = ErrorBody),
+        (status = 422, description = "Invalid input: every problem is listed", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn task_events(
@@ -443,6 +532,7 @@ fn store_error(err: crate::store::StoreError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validate::spec::conformance;
     use serde_json::json;
 
     fn body(value: serde_json::Value) -> Map<String, serde_json::Value> {
@@ -515,6 +605,48 @@ mod tests {
                 ("body.timeout_seconds".into(), "greater_than"),
             ]
         );
+    }
+
+    fn bulk_item_schema() -> serde_json::Value {
+        let schema = CreateTasksBody::schema();
+        let schema = serde_json::to_value(schema).unwrap();
+        schema["properties"]["tasks"]["items"].clone()
+    }
+
+    #[test]
+    fn every_bound_the_create_schema_states_is_the_one_the_validator_enforces() {
+        let schema = serde_json::to_value(CreateTaskBody::schema()).unwrap();
+        let tried =
+            conformance::assert_bounds_enforced(&schema, &body(json!({"type": "echo"})), |b| {
+                new_task_fields(b, 3).err().unwrap_or_default()
+            });
+        assert!(tried >= 20, "only {tried} cases");
+    }
+
+    #[test]
+    fn every_bound_a_bulk_item_schema_states_is_the_one_the_validator_enforces() {
+        let tried = conformance::assert_bounds_enforced(
+            &bulk_item_schema(),
+            &body(json!({"type": "echo"})),
+            |b| bulk_task(b, 3).err().unwrap_or_default(),
+        );
+        assert!(tried >= 15, "only {tried} cases");
+    }
+
+    #[test]
+    fn run_at_and_delay_seconds_are_documented_and_checked_as_exclusive() {
+        let schema = serde_json::to_value(CreateTaskBody::schema()).unwrap();
+        let rule = &schema["allOf"][1]["anyOf"];
+        assert_eq!(rule[0]["properties"]["run_at"]["type"], "null");
+        assert_eq!(rule[1]["properties"]["delay_seconds"]["type"], "null");
+        let both =
+            body(json!({"type": "echo", "run_at": "2026-11-28T12:00:00Z", "delay_seconds": 1}));
+        assert_eq!(
+            error_kinds(new_task(&both, 3)),
+            vec![("body.delay_seconds".into(), "run_at_and_delay")]
+        );
+        let one = body(json!({"type": "echo", "run_at": null, "delay_seconds": 1}));
+        assert!(new_task(&one, 3).is_ok());
     }
 
     #[test]

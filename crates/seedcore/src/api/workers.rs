@@ -6,7 +6,7 @@ use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, error::ErrorBody};
 use crate::model::{Worker, WorkerState};
 
 /// A worker process and its state as of the request.
@@ -24,7 +24,10 @@ pub struct WorkerList {
 
 #[utoipa::path(
     get, path = "/workers", tag = "workers",
-    responses((status = 200, description = "Registered worker processes, newest first", body = WorkerList))
+    responses(
+        (status = 200, description = "Registered worker processes, newest first", body = WorkerList),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
+    )
 )]
 pub async fn list_workers(State(state): State<AppState>) -> Result<Json<WorkerList>, ApiError> {
     let workers = state

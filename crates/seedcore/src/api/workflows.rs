@@ -9,55 +9,86 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
-use serde::Deserialize;
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
+use utoipa::{
+    IntoParams, PartialSchema, ToSchema,
+    openapi::{
+        RefOr, Schema,
+        path::{Parameter, ParameterIn},
+    },
+};
 use uuid::Uuid;
 
 use super::{
     ApiError, AppState,
-    extract::{BulkJsonObject, QueryParams, bulk_items},
-    tasks::{CreateTaskRequest, new_task_fields},
+    error::{ErrorBody, ValidationErrors},
+    extract::{BulkJsonObject, LIMIT, MAX_BULK, OFFSET, QueryParams, WHOLE_ID, bulk_items},
+    tasks::{self, new_task_fields},
 };
 use crate::{
     model::{NewWorkflow, Workflow, WorkflowStep, WorkflowSummary},
     store::Page,
-    validate::{FieldError, Fields, nul_errors},
+    validate::{
+        FieldError, Fields, nul_errors,
+        spec::{self, Documented, List, Refused, Spec, Text},
+    },
 };
 
-/// One task of a workflow: the fields of `POST /api/v1/tasks` (without `idempotency_key`,
-/// `depends_on` taking keys instead of ids), plus its key.
-// Documentation only: validated item by item to report every error.
-#[derive(Deserialize, ToSchema)]
-#[allow(dead_code)]
-pub struct WorkflowTaskRequest {
-    /// The task's name in the workflow: 1 to 200 characters, unique within it.
-    key: String,
-    /// Keys of the tasks of this workflow that must finish first.
-    depends_on: Option<Vec<String>>,
-    #[serde(flatten)]
-    task: CreateTaskRequest,
-}
+const NAME: Spec<Text> = spec::text("name", "A name for people (default empty).").stored();
+const KEY: Spec<Text> = spec::text("key", "The task's name in the workflow, unique within it.")
+    .required()
+    .chars(1, 200)
+    .stored();
+const DEPENDS_ON_KEYS: Spec<List> = spec::strings(
+    "depends_on",
+    "Keys of the tasks of this workflow that must finish first (each a key of the same \
+     workflow, with no cycle; otherwise the workflow is refused, 422).",
+);
+const NO_IDEMPOTENCY: Spec<Refused> = spec::refused(
+    "idempotency_key",
+    "Not taken here: idempotency keys are taken by `POST /api/v1/tasks` only.",
+)
+.error(
+    "not_in_workflow",
+    "Idempotency keys are taken by POST /api/v1/tasks only",
+);
 
 /// The body of `POST /api/v1/workflows`.
-// Documentation only: validated item by item to report every error.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct CreateWorkflowRequest {
-    /// A name for people (default empty).
-    name: Option<String>,
-    /// 1 to 10,000 tasks; those without dependencies are queued at once, the others wait
-    /// `blocked` for their parents.
-    tasks: Vec<WorkflowTaskRequest>,
+pub struct CreateWorkflowBody;
+
+impl PartialSchema for CreateWorkflowBody {
+    fn schema() -> RefOr<Schema> {
+        let step = tasks::task_schema(
+            &[&KEY, &DEPENDS_ON_KEYS, &NO_IDEMPOTENCY],
+            "One task of the workflow: the fields of `POST /api/v1/tasks` (without \
+             `idempotency_key`, `depends_on` naming keys instead of ids), plus its key.",
+        );
+        let Schema::Object(body) = spec::bulk_schema(
+            "tasks",
+            step,
+            MAX_BULK,
+            "1 to 10,000 tasks; those without dependencies are queued at once, the others wait \
+             `blocked` for their parents. Stored all or none.",
+        ) else {
+            unreachable!("a bulk body is an object")
+        };
+        let mut body = body;
+        body.properties
+            .insert(NAME.name.into(), NAME.schema().into());
+        Schema::Object(body).into()
+    }
 }
+
+impl ToSchema for CreateWorkflowBody {}
 
 #[utoipa::path(
     post, path = "/workflows", tag = "workflows",
-    request_body = CreateWorkflowRequest,
+    request_body = CreateWorkflowBody,
     responses(
         (status = 201, description = "The workflow and its tasks, stored in one transaction", body = Workflow),
-        (status = 413, description = "Body over the bulk size limit"),
-        (status = 422, description = "An item is invalid, a key is repeated or unknown, or the dependencies form a cycle: nothing was stored"),
+        (status = 413, description = "Body over the bulk size limit", body = ErrorBody),
+        (status = 422, description = "An item is invalid, a key is repeated or unknown, or the dependencies form a cycle: nothing was stored", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn create_workflow(
@@ -80,9 +111,9 @@ pub async fn create_workflow(
 
 fn workflow_name(body: &Map<String, Value>) -> Result<String, ApiError> {
     let mut fields = Fields::new(body);
-    let name = fields.string("name").unwrap_or_default();
+    let name = fields.read_text(&NAME).unwrap_or_default();
     let mut errors = fields.finish().err().unwrap_or_default();
-    errors.extend(nul_errors(body, &["name"]));
+    errors.extend(nul_errors(body, &spec::stored_keys(&[&NAME])));
     if errors.is_empty() {
         Ok(name)
     } else {
@@ -95,24 +126,11 @@ fn workflow_name(body: &Map<String, Value>) -> Result<String, ApiError> {
 /// One item: its key and parents' keys, and the task as `POST /api/v1/tasks` reads it.
 fn step(item: &Map<String, Value>, default_attempts: i32) -> Result<WorkflowStep, Vec<FieldError>> {
     let mut fields = Fields::new(item);
-    let key = fields.required_string("key", true);
-    let depends_on = fields.strings("depends_on").unwrap_or_default();
+    let key = fields.read_text(&KEY);
+    let depends_on = fields.read_strings(&DEPENDS_ON_KEYS).unwrap_or_default();
+    fields.read_refused(&NO_IDEMPOTENCY);
     let mut errors = fields.finish().err().unwrap_or_default();
-    errors.extend(nul_errors(item, &["key"]));
-    if key.as_ref().is_some_and(|k| k.chars().count() > 200) {
-        errors.push(FieldError::new(
-            vec!["key".into()],
-            "string_too_long",
-            "A key is at most 200 characters",
-        ));
-    }
-    if item.get("idempotency_key").is_some_and(|k| !k.is_null()) {
-        errors.push(FieldError::new(
-            vec!["idempotency_key".into()],
-            "not_in_workflow",
-            "Idempotency keys are taken by POST /api/v1/tasks only",
-        ));
-    }
+    errors.extend(nul_errors(item, &spec::stored_keys(&[&KEY])));
     let mut task_fields = item.clone();
     task_fields.remove("key");
     task_fields.remove("depends_on");
@@ -138,15 +156,22 @@ pub struct WorkflowList {
     items: Vec<WorkflowSummary>,
 }
 
-/// Query parameters of `GET /api/v1/workflows`.
-// Documentation only: `list_workflows` reads the query with `QueryParams`.
-#[derive(Deserialize, utoipa::IntoParams)]
-#[allow(dead_code)]
-pub struct WorkflowListParams {
-    /// 1..=1000, default 100.
-    limit: Option<i64>,
-    /// At least 0, default 0.
-    offset: Option<i64>,
+/// The query parameters of `GET /api/v1/workflows`.
+pub struct WorkflowListParams;
+
+impl IntoParams for WorkflowListParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        spec::query_parameters(&[&LIMIT, &OFFSET])
+    }
+}
+
+/// The `{id}` path segment of a workflow: a whole UUID.
+pub struct WorkflowIdParam;
+
+impl IntoParams for WorkflowIdParam {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![spec::path_parameter(&WHOLE_ID)]
+    }
 }
 
 #[utoipa::path(
@@ -154,15 +179,16 @@ pub struct WorkflowListParams {
     params(WorkflowListParams),
     responses(
         (status = 200, description = "Workflows, newest first, with their status and task counts", body = WorkflowList),
-        (status = 422, description = "A parameter is out of range or malformed"),
+        (status = 422, description = "A parameter is out of range or malformed", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn list_workflows(
     State(state): State<AppState>,
     mut params: QueryParams,
 ) -> Result<Json<WorkflowList>, ApiError> {
-    let limit = params.integer("limit", 1, 1000, 100);
-    let offset = params.integer("offset", 0, i64::MAX, 0);
+    let limit = params.integer(&LIMIT);
+    let offset = params.integer(&OFFSET);
     params.finish()?;
     let Page { total, items } = state
         .store
@@ -174,11 +200,12 @@ pub async fn list_workflows(
 
 #[utoipa::path(
     get, path = "/workflows/{id}", tag = "workflows",
-    params(("id" = Uuid, Path, description = "The workflow's id")),
+    params(WorkflowIdParam),
     responses(
         (status = 200, description = "The workflow, its status and its tasks", body = Workflow),
-        (status = 404, description = "No such workflow"),
-        (status = 422, description = "Not a UUID"),
+        (status = 404, description = "No such workflow", body = ErrorBody),
+        (status = 422, description = "Not a UUID", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn get_workflow(
@@ -192,11 +219,12 @@ pub async fn get_workflow(
 
 #[utoipa::path(
     post, path = "/workflows/{id}/cancel", tag = "workflows",
-    params(("id" = Uuid, Path, description = "The workflow's id")),
+    params(WorkflowIdParam),
     responses(
         (status = 200, description = "The workflow, every unfinished task of it cancelled", body = Workflow),
-        (status = 404, description = "No such workflow"),
-        (status = 422, description = "Not a UUID"),
+        (status = 404, description = "No such workflow", body = ErrorBody),
+        (status = 422, description = "Not a UUID", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
 pub async fn cancel_workflow(
@@ -220,4 +248,24 @@ fn workflow_id(text: &str) -> Result<Uuid, ApiError> {
 
 fn store_error(err: crate::store::StoreError) -> ApiError {
     ApiError::from_store(err, || "Workflow not found".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::validate::spec::conformance;
+
+    #[test]
+    fn every_bound_a_step_schema_states_is_the_one_the_validator_enforces() {
+        let schema = serde_json::to_value(CreateWorkflowBody::schema()).unwrap();
+        let step_schema = &schema["properties"]["tasks"]["items"];
+        let base = json!({"key": "a", "type": "echo"});
+        let tried =
+            conformance::assert_bounds_enforced(step_schema, base.as_object().unwrap(), |item| {
+                step(item, 3).err().unwrap_or_default()
+            });
+        assert!(tried >= 20, "only {tried} cases");
+    }
 }

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Property-based tests of the HTTP API against its own OpenAPI document: schemathesis generates
+# requests from /openapi.json (valid and invalid ones), sends them to `seedcore serve` and checks
+# every answer against the document (statuses, shapes, refusals of invalid input, acceptance of
+# valid input). It runs once on a fresh SQLite file and once on a fresh PostgreSQL database, and
+# fails on any failure.
+#
+# Usage: scripts/schemathesis.sh [sqlite|postgres]...   (default: both)
+#
+# PostgreSQL: the server named by $SEEDCORE_TEST_DATABASE_URL (default
+# postgres://postgres@127.0.0.1:5432/postgres); a database is created there for the run and
+# dropped after it. schemathesis is installed, pinned, into a virtual environment under the cargo
+# target directory the first time.
+#
+# Knobs: SCHEMATHESIS_MAX_EXAMPLES (default 30 per operation), SCHEMATHESIS_SEED (default 1),
+# SCHEMATHESIS_TIMEOUT (seconds per run, default 150).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+
+SCHEMATHESIS_VERSION=4.32.5
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+VENV=$TARGET_DIR/schemathesis-venv
+MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-30}
+SEED=${SCHEMATHESIS_SEED:-1}
+RUN_TIMEOUT=${SCHEMATHESIS_TIMEOUT:-150}
+ADMIN_URL=${SEEDCORE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+
+log() { printf 'schemathesis.sh: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+as_root() {
+    if [[ $EUID -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null; then
+        sudo -n "$@"
+    else
+        die "need root or sudo to run: $*"
+    fi
+}
+
+apt_install() {
+    command -v apt-get >/dev/null || die "apt-get not found; install $* by hand"
+    local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -q -o Acquire::Retries=3 -o DPkg::Lock::Timeout=300)
+    as_root "${apt[@]}" update
+    as_root "${apt[@]}" install -y --no-install-recommends "$@"
+}
+
+# --- schemathesis ---------------------------------------------------------------------------
+
+# A virtual environment with the pinned schemathesis; Debian ships python3 without venv (and
+# ensurepip), so that comes from apt-get when missing.
+install_schemathesis() {
+    if [[ -x $VENV/bin/schemathesis ]] &&
+        [[ $("$VENV/bin/schemathesis" --version 2>/dev/null) == *" $SCHEMATHESIS_VERSION" ]]; then
+        return
+    fi
+    command -v python3 >/dev/null || apt_install python3
+    rm -rf "$VENV"
+    if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+        rm -rf "$VENV"
+        log "installing python3-venv with apt-get"
+        apt_install python3-venv
+        python3 -m venv "$VENV"
+    fi
+    log "installing schemathesis $SCHEMATHESIS_VERSION into $VENV"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "schemathesis==$SCHEMATHESIS_VERSION"
+}
+
+# --- the server -------------------------------------------------------------------------------
+
+WORK=
+SERVER_PID=
+DATABASE=
+
+cleanup() {
+    stop_server
+    if [[ -n $DATABASE ]]; then
+        psql -X -q -w "$ADMIN_URL" -c "drop database if exists \"$DATABASE\" with (force)" >/dev/null 2>&1 ||
+            log "warning: could not drop database $DATABASE"
+    fi
+    [[ -n $WORK ]] && rm -rf "$WORK"
+}
+
+stop_server() {
+    if [[ -n $SERVER_PID ]]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=
+    fi
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Starts `seedcore serve` on a free port with the given database settings (and no inherited
+# ones) and waits until it answers; sets BASE_URL.
+BASE_URL=
+start_server() {
+    local port log_file=$WORK/server-$1.log
+    shift
+    port=$(free_port)
+    env -u PG_DSN -u DATABASE_URL -u POSTGRES_HOST -u POSTGRES_PORT -u POSTGRES_DB \
+        -u POSTGRES_USER -u POSTGRES_PASSWORD \
+        "$SEEDCORE" serve --host 127.0.0.1 --port "$port" --worker-concurrency 4 "$@" \
+        >"$log_file" 2>&1 &
+    SERVER_PID=$!
+    BASE_URL=http://127.0.0.1:$port
+    local i
+    for ((i = 0; i < 300; i++)); do
+        if python3 -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], timeout=1)" \
+            "$BASE_URL/readyz" 2>/dev/null; then
+            return
+        fi
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$log_file" >&2; die "seedcore serve exited"; }
+        sleep 0.2
+    done
+    cat "$log_file" >&2
+    die "seedcore serve did not become ready on port $port"
+}
+
+# --- runs ---------------------------------------------------------------------------------------
+
+# Runs schemathesis against the server at BASE_URL; the rules no schema can state are filtered by
+# the hooks in scripts/schemathesis_hooks.py.
+run_schemathesis() {
+    local name=$1
+    log "$name: schemathesis --checks all, $MAX_EXAMPLES examples per operation, seed $SEED"
+    # Its example database and reports go to the scratch folder, not the checkout.
+    (
+        cd "$WORK"
+        PYTHONPATH=$ROOT/scripts SCHEMATHESIS_HOOKS=schemathesis_hooks \
+            timeout "$RUN_TIMEOUT" "$VENV/bin/schemathesis" run "$BASE_URL/openapi.json" \
+            --url "$BASE_URL" \
+            --checks all \
+            --max-examples "$MAX_EXAMPLES" \
+            --seed "$SEED" \
+            --generation-allow-x00 false \
+            --generation-database none \
+            --request-timeout 10 \
+            --no-color
+    )
+}
+
+run_sqlite() {
+    start_server sqlite --data-dir "$WORK/sqlite-data"
+    run_schemathesis sqlite
+    stop_server
+}
+
+run_postgres() {
+    command -v psql >/dev/null || apt_install postgresql-client
+    DATABASE=seedcore_schemathesis_$$
+    psql -X -q -w "$ADMIN_URL" -c "create database \"$DATABASE\"" >/dev/null ||
+        die "cannot create a database on $(sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#' <<<"$ADMIN_URL")"
+    local url
+    url=$(python3 -c '
+import sys, urllib.parse
+parts = urllib.parse.urlsplit(sys.argv[1])
+print(urllib.parse.urlunsplit(parts._replace(path="/" + sys.argv[2])))' "$ADMIN_URL" "$DATABASE")
+    start_server postgres --pg-dsn "$url"
+    run_schemathesis postgres
+    stop_server
+    psql -X -q -w "$ADMIN_URL" -c "drop database if exists \"$DATABASE\" with (force)" >/dev/null
+    DATABASE=
+}
+
+# --- main ---------------------------------------------------------------------------------------
+
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if ! command -v cargo >/dev/null && [[ -x ${HOME:-}/.cargo/bin/cargo ]]; then
+    PATH=$HOME/.cargo/bin:$PATH
+fi
+
+backends=("$@")
+[[ ${#backends[@]} -gt 0 ]] || backends=(sqlite postgres)
+
+install_schemathesis
+cargo build --locked --quiet --bin seedcore
+SEEDCORE=$TARGET_DIR/debug/seedcore
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/seedcore-schemathesis.XXXXXX")
+
+for backend in "${backends[@]}"; do
+    case $backend in
+        sqlite) run_sqlite ;;
+        postgres) run_postgres ;;
+        *) die "unknown backend '$backend' (sqlite or postgres)" ;;
+    esac
+done
+log "no failures on: ${backends[*]}"
