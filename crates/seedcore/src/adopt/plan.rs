@@ -301,10 +301,12 @@ fn seedcore_steps(steps: &mut Vec<Step>, catalog: &Catalog) {
         ),
         action: Action::AdoptedEvents,
     });
+    // The later migrations run as on any database; over the adopted rows they are what builds
+    // the status counters and the fact search vectors.
     for migration in super::apply::MIGRATOR.iter().skip(1) {
         steps.push(Step {
             what: format!(
-                "migration {} {} (counters and search vectors are rebuilt from the rows here)",
+                "migration {} {}, over the adopted rows",
                 migration.version, migration.description
             ),
             action: Action::Migration(migration.version),
