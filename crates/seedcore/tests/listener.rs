@@ -470,7 +470,13 @@ sqlite_only!(
     flavor = "multi_thread"
 );
 async fn a_flood_of_idle_connections_leaves_health_answering_until_the_idle_timeout_closes_them() {
-    rlimit::increase_nofile_limit(FLOOD as u64 + 1_000).expect("raise the open-file limit");
+    let wanted = FLOOD as u64 + 1_000;
+    let limit = rlimit::increase_nofile_limit(wanted).expect("raise the open-file limit");
+    assert!(
+        limit >= wanted,
+        "the hard open-file limit ({limit}) is too low for a flood of {FLOOD} connections: \
+         raise it to {wanted} or more (ulimit -Hn)"
+    );
     let db = TestDb::create().await;
     let idle = Duration::from_secs(6);
     let mut server = spawn_serve(&db, &[("SEEDCORE_IDLE_TIMEOUT_SECONDS", "6")]);
