@@ -31,11 +31,12 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 /// Accepts until `stop` is cancelled.
 pub(super) async fn run(
     tcp: TcpListener,
+    limit: u32,
     connections: &Arc<Semaphore>,
     context: &Arc<Context>,
     stop: &CancellationToken,
 ) {
-    let busy = busy_reply(connections.available_permits());
+    let busy = busy_reply(limit);
     let mut pause = FIRST_PAUSE;
     let mut failing = Throttle::default();
     let mut full = Throttle::default();
@@ -90,7 +91,7 @@ fn concerns_one_connection(err: &io::Error) -> bool {
 }
 
 /// The whole response a connection over the cap gets, in the contract's error shape.
-fn busy_reply(limit: usize) -> Vec<u8> {
+fn busy_reply(limit: u32) -> Vec<u8> {
     let body =
         format!(r#"{{"detail":"Too many open connections (limit {limit}); retry shortly"}}"#);
     format!(

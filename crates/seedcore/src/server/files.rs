@@ -10,8 +10,8 @@
 const RESERVED: u64 = 128;
 
 /// Raises the soft open-file limit and warns when it cannot hold `max_connections`.
-pub(super) fn raise_limit(max_connections: usize) {
-    let wanted = max_connections as u64 + RESERVED;
+pub(super) fn raise_limit(max_connections: u32) {
+    let wanted = u64::from(max_connections) + RESERVED;
     match rlimit::increase_nofile_limit(wanted) {
         Ok(limit) if limit < wanted => tracing::warn!(
             open_file_limit = limit,

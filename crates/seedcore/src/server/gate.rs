@@ -25,14 +25,14 @@ const RETRY_AFTER_SECONDS: &str = "1";
 
 struct Gate {
     in_flight: Arc<Semaphore>,
-    limit: usize,
+    limit: u32,
     timeout: Duration,
 }
 
 /// `app` behind the in-flight cap and the request timeout of `settings`.
 pub fn guard(app: Router, settings: &ListenerSettings) -> Router {
     let gate = Arc::new(Gate {
-        in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
+        in_flight: Arc::new(Semaphore::new(settings.max_in_flight as usize)),
         limit: settings.max_in_flight,
         timeout: settings.request_timeout,
     });
@@ -53,7 +53,7 @@ async fn admit(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> R
     }
 }
 
-fn busy(limit: usize) -> Response {
+fn busy(limit: u32) -> Response {
     let detail = format!("Server busy: {limit} requests in flight; retry shortly");
     let mut response = unavailable(detail);
     response

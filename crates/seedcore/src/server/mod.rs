@@ -43,9 +43,9 @@ pub use tls::TlsError;
 #[derive(Clone, Debug)]
 pub struct ListenerSettings {
     /// Most connections open at once.
-    pub max_connections: usize,
+    pub max_connections: u32,
     /// Most requests handled at once (`/health` aside).
-    pub max_in_flight: usize,
+    pub max_in_flight: u32,
     /// Longest a request may take from its headers to its response.
     pub request_timeout: Duration,
     /// Longest a request's headers may take from their first byte.
@@ -91,8 +91,8 @@ impl ListenerSettings {
             _ => return Err(ListenError::Tls(TlsError::Incomplete)),
         };
         Ok(ListenerSettings {
-            max_connections: config.max_connections as usize,
-            max_in_flight: config.max_in_flight as usize,
+            max_connections: config.max_connections,
+            max_in_flight: config.max_in_flight,
             request_timeout: Duration::from_secs_f64(config.request_timeout_seconds),
             header_timeout: Duration::from_secs_f64(config.header_timeout_seconds),
             idle_timeout: Duration::from_secs_f64(config.idle_timeout_seconds),
@@ -180,7 +180,7 @@ impl Listener {
         let url = self.url();
         tracing::info!(address = %self.local_addr(), version = crate::VERSION, "seedcore listening on {url}");
         let settings = self.settings;
-        let connections = Arc::new(Semaphore::new(settings.max_connections));
+        let connections = Arc::new(Semaphore::new(settings.max_connections as usize));
         let context = Arc::new(connection::Context {
             app: gate::guard(app, &settings),
             tls: self.tls,
@@ -190,9 +190,15 @@ impl Listener {
             },
             stop: stop.clone(),
         });
-        accept::run(self.tcp, &connections, &context, &stop).await;
-        let all = u32::try_from(settings.max_connections).unwrap_or(u32::MAX);
+        accept::run(
+            self.tcp,
+            settings.max_connections,
+            &connections,
+            &context,
+            &stop,
+        )
+        .await;
         // Every connection task holds one permit until it ends.
-        let _ = connections.acquire_many(all).await;
+        let _ = connections.acquire_many(settings.max_connections).await;
     }
 }
