@@ -691,3 +691,53 @@ async fn serve_refuses_a_certificate_without_its_key() {
     mismatched.wait_for_line("cannot serve HTTPS with", Duration::from_secs(30));
     assert!(!mismatched.wait_exit(Duration::from_secs(10)).success());
 }
+
+#[test]
+fn serve_help_lists_every_listener_setting() {
+    let output = common::process::command(&["serve", "--help"], &[])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for name in [
+        "SEEDCORE_MAX_CONNECTIONS",
+        "SEEDCORE_MAX_IN_FLIGHT",
+        "SEEDCORE_REQUEST_TIMEOUT_SECONDS",
+        "SEEDCORE_HEADER_TIMEOUT_SECONDS",
+        "SEEDCORE_IDLE_TIMEOUT_SECONDS",
+        "SEEDCORE_TLS_CERT",
+        "SEEDCORE_TLS_KEY",
+    ] {
+        assert!(
+            help.contains(&format!("[env: {name}")),
+            "{name} missing from --help"
+        );
+    }
+}
+
+#[test]
+fn a_timeout_or_cap_of_zero_is_refused_before_anything_starts() {
+    for (name, value, says) in [
+        ("SEEDCORE_HEADER_TIMEOUT_SECONDS", "0", "out of range"),
+        ("SEEDCORE_IDLE_TIMEOUT_SECONDS", "-5", "out of range"),
+        (
+            "SEEDCORE_REQUEST_TIMEOUT_SECONDS",
+            "soon",
+            "not a number of seconds",
+        ),
+        ("SEEDCORE_MAX_CONNECTIONS", "0", "not in 1..=1000000"),
+        ("SEEDCORE_MAX_IN_FLIGHT", "0", "not in 1..=1000000"),
+    ] {
+        // Were the value taken, the start would fail fast on an unreachable database instead.
+        let unreachable = [
+            ("PG_DSN", "postgresql://nobody@127.0.0.1:1/none"),
+            ("POSTGRES_POOL_TIMEOUT", "1"),
+            (name, value),
+        ];
+        let output = common::process::command(&["serve"], &unreachable)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{name}={value} was accepted");
+        assert!(err.contains(says), "{name}={value}: {err}");
+    }
+}
