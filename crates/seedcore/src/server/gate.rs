@@ -46,10 +46,11 @@ async fn admit(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> R
     let Ok(_permit) = gate.in_flight.clone().try_acquire_owned() else {
         return busy(gate.limit);
     };
-    let what = format!("{} {}", request.method(), request.uri().path());
+    // Both clones share their bytes; the log line is only written on a timeout.
+    let (method, uri) = (request.method().clone(), request.uri().clone());
     match tokio::time::timeout(gate.timeout, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => timed_out(gate.timeout, &what),
+        Err(_) => timed_out(gate.timeout, &format!("{method} {}", uri.path())),
     }
 }
 
