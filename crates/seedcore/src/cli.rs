@@ -17,6 +17,7 @@ use crate::{
     engine::{Engine, EngineHandle, EngineSettings, HandlerRouter, remote::parse_executors},
     import::{self, ImportError, ImportOptions},
     legacy::RunningTasks,
+    server::{Listener, ListenerSettings},
     store::{self, Cause, DatabaseTarget, DynStore, OpenError, StoreError},
     telemetry,
 };
@@ -221,24 +222,13 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         max_bulk_body_bytes: args.server.max_bulk_body_bytes,
     };
     let app = api::app(AppState::new(store.clone(), settings));
-    let address = (args.server.host, args.server.port);
-    let listener = tokio::net::TcpListener::bind(address)
+    let address = (args.server.host, args.server.port).into();
+    let settings =
+        ListenerSettings::from_config(&args.server).map_err(|err| CliError(err.to_string()))?;
+    let listener = Listener::bind(address, settings)
         .await
-        .map_err(|err| {
-            CliError(format!(
-                "cannot listen on {}:{}: {err}",
-                address.0, address.1
-            ))
-        })?;
-    let local = listener
-        .local_addr()
         .map_err(|err| CliError(err.to_string()))?;
-    tracing::info!(address = %local, version = crate::VERSION, "seedcore listening on http://{local}");
-    let stop = shutdown_signal();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
-        .map_err(|err| CliError(format!("the HTTP server failed: {err}")))?;
+    listener.serve(app, shutdown_signal()).await;
     if let Some(engine) = engine {
         engine.shutdown().await;
     }

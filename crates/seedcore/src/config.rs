@@ -149,6 +149,61 @@ pub struct ServerConfig {
     /// Largest body of a bulk request (up to 10,000 items), in bytes.
     #[arg(long, env = "SEEDCORE_MAX_BULK_BODY_BYTES", default_value_t = 64 * 1_048_576)]
     pub max_bulk_body_bytes: usize,
+
+    /// Most connections open at once; a connection beyond them is answered 503 with
+    /// Retry-After and closed.
+    #[arg(long, env = "SEEDCORE_MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// Most requests handled at once; a request beyond them is answered 503 with Retry-After
+    /// (`/health` is always answered).
+    #[arg(long, env = "SEEDCORE_MAX_IN_FLIGHT", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_in_flight: u32,
+
+    /// Seconds a request may take from its headers to its response; then it is answered 503.
+    #[arg(long, env = "SEEDCORE_REQUEST_TIMEOUT_SECONDS", default_value_t = 60.0,
+          value_parser = positive_seconds)]
+    pub request_timeout_seconds: f64,
+
+    /// Seconds a client has to send a request's headers, from their first byte; then the
+    /// connection is closed.
+    #[arg(long, env = "SEEDCORE_HEADER_TIMEOUT_SECONDS", default_value_t = 10.0,
+          value_parser = positive_seconds)]
+    pub header_timeout_seconds: f64,
+
+    /// Seconds a connection may stay open with no request on it (a new connection before its
+    /// first byte, a kept-alive one between requests, or a response its client stopped
+    /// reading); then it is closed.
+    #[arg(long, env = "SEEDCORE_IDLE_TIMEOUT_SECONDS", default_value_t = 75.0,
+          value_parser = positive_seconds)]
+    pub idle_timeout_seconds: f64,
+
+    /// PEM file with the certificate chain to serve HTTPS with (with SEEDCORE_TLS_KEY); without
+    /// both, the API is served over plain HTTP.
+    #[arg(long, env = "SEEDCORE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file with the private key of SEEDCORE_TLS_CERT (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "SEEDCORE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// A number of seconds that must be above zero (and at most a year): a timeout of zero or
+/// less would refuse everything.
+fn positive_seconds(value: &str) -> Result<f64, String> {
+    let seconds: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{value}' is not a number of seconds"))?;
+    if seconds > 0.0 && seconds <= 31_536_000.0 {
+        Ok(seconds)
+    } else {
+        Err(format!(
+            "{value} is out of range: give more than 0 and at most 31536000 seconds"
+        ))
+    }
 }
 
 /// How the workers of this process run tasks.

@@ -47,6 +47,7 @@
 //! - [`store`] is the storage trait and its implementations, PostgreSQL and embedded SQLite;
 //! - [`engine`] runs the workers: claiming, leases, retries and the handler router;
 //! - [`api`] is the HTTP API (axum) with its OpenAPI document;
+//! - [`server`] is the HTTP listener of `seedcore serve`: connection and request limits, HTTPS;
 //! - [`model`] holds the task and fact types and the task state machine;
 //! - [`maintenance`] is the housekeeping every process runs (counter folding);
 //! - [`legacy`] and [`import`] bring over the file-based system's data;
@@ -63,6 +64,7 @@ pub mod import;
 pub mod legacy;
 pub mod maintenance;
 pub mod model;
+pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod validate;
