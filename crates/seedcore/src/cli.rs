@@ -439,7 +439,9 @@ async fn open_store(config: &DatabaseConfig, timeout: Duration) -> Result<DynSto
         .await
         .map_err(|err| match err {
             OpenError::Store(err) => explain(&err, &doing),
-            OpenError::NoAnswer(_) => CliError(format!("cannot {doing}: {err}")),
+            OpenError::NoAnswer(_) | OpenError::Tls(_) => {
+                CliError(format!("cannot {doing}: {err}"))
+            }
             OpenError::Url(_) | OpenError::Folder { .. } => CliError(err.to_string()),
         })?;
     tracing::info!(database = %name, backend = store.backend(), "database opened");
