@@ -222,9 +222,26 @@ pub struct EngineConfig {
     #[arg(long, env = "SEEDCORE_RETRY_MAX_SECONDS", default_value_t = 3600.0)]
     pub retry_max_seconds: f64,
 
-    /// Task types run by remote HTTP executors: `type=http://host:port/path`, comma-separated.
+    /// Task types run by remote HTTP executors: `type=http://host:port/path`, comma-separated
+    /// (`https://` URLs have their certificates verified).
     #[arg(long, env = "SEEDCORE_EXECUTORS", default_value = "")]
     pub executors: String,
+
+    /// Secrets that sign the requests to remote executors: `type=secret`, comma-separated, one
+    /// per task type of SEEDCORE_EXECUTORS, at least 32 characters each (see the README).
+    /// Executors without one get unsigned requests.
+    #[arg(
+        long,
+        env = "SEEDCORE_EXECUTOR_SECRETS",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub executor_secrets: crate::engine::remote::ExecutorSecrets,
+
+    /// PEM file of certificate authorities to trust for https:// executors, besides the
+    /// built-in public roots (for executors whose certificates a private authority signs).
+    #[arg(long, env = "SEEDCORE_EXECUTOR_ROOT_CERT")]
+    pub executor_root_cert: Option<PathBuf>,
 
     /// Seconds in-flight tasks get to finish on SIGTERM/SIGINT before they are released.
     #[arg(long, env = "SEEDCORE_SHUTDOWN_GRACE_SECONDS", default_value_t = 30.0)]
