@@ -1,7 +1,7 @@
 //! PostgreSQL over TLS: a private cluster started from the server binaries, with a certificate
 //! the test makes for `localhost` and `hostssl` lines only in its pg_hba.conf, so a connection
-//! without TLS is refused. The cluster is shared by the tests that run at once and stopped when
-//! the last of them ends.
+//! without TLS is refused; and one without TLS at all, for a client that insists on it. Each
+//! cluster is shared by the tests that run at once and stopped when the last of them ends.
 
 mod certs;
 mod common;
@@ -17,8 +17,9 @@ use seedcore::store::{self, DatabaseTarget, OpenError, PgTls};
 use sqlx::{ConnectOptions, postgres::PgSslMode};
 use tokio::sync::Mutex;
 
-/// A running PostgreSQL that takes TLS connections only.
+/// A running PostgreSQL that takes TLS connections only (or, if `plain`, none).
 struct Cluster {
+    plain: bool,
     dir: PathBuf,
     bin: PathBuf,
     port: u16,
@@ -29,15 +30,27 @@ struct Cluster {
 }
 
 static CLUSTER: Mutex<Weak<Cluster>> = Mutex::const_new(Weak::new());
+static PLAIN_CLUSTER: Mutex<Weak<Cluster>> = Mutex::const_new(Weak::new());
 
-/// The shared cluster, started when no test holds it; None (after saying why) when this machine
-/// has no PostgreSQL server binaries and none is required.
+/// The shared TLS-only cluster, started when no test holds it; None (after saying why) when
+/// this machine has no PostgreSQL server binaries and none is required.
 async fn cluster() -> Option<Arc<Cluster>> {
-    let mut shared = CLUSTER.lock().await;
+    shared(&CLUSTER, false).await
+}
+
+/// The shared cluster without TLS.
+async fn plain_cluster() -> Option<Arc<Cluster>> {
+    shared(&PLAIN_CLUSTER, true).await
+}
+
+async fn shared(cell: &Mutex<Weak<Cluster>>, plain: bool) -> Option<Arc<Cluster>> {
+    let mut shared = cell.lock().await;
     if let Some(cluster) = shared.upgrade() {
         return Some(cluster);
     }
-    let started = tokio::task::spawn_blocking(Cluster::start).await.unwrap();
+    let started = tokio::task::spawn_blocking(move || Cluster::start(plain))
+        .await
+        .unwrap();
     match started {
         Ok(cluster) => {
             let cluster = Arc::new(cluster);
@@ -53,7 +66,7 @@ async fn cluster() -> Option<Arc<Cluster>> {
 }
 
 impl Cluster {
-    fn start() -> Result<Cluster, String> {
+    fn start(plain: bool) -> Result<Cluster, String> {
         let bin = server_binaries().ok_or("no PostgreSQL server binaries (initdb, pg_ctl)")?;
         let dir = PathBuf::from(format!(
             "/tmp/seedcore-tls-{}-{}",
@@ -75,6 +88,7 @@ impl Cluster {
         // The server refuses a key that others may read.
         run(Command::new("chmod").arg("600").arg(&key))?;
         let cluster = Cluster {
+            plain,
             dir,
             bin,
             port: free_port(),
@@ -102,16 +116,22 @@ impl Cluster {
             "UTF8",
             "--no-locale",
         ]))?;
+        let (host, ssl) = if self.plain {
+            ("host", "-c ssl=off".to_string())
+        } else {
+            let dir = self.dir.display();
+            let files = format!("ssl_cert_file={dir}/server.crt -c ssl_key_file={dir}/server.key");
+            ("hostssl", format!("-c ssl=on -c {files}"))
+        };
         std::fs::write(
             data.join("pg_hba.conf"),
-            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
+            format!("local all all trust\n{host} all all 127.0.0.1/32 trust\n"),
         )
         .unwrap();
-        let dir = self.dir.display();
         let options = format!(
-            "-p {} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off -c ssl=on \
-             -c ssl_cert_file={dir}/server.crt -c ssl_key_file={dir}/server.key",
-            self.port
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off {ssl}",
+            self.port,
+            self.dir.display()
         );
         run(self
             .as_owner("pg_ctl")
@@ -364,4 +384,16 @@ async fn the_binary_takes_tls_from_the_postgres_settings_and_from_pgsslmode() {
         stderr.contains("PGSSLMODE: unknown sslmode 'verify'"),
         "{stderr}"
     );
+}
+
+postgres_only!(requiring_tls_from_a_server_without_it_fails_saying_the_server_refuses_tls);
+async fn requiring_tls_from_a_server_without_it_fails_saying_the_server_refuses_tls() {
+    let Some(cluster) = plain_cluster().await else {
+        return;
+    };
+    let why = refusal(&cluster.url("127.0.0.1", "?sslmode=require")).await;
+    assert!(why.contains("does not accept TLS connections"), "{why}");
+    // prefer falls back to a plain connection, as libpq's default does.
+    let url = cluster.url("127.0.0.1", "?sslmode=prefer");
+    assert!(!encrypted(DatabaseTarget::from_url(&url).unwrap()).await);
 }
