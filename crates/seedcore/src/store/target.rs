@@ -94,9 +94,9 @@ impl DatabaseTarget {
     }
 }
 
-/// A TLS setting and the name it was given under, for error messages.
-struct Setting<T> {
-    value: T,
+/// A root certificate file and the setting that named it, for error messages.
+struct RootCert {
+    path: PathBuf,
     source: &'static str,
 }
 
@@ -105,7 +105,7 @@ struct Sourced {
     /// The URL names the mode itself (it is in the parsed options already).
     url_mode: bool,
     mode: Option<PgSslMode>,
-    root_cert: Option<Setting<PathBuf>>,
+    root_cert: Option<RootCert>,
 }
 
 impl Sourced {
@@ -114,8 +114,8 @@ impl Sourced {
         Sourced {
             url_mode: false,
             mode: tls.mode,
-            root_cert: tls.root_cert.clone().map(|value| Setting {
-                value,
+            root_cert: tls.root_cert.clone().map(|path| RootCert {
+                path,
                 source: "POSTGRES_SSLROOTCERT",
             }),
         }
@@ -155,8 +155,8 @@ impl UrlTls {
             url_mode: self.names_mode,
             mode: if self.names_mode { None } else { beside.mode },
             root_cert: match self.root_cert {
-                Some(value) => Some(Setting {
-                    value,
+                Some(path) => Some(RootCert {
+                    path,
                     source: "sslrootcert in the database URL",
                 }),
                 None => beside.root_cert,
@@ -176,7 +176,7 @@ fn apply_tls(
         None => {}
     }
     let root = match &tls.root_cert {
-        Some(setting) => Some(read_root_cert(&setting.value, setting.source)?),
+        Some(root) => Some(read_root_cert(&root.path, root.source)?),
         None => environment_root_cert()?,
     };
     if let Some(pem) = root {
