@@ -401,3 +401,34 @@ async fn tasks_sent_to_one_executor_share_a_kept_alive_connection() {
     assert_eq!(executor.seen.lock().unwrap().len(), 3);
     assert_eq!(executor.connections.load(Ordering::SeqCst), 1);
 }
+
+sqlite_only!(serve_refuses_a_short_executor_secret_without_printing_it);
+async fn serve_refuses_a_short_executor_secret_without_printing_it() {
+    let data = TempFolder::new();
+    let data_dir = data.0.display().to_string();
+    let output = process::command(
+        &["serve"],
+        &[
+            ("SEEDCORE_DATA_DIR", data_dir.as_str()),
+            ("HOST", "127.0.0.1"),
+            ("PORT", "0"),
+            (
+                "SEEDCORE_EXECUTORS",
+                "analysis_task=https://localhost:9/run",
+            ),
+            (
+                "SEEDCORE_EXECUTOR_SECRETS",
+                "analysis_task=hunter2-too-short",
+            ),
+        ],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("SEEDCORE_EXECUTOR_SECRETS: the secret for type 'analysis_task'"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
