@@ -14,7 +14,7 @@ use crate::{
     config::{
         DatabaseConfig, EngineConfig, LogConfig, ServerConfig, parse_queue_limits, parse_queues,
     },
-    engine::{Engine, EngineHandle, EngineSettings, HandlerRouter, remote::parse_executors},
+    engine::{Engine, EngineHandle, EngineSettings, HandlerRouter, remote::RemoteExecutors},
     import::{self, ImportError, ImportOptions},
     legacy::RunningTasks,
     server::{Listener, ListenerSettings},
@@ -335,8 +335,12 @@ async fn start_engine(
     store: &DynStore,
     config: &EngineConfig,
 ) -> Result<Option<EngineHandle>, CliError> {
-    let executors = parse_executors(&config.executors)
-        .map_err(|err| CliError(format!("SEEDCORE_EXECUTORS: {err}")))?;
+    let executors = RemoteExecutors::configure(
+        &config.executors,
+        &config.executor_secrets.0,
+        config.executor_root_cert.as_deref(),
+    )
+    .map_err(CliError)?;
     if config.worker_concurrency == 0 {
         tracing::info!("SEEDCORE_WORKER_CONCURRENCY is 0: serving the API without workers");
         return Ok(None);
@@ -345,9 +349,26 @@ async fn start_engine(
     settings.queues = parse_queues(&config.queues).map_err(|err| CliError(err.0))?;
     settings.queue_limits =
         parse_queue_limits(&config.queue_concurrency).map_err(|err| CliError(err.0))?;
-    let router = HandlerRouter::with_builtins().with_executors(&executors);
+    warn_about_unsigned(&executors);
+    let router = executors.register(HandlerRouter::with_builtins());
     let engine = Engine::new(store.clone(), router, settings);
     Ok(Some(engine.start().await))
+}
+
+/// An executor that cannot tell seedcore's requests from anyone's is worth a line in the log.
+fn warn_about_unsigned(executors: &RemoteExecutors) {
+    for spec in executors
+        .specs()
+        .iter()
+        .filter(|spec| spec.secret.is_none())
+    {
+        tracing::warn!(
+            task_type = %spec.task_type,
+            "the remote executor for '{}' has no secret in SEEDCORE_EXECUTOR_SECRETS: its \
+             requests are not signed",
+            spec.task_type
+        );
+    }
 }
 
 async fn import_legacy(args: ImportArgs) -> Result<(), CliError> {
@@ -429,7 +450,9 @@ async fn open_store(config: &DatabaseConfig, timeout: Duration) -> Result<DynSto
         .await
         .map_err(|err| match err {
             OpenError::Store(err) => explain(&err, &doing),
-            OpenError::NoAnswer(_) => CliError(format!("cannot {doing}: {err}")),
+            OpenError::NoAnswer(_) | OpenError::Tls(_) => {
+                CliError(format!("cannot {doing}: {err}"))
+            }
             OpenError::Url(_) | OpenError::Folder { .. } => CliError(err.to_string()),
         })?;
     tracing::info!(database = %name, backend = store.backend(), "database opened");

@@ -12,7 +12,7 @@
 use std::{fmt, net::IpAddr, path::PathBuf, time::Duration};
 
 use clap::Args;
-use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
 use crate::maintenance::Keeping;
 /// The database a process was configured for (defined by the store, which opens it).
@@ -70,6 +70,17 @@ pub struct DatabaseConfig {
     /// store searches in English only.
     #[arg(long, env = "SEEDCORE_SEARCH_LANGUAGE", default_value = "english")]
     pub search_language: String,
+
+    /// PostgreSQL TLS: disable, allow, prefer, require, verify-ca or verify-full (libpq's
+    /// sslmode). An sslmode in the URL wins; without either, PGSSLMODE, else prefer.
+    #[arg(long, env = "POSTGRES_SSLMODE", value_parser = crate::store::parse_ssl_mode)]
+    pub postgres_sslmode: Option<PgSslMode>,
+
+    /// PEM file of the certificate authorities that sign the PostgreSQL server's certificate
+    /// (libpq's sslrootcert); with it, require verifies like verify-ca. An sslrootcert in the
+    /// URL wins; without either, PGSSLROOTCERT, else the built-in public roots.
+    #[arg(long, env = "POSTGRES_SSLROOTCERT")]
+    pub postgres_sslrootcert: Option<PathBuf>,
 }
 
 /// The embedded database's file name inside the data folder.
@@ -80,7 +91,7 @@ impl DatabaseConfig {
     /// and with none of them the embedded file in the data folder.
     pub fn target(&self) -> Result<DatabaseTarget, ConfigError> {
         if let Some(url) = self.pg_dsn.as_deref().or(self.database_url.as_deref()) {
-            return Ok(DatabaseTarget::from_url(url)?);
+            return Ok(DatabaseTarget::from_url_with(url, &self.tls())?);
         }
         let Some(host) = &self.postgres_host else {
             return Ok(DatabaseTarget::Sqlite(self.data_dir.join(SQLITE_FILE)));
@@ -94,7 +105,15 @@ impl DatabaseConfig {
         if let Some(password) = &self.postgres_password {
             options = options.password(password);
         }
-        Ok(DatabaseTarget::Postgres(Box::new(options)))
+        Ok(DatabaseTarget::postgres(options, &self.tls())?)
+    }
+
+    /// The TLS settings given beside the URL.
+    pub fn tls(&self) -> crate::store::PgTls {
+        crate::store::PgTls {
+            mode: self.postgres_sslmode,
+            root_cert: self.postgres_sslrootcert.clone(),
+        }
     }
 
     /// How long to wait for a free connection (at least 1 ms).
@@ -118,6 +137,8 @@ impl fmt::Debug for DatabaseConfig {
             .field("postgres_pool_timeout", &self.postgres_pool_timeout)
             .field("data_dir", &self.data_dir)
             .field("search_language", &self.search_language)
+            .field("postgres_sslmode", &self.postgres_sslmode)
+            .field("postgres_sslrootcert", &self.postgres_sslrootcert)
             .finish()
     }
 }
@@ -256,9 +277,26 @@ pub struct EngineConfig {
     #[arg(long, env = "SEEDCORE_RETRY_MAX_SECONDS", default_value_t = 3600.0)]
     pub retry_max_seconds: f64,
 
-    /// Task types run by remote HTTP executors: `type=http://host:port/path`, comma-separated.
+    /// Task types run by remote HTTP executors: `type=http://host:port/path`, comma-separated
+    /// (`https://` URLs have their certificates verified).
     #[arg(long, env = "SEEDCORE_EXECUTORS", default_value = "")]
     pub executors: String,
+
+    /// Secrets that sign the requests to remote executors: `type=secret`, comma-separated, one
+    /// per task type of SEEDCORE_EXECUTORS, at least 32 characters each (see the README).
+    /// Executors without one get unsigned requests.
+    #[arg(
+        long,
+        env = "SEEDCORE_EXECUTOR_SECRETS",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub executor_secrets: crate::engine::remote::ExecutorSecrets,
+
+    /// PEM file of certificate authorities to trust for https:// executors, besides the
+    /// built-in public roots (for executors whose certificates a private authority signs).
+    #[arg(long, env = "SEEDCORE_EXECUTOR_ROOT_CERT")]
+    pub executor_root_cert: Option<PathBuf>,
 
     /// Seconds in-flight tasks get to finish on SIGTERM/SIGINT before they are released.
     #[arg(long, env = "SEEDCORE_SHUTDOWN_GRACE_SECONDS", default_value_t = 30.0)]
@@ -404,6 +442,8 @@ mod tests {
             postgres_pool_timeout: 30.0,
             data_dir: PathBuf::from("./data"),
             search_language: "english".into(),
+            postgres_sslmode: None,
+            postgres_sslrootcert: None,
         };
         for pair in args.chunks(2) {
             let value = Some(pair[1].to_string());

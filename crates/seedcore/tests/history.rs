@@ -353,9 +353,11 @@ async fn importing_the_same_legacy_tasks_again_skips_the_moved_ones() {
     // The task finished in 2023: the app's own housekeeping may be moving it at this moment,
     // in which case this call skips the locked row and the move commits a moment later.
     archive_all(&app).await;
-    eventually(Duration::from_secs(5), "the move to the history", || async {
-        in_history(&store, &id).await.then_some(())
-    })
+    eventually(
+        Duration::from_secs(5),
+        "the move to the history",
+        || async { in_history(&store, &id).await.then_some(()) },
+    )
     .await;
 
     let again = import();

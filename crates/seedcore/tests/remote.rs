@@ -189,3 +189,246 @@ async fn a_worker_registers_itself_and_is_listed_as_active() {
     let (_, workers) = app.get("/api/v1/workers").await;
     assert_eq!(workers["items"][0]["state"], "stopped");
 }
+
+// Remote executors over HTTPS, with signed requests: the executor below is served with a
+// certificate from an authority the test makes, and checks every request's signature the way
+// the README tells an executor to.
+
+mod certs;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::{body::Bytes, http::HeaderMap};
+use hmac::{Hmac, KeyInit, Mac};
+use seedcore::engine::remote::{RemoteExecutors, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+
+const SECRET: &str = "4f0c1e9a7b2d6e8f3a5c7d9e1b3f5a7c";
+
+/// A request's body and what the signature check made of it.
+type Checked = (Value, Result<(), String>);
+
+/// An HTTPS executor: its address, what it made of each request, and its TCP connections.
+struct HttpsExecutor {
+    url: String,
+    seen: Arc<Mutex<Vec<Checked>>>,
+    connections: Arc<AtomicUsize>,
+    root: TempFolder,
+}
+
+impl HttpsExecutor {
+    /// The file holding the authority that signed the executor's certificate.
+    fn root_cert(&self) -> std::path::PathBuf {
+        self.root.0.join("executor-ca.pem")
+    }
+}
+
+/// An executor over HTTPS for `localhost` that completes the task when the request is signed
+/// with `secret` no more than five minutes ago, and answers 401 otherwise.
+async fn https_executor(secret: &'static str) -> HttpsExecutor {
+    let pki = certs::issue(&["localhost"]);
+    let root = TempFolder::new();
+    std::fs::write(root.0.join("executor-ca.pem"), &pki.ca_pem).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let app = Router::new().route(
+        "/run",
+        post(move |headers: HeaderMap, body: Bytes| {
+            let record = record.clone();
+            async move {
+                let verdict = check_signature(secret.as_bytes(), &headers, &body);
+                let task: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                record.lock().unwrap().push((task.clone(), verdict.clone()));
+                match verdict {
+                    Ok(()) => (
+                        StatusCode::OK,
+                        Json(json!({"success": true, "result": {"attempt": task["attempt"]}})),
+                    ),
+                    Err(why) => (StatusCode::UNAUTHORIZED, Json(json!({"detail": why}))),
+                }
+            }
+        }),
+    );
+    let connections = Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let acceptor = tls_acceptor(&pki);
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            counted.fetch_add(1, Ordering::SeqCst);
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    HttpsExecutor {
+        url: format!("https://localhost:{port}/run"),
+        seen,
+        connections,
+        root,
+    }
+}
+
+fn tls_acceptor(pki: &certs::Pki) -> tokio_rustls::TlsAcceptor {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let chain = CertificateDer::pem_slice_iter(pki.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(pki.key_pem.as_bytes()).unwrap();
+    // ring is the only crypto provider built in, so it is the default.
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// What an executor does with a request: a timestamp within five minutes of now, and
+/// `v1=` + hex HMAC-SHA256(secret, "{timestamp}.{body}"), compared in constant time.
+fn check_signature(secret: &[u8], headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .ok_or(format!("no {name} header"))
+    };
+    let timestamp = header(TIMESTAMP_HEADER)?;
+    let sent: i64 = timestamp.parse().map_err(|_| "bad timestamp".to_string())?;
+    if (chrono::Utc::now().timestamp() - sent).abs() > 300 {
+        return Err("stale timestamp".into());
+    }
+    let signature = header(SIGNATURE_HEADER)?
+        .strip_prefix("v1=")
+        .and_then(|hex| hex::decode(hex).ok())
+        .ok_or("malformed signature")?;
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret).unwrap();
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(body);
+    mac.verify_slice(&signature)
+        .map_err(|_| "signature does not match".to_string())
+}
+
+/// An app whose `analysis_task` runs on `executor`, configured as the binary configures it.
+async fn app_with_https_executor(
+    executor: &HttpsExecutor,
+    secret: Option<&str>,
+    trust_its_root: bool,
+) -> TestApp {
+    let secrets = secret.map_or(String::new(), |s| format!("analysis_task={s}"));
+    let root = trust_its_root.then(|| executor.root_cert());
+    let executors = RemoteExecutors::configure(
+        &format!("analysis_task={}", executor.url),
+        &secrets,
+        root.as_deref(),
+    )
+    .unwrap();
+    let router = executors.register(HandlerRouter::with_builtins());
+    let db = Arc::new(TestDb::create().await);
+    TestApp::with_router(db, Some(fast_engine()), ApiSettings::default(), router).await
+}
+
+both_backends!(an_https_executor_with_a_private_root_receives_signed_tasks);
+async fn an_https_executor_with_a_private_root_receives_signed_tasks() {
+    let executor = https_executor(SECRET).await;
+    let app = app_with_https_executor(&executor, Some(SECRET), true).await;
+    let task = run(&app, json!({"params": {"rows": 3}})).await;
+    assert_eq!(task.status, TaskStatus::Completed, "{:?}", task.error);
+    assert_eq!(task.result.unwrap()["result"], json!({"attempt": 1}));
+    let seen = executor.seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].1, Ok(()));
+    assert_eq!(seen[0].0["id"], json!(task.id));
+    assert_eq!(seen[0].0["params"], json!({"rows": 3}));
+}
+
+both_backends!(an_https_executor_whose_certificate_does_not_verify_never_gets_the_task);
+async fn an_https_executor_whose_certificate_does_not_verify_never_gets_the_task() {
+    let executor = https_executor(SECRET).await;
+    let app = app_with_https_executor(&executor, Some(SECRET), false).await;
+    let task = run(&app, json!({"max_attempts": 2})).await;
+    assert_eq!(task.status, TaskStatus::Failed);
+    assert_eq!(task.attempts, 2);
+    let error = task.error.unwrap();
+    assert!(error.contains("certificate"), "{error}");
+    assert!(executor.seen.lock().unwrap().is_empty());
+    assert!(executor.connections.load(Ordering::SeqCst) >= 1);
+}
+
+both_backends!(an_executor_refuses_requests_signed_with_another_secret_or_unsigned);
+async fn an_executor_refuses_requests_signed_with_another_secret_or_unsigned() {
+    let executor = https_executor(SECRET).await;
+    let other = "0000000000000000000000000000000000000000";
+    let app = app_with_https_executor(&executor, Some(other), true).await;
+    let task = run(&app, json!({"max_attempts": 3})).await;
+    assert_eq!(task.status, TaskStatus::Failed);
+    assert_eq!(task.attempts, 1);
+    assert!(task.error.unwrap().contains("401"));
+    let db = app.stop().await;
+    drop(db);
+
+    let app = app_with_https_executor(&executor, None, true).await;
+    let task = run(&app, json!({})).await;
+    assert_eq!(task.status, TaskStatus::Failed);
+    let seen = executor.seen.lock().unwrap();
+    let verdicts: Vec<_> = seen.iter().map(|(_, verdict)| verdict.clone()).collect();
+    assert_eq!(
+        verdicts,
+        vec![
+            Err("signature does not match".to_string()),
+            Err(format!("no {TIMESTAMP_HEADER} header"))
+        ]
+    );
+}
+
+both_backends!(tasks_sent_to_one_executor_share_a_kept_alive_connection);
+async fn tasks_sent_to_one_executor_share_a_kept_alive_connection() {
+    let executor = https_executor(SECRET).await;
+    let app = app_with_https_executor(&executor, Some(SECRET), true).await;
+    for _ in 0..3 {
+        let task = run(&app, json!({})).await;
+        assert_eq!(task.status, TaskStatus::Completed, "{:?}", task.error);
+    }
+    assert_eq!(executor.seen.lock().unwrap().len(), 3);
+    assert_eq!(executor.connections.load(Ordering::SeqCst), 1);
+}
+
+sqlite_only!(serve_refuses_a_short_executor_secret_without_printing_it);
+async fn serve_refuses_a_short_executor_secret_without_printing_it() {
+    let data = TempFolder::new();
+    let data_dir = data.0.display().to_string();
+    let output = process::command(
+        &["serve"],
+        &[
+            ("SEEDCORE_DATA_DIR", data_dir.as_str()),
+            ("HOST", "127.0.0.1"),
+            ("PORT", "0"),
+            (
+                "SEEDCORE_EXECUTORS",
+                "analysis_task=https://localhost:9/run",
+            ),
+            (
+                "SEEDCORE_EXECUTOR_SECRETS",
+                "analysis_task=hunter2-too-short",
+            ),
+        ],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("SEEDCORE_EXECUTOR_SECRETS: the secret for type 'analysis_task'"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}

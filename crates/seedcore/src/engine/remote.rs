@@ -1,19 +1,38 @@
-//! Remote executors: a task type mapped to an HTTP endpoint that runs it, in any language.
+//! Remote executors: a task type mapped to an HTTP(S) endpoint that runs it, in any language.
 //!
 //! The worker POSTs `{id, type, params, domain, drift_score, attempt}` and expects
 //! `{success, result, error}` (plus an optional `retryable` for failures). A connection error
 //! and a 5xx are retryable; a 4xx or `success: false` is final unless the answer says
 //! `retryable: true`. The task's timeout bounds the call; cancelling the task drops it.
+//!
+//! All executors of a process share one HTTP client, so connections are kept alive and reused.
+//! An `https://` executor's certificate is verified against the built-in public roots plus any
+//! configured root certificate; a failure says so in the task's error. An executor with a
+//! secret gets every request signed: [`TIMESTAMP_HEADER`] holds the Unix time in seconds and
+//! [`SIGNATURE_HEADER`] holds `v1=` and the lowercase hex HMAC-SHA256, keyed by the secret, of
+//! the timestamp, a `.`, and the exact body bytes (see [`sign`]). Each attempt is signed anew.
 
+use std::{path::Path, sync::Arc};
+
+use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sha2::Sha256;
 
-use super::handler::{Handler, HandlerError, HandlerResult, TaskContext};
+use super::handler::{Handler, HandlerError, HandlerResult, HandlerRouter, TaskContext};
+
+/// The header that carries the time a request was signed, in Unix seconds.
+pub const TIMESTAMP_HEADER: &str = "x-seedcore-timestamp";
+/// The header that carries the request's signature, `v1=<hex HMAC-SHA256>`.
+pub const SIGNATURE_HEADER: &str = "x-seedcore-signature";
+/// The fewest characters an executor secret may have.
+pub const MIN_SECRET_CHARS: usize = 32;
 
 /// Runs tasks by POSTing them to `url`.
 pub struct RemoteExecutor {
     url: String,
     client: reqwest::Client,
+    secret: Option<ExecutorSecret>,
 }
 
 #[derive(Deserialize)]
@@ -33,7 +52,14 @@ impl RemoteExecutor {
         RemoteExecutor {
             url: url.into(),
             client,
+            secret: None,
         }
+    }
+
+    /// The same executor, with every request signed by `secret`.
+    pub fn signed_with(mut self, secret: ExecutorSecret) -> RemoteExecutor {
+        self.secret = Some(secret);
+        self
     }
 
     async fn call(&self, task: &TaskContext) -> HandlerResult {
@@ -46,13 +72,21 @@ impl RemoteExecutor {
             "attempt": task.attempt,
             "parents": task.parents,
         });
-        let response = self
+        let body = serde_json::to_vec(&body)
+            .map_err(|err| HandlerError::Permanent(format!("task cannot be sent: {err}")))?;
+        let mut request = self
             .client
             .post(&self.url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|err| HandlerError::Retryable(format!("executor unreachable: {err}")))?;
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if let Some(secret) = &self.secret {
+            let timestamp = chrono::Utc::now().timestamp();
+            request = request
+                .header(TIMESTAMP_HEADER, timestamp)
+                .header(SIGNATURE_HEADER, sign(secret.bytes(), timestamp, &body));
+        }
+        let response = request.body(body).send().await.map_err(|err| {
+            HandlerError::Retryable(format!("executor unreachable: {}", chain(&err)))
+        })?;
         let status = response.status();
         let text = response.text().await.map_err(|err| {
             HandlerError::Retryable(format!("executor answer could not be read: {err}"))
@@ -88,6 +122,180 @@ impl RemoteExecutor {
     }
 }
 
+/// `v1=` and the lowercase hex HMAC-SHA256 of `{timestamp}.{body}` keyed by `secret`: the value
+/// of [`SIGNATURE_HEADER`] for a request sent at `timestamp` (Unix seconds).
+pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+    // HMAC takes a key of any length; new_from_slice cannot fail for it.
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC accepts keys of any length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// An error with its causes, which for a TLS failure is where the reason is.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// A key that signs an executor's requests; never shown in `Debug` output.
+#[derive(Clone)]
+pub struct ExecutorSecret(Arc<[u8]>);
+
+impl ExecutorSecret {
+    /// A secret of at least [`MIN_SECRET_CHARS`] characters (e.g. `openssl rand -hex 32`).
+    pub fn new(secret: &str) -> Result<ExecutorSecret, String> {
+        if secret.chars().count() < MIN_SECRET_CHARS {
+            return Err(format!(
+                "is shorter than {MIN_SECRET_CHARS} characters (make one with `openssl rand -hex 32`)"
+            ));
+        }
+        Ok(ExecutorSecret(secret.as_bytes().into()))
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ExecutorSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExecutorSecret(<redacted>)")
+    }
+}
+
+/// The `SEEDCORE_EXECUTOR_SECRETS` setting as given: `type=secret` pairs, never shown in `Debug`.
+#[derive(Clone, Default)]
+pub struct ExecutorSecrets(pub String);
+
+impl std::str::FromStr for ExecutorSecrets {
+    type Err = std::convert::Infallible;
+
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        Ok(ExecutorSecrets(spec.to_string()))
+    }
+}
+
+impl std::fmt::Debug for ExecutorSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExecutorSecrets(<redacted>)")
+    }
+}
+
+/// One configured remote executor.
+#[derive(Debug)]
+pub struct ExecutorSpec {
+    /// The task type it runs.
+    pub task_type: String,
+    /// Where its tasks are POSTed.
+    pub url: String,
+    /// The key its requests are signed with, if any.
+    pub secret: Option<ExecutorSecret>,
+}
+
+/// The remote executors of a process, sharing one HTTP client (and its kept-alive connections).
+pub struct RemoteExecutors {
+    specs: Vec<ExecutorSpec>,
+    client: reqwest::Client,
+}
+
+impl RemoteExecutors {
+    /// From `SEEDCORE_EXECUTORS`, `SEEDCORE_EXECUTOR_SECRETS` and the root certificate file of
+    /// `SEEDCORE_EXECUTOR_ROOT_CERT`; the error names the setting at fault.
+    pub fn configure(
+        executors: &str,
+        secrets: &str,
+        root_cert: Option<&Path>,
+    ) -> Result<RemoteExecutors, String> {
+        let pairs =
+            parse_executors(executors).map_err(|err| format!("SEEDCORE_EXECUTORS: {err}"))?;
+        let mut secrets = parse_executor_secrets(secrets)
+            .map_err(|err| format!("SEEDCORE_EXECUTOR_SECRETS: {err}"))?;
+        if let Some((task_type, _)) = secrets
+            .iter()
+            .find(|(task_type, _)| !pairs.iter().any(|(t, _)| t == task_type))
+        {
+            return Err(format!(
+                "SEEDCORE_EXECUTOR_SECRETS: '{task_type}' is not a task type of SEEDCORE_EXECUTORS"
+            ));
+        }
+        let root_pem = match root_cert {
+            Some(path) => Some(std::fs::read(path).map_err(|err| {
+                format!(
+                    "SEEDCORE_EXECUTOR_ROOT_CERT: cannot read {}: {err}",
+                    path.display()
+                )
+            })?),
+            None => None,
+        };
+        let client = executor_client(root_pem.as_deref())
+            .map_err(|err| format!("SEEDCORE_EXECUTOR_ROOT_CERT: {err}"))?;
+        let specs = pairs
+            .into_iter()
+            .map(|(task_type, url)| {
+                let secret = secrets
+                    .iter()
+                    .position(|(t, _)| *t == task_type)
+                    .map(|at| secrets.swap_remove(at).1);
+                ExecutorSpec {
+                    task_type,
+                    url,
+                    secret,
+                }
+            })
+            .collect();
+        Ok(RemoteExecutors { specs, client })
+    }
+
+    /// The executors, in the order configured.
+    pub fn specs(&self) -> &[ExecutorSpec] {
+        &self.specs
+    }
+
+    /// Sends each executor's tasks to it (replacing a built-in of the same type).
+    pub fn register(&self, mut router: HandlerRouter) -> HandlerRouter {
+        for spec in &self.specs {
+            let mut executor = RemoteExecutor::new(&spec.url, self.client.clone());
+            if let Some(secret) = &spec.secret {
+                executor = executor.signed_with(secret.clone());
+            }
+            let name = format!("remote:{}", spec.task_type);
+            router.register_named(&spec.task_type, &name, executor);
+        }
+        router
+    }
+}
+
+/// The client all executors share: rustls, the built-in public roots, and the certificates of
+/// `root_pem` (a PEM bundle) for executors whose certificates a private authority signs.
+pub fn executor_client(root_pem: Option<&[u8]>) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder().use_rustls_tls();
+    if let Some(pem) = root_pem {
+        let roots = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|err| format!("not a PEM certificate file: {}", chain(&err)))?;
+        if roots.is_empty() {
+            return Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+        }
+        for root in roots {
+            builder = builder.add_root_certificate(root);
+        }
+    }
+    builder
+        .build()
+        .map_err(|err| format!("cannot set up the HTTP client: {}", chain(&err)))
+}
+
 #[async_trait::async_trait]
 impl Handler for RemoteExecutor {
     async fn run(&self, task: TaskContext) -> HandlerResult {
@@ -104,25 +312,57 @@ fn clip(text: &str) -> &str {
     &text[..end]
 }
 
-/// Parses `type=url,type=url` into pairs; only http:// URLs are accepted.
+/// Parses `type=url,type=url` into pairs; http:// and https:// URLs are accepted.
 pub fn parse_executors(spec: &str) -> Result<Vec<(String, String)>, String> {
+    pairs(spec, "url")?
+        .into_iter()
+        .map(|(task_type, url)| {
+            let host = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"));
+            if host.is_none_or(str::is_empty) {
+                return Err(format!(
+                    "'{url}' for type '{task_type}' must be an http:// or https:// URL"
+                ));
+            }
+            Ok((task_type, url))
+        })
+        .collect()
+}
+
+/// Parses `type=secret,type=secret`; the error names the type, never the secret.
+pub fn parse_executor_secrets(spec: &str) -> Result<Vec<(String, ExecutorSecret)>, String> {
+    let mut seen: Vec<(String, ExecutorSecret)> = Vec::new();
+    for (task_type, secret) in pairs(spec, "secret")? {
+        if seen.iter().any(|(t, _)| *t == task_type) {
+            return Err(format!("type '{task_type}' has more than one secret"));
+        }
+        let secret = ExecutorSecret::new(&secret)
+            .map_err(|why| format!("the secret for type '{task_type}' {why}"))?;
+        seen.push((task_type, secret));
+    }
+    Ok(seen)
+}
+
+/// `type=value` entries, comma-separated; empty entries are skipped. Errors quote the entry
+/// only up to its `=`, since a value may be secret.
+fn pairs(spec: &str, what: &str) -> Result<Vec<(String, String)>, String> {
     spec.split(',')
         .map(str::trim)
         .filter(|entry| !entry.is_empty())
         .map(|entry| {
-            let (task_type, url) = entry
-                .split_once('=')
-                .ok_or_else(|| format!("'{entry}' should be type=url"))?;
-            let (task_type, url) = (task_type.trim(), url.trim());
+            let Some((task_type, value)) = entry.split_once('=') else {
+                return Err(if what == "url" {
+                    format!("'{entry}' should be type={what}")
+                } else {
+                    format!("an entry should be type={what}")
+                });
+            };
+            let (task_type, value) = (task_type.trim(), value.trim());
             if task_type.is_empty() {
-                return Err(format!("'{entry}' has no task type"));
+                return Err(format!("an entry has no task type (type={what})"));
             }
-            if !url.starts_with("http://") || url.len() <= "http://".len() {
-                return Err(format!(
-                    "'{url}' for type '{task_type}' must be an http:// URL"
-                ));
-            }
-            Ok((task_type.to_string(), url.to_string()))
+            Ok((task_type.to_string(), value.to_string()))
         })
         .collect()
 }
@@ -160,6 +400,78 @@ mod tests {
                 .unwrap_err()
                 .contains("no task type")
         );
+    }
+
+    #[test]
+    fn https_executors_are_accepted_beside_http_ones() {
+        assert_eq!(
+            parse_executors("a=https://exec.example/run").unwrap(),
+            vec![("a".to_string(), "https://exec.example/run".to_string())]
+        );
+        assert!(parse_executors("a=https://").is_err());
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_signature_is_the_hmac_sha256_of_the_timestamp_a_dot_and_the_body() {
+        // Computed independently: Python's hmac.new(secret, b"1700000000." + body, sha256).
+        assert_eq!(
+            sign(SECRET.as_bytes(), 1_700_000_000, br#"{"id":"x"}"#),
+            "v1=1d3a1a80c8ad0d56d3cc81d488b5779dbdd6367281fd813d1d9b8d7a5cd0204b"
+        );
+    }
+
+    #[test]
+    fn secrets_parse_per_type_and_a_bad_one_is_refused_without_being_shown() {
+        let secrets = parse_executor_secrets(&format!("a={SECRET}, b = {SECRET}x")).unwrap();
+        assert_eq!(secrets.len(), 2);
+        assert_eq!(secrets[1].0, "b");
+        assert_eq!(secrets[1].1.bytes(), format!("{SECRET}x").as_bytes());
+
+        let err = parse_executor_secrets("a=short-secret").unwrap_err();
+        assert!(err.contains("type 'a'") && err.contains("32"), "{err}");
+        assert!(!err.contains("short-secret"), "{err}");
+        let err = parse_executor_secrets("justasecretvalue").unwrap_err();
+        assert!(!err.contains("justasecretvalue"), "{err}");
+        let err = parse_executor_secrets(&format!("a={SECRET},a={SECRET}")).unwrap_err();
+        assert!(err.contains("more than one"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_for_a_type_without_an_executor_is_refused() {
+        let err = RemoteExecutors::configure("a=http://h/run", &format!("b={SECRET}"), None)
+            .err()
+            .unwrap();
+        assert!(err.contains("'b' is not a task type"), "{err}");
+    }
+
+    #[test]
+    fn executors_without_secrets_stay_valid_and_secrets_pair_with_their_type() {
+        let executors = RemoteExecutors::configure(
+            "a=http://h/run,b=https://h/run",
+            &format!("b={SECRET}"),
+            None,
+        )
+        .unwrap();
+        let specs = executors.specs();
+        assert!(specs[0].secret.is_none());
+        assert_eq!(specs[1].task_type, "b");
+        assert!(specs[1].secret.is_some());
+        assert!(!format!("{specs:?}").contains(SECRET));
+        assert!(!format!("{:?}", ExecutorSecrets(SECRET.into())).contains(SECRET));
+    }
+
+    #[test]
+    fn a_root_certificate_file_that_is_missing_or_not_pem_is_refused() {
+        let err = RemoteExecutors::configure("", "", Some(Path::new("/nonexistent/ca.pem")))
+            .err()
+            .unwrap();
+        assert!(
+            err.starts_with("SEEDCORE_EXECUTOR_ROOT_CERT: cannot read"),
+            "{err}"
+        );
+        assert!(executor_client(Some(b"not a certificate")).is_err());
     }
 
     #[test]

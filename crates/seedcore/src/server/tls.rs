@@ -1,5 +1,6 @@
 //! Serving HTTPS: the certificate chain and private key, read from PEM files once at start,
-//! made into a TLS acceptor (rustls with the `ring` provider; no OpenSSL).
+//! made into a TLS acceptor (rustls with the `ring` provider; no OpenSSL). `ring` is the one
+//! provider the build compiles in (sqlx and reqwest use it too), so rustls picks it by itself.
 //!
 //! Invariants: the server speaks TLS 1.2 and 1.3 with rustls' safe defaults and offers
 //! HTTP/1.1 over ALPN; a certificate that does not match its key is refused at start, not at
@@ -9,7 +10,6 @@ use std::{path::Path, sync::Arc};
 
 use rustls::{
     ServerConfig,
-    crypto::aws_lc_rs,
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
 };
 use tokio_rustls::TlsAcceptor;
@@ -56,9 +56,7 @@ pub(super) fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
         key: files.key.display().to_string(),
         why,
     };
-    let mut config = ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(refused)?
+    let mut config = ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(refused)?;

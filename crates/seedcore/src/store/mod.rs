@@ -58,7 +58,7 @@ pub use query::{
 };
 pub use schedules::{FIRE_BATCH, Firing, MissedFires};
 pub use sqlite::SqliteStore;
-pub use target::{DatabaseTarget, TargetError};
+pub use target::{DatabaseTarget, PgTls, SSL_MODES, TargetError, parse_ssl_mode};
 pub use watchers::{Signal, SignalSink};
 
 /// A shared handle to whichever store the process was configured with.

@@ -2,12 +2,16 @@
 //! binary and for programs that embed seedcore.
 //!
 //! PostgreSQL is tried with one direct connection first (a pool reports only "timed out"; the
-//! connection says why), then gets its pool. A SQLite file and its folder are created if
-//! missing. Neither is migrated here: call [`Store::migrate`](super::Store::migrate).
+//! connection says why), then gets its pool. A TLS failure on that connection (TLS refused, a
+//! certificate that does not verify, a server that takes encrypted connections only) is told
+//! apart from an unreachable server, in words that say what to change. A SQLite file and its
+//! folder are created if missing. Neither is migrated here: call
+//! [`Store::migrate`](super::Store::migrate).
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use sqlx::ConnectOptions;
+use rustls::CertificateError;
+use sqlx::{ConnectOptions, postgres::PgConnectOptions};
 
 use super::{DatabaseTarget, DynStore, PgStore, SqliteStore, StoreError};
 
@@ -33,7 +37,12 @@ pub async fn open_target(
         DatabaseTarget::Postgres(options) => {
             match tokio::time::timeout(timeout, options.connect()).await {
                 Ok(Ok(probe)) => drop(probe),
-                Ok(Err(err)) => return Err(OpenError::Store(err.into())),
+                Ok(Err(err)) => {
+                    return Err(match tls_failure(&err, &options) {
+                        Some(why) => OpenError::Tls(why),
+                        None => OpenError::Store(err.into()),
+                    });
+                }
                 Err(_) => return Err(OpenError::NoAnswer(timeout)),
             }
             Ok(Arc::new(
@@ -66,10 +75,61 @@ pub enum OpenError {
         /// Why it cannot be created.
         source: std::io::Error,
     },
+    /// The TLS connection to PostgreSQL failed: TLS refused, or a certificate not accepted.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The PostgreSQL server did not answer within the timeout.
     #[error("no answer within {0:?}")]
     NoAnswer(Duration),
     /// The database could not be reached or opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What went wrong with TLS, when that is why the connection failed.
+fn tls_failure(err: &sqlx::Error, options: &PgConnectOptions) -> Option<String> {
+    match err {
+        sqlx::Error::Tls(why) if why.to_string().contains("does not support TLS") => Some(
+            "the server does not accept TLS connections (the sslmode asks for TLS: turn ssl on \
+             in the server's postgresql.conf, or lower the sslmode)"
+                .into(),
+        ),
+        sqlx::Error::Tls(why) => Some(format!("the TLS setup failed: {why}")),
+        sqlx::Error::Io(io) => {
+            let refused = io.get_ref()?.downcast_ref::<rustls::Error>()?;
+            Some(certificate_refused(refused, options.get_host()))
+        }
+        sqlx::Error::Database(db)
+            if db.code().as_deref() == Some("28000") && db.message().contains("no encryption") =>
+        {
+            Some(format!(
+                "the server accepts only encrypted connections from here ({}): set sslmode to \
+                 require, verify-ca or verify-full",
+                db.message()
+            ))
+        }
+        _ => None,
+    }
+}
+
+fn certificate_refused(err: &rustls::Error, host: &str) -> String {
+    let rustls::Error::InvalidCertificate(why) = err else {
+        return format!("the TLS handshake failed: {err}");
+    };
+    match why {
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            format!(
+                "the server's certificate is not valid for the host name '{host}' ({err}); \
+                 sslmode=verify-full checks it: connect by a name the certificate lists, or \
+                 use verify-ca"
+            )
+        }
+        // A root of the same name as the true issuer but another key fails on the signature.
+        CertificateError::UnknownIssuer | CertificateError::BadSignature => format!(
+            "the server's certificate does not verify ({err}): it is not signed by a trusted \
+             root; set sslrootcert in the URL, or POSTGRES_SSLROOTCERT, to the certificate of \
+             the authority that signed it"
+        ),
+        _ => format!("the server's certificate was not accepted: {err}"),
+    }
 }
