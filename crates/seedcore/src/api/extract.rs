@@ -19,7 +19,7 @@ use super::{AppState, error::ApiError};
 use crate::{
     model::IdRef,
     validate::{
-        FieldError, NUL_KIND, NUL_MSG,
+        FieldError, NUL_KIND, NUL_MSG, limits,
         spec::{self, Choice, Format, Integer, Invalid, List, Spec, Text, Timestamp},
     },
 };
@@ -255,6 +255,17 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
                 "The query string could not be parsed",
             )
         })?;
+        if pairs.len() > limits::MAX_QUERY_PAIRS {
+            return Err(ApiError::invalid(
+                &["query"],
+                "too_long",
+                format!(
+                    "A query string should hold at most {} parameters, not {}",
+                    limits::MAX_QUERY_PAIRS,
+                    pairs.len()
+                ),
+            ));
+        }
         Ok(QueryParams {
             pairs,
             errors: Vec::new(),
@@ -295,6 +306,15 @@ impl QueryParams {
     /// [`QueryParams::stored_text`] does.
     pub fn stored_all(&mut self, spec: &Spec<List>) -> Vec<String> {
         let values = self.all(spec.name);
+        if let Some(max) = spec.kind.max_items.filter(|max| values.len() > *max) {
+            let msg = format!(
+                "At most {max} values of '{}' per query, not {}",
+                spec.name,
+                values.len()
+            );
+            self.fail(spec.name, "too_long", msg);
+            return Vec::new();
+        }
         if values.iter().any(|v| v.contains('\0')) {
             self.fail(spec.name, NUL_KIND, NUL_MSG.into());
             return Vec::new();
