@@ -124,7 +124,7 @@ pub const MAX_ATTACHED_FACTS: usize = 1000;
 /// Most values one query parameter may repeat (e.g. `tag`), and most `meta.<key>` filters.
 pub const MAX_QUERY_VALUES: usize = 100;
 /// Most name/value pairs a query string may hold, known names or not.
-pub const MAX_QUERY_PAIRS: usize = 1000;
+pub const MAX_QUERY_PAIRS: usize = 4000;
 /// Longest delay a task may ask for: ten years of 365 days, in seconds.
 pub const MAX_DELAY_SECONDS: f64 = 315_360_000.0;
 /// Longest an attempt may be given: a year of 365 days, in seconds.
