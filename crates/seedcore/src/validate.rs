@@ -9,6 +9,8 @@ use utoipa::ToSchema;
 
 use crate::model::{FactPatch, NewFact, task::valid_queue_name};
 
+#[cfg(test)]
+pub(crate) mod arbitrary;
 pub mod limits;
 pub mod spec;
 

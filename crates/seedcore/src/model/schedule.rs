@@ -924,8 +924,11 @@ mod tests {
             prop_oneof![
                 Just("*".to_string()),
                 value.clone().prop_map(|v| v.to_string()),
-                (value.clone(), value.clone())
-                    .prop_map(|(a, b)| format!("{}-{}", a.min(b), a.max(b))),
+                (value.clone(), value.clone()).prop_map(|(a, b)| format!(
+                    "{}-{}",
+                    a.min(b),
+                    a.max(b)
+                )),
                 (1..=high.max(2)).prop_map(|step| format!("*/{step}")),
                 proptest::collection::btree_set(value, 1..4).prop_map(|set| {
                     set.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
