@@ -121,24 +121,40 @@ async fn a_timeout_over_a_year_is_refused() {
 
 both_backends!(params_over_the_size_cap_are_refused_and_params_at_it_are_stored);
 async fn params_over_the_size_cap_are_refused_and_params_at_it_are_stored() {
+    // The cap is the default body size: a bulk body, larger, is where it matters.
     let app = TestApp::without_workers().await;
     let cap = DEFAULT_LIMITS.params_bytes;
     // {"blob":"…"} is 11 bytes around the string.
     let at_cap = json!({"blob": "x".repeat(cap - 11)});
     assert_eq!(serde_json::to_string(&at_cap).unwrap().len(), cap);
-    let task = app
-        .create_task(json!({"type": "noop", "params": at_cap}))
-        .await;
-    assert_eq!(task["params"], at_cap);
-
     let over = json!({"blob": "x".repeat(cap - 10)});
     let (status, body) = app
-        .post(TASKS, json!({"type": "noop", "params": over}))
+        .post(
+            "/api/v1/tasks/bulk",
+            json!({"tasks": [{"type": "noop", "params": at_cap}, {"type": "noop", "params": over}]}),
+        )
         .await;
     let (loc, kind, msg) = the_error(status, &body);
-    assert_eq!((loc.as_str(), kind.as_str()), ("body.params", "too_large"));
-    assert!(msg.contains("262,144 bytes"), "{msg}");
+    assert_eq!(
+        (loc.as_str(), kind.as_str()),
+        ("body.tasks.1.params", "too_large")
+    );
+    assert!(msg.contains("1,048,576 bytes"), "{msg}");
     assert!(msg.contains("SEEDCORE_MAX_PARAMS_BYTES"), "{msg}");
+    assert_eq!(total_tasks(&app).await, 0);
+
+    let (status, body) = app
+        .post(
+            "/api/v1/tasks/bulk",
+            json!({"tasks": [{"type": "noop", "params": at_cap}]}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{}",
+        body.to_string().chars().take(200).collect::<String>()
+    );
     assert_eq!(total_tasks(&app).await, 1);
 }
 
@@ -233,31 +249,70 @@ both_backends!(fact_text_and_metadata_over_their_caps_are_refused);
 async fn fact_text_and_metadata_over_their_caps_are_refused() {
     let app = TestApp::without_workers().await;
     let chars = DEFAULT_LIMITS.fact_text_chars;
+    let bulk = |facts: Value| json!({ "facts": facts });
     // Characters, not bytes: a text of the cap in two-byte characters is taken.
-    let (status, fact) = app.post(FACTS, json!({"text": "é".repeat(chars)})).await;
-    assert_eq!(status, StatusCode::OK, "{fact}");
     let (status, body) = app
-        .post(FACTS, json!({"text": "x".repeat(chars + 1)}))
+        .post(
+            "/api/v1/facts/bulk",
+            bulk(json!([{"text": "é".repeat(chars)}])),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{}",
+        body.to_string().chars().take(200).collect::<String>()
+    );
+    let (status, body) = app
+        .post(
+            "/api/v1/facts/bulk",
+            bulk(json!([{"text": ""}, {"text": "x".repeat(chars + 1)}])),
+        )
         .await;
     let (loc, kind, msg) = the_error(status, &body);
     assert_eq!(
         (loc.as_str(), kind.as_str()),
-        ("body.text", "string_too_long")
+        ("body.facts.1.text", "string_too_long")
     );
     assert!(msg.contains(&chars.to_string()), "{msg}");
 
     let meta = json!({"note": "x".repeat(DEFAULT_LIMITS.meta_data_bytes)});
     let (status, body) = app
-        .post(FACTS, json!({"text": "", "meta_data": meta}))
+        .post(
+            "/api/v1/facts/bulk",
+            bulk(json!([{"text": "", "meta_data": meta}])),
+        )
         .await;
     let (loc, kind, msg) = the_error(status, &body);
     assert_eq!(
         (loc.as_str(), kind.as_str()),
-        ("body.meta_data", "too_large")
+        ("body.facts.0.meta_data", "too_large")
     );
     assert!(msg.contains("SEEDCORE_MAX_META_DATA_BYTES"), "{msg}");
     let (_, page) = app.get(FACTS).await;
     assert_eq!(page["total"], 1);
+}
+
+both_backends!(a_raised_body_limit_leaves_each_field_held_to_its_cap);
+async fn a_raised_body_limit_leaves_each_field_held_to_its_cap() {
+    let settings = ApiSettings {
+        max_body_bytes: 4 * 1_048_576,
+        ..ApiSettings::default()
+    };
+    let app = TestApp::on(Arc::new(TestDb::create().await), None, settings).await;
+    let text = "x".repeat(DEFAULT_LIMITS.fact_text_chars + 1);
+    let (status, body) = app.post(FACTS, json!({ "text": text })).await;
+    let (loc, kind, _) = the_error(status, &body);
+    assert_eq!(
+        (loc.as_str(), kind.as_str()),
+        ("body.text", "string_too_long")
+    );
+    let params = json!({"blob": "x".repeat(DEFAULT_LIMITS.params_bytes)});
+    let (status, body) = app
+        .post(TASKS, json!({"type": "noop", "params": params}))
+        .await;
+    let (loc, kind, _) = the_error(status, &body);
+    assert_eq!((loc.as_str(), kind.as_str()), ("body.params", "too_large"));
 }
 
 /// `GET /api/v1/facts` with `name` repeated `n` times.

@@ -26,15 +26,19 @@ pub struct Limits {
     pub fact_text_chars: usize,
 }
 
-/// The defaults of [`Limits`], also what the OpenAPI document states.
+/// The defaults of [`Limits`], also what the OpenAPI document states. Each is the default body
+/// size (1 MiB), so that any single create the body limit lets through is taken as before; the
+/// caps bound what the larger bodies carry: a bulk item, a workflow step, a schedule's template,
+/// or any request once the body limit is raised.
 pub const DEFAULT_LIMITS: Limits = Limits {
-    params_bytes: 262_144,
-    meta_data_bytes: 65_536,
-    fact_text_chars: 65_536,
+    params_bytes: 1_048_576,
+    meta_data_bytes: 1_048_576,
+    fact_text_chars: 1_048_576,
 };
 
-/// The default cap on a handler's result, in bytes of compact JSON.
-pub const DEFAULT_RESULT_BYTES: usize = 1_048_576;
+/// The default cap on a handler's result, in bytes of compact JSON: room for the envelope
+/// around an `echo` of the largest params.
+pub const DEFAULT_RESULT_BYTES: usize = 2_097_152;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -210,8 +214,8 @@ mod tests {
     fn every_size_names_its_setting_and_default() {
         assert_eq!(
             Size::ParamsBytes.note(),
-            "At most 262,144 bytes as compact JSON (the default; set by SEEDCORE_MAX_PARAMS_BYTES)."
+            "At most 1,048,576 bytes as compact JSON (the default; set by SEEDCORE_MAX_PARAMS_BYTES)."
         );
-        assert_eq!(Size::FactTextChars.default_cap(), 65_536);
+        assert_eq!(Size::FactTextChars.default_cap(), 1_048_576);
     }
 }
