@@ -24,6 +24,8 @@ UNSTATABLE = {
     "duplicate_key",  # workflow keys are unique
     "self_dependency",  # a workflow step may not depend on itself
     "cycle",  # a workflow's dependencies form no cycle
+    "datetime_range",  # run_at: within ten years of now, either way
+    "too_large",  # params, meta_data: a size in bytes of JSON
 }
 
 

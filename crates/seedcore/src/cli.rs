@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     api::{self, ApiSettings, AppState},
     config::{
-        DatabaseConfig, EngineConfig, LogConfig, ServerConfig, parse_queue_limits, parse_queues,
+        DatabaseConfig, EngineConfig, LimitsConfig, LogConfig, ServerConfig, parse_queue_limits,
+        parse_queues,
     },
     engine::{Engine, EngineHandle, EngineSettings, HandlerRouter, remote::RemoteExecutors},
     import::{self, ImportError, ImportOptions},
@@ -53,6 +54,9 @@ pub struct ServeArgs {
     /// How the workers of this process run tasks.
     #[command(flatten)]
     pub engine: EngineConfig,
+    /// The sizes of what clients send.
+    #[command(flatten)]
+    pub limits: LimitsConfig,
     /// Which database to use.
     #[command(flatten)]
     pub database: DatabaseConfig,
@@ -67,6 +71,9 @@ pub struct WorkerArgs {
     /// How the workers of this process run tasks.
     #[command(flatten)]
     pub engine: EngineConfig,
+    /// The sizes of what the built-in handlers take.
+    #[command(flatten)]
+    pub limits: LimitsConfig,
     /// Which database to use; PostgreSQL, shared with `serve`.
     #[command(flatten)]
     pub database: DatabaseConfig,
@@ -207,6 +214,7 @@ pub fn run(cli: Cli) -> ExitCode {
 
 async fn serve(args: ServeArgs) -> Result<(), CliError> {
     telemetry::init(&args.log.log_level);
+    crate::validate::limits::install(args.limits.limits());
     let store = open_store(&args.database, args.database.pool_timeout()).await?;
     migrate(&store, &args.database).await?;
     let engine = start_engine(&store, &args.engine).await?;
@@ -240,6 +248,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
 
 async fn worker(args: WorkerArgs) -> Result<(), CliError> {
     telemetry::init(&args.log.log_level);
+    crate::validate::limits::install(args.limits.limits());
     let target = target(&args.database)?;
     if let DatabaseTarget::Sqlite(_) = target {
         return Err(CliError(format!(

@@ -14,9 +14,12 @@ use std::{fmt, net::IpAddr, path::PathBuf, time::Duration};
 use clap::Args;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
-use crate::maintenance::Keeping;
 /// The database a process was configured for (defined by the store, which opens it).
 pub use crate::store::DatabaseTarget;
+use crate::{
+    maintenance::Keeping,
+    validate::limits::{DEFAULT_LIMITS, DEFAULT_RESULT_BYTES, Limits},
+};
 
 /// Where the data lives and how many connections to keep.
 #[derive(Args, Clone)]
@@ -334,6 +337,43 @@ pub struct EngineConfig {
     /// CUSUM sum above which a task is escalated (the sum then starts again).
     #[arg(long, env = "SEEDCORE_DRIFT_CUSUM_LIMIT", default_value_t = 5.0)]
     pub drift_cusum_limit: f64,
+
+    /// Largest result a handler may return, in bytes of compact JSON; a larger one fails the
+    /// attempt (not retried) instead of being stored.
+    #[arg(long, env = "SEEDCORE_MAX_RESULT_BYTES", default_value_t = DEFAULT_RESULT_BYTES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..))]
+    pub max_result_bytes: usize,
+}
+
+/// The sizes of what clients send (beyond the body size), checked by the API and by the
+/// built-in handlers alike; see `validate::limits` for the caps that are fixed.
+#[derive(Args, Clone, Debug)]
+pub struct LimitsConfig {
+    /// Largest `params` of a task, in bytes of compact JSON; larger ones get 422.
+    #[arg(long, env = "SEEDCORE_MAX_PARAMS_BYTES", default_value_t = DEFAULT_LIMITS.params_bytes,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_params_bytes: usize,
+
+    /// Largest `meta_data` of a fact, in bytes of compact JSON; larger ones get 422.
+    #[arg(long, env = "SEEDCORE_MAX_META_DATA_BYTES", default_value_t = DEFAULT_LIMITS.meta_data_bytes,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..))]
+    pub max_meta_data_bytes: usize,
+
+    /// Longest text of a fact, in characters; longer ones get 422.
+    #[arg(long, env = "SEEDCORE_MAX_FACT_TEXT_CHARS", default_value_t = DEFAULT_LIMITS.fact_text_chars,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_fact_text_chars: usize,
+}
+
+impl LimitsConfig {
+    /// The sizes, as the validators read them.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            params_bytes: self.max_params_bytes,
+            meta_data_bytes: self.max_meta_data_bytes,
+            fact_text_chars: self.max_fact_text_chars,
+        }
+    }
 }
 
 impl EngineConfig {

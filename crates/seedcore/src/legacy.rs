@@ -104,7 +104,9 @@ pub fn fact(index: usize, record: &Value) -> Result<Fact, Rejected> {
         created_at,
     })
     .and_then(|fact| {
+        let tags = Value::from(fact.tags.clone());
         refuse_nul(&fact.text, &fact.meta_data)
+            .and_then(|_| refuse_nul("", &tags))
             .map(|_| fact)
             .map_err(reject)
     })
@@ -153,7 +155,10 @@ pub fn task(index: usize, record: &Value, running: RunningTasks) -> Result<Legac
     };
     let stored = [
         Value::String(task.task_type.clone()),
+        Value::String(task.description.clone()),
         Value::Object(task.params.clone()),
+        task.result.clone().unwrap_or_default(),
+        Value::from(task.error.clone()),
     ];
     stored
         .iter()
@@ -223,8 +228,9 @@ fn optional_epoch(object: &Map<String, Value>, key: &str) -> Result<Option<DateT
                 return Err(format!("{key} {seconds} is out of range"));
             }
             DateTime::from_timestamp_micros(micros as i64)
+                .filter(|at| (1..=9999).contains(&chrono::Datelike::year(at)))
                 .map(Some)
-                .ok_or_else(|| format!("{key} {seconds} is out of range"))
+                .ok_or_else(|| format!("{key} {seconds} is out of range (years 1 to 9999)"))
         }
     }
 }
@@ -361,5 +367,107 @@ mod tests {
         );
         assert!(records(&json!({"facts": {}}), "facts").is_err());
         assert!(records(&json!([]), "tasks").is_err());
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::validate::arbitrary::{edited, json_value, record};
+        use serde_json::json;
+
+        const FACT_KEYS: &[&str] = &["id", "text", "tags", "metadata", "created_at", "updated_at"];
+        const TASK_KEYS: &[&str] = &[
+            "id",
+            "type",
+            "description",
+            "params",
+            "status",
+            "result",
+            "error",
+            "attached_fact_ids",
+            "created_at",
+            "updated_at",
+        ];
+
+        fn holds_nul(value: &Value) -> bool {
+            value.to_string().contains("\\u0000")
+        }
+
+        /// Both stores hold and order timestamps of years 1 to 9999.
+        fn storable(at: DateTime<Utc>) -> bool {
+            (1..=9999).contains(&chrono::Datelike::year(&at))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_fact_record_maps_to_a_storable_fact_or_is_rejected_with_its_position(
+                value in prop_oneof![
+                    3 => edited(
+                        json!({"id": ID, "text": "t", "tags": ["a"], "created_at": 1.7e9}),
+                        FACT_KEYS,
+                    ),
+                    1 => record(FACT_KEYS),
+                    1 => json_value(),
+                ],
+                index in 0usize..1000,
+            ) {
+                match fact(index, &value) {
+                    Ok(fact) => {
+                        prop_assert!(!fact.text.contains('\0'));
+                        prop_assert!(!fact.tags.iter().any(|t| t.contains('\0')));
+                        prop_assert!(!holds_nul(&fact.meta_data));
+                        prop_assert!(storable(fact.created_at) && storable(fact.updated_at));
+                    }
+                    Err(rejected) => {
+                        prop_assert_eq!((rejected.kind, rejected.index), ("fact", index));
+                        prop_assert!(!rejected.reason.is_empty());
+                    }
+                }
+            }
+
+            #[test]
+            fn any_task_record_maps_to_a_storable_task_or_is_rejected_with_its_position(
+                value in prop_oneof![
+                    3 => edited(
+                        json!({"id": ID, "type": "echo", "status": "running", "created_at": 1.7e9}),
+                        TASK_KEYS,
+                    ),
+                    1 => record(TASK_KEYS),
+                    1 => json_value(),
+                ],
+                index in 0usize..1000,
+                requeue in any::<bool>(),
+            ) {
+                let running = if requeue { RunningTasks::Requeue } else { RunningTasks::Fail };
+                match task(index, &value, running) {
+                    Ok(task) => {
+                        prop_assert!(!task.task_type.is_empty());
+                        let texts = [&task.task_type, &task.description];
+                        prop_assert!(!texts.iter().any(|t| t.contains('\0')));
+                        prop_assert!(!task.error.as_deref().is_some_and(|e| e.contains('\0')));
+                        prop_assert!(!holds_nul(&Value::Object(task.params.clone())));
+                        prop_assert!(!task.result.as_ref().is_some_and(holds_nul));
+                        prop_assert!(task.result.as_ref().is_none_or(Value::is_object));
+                        prop_assert_ne!(task.status, TaskStatus::Running);
+                        prop_assert!(storable(task.created_at) && storable(task.updated_at));
+                    }
+                    Err(rejected) => {
+                        prop_assert_eq!((rejected.kind, rejected.index), ("task", index));
+                        prop_assert!(!rejected.reason.is_empty());
+                    }
+                }
+            }
+
+            #[test]
+            fn a_file_is_its_list_or_refused_as_a_whole(value in json_value()) {
+                match records(&value, "tasks") {
+                    Ok(items) => prop_assert_eq!(Some(&items), value["tasks"].as_array()),
+                    Err(reason) => prop_assert!(reason.contains("tasks")),
+                }
+            }
+        }
     }
 }

@@ -9,8 +9,12 @@ use utoipa::ToSchema;
 
 use crate::model::{FactPatch, NewFact, task::valid_queue_name};
 
+#[cfg(test)]
+pub(crate) mod arbitrary;
+pub mod limits;
 pub mod spec;
 
+use limits::Size;
 use spec::{Documented, Format, Invalid, Spec};
 
 /// A queue name: what `valid_queue_name` accepts, as a pattern.
@@ -311,19 +315,25 @@ impl<'a> Fields<'a> {
 /// A fact's text.
 const FACT_TEXT: Spec<spec::Text> = spec::text("text", "The fact; may be empty.")
     .required()
+    .sized(Size::FactTextChars)
     .stored();
 /// A fact's tags.
 const FACT_TAGS: Spec<spec::List> =
-    spec::strings("tags", "Exact, case-sensitive labels; null means `[]`.").stored();
+    spec::strings("tags", "Exact, case-sensitive labels; null means `[]`.")
+        .max_items(limits::MAX_TAGS)
+        .max_item_chars(limits::MAX_TAG_CHARS)
+        .stored();
 /// A fact's metadata.
 const FACT_META: Spec<spec::Object> = spec::object(
     "meta_data",
     "Any JSON object (no U+0000 in any key or string); null means `{}`.",
 )
+.sized(Size::MetaDataBytes)
 .stored();
 /// An update's text: may be left out, not null.
 const PATCH_TEXT: Spec<spec::Text> = spec::text("text", "The new text; may not be null.")
     .not_null()
+    .sized(Size::FactTextChars)
     .stored();
 
 /// The body of a new fact.

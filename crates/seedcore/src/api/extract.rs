@@ -19,7 +19,7 @@ use super::{AppState, error::ApiError};
 use crate::{
     model::IdRef,
     validate::{
-        FieldError, NUL_KIND, NUL_MSG,
+        FieldError, NUL_KIND, NUL_MSG, limits,
         spec::{self, Choice, Format, Integer, Invalid, List, Spec, Text, Timestamp},
     },
 };
@@ -255,6 +255,17 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
                 "The query string could not be parsed",
             )
         })?;
+        if pairs.len() > limits::MAX_QUERY_PAIRS {
+            return Err(ApiError::invalid(
+                &["query"],
+                "too_long",
+                format!(
+                    "A query string should hold at most {} parameters, not {}",
+                    limits::MAX_QUERY_PAIRS,
+                    pairs.len()
+                ),
+            ));
+        }
         Ok(QueryParams {
             pairs,
             errors: Vec::new(),
@@ -295,6 +306,15 @@ impl QueryParams {
     /// [`QueryParams::stored_text`] does.
     pub fn stored_all(&mut self, spec: &Spec<List>) -> Vec<String> {
         let values = self.all(spec.name);
+        if let Some(max) = spec.kind.max_items.filter(|max| values.len() > *max) {
+            let msg = format!(
+                "At most {max} values of '{}' per query, not {}",
+                spec.name,
+                values.len()
+            );
+            self.fail(spec.name, "too_long", msg);
+            return Vec::new();
+        }
         if values.iter().any(|v| v.contains('\0')) {
             self.fail(spec.name, NUL_KIND, NUL_MSG.into());
             return Vec::new();
@@ -478,5 +498,79 @@ mod tests {
         };
         assert_eq!(errors[0].loc, vec![json!("query"), json!("offset")]);
         assert_eq!(errors[0].kind, "greater_than_equal");
+    }
+
+    mod properties {
+        use axum::http::Request;
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::validate::limits::MAX_QUERY_PAIRS;
+
+        const TAGS: Spec<List> = spec::strings("tag", "").max_items(3);
+        const WHEN: Spec<Timestamp> = spec::timestamp("when", "");
+
+        /// Reads a raw query string as the API's extractor does.
+        fn read(raw: &str) -> Result<QueryParams, ApiError> {
+            let request = Request::builder()
+                .uri(format!("/x?{raw}"))
+                .body(())
+                .map_err(|_| ApiError::invalid(&["query"], "uri", "not a URI"))?;
+            let (mut parts, ()) = request.into_parts();
+            futures::executor::block_on(QueryParams::from_request_parts(&mut parts, &()))
+        }
+
+        fn a_query() -> impl Strategy<Value = String> {
+            let name = prop_oneof![
+                Just("limit".to_string()),
+                Just("offset".to_string()),
+                Just("tag".to_string()),
+                Just("when".to_string()),
+                "[a-z]{0,3}",
+            ];
+            let value = prop_oneof!["\\PC{0,8}", "-?[0-9]{0,20}", Just("\0".to_string())];
+            prop_oneof![
+                3 => proptest::collection::vec((name, value), 0..8)
+                    .prop_map(|pairs| serde_urlencoded::to_string(pairs).unwrap()),
+                1 => "[ -~]{0,30}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_query_string_reads_within_every_bound_or_names_what_is_wrong(raw in a_query()) {
+                let Ok(mut params) = read(&raw) else {
+                    return Ok(());
+                };
+                let limit = params.integer(&LIMIT);
+                let offset = params.integer(&OFFSET);
+                let tags = params.stored_all(&TAGS);
+                params.timestamp(&WHEN);
+                prop_assert!((1..=1000).contains(&limit));
+                prop_assert!(offset >= 0);
+                prop_assert!(tags.len() <= 3);
+                prop_assert!(tags.iter().all(|t| !t.is_empty() && !t.contains('\0')));
+                if let Err(ApiError::Validation(errors)) = params.finish() {
+                    for error in errors {
+                        let name = error.loc[1].as_str().unwrap_or_default().to_string();
+                        prop_assert!(["limit", "offset", "tag", "when"].contains(&name.as_str()));
+                        prop_assert!(raw.contains(&name), "{raw}: {name}");
+                    }
+                }
+            }
+
+            #[test]
+            fn a_query_string_of_too_many_pairs_is_refused_whole(extra in 1usize..50) {
+                let raw = vec!["a=1"; MAX_QUERY_PAIRS + extra].join("&");
+                let Err(ApiError::Validation(errors)) = read(&raw) else {
+                    return Err(TestCaseError::fail("taken"));
+                };
+                prop_assert_eq!(errors[0].kind, "too_long");
+                let pairs = vec!["a=1"; MAX_QUERY_PAIRS].join("&");
+                prop_assert!(read(&pairs).is_ok());
+            }
+        }
     }
 }

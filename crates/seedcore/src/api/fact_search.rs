@@ -21,7 +21,10 @@ use super::{
 use crate::{
     model::{Fact, FactCursor},
     store::{CountMode, FactPage, FactQuery, MetaFilter, TagCount},
-    validate::spec::{self, Choice, Format, Integer, Invalid, List, Spec, Text, Timestamp},
+    validate::{
+        limits,
+        spec::{self, Choice, Format, Integer, Invalid, List, Spec, Text, Timestamp},
+    },
 };
 
 /// A fact in a list, with its rank when the list was a full-text search.
@@ -66,11 +69,13 @@ const TAG: Spec<List> = spec::strings(
     "tag",
     "Only facts carrying this tag (exact, case-sensitive); repeat it to require several.",
 )
+.max_items(limits::MAX_QUERY_VALUES)
 .stored();
 const ANY_TAG: Spec<List> = spec::strings(
     "any_tag",
     "Only facts carrying at least one of these tags; repeat it for several.",
 )
+.max_items(limits::MAX_QUERY_VALUES)
 .stored();
 const CREATED_AFTER: Spec<Timestamp> =
     spec::timestamp("created_after", "Only facts created after this time.");
@@ -190,7 +195,17 @@ fn count_mode(text: &str) -> Option<CountMode> {
 /// cannot say which was meant.
 fn meta_filters(params: &mut QueryParams) -> Vec<MetaFilter> {
     let mut filters = Vec::new();
-    for (key, raw) in params.prefixed("meta.") {
+    let given = params.prefixed("meta.");
+    if given.len() > limits::MAX_QUERY_VALUES {
+        let msg = format!(
+            "At most {} meta.<key> filters per query, not {}",
+            limits::MAX_QUERY_VALUES,
+            given.len()
+        );
+        params.reject("meta", "too_long", msg);
+        return filters;
+    }
+    for (key, raw) in given {
         if key.is_empty() || key.contains('\0') || raw.contains('\0') {
             params.reject(
                 &format!("meta.{key}"),

@@ -10,6 +10,8 @@ pub mod error;
 pub mod extract;
 mod fact_search;
 mod facts;
+#[cfg(test)]
+mod properties;
 mod queues;
 mod schedule_body;
 mod schedules;

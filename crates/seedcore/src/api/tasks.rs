@@ -25,7 +25,9 @@ use crate::{
     model::{IdRef, NewTask, Task, TaskEvent, TaskStatus, task::DEFAULT_QUEUE},
     store::{Page, TaskQuery},
     validate::{
-        FieldError, Fields, QUEUE_NAME, nul_errors,
+        FieldError, Fields, QUEUE_NAME,
+        limits::{self, Size},
+        nul_errors,
         spec::{
             self, Boolean, Choice, Documented, Integer, List, Number, Object, Refused, Spec, Text,
             Timestamp,
@@ -43,6 +45,7 @@ pub(super) const PARAMS: Spec<Object> = spec::object(
     "params",
     "Input for the handler (default `{}`; no U+0000 in any key or string).",
 )
+.sized(Size::ParamsBytes)
 .stored();
 pub(super) const DESCRIPTION: Spec<Text> = spec::text("description", "Default \"\".").stored();
 pub(super) const DOMAIN: Spec<Text> = spec::text(
@@ -68,9 +71,11 @@ pub(super) const TIMEOUT_SECONDS: Spec<Number> = spec::number(
     "timeout_seconds",
     "Seconds an attempt may run (default from configuration, per path).",
 )
-.above(0.0);
+.above(0.0)
+.at_most(limits::MAX_TIMEOUT_SECONDS);
 const ATTACHED_FACT_IDS: Spec<List> =
-    spec::uuids("attached_fact_ids", "Ids of facts the task refers to.");
+    spec::uuids("attached_fact_ids", "Ids of facts the task refers to.")
+        .max_items(limits::MAX_ATTACHED_FACTS);
 pub(super) const QUEUE: Spec<Text> =
     spec::text("queue", "The queue to wait in (default `default`).")
         .stored()
@@ -85,12 +90,14 @@ pub(super) const PRIORITY: Spec<Integer> = spec::integer(
 const RUN_AT: Spec<Timestamp> = spec::timestamp(
     "run_at",
     "Not before this time: the task is `queued` with this `run_at` and waits. Not with `delay_seconds`.",
-);
+)
+.within_days(limits::RUN_AT_HORIZON_DAYS);
 const DELAY_SECONDS: Spec<Number> = spec::number(
     "delay_seconds",
     "Not before this many seconds from now (instead of `run_at`).",
 )
-.at_least(0.0);
+.at_least(0.0)
+.at_most(limits::MAX_DELAY_SECONDS);
 const IDEMPOTENCY_KEY: Spec<Text> = spec::text(
     "idempotency_key",
     "A second create with the same key returns the first task (same id) instead of a new one, \
@@ -105,7 +112,7 @@ const DEPENDS_ON: Spec<List> = spec::uuids(
      The task waits `blocked`, then is queued when they all completed, or cancelled (naming \
      the parent) as soon as one failed or was cancelled.",
 )
-.max_items(MAX_PARENTS)
+.max_items(limits::MAX_PARENTS)
 .error("too_long", "A task depends on at most 1000 tasks");
 const RUN_ON_FAILURE: Spec<Boolean> = spec::boolean(
     "run_on_failure",
@@ -370,9 +377,6 @@ pub(super) fn new_task_fields(
         workflow: None,
     })
 }
-
-/// Most parents one task may have.
-const MAX_PARENTS: usize = 1000;
 
 #[utoipa::path(
     get, path = "/tasks", tag = "tasks",

@@ -43,7 +43,8 @@ const DEPENDS_ON_KEYS: Spec<List> = spec::strings(
     "depends_on",
     "Keys of the tasks of this workflow that must finish first (each a key of the same \
      workflow, with no cycle; otherwise the workflow is refused, 422).",
-);
+)
+.max_items(crate::validate::limits::MAX_PARENTS);
 const NO_IDEMPOTENCY: Spec<Refused> = spec::refused(
     "idempotency_key",
     "Not taken here: idempotency keys are taken by `POST /api/v1/tasks` only.",

@@ -49,6 +49,7 @@ use crate::{
     maintenance::Keeping,
     model::Worker,
     store::{Claim, ClaimedTask, DynStore, Lease, Outcome, Signal},
+    validate::limits,
 };
 
 /// Most tasks one claim statement takes.
@@ -87,6 +88,9 @@ pub struct EngineSettings {
     /// Where housekeeping keeps finished tasks, and how long (see [`crate::maintenance`]).
     /// Default: five minutes in the hot table, then the history, forever.
     pub keeping: Keeping,
+    /// Largest result an attempt may store, as compact JSON; a larger one fails the attempt
+    /// (not retried) rather than being stored or cut. Default 1 MiB.
+    pub max_result_bytes: usize,
 }
 
 /// The same defaults as the `seedcore` binary's (see `seedcore serve --help`).
@@ -109,6 +113,7 @@ impl Default for EngineSettings {
             queues: None,
             queue_limits: Vec::new(),
             keeping: Keeping::default(),
+            max_result_bytes: limits::DEFAULT_RESULT_BYTES,
         }
     }
 }
@@ -136,6 +141,7 @@ impl From<&EngineConfig> for EngineSettings {
             queues: None,
             queue_limits: Vec::new(),
             keeping: config.keeping(),
+            max_result_bytes: config.max_result_bytes,
         }
     }
 }
@@ -598,9 +604,12 @@ impl Inner {
         let error = match ended {
             Ended::Finished(Ok(output)) => {
                 let path = if escalated { "escalated" } else { "fast" };
-                return Outcome::Completed(
-                    json!({"success": true, "path": path, "handler": handler, "result": output}),
-                );
+                let envelope =
+                    json!({"success": true, "path": path, "handler": handler, "result": output});
+                match self.oversized(&envelope) {
+                    None => return Outcome::Completed(envelope),
+                    Some(error) => error,
+                }
             }
             Ended::Finished(Err(err)) => err,
             Ended::Panicked(message) => {
@@ -624,6 +633,20 @@ impl Inner {
                 Outcome::Failed(error)
             }
         }
+    }
+
+    /// The error of an attempt whose result is over the cap: storing it whole would bloat the
+    /// row every read returns, and storing part of it would pass off a cut answer as the
+    /// handler's. Running again would most likely produce the same, so it is not retried.
+    fn oversized(&self, envelope: &serde_json::Value) -> Option<HandlerError> {
+        let cap = self.settings.max_result_bytes;
+        limits::json_over(envelope, cap).then(|| {
+            HandlerError::Permanent(format!(
+                "the handler's result is over {} bytes as compact JSON (the cap set by \
+                 SEEDCORE_MAX_RESULT_BYTES); it was not stored",
+                limits::thousands(cap)
+            ))
+        })
     }
 
     /// Stores the outcome through the completer, retrying briefly when the database is

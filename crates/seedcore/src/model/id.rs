@@ -73,6 +73,8 @@ fn prefix_range(prefix: &str) -> Option<(Uuid, Uuid)> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     const ID: &str = "0f8e2c4a-1b3d-4e5f-8a9b-0c1d2e3f4a5b";
@@ -130,5 +132,81 @@ mod tests {
             IdRef::parse(&ID[..35]),
             Ok(IdRef::Prefix { range: Some(_), .. })
         ));
+    }
+
+    /// A canonical id written in a random mix of cases.
+    fn any_case(text: &str, upper: &[bool]) -> String {
+        text.chars()
+            .zip(upper.iter().cycle())
+            .map(|(c, up)| if *up { c.to_ascii_uppercase() } else { c })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_text_parses_as_exactly_what_the_contract_says(raw in "\\PC{0,40}|[0-9a-fA-F-]{0,40}") {
+            let prefix_like = (4..=35).contains(&raw.len())
+                && raw.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+            match IdRef::parse(&raw) {
+                Ok(IdRef::Exact(id)) => prop_assert_eq!(Uuid::try_parse(&raw).ok(), Some(id)),
+                Ok(IdRef::Prefix { raw: kept, .. }) => {
+                    prop_assert!(prefix_like && Uuid::try_parse(&raw).is_err());
+                    prop_assert_eq!(kept, raw);
+                }
+                Err(InvalidId(kept)) => {
+                    prop_assert!(!prefix_like && Uuid::try_parse(&raw).is_err());
+                    prop_assert_eq!(kept, raw);
+                }
+            }
+        }
+
+        #[test]
+        fn every_prefix_of_an_id_in_any_case_covers_that_id(
+            bytes in any::<[u8; 16]>(),
+            len in 4usize..=35,
+            upper in proptest::collection::vec(any::<bool>(), 1..36),
+        ) {
+            let id = Uuid::from_bytes(bytes);
+            let prefix = any_case(&id.to_string()[..len], &upper);
+            let Ok(IdRef::Prefix { range: Some((low, high)), .. }) = IdRef::parse(&prefix) else {
+                return Err(TestCaseError::fail(format!("{prefix} is not a usable prefix")));
+            };
+            prop_assert!(low <= id && id <= high);
+            let canonical = prefix.to_ascii_lowercase();
+            prop_assert!(low.to_string().starts_with(&canonical));
+            prop_assert!(high.to_string().starts_with(&canonical));
+        }
+
+        #[test]
+        fn a_prefix_range_holds_only_ids_that_start_with_the_prefix(
+            raw in "[0-9a-f-]{4,35}",
+            bytes in any::<[u8; 16]>(),
+        ) {
+            let parsed = IdRef::parse(&raw).unwrap();
+            let id = Uuid::from_bytes(bytes);
+            if let IdRef::Prefix { range, .. } = parsed {
+                let inside = range.is_some_and(|(low, high)| low <= id && id <= high);
+                prop_assert_eq!(inside, id.to_string().starts_with(&raw));
+            }
+        }
+
+        #[test]
+        fn a_whole_id_in_any_of_its_forms_and_cases_is_exact(
+            bytes in any::<[u8; 16]>(),
+            form in 0usize..4,
+            upper in proptest::collection::vec(any::<bool>(), 1..45),
+        ) {
+            let id = Uuid::from_bytes(bytes);
+            let text = match form {
+                0 => id.hyphenated().to_string(),
+                1 => id.simple().to_string(),
+                2 => id.braced().to_string(),
+                _ => id.urn().to_string(),
+            };
+            let text = any_case(&text, &upper);
+            prop_assert_eq!(IdRef::parse(&text), Ok(IdRef::Exact(id)));
+        }
     }
 }

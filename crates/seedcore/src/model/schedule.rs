@@ -911,4 +911,128 @@ mod tests {
             Some(format!("schedule:{id}:2026-11-28T12:00:00Z"))
         );
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// One field of a cron expression over `low..=high`: every value, a value, a range, a
+        /// step or a list.
+        fn field(low: u32, high: u32) -> impl Strategy<Value = String> {
+            let value = low..=high;
+            prop_oneof![
+                Just("*".to_string()),
+                value.clone().prop_map(|v| v.to_string()),
+                (value.clone(), value.clone()).prop_map(|(a, b)| format!(
+                    "{}-{}",
+                    a.min(b),
+                    a.max(b)
+                )),
+                (1..=high.max(2)).prop_map(|step| format!("*/{step}")),
+                proptest::collection::btree_set(value, 1..4).prop_map(|set| {
+                    set.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+                }),
+            ]
+        }
+
+        /// Five-field expressions that fire at least once a year (days of the month up to 28).
+        fn firing_cron() -> impl Strategy<Value = String> {
+            (
+                field(0, 59),
+                field(0, 23),
+                field(1, 28),
+                field(1, 12),
+                prop_oneof![Just("*".to_string()), field(0, 6)],
+            )
+                .prop_map(|(m, h, dom, mon, dow)| format!("{m} {h} {dom} {mon} {dow}"))
+        }
+
+        fn any_zone() -> impl Strategy<Value = Tz> {
+            proptest::sample::select(chrono_tz::TZ_VARIANTS.to_vec())
+        }
+
+        /// A time between 1990 and 2100, in whole microseconds.
+        fn any_time() -> impl Strategy<Value = DateTime<Utc>> {
+            (631_152_000_000_000i64..4_102_444_800_000_000)
+                .prop_map(|micros| DateTime::from_timestamp_micros(micros).unwrap())
+        }
+
+        /// Text made of what cron expressions are made of, and anything else.
+        fn cron_like() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[0-9*/,LW#?A-Za-z@ -]{0,40}",
+                "\\PC{0,30}",
+                Just("@yearly".to_string()),
+                Just("0 0 30 2 *".to_string()),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_text_either_parses_or_is_refused_naming_it(text in cron_like()) {
+                if let Err(SpecError::Cron(msg)) = parse_cron(&text) {
+                    prop_assert!(msg.contains(&text), "{msg}");
+                }
+            }
+
+            #[test]
+            fn any_zone_name_either_parses_or_is_refused_naming_it(
+                text in "[A-Za-z_/+0-9-]{0,30}|\\PC{0,20}",
+            ) {
+                match parse_timezone(&text) {
+                    Ok(zone) => prop_assert_eq!(zone.name(), text.as_str()),
+                    Err(SpecError::Timezone(msg)) => prop_assert!(msg.contains(&text)),
+                    Err(other) => prop_assert!(false, "{other:?}"),
+                }
+            }
+
+            #[test]
+            fn every_known_zone_parses_as_itself(zone in any_zone()) {
+                prop_assert_eq!(parse_timezone(zone.name()), Ok(zone));
+            }
+
+            #[test]
+            fn fire_times_are_whole_seconds_after_the_start_and_increasing(
+                cron in firing_cron(),
+                zone in any_zone(),
+                from in any_time(),
+            ) {
+                let spec = CronSpec::parse(&cron, zone.name()).unwrap();
+                prop_assert!(spec.check_fires(from).is_ok(), "{cron} never fires");
+                let times = spec.next_fire_times(3, from);
+                prop_assert_eq!(times.len(), 3, "{} in {}", cron, zone);
+                let mut previous = from;
+                for at in times {
+                    prop_assert!(at > previous, "{cron} in {zone}: {at} after {previous}");
+                    prop_assert_eq!(at.nanosecond(), 0);
+                    previous = at;
+                }
+            }
+
+            #[test]
+            fn a_plan_fires_only_due_times_in_order_and_looks_past_now(
+                cron in firing_cron(),
+                zone in any_zone(),
+                now in any_time(),
+                late_seconds in 0i64..3 * 86_400,
+                skip in any::<bool>(),
+            ) {
+                let spec = CronSpec::parse(&cron, zone.name()).unwrap();
+                let Some(due) = spec.next_after(now - TimeDelta::seconds(late_seconds)) else {
+                    return Err(TestCaseError::fail("a firing expression stopped firing"));
+                };
+                let policy = if skip { MisfirePolicy::Skip } else { MisfirePolicy::RunOnce };
+                let plan = spec.plan(due, now, policy);
+                prop_assert!(plan.fires.windows(2).all(|w| w[0] < w[1]), "{plan:?}");
+                prop_assert!(plan.fires.iter().all(|at| *at >= due && *at <= now), "{plan:?}");
+                prop_assert!(plan.next_fire_at.is_some_and(|next| next > now), "{plan:?}");
+                if let Some(missed) = plan.missed {
+                    prop_assert!(missed.first <= missed.last && missed.last < now - MISFIRE_GRACE);
+                }
+            }
+        }
+    }
 }

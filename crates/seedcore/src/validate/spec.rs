@@ -13,6 +13,8 @@
 
 use utoipa::openapi::Schema;
 
+use super::limits::Size;
+
 #[cfg(test)]
 pub(crate) mod conformance;
 mod read;
@@ -41,6 +43,8 @@ pub struct Spec<K> {
     pub error: Option<Invalid>,
     /// The error for a refused null, when it is not the type's.
     pub null_error: Option<Invalid>,
+    /// The settable size the value is held to (text in characters, an object as JSON bytes).
+    pub size: Option<Size>,
     /// What values are accepted.
     pub kind: K,
 }
@@ -87,13 +91,15 @@ pub struct Integer {
     pub default: Option<i64>,
 }
 
-/// A finite number, optionally bounded below.
+/// A finite number, optionally bounded.
 #[derive(Clone, Copy, Debug)]
 pub struct Number {
     /// The least value taken, if bounded.
     pub min: Option<f64>,
     /// Bounded below, this value excluded.
     pub above: Option<f64>,
+    /// The greatest value taken, if bounded.
+    pub max: Option<f64>,
 }
 
 /// true or false.
@@ -116,11 +122,16 @@ pub struct List {
     pub uuids: bool,
     /// Most items, if bounded.
     pub max_items: Option<usize>,
+    /// Most characters in one item, if bounded.
+    pub max_item_chars: Option<usize>,
 }
 
 /// An RFC 3339 timestamp.
 #[derive(Clone, Copy, Debug)]
-pub struct Timestamp;
+pub struct Timestamp {
+    /// How many days from now, either way, it may be, if bounded.
+    pub within_days: Option<i64>,
+}
 
 /// One of a fixed set of names.
 #[derive(Clone, Copy, Debug)]
@@ -144,6 +155,7 @@ const fn spec<K>(name: &'static str, doc: &'static str, kind: K) -> Spec<K> {
         stored: false,
         error: None,
         null_error: None,
+        size: None,
         kind,
     }
 }
@@ -182,6 +194,7 @@ pub const fn number(name: &'static str, doc: &'static str) -> Spec<Number> {
         Number {
             min: None,
             above: None,
+            max: None,
         },
     )
 }
@@ -211,6 +224,7 @@ pub const fn strings(name: &'static str, doc: &'static str) -> Spec<List> {
         List {
             uuids: false,
             max_items: None,
+            max_item_chars: None,
         },
     )
 }
@@ -223,13 +237,14 @@ pub const fn uuids(name: &'static str, doc: &'static str) -> Spec<List> {
         List {
             uuids: true,
             max_items: None,
+            max_item_chars: None,
         },
     )
 }
 
 /// A timestamp field.
 pub const fn timestamp(name: &'static str, doc: &'static str) -> Spec<Timestamp> {
-    spec(name, doc, Timestamp)
+    spec(name, doc, Timestamp { within_days: None })
 }
 
 /// A field whose value is one of `values()`.
@@ -312,6 +327,13 @@ impl Spec<Text> {
         self.kind.format = Some(format);
         self
     }
+
+    /// At most as many characters as the settable `size` (the document states its default).
+    pub const fn sized(mut self, size: Size) -> Self {
+        self.kind.max_chars = Some(size.default_cap());
+        self.size = Some(size);
+        self
+    }
 }
 
 impl Spec<Integer> {
@@ -334,6 +356,20 @@ impl Spec<Number> {
         self.kind.above = Some(bound);
         self
     }
+
+    /// At most `max`.
+    pub const fn at_most(mut self, max: f64) -> Self {
+        self.kind.max = Some(max);
+        self
+    }
+}
+
+impl Spec<Timestamp> {
+    /// No further than `days` from now, either way.
+    pub const fn within_days(mut self, days: i64) -> Self {
+        self.kind.within_days = Some(days);
+        self
+    }
 }
 
 impl Spec<Object> {
@@ -343,12 +379,24 @@ impl Spec<Object> {
         self.kind.closed = true;
         self
     }
+
+    /// At most the settable `size`, as compact JSON.
+    pub const fn sized(mut self, size: Size) -> Self {
+        self.size = Some(size);
+        self
+    }
 }
 
 impl Spec<List> {
     /// At most `n` items.
     pub const fn max_items(mut self, n: usize) -> Self {
         self.kind.max_items = Some(n);
+        self
+    }
+
+    /// Each item at most `n` characters.
+    pub const fn max_item_chars(mut self, n: usize) -> Self {
+        self.kind.max_item_chars = Some(n);
         self
     }
 }
@@ -365,12 +413,18 @@ pub trait Documented: Sync + std::fmt::Debug {
     fn is_stored(&self) -> bool;
     /// The JSON Schema of the value.
     fn schema(&self) -> Schema;
+    /// Most items, for a list with a bound.
+    fn max_items(&self) -> Option<usize>;
 }
 
 /// How a kind of value is described in JSON Schema.
 pub trait Kind: Copy + Sync + std::fmt::Debug {
     /// The value's schema; `stored` adds the NUL rule, `nullable` allows null.
     fn schema(&self, stored: bool, nullable: bool, doc: &str) -> Schema;
+    /// Most items, for a list with a bound.
+    fn max_items(&self) -> Option<usize> {
+        None
+    }
 }
 
 impl<K: Kind> Documented for Spec<K> {
@@ -379,7 +433,8 @@ impl<K: Kind> Documented for Spec<K> {
     }
 
     fn doc(&self) -> Option<String> {
-        (!self.doc.is_empty()).then(|| self.doc.to_string())
+        let doc = self.full_doc();
+        (!doc.is_empty()).then_some(doc)
     }
 
     fn is_required(&self) -> bool {
@@ -391,7 +446,23 @@ impl<K: Kind> Documented for Spec<K> {
     }
 
     fn schema(&self) -> Schema {
-        self.kind.schema(self.stored, self.nullable, self.doc)
+        self.kind
+            .schema(self.stored, self.nullable, &self.full_doc())
+    }
+
+    fn max_items(&self) -> Option<usize> {
+        self.kind.max_items()
+    }
+}
+
+impl<K> Spec<K> {
+    /// The description, with the sentence stating the settable size, if any.
+    fn full_doc(&self) -> String {
+        match self.size {
+            Some(size) if self.doc.is_empty() => size.note(),
+            Some(size) => format!("{} {}", self.doc, size.note()),
+            None => self.doc.to_string(),
+        }
     }
 }
 

@@ -464,6 +464,7 @@ pub fn fast_engine() -> EngineSettings {
         queues: None,
         queue_limits: Vec::new(),
         keeping: Keeping::default(),
+        ..EngineSettings::default()
     }
 }
 

@@ -6,7 +6,10 @@ use serde_json::Value;
 use super::{
     Boolean, Choice, Integer, Invalid, List, Number, Object, Refused, Spec, Text, Timestamp,
 };
-use crate::validate::{FieldError, Fields};
+use crate::validate::{
+    FieldError, Fields,
+    limits::{self, thousands},
+};
 
 impl Fields<'_> {
     fn fail_with(&mut self, name: &str, kind: &'static str, msg: impl Into<String>) {
@@ -55,7 +58,11 @@ impl Fields<'_> {
             self.out_of_bounds(spec, "string_too_short", msg);
             return None;
         }
-        if let Some(max) = rule.max_chars.filter(|max| chars > *max) {
+        let max = match spec.size {
+            Some(size) => Some(size.of(&limits::current())),
+            None => rule.max_chars,
+        };
+        if let Some(max) = max.filter(|max| chars > *max) {
             let msg = format!("String should have at most {max} characters");
             self.out_of_bounds(spec, "string_too_long", msg);
             return None;
@@ -107,6 +114,11 @@ impl Fields<'_> {
             self.out_of_bounds(spec, "greater_than", msg);
             return None;
         }
+        if let Some(max) = spec.kind.max.filter(|max| n > *max) {
+            let msg = format!("Input should be less than or equal to {max}");
+            self.out_of_bounds(spec, "less_than_equal", msg);
+            return None;
+        }
         Some(n)
     }
 
@@ -124,7 +136,10 @@ impl Fields<'_> {
     /// An object field (its shape, if any, is read by the caller).
     pub fn read_object(&mut self, spec: &Spec<Object>) -> Option<serde_json::Map<String, Value>> {
         match self.given(spec, DICT_TYPE)? {
-            Value::Object(map) => Some(map.clone()),
+            Value::Object(map) => {
+                let map = map.clone();
+                self.check_size(spec, &map).then_some(map)
+            }
             _ => {
                 self.fail_with(spec.name, DICT_TYPE.kind, DICT_TYPE.msg);
                 None
@@ -132,11 +147,49 @@ impl Fields<'_> {
         }
     }
 
+    /// Whether an object is within its spec's size, recording an error when it is not.
+    fn check_size<K>(&mut self, spec: &Spec<K>, map: &serde_json::Map<String, Value>) -> bool {
+        let Some(size) = spec.size else {
+            return true;
+        };
+        let cap = size.of(&limits::current());
+        if limits::json_bytes_up_to(map, cap) <= cap {
+            return true;
+        }
+        let msg = format!(
+            "Should be at most {} {} (set by {})",
+            thousands(cap),
+            size.unit(),
+            size.setting()
+        );
+        self.fail_with(spec.name, "too_large", msg);
+        false
+    }
+
     /// A list of strings.
     pub fn read_strings(&mut self, spec: &Spec<List>) -> Option<Vec<String>> {
         self.given(spec, LIST_TYPE)?;
         let items = self.strings(spec.name)?;
-        self.check_items(spec, items.len()).then_some(items)
+        let counted = self.check_items(spec, items.len());
+        (counted && self.check_item_chars(spec, &items)).then_some(items)
+    }
+
+    fn check_item_chars(&mut self, spec: &Spec<List>, items: &[String]) -> bool {
+        let Some(max) = spec.kind.max_item_chars else {
+            return true;
+        };
+        let mut fine = true;
+        for (i, item) in items.iter().enumerate() {
+            if item.chars().count() > max {
+                self.errors.push(FieldError::new(
+                    vec![Value::from(spec.name), Value::from(i)],
+                    "string_too_long",
+                    format!("String should have at most {max} characters"),
+                ));
+                fine = false;
+            }
+        }
+        fine
     }
 
     /// A list of UUIDs.
@@ -163,7 +216,22 @@ impl Fields<'_> {
         spec: &Spec<Timestamp>,
     ) -> Option<chrono::DateTime<chrono::Utc>> {
         self.given(spec, STRING_TYPE)?;
-        self.timestamp(spec.name)
+        let at = self.timestamp(spec.name)?;
+        let Some(days) = spec.kind.within_days else {
+            return Some(at);
+        };
+        let now = chrono::Utc::now();
+        let horizon = chrono::Duration::days(days);
+        if (at - now).abs() > horizon {
+            let msg = format!(
+                "Input should be at most {days} days from now, either way: between {} and {}",
+                (now - horizon).format("%Y-%m-%dT%H:%M:%SZ"),
+                (now + horizon).format("%Y-%m-%dT%H:%M:%SZ"),
+            );
+            self.fail_with(spec.name, "datetime_range", msg);
+            return None;
+        }
+        Some(at)
     }
 
     /// A field naming one of its choices.

@@ -57,7 +57,8 @@ impl Kind for Number {
         let builder = ObjectBuilder::new()
             .schema_type(types(Type::Number, nullable))
             .minimum(self.min)
-            .exclusive_minimum(self.above);
+            .exclusive_minimum(self.above)
+            .maximum(self.max);
         described(builder, doc).into()
     }
 }
@@ -83,6 +84,10 @@ impl Kind for Object {
 }
 
 impl Kind for List {
+    fn max_items(&self) -> Option<usize> {
+        self.max_items
+    }
+
     fn schema(&self, stored: bool, nullable: bool, doc: &str) -> Schema {
         let item = if self.uuids {
             ObjectBuilder::new()
@@ -91,6 +96,7 @@ impl Kind for List {
         } else {
             ObjectBuilder::new()
                 .schema_type(Type::String)
+                .max_length(self.max_item_chars)
                 .pattern(stored.then_some(NUL_FREE))
         };
         ArrayBuilder::new()
@@ -106,6 +112,13 @@ impl Kind for Timestamp {
     // Nullable, it is written as a choice of the two: generators read a format beside a list of
     // types as applying to the null too, and send "" for it.
     fn schema(&self, _: bool, nullable: bool, doc: &str) -> Schema {
+        let doc = match self.within_days {
+            Some(days) => format!("{doc} At most {days} days from now, either way.")
+                .trim_start()
+                .to_string(),
+            None => doc.to_string(),
+        };
+        let doc = doc.as_str();
         let time = described(
             ObjectBuilder::new()
                 .schema_type(Type::String)
@@ -224,13 +237,18 @@ pub fn query_parameters(fields: &[&dyn Documented]) -> Vec<Parameter> {
                 other => RefOr::T(other),
             };
             let schema = AnyOfBuilder::new().item(value).item(empty);
+            let doc = match (field.doc(), field.max_items()) {
+                (Some(doc), Some(max)) => Some(format!("{doc} At most {max} values.")),
+                (None, Some(max)) => Some(format!("At most {max} values.")),
+                (doc, None) => doc,
+            };
             ParameterBuilder::new()
                 .name(field.name())
                 .parameter_in(ParameterIn::Query)
                 .required(utoipa::openapi::Required::False)
                 .style(Some(ParameterStyle::Form))
                 .explode(Some(true))
-                .description(field.doc())
+                .description(doc)
                 .schema(Some(schema))
                 .build()
         })
