@@ -68,8 +68,8 @@ pub enum Cause {
     NoSuchDatabase,
     /// The server cannot be reached or has no free connection.
     Unreachable,
-    /// The database answers but its tables are gone (PostgreSQL): it was dropped and created
-    /// again, or is being restored.
+    /// The database answers but its tables are gone or incomplete (PostgreSQL): it was
+    /// dropped and created again, or is being restored or migrated.
     SchemaMissing,
     /// The disk that holds the database file is full (SQLite).
     DiskFull,
@@ -79,6 +79,7 @@ pub enum Cause {
 
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
+        note_schema_change(&err);
         if is_unavailable(&err) {
             StoreError::Unavailable(err)
         } else {
@@ -102,6 +103,9 @@ impl StoreError {
                 return Some(cause);
             }
         }
+        if let sqlx::Error::ColumnNotFound(_) = err {
+            return Some(Cause::SchemaMissing);
+        }
         matches!(self, StoreError::Unavailable(_)).then_some(Cause::Unreachable)
     }
 
@@ -114,8 +118,8 @@ impl StoreError {
             }
             Some(Cause::DiskError) => "Database file cannot be read or written, try again shortly",
             Some(Cause::SchemaMissing) => {
-                "Database has no seedcore tables (was it dropped or is it being restored?); \
-                 try again once it is restored or `seedcore db init` has run"
+                "Database schema is missing or incomplete (was the database dropped, or is it \
+                 being restored?); try again once it is restored or `seedcore db init` has run"
             }
             Some(Cause::NoSuchDatabase) => {
                 "Database does not exist (was it dropped?); try again once it is restored"
@@ -126,13 +130,17 @@ impl StoreError {
     }
 }
 
+/// A row without a column the model reads (`ColumnNotFound`) means the table lacks it: every
+/// statement reads only columns its migrations create, so the schema is missing a migration,
+/// as while it is being applied again.
 fn is_unavailable(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => true,
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::ColumnNotFound(_) => true,
         sqlx::Error::Database(db) => match db.try_downcast_ref() {
             Some(sqlite) => sqlite::errors::is_unavailable(sqlite),
             None => db
@@ -140,5 +148,19 @@ fn is_unavailable(err: &sqlx::Error) -> bool {
                 .is_some_and(postgres::errors::is_unavailable),
         },
         _ => false,
+    }
+}
+
+/// Tells the PostgreSQL store's pools when an error shows the schema missing or changed, so
+/// connections that prepared statements against the old one are replaced.
+fn note_schema_change(err: &sqlx::Error) {
+    match err {
+        sqlx::Error::Database(db) => {
+            if let Some(pg) = db.try_downcast_ref() {
+                postgres::errors::note_schema_change(pg);
+            }
+        }
+        sqlx::Error::ColumnNotFound(_) => postgres::errors::schema_changed(),
+        _ => {}
     }
 }

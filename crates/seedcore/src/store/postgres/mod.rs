@@ -95,6 +95,10 @@ impl PgStore {
             .test_before_acquire(false)
             .before_acquire(|conn, meta| {
                 Box::pin(async move {
+                    // Its prepared statements may return the old schema's columns.
+                    if errors::predates_schema_change(meta.age) {
+                        return Ok(false);
+                    }
                     if meta.idle_for > PING_AFTER_IDLE {
                         sqlx::Connection::ping(conn).await?;
                     }
