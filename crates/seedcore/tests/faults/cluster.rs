@@ -30,8 +30,8 @@ impl Cluster {
         let bin = server_binaries().unwrap_or_else(|| {
             panic!(
                 "these tests start a PostgreSQL server of their own and need its binaries \
-                 (initdb, pg_ctl) under /usr/lib/postgresql/*/bin: install the Debian package \
-                 `postgresql` (scripts/test.sh does when it is missing)"
+                 (initdb, pg_ctl) under /usr/lib/postgresql/*/bin or on PATH: install the \
+                 Debian package `postgresql` (scripts/test.sh does when they are missing)"
             )
         });
         let owner = is_root().then_some("postgres");
@@ -185,8 +185,16 @@ impl Drop for Cluster {
     }
 }
 
-/// The newest server install's bin folder.
+/// The newest server install's bin folder under /usr/lib/postgresql (Debian keeps them off
+/// PATH), else the folder of an `initdb` on PATH.
 fn server_binaries() -> Option<PathBuf> {
+    debian_binaries().or_else(|| {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path).find(|dir| has_server(dir))
+    })
+}
+
+fn debian_binaries() -> Option<PathBuf> {
     let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .ok()?
         .filter_map(Result::ok)
