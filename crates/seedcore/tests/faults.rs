@@ -307,6 +307,13 @@ async fn a_database_dropped_and_created_again_answers_503_until_restored() {
     })
     .await;
 
+    let (status, ready) = get(&client(), format!("{base}/readyz")).await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not ready: {ready}"
+    );
+
     let init = tokio::task::block_in_place(|| {
         command(&["db", "init"], &[("PG_DSN", &url)])
             .output()
@@ -324,6 +331,8 @@ async fn a_database_dropped_and_created_again_answers_503_until_restored() {
     .await;
     let tally = load.finish().await;
     assert_only_200_or_503(&tally, &mut server);
+    let (status, ready) = get(&client(), format!("{base}/readyz")).await;
+    assert_eq!(status, StatusCode::OK, "ready again: {ready}");
     let said = |needle: &str| tally.details.keys().any(|d| d.contains(needle));
     assert!(
         said("does not exist") && said("schema is missing"),

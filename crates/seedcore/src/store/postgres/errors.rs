@@ -96,3 +96,18 @@ pub(crate) fn cause(err: &PgDatabaseError) -> Option<Cause> {
 pub(crate) fn is_undefined_table(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01"))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{predates_schema_change, schema_changed};
+
+    #[test]
+    fn a_connection_opened_before_the_schema_changed_is_replaced_and_a_newer_one_kept() {
+        schema_changed();
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(predates_schema_change(Duration::from_secs(3600)));
+        assert!(!predates_schema_change(Duration::from_millis(1)));
+    }
+}

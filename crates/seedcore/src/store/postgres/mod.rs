@@ -191,8 +191,12 @@ impl_store!(PgStore {
         "postgres"
     }
 
+    /// Names the tasks table (reading no row), so a database that answers but lost its
+    /// schema (dropped and created again) is not ready either.
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("select 1").execute(&self.pool).await?;
+        sqlx::query("select 1 from tasks limit 0")
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
