@@ -1,6 +1,7 @@
 //! The service against its database failing under it, with real `seedcore serve` processes:
 //! PostgreSQL stopped under load (three times), the database dropped and created again, the
-//! SQLite file's disk full, and a bulk create cut short by SIGKILL.
+//! SQLite file's disk full, a bulk create cut short by SIGKILL, and wake-ups (LISTEN/NOTIFY)
+//! between processes across a PostgreSQL restart.
 //!
 //! What must hold throughout: a client gets 200 or 503 (with a detail that says what is
 //! wrong), never a 500 and never a hang; a task that got a 200 is kept and completes; the
@@ -603,4 +604,47 @@ async fn a_bulk_create_killed_midway_is_stored_whole_or_not_at_all() {
     if cut == 0 {
         eprintln!("note: no bulk create was cut short; every kill came after its commit");
     }
+}
+
+postgres_only!(
+    wake_ups_reach_another_process_after_postgres_restarts,
+    flavor = "multi_thread"
+);
+async fn wake_ups_reach_another_process_after_postgres_restarts() {
+    let cluster = Cluster::start();
+    cluster.admin("create database app").await;
+    let url = cluster.url("app");
+    let (mut server, base) = serve(&[("PG_DSN", &url), ("SEEDCORE_WORKER_CONCURRENCY", "0")]);
+    // Polling once in ten minutes: within the test only a NOTIFY wakes this worker.
+    let mut worker = Process::spawn(
+        &["worker"],
+        &[
+            ("PG_DSN", &url),
+            ("LOG_LEVEL", "INFO"),
+            ("SEEDCORE_POLL_INTERVAL_MS", "600000"),
+        ],
+    );
+    worker.wait_for_line("workers started", HANG);
+    let client = client();
+    let task = json!({"type": "echo", "run_immediately": true});
+    let (status, before) = post(&client, &base, "/api/v1/tasks", &task).await;
+    assert_eq!(status, StatusCode::OK, "{before}");
+    completes(&client, &base, before["id"].as_str().unwrap()).await;
+
+    tokio::task::block_in_place(|| cluster.halt());
+    tokio::task::block_in_place(|| cluster.resume());
+    let deadline = Instant::now() + HANG;
+    let after = loop {
+        let (status, after) = post(&client, &base, "/api/v1/tasks", &task).await;
+        match status {
+            StatusCode::OK => break after,
+            StatusCode::SERVICE_UNAVAILABLE if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => panic!("a create after the restart answered {other}: {after}"),
+        }
+    };
+    completes(&client, &base, after["id"].as_str().unwrap()).await;
+    worker.stop();
+    server.stop();
 }
