@@ -128,16 +128,17 @@ impl Load {
     async fn wait_for_detail(&self, needle: &str) {
         let deadline = Instant::now() + HANG;
         loop {
-            let tally = self.tally.lock().expect("tally");
-            if tally.details.keys().any(|d| d.contains(needle)) {
-                return;
+            {
+                let tally = self.tally.lock().expect("tally");
+                if tally.details.keys().any(|d| d.contains(needle)) {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no 503 saying {needle:?} within {HANG:?}: {:?}",
+                    tally.details
+                );
             }
-            assert!(
-                Instant::now() < deadline,
-                "no 503 saying {needle:?} within {HANG:?}: {:?}",
-                tally.details
-            );
-            drop(tally);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
