@@ -95,6 +95,8 @@ impl PgStore {
                 };
                 match received {
                     Ok(Some(note)) => self.deliver(&note, sink),
+                    // The connection dropped. sqlx has subscribed again on a new one, but that
+                    // one was seen to miss NOTIFYs after a server restart: start afresh.
                     Ok(None) => break None,
                     Err(err) => break Some(err),
                 }
