@@ -16,6 +16,10 @@
 #   3. a private throwaway cluster in a temp dir, removed on exit
 #      (SEEDCORE_TEST_PRIVATE_PG=1 skips 2 and always uses this)
 # The URL must allow `create database`: each test makes and drops its own database.
+#
+# The fault tests (tests/faults.rs) also start private clusters of their own from
+# the server's binaries (installed here when missing) and mount a small tmpfs, so
+# they need root or passwordless sudo; without either they fail and say so.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -172,6 +176,13 @@ start_private_pg() {
     PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
 }
 
+# The fault tests (tests/faults.rs) start and stop PostgreSQL clusters of their
+# own, so they need the server's binaries even when the tests' server is elsewhere.
+ensure_pg_binaries() {
+    find_pg_bindir >/dev/null || install_pg_server
+    find_pg_bindir >/dev/null || die "no initdb found after installing PostgreSQL"
+}
+
 setup_postgres() {
     local url source
     if [[ -n ${SEEDCORE_TEST_DATABASE_URL:-} ]]; then
@@ -227,6 +238,7 @@ if [[ ${1:-} == --env-only ]]; then
 fi
 
 setup_postgres
+ensure_pg_binaries
 setup_chromium
 # There is a server now: a PostgreSQL test that cannot reach it fails, never skips.
 export SEEDCORE_TEST_REQUIRE_POSTGRES=1

@@ -512,6 +512,9 @@ fn explain(err: &StoreError, doing: &str) -> CliError {
         Some(Cause::Unreachable) => {
             " (is the server running and reachable, and are the host and port right?)"
         }
+        Some(Cause::SchemaMissing) => " (the tables are missing: run `seedcore db init`)",
+        Some(Cause::DiskFull) => " (the disk that holds the database file is full)",
+        Some(Cause::DiskError) => " (the database file cannot be read or written)",
         None => "",
     };
     CliError(format!("cannot {doing}: {err}{hint}"))

@@ -69,7 +69,7 @@ impl ApiError {
             }
             StoreError::Unavailable(_) => {
                 tracing::warn!(error = %err, "database unavailable");
-                ApiError::Unavailable("Database unavailable, try again shortly".into())
+                ApiError::Unavailable(err.unavailable_detail().into())
             }
             StoreError::Unsupported(what) => ApiError::NotImplemented(what),
             StoreError::Conflict(what) => ApiError::Conflict(what),

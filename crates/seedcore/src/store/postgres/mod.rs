@@ -95,6 +95,10 @@ impl PgStore {
             .test_before_acquire(false)
             .before_acquire(|conn, meta| {
                 Box::pin(async move {
+                    // Its prepared statements may return the old schema's columns.
+                    if errors::predates_schema_change(meta.age) {
+                        return Ok(false);
+                    }
                     if meta.idle_for > PING_AFTER_IDLE {
                         sqlx::Connection::ping(conn).await?;
                     }
@@ -187,8 +191,12 @@ impl_store!(PgStore {
         "postgres"
     }
 
+    /// Names the tasks table (reading no row), so a database that answers but lost its
+    /// schema (dropped and created again) is not ready either.
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("select 1").execute(&self.pool).await?;
+        sqlx::query("select 1 from tasks limit 0")
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -2,13 +2,19 @@
 //! through LISTEN/NOTIFY (sent by the triggers in the migrations, so every code path signals,
 //! and by [`PgStore::announce`] for creates, coalesced so a burst costs a couple of
 //! notifications). A lost notification costs latency only: polling remains the guarantee.
+//!
+//! The listener owns its connection, opened beside the store's pool and never returned to it:
+//! a pooled connection that carried a LISTEN back into the pool would hand notifications to
+//! whatever statement ran on it next, which fails with "unexpected message". On any error the
+//! listener and its connection are dropped whole and a fresh one subscribes, so a server
+//! restart or a database dropped and created again costs a reconnect, never a poisoned pool.
 
 use std::{
     sync::atomic::{AtomicUsize, Ordering},
     time::Duration,
 };
 
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgListener, PgNotification, PgPoolOptions};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -18,6 +24,9 @@ use crate::store::{Signal, SignalSink};
 
 const TASKS_CHANNEL: &str = "seedcore_tasks";
 const CANCEL_CHANNEL: &str = "seedcore_cancel";
+
+/// How long the listener waits for its own connection before trying again.
+const LISTENER_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Coalesces announcements of new work: one NOTIFY at a time per process, and the requests
 /// made while one is in flight are covered by one more after it. A burst of enqueues costs a
@@ -73,45 +82,73 @@ impl PgStore {
     }
 
     async fn listen(&self, sink: &SignalSink, stop: &CancellationToken) {
-        let mut listener = loop {
+        loop {
+            let Some(mut listener) = self.subscribed(stop).await else {
+                return;
+            };
+            // Notifications sent while no one listened are lost: look for work now.
+            sink(Signal::TasksReady);
+            let lost = loop {
+                let received = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    received = listener.try_recv() => received,
+                };
+                match received {
+                    Ok(Some(note)) => self.deliver(&note, sink),
+                    // The connection dropped. sqlx has subscribed again on a new one, but that
+                    // one was seen to miss NOTIFYs after a server restart: start afresh.
+                    Ok(None) => break None,
+                    Err(err) => break Some(err),
+                }
+            };
+            // Dropped whole: the connection goes with its own pool, never to the store's.
+            drop(listener);
+            if let Some(err) = lost {
+                tracing::warn!(error = %err, "wake-up listener lost its connection; reconnecting");
+            }
+            if sleep_or_stop(stop, Duration::from_secs(1)).await {
+                return;
+            }
+        }
+    }
+
+    fn deliver(&self, note: &PgNotification, sink: &SignalSink) {
+        if note.channel() == CANCEL_CHANNEL {
+            if let Ok(id) = note.payload().parse() {
+                sink(Signal::Cancelled(id));
+            }
+        } else if note.payload() != self.announcer.origin {
+            sink(Signal::TasksReady);
+        }
+    }
+
+    /// A listener subscribed to both channels, retried each second until it is or `stop` is
+    /// cancelled (then `None`).
+    async fn subscribed(&self, stop: &CancellationToken) -> Option<PgListener> {
+        loop {
             match self.subscribe().await {
-                Ok(listener) => break listener,
+                Ok(listener) => return Some(listener),
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot listen for wake-ups yet; polling meanwhile");
                     if sleep_or_stop(stop, Duration::from_secs(1)).await {
-                        return;
-                    }
-                }
-            }
-        };
-        loop {
-            let received = tokio::select! {
-                _ = stop.cancelled() => return,
-                received = listener.try_recv() => received,
-            };
-            match received {
-                Ok(Some(note)) if note.channel() == CANCEL_CHANNEL => {
-                    if let Ok(id) = note.payload().parse() {
-                        sink(Signal::Cancelled(id));
-                    }
-                }
-                Ok(Some(note)) if note.payload() == self.announcer.origin => {}
-                Ok(Some(_)) => sink(Signal::TasksReady),
-                // The connection dropped and will be re-established by the next call:
-                // notifications may have been missed, so look for work now.
-                Ok(None) => sink(Signal::TasksReady),
-                Err(err) => {
-                    tracing::warn!(error = %err, "wake-up listener lost its connection; retrying");
-                    if sleep_or_stop(stop, Duration::from_secs(1)).await {
-                        return;
+                        return None;
                     }
                 }
             }
         }
     }
 
+    /// A listener on a connection of its own: a pool of one, with the store's connect
+    /// options, that nothing else draws from.
     async fn subscribe(&self) -> Result<PgListener, sqlx::Error> {
-        let mut listener = PgListener::connect_with(&self.pool).await?;
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .acquire_timeout(LISTENER_CONNECT_TIMEOUT)
+            .connect_lazy_with((*self.pool.connect_options()).clone());
+        let mut listener = PgListener::connect_with(&own).await?;
         listener.listen_all([TASKS_CHANNEL, CANCEL_CHANNEL]).await?;
         Ok(listener)
     }

@@ -1,5 +1,9 @@
 //! SQLite's result codes, read here and nowhere else: which failures pass once another
-//! connection lets go of the file, and which name something the operator can fix.
+//! connection lets go of the file or the disk has room again, and which name something the
+//! operator can fix.
+//!
+//! A write that finds the disk full fails whole: SQLite rolls its transaction back and the
+//! file keeps what it held, so once space is freed the same write succeeds.
 
 use sqlx::{error::DatabaseError, sqlite::SqliteError};
 
@@ -13,9 +17,11 @@ fn primary(err: &SqliteError) -> Option<i32> {
 }
 
 /// SQLITE_BUSY (5) and SQLITE_LOCKED (6), with any extended code: another connection held the
-/// file longer than the busy timeout. Trying again later succeeds.
-pub(crate) fn is_busy(err: &SqliteError) -> bool {
-    matches!(primary(err), Some(5 | 6))
+/// file longer than the busy timeout. SQLITE_FULL (13): the disk is full. SQLITE_IOERR (10):
+/// the operating system refused a read or write (a disk that filled up in the middle of one,
+/// among others). Trying again later succeeds once the cause is gone.
+pub(crate) fn is_unavailable(err: &SqliteError) -> bool {
+    matches!(primary(err), Some(5 | 6 | 10 | 13))
 }
 
 /// What the operator can check for an error SQLite reported.
@@ -23,6 +29,8 @@ pub(crate) fn cause(err: &SqliteError) -> Option<Cause> {
     match primary(err)? {
         5 | 6 => Some(Cause::FileBusy),
         8 => Some(Cause::ReadOnly),
+        10 => Some(Cause::DiskError),
+        13 => Some(Cause::DiskFull),
         14 => Some(Cause::CannotOpen),
         26 => Some(Cause::NotADatabase),
         _ => None,

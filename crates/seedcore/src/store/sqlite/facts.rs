@@ -18,7 +18,8 @@ use crate::{
 const BULK_CHUNK: usize = 1000;
 
 pub(super) async fn create(store: &SqliteStore, fact: NewFact) -> StoreResult<Fact> {
-    let row: FactRow = sqlx::query_as(
+    // Read to the end, so a commit that fails is seen (see the module docs of the store).
+    let row: Option<FactRow> = sqlx::query_as(
         r"insert into facts (id, text, tags, meta_data, created_at, updated_at)
           values (?1, ?2, ?3, ?4, ?5, ?5)
           returning *",
@@ -28,9 +29,11 @@ pub(super) async fn create(store: &SqliteStore, fact: NewFact) -> StoreResult<Fa
     .bind(json_text(&fact.tags)?)
     .bind(json_text(&fact.meta_data)?)
     .bind(stamp(Utc::now()))
-    .fetch_one(&store.writer)
-    .await?;
-    row.into_fact()
+    .fetch_all(&store.writer)
+    .await?
+    .pop();
+    row.ok_or(StoreError::Database(sqlx::Error::RowNotFound))?
+        .into_fact()
 }
 
 pub(super) async fn get(store: &SqliteStore, id: Uuid) -> StoreResult<Fact> {
@@ -64,8 +67,9 @@ pub(super) async fn update(store: &SqliteStore, id: Uuid, patch: FactPatch) -> S
         .push(" returning *");
     let row: Option<FactRow> = update
         .build_query_as()
-        .fetch_optional(&store.writer)
-        .await?;
+        .fetch_all(&store.writer)
+        .await?
+        .pop();
     row.ok_or(StoreError::NotFound)?.into_fact()
 }
 

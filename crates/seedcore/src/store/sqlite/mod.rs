@@ -4,7 +4,10 @@
 //! - writes go through a pool of one connection, so they queue in order inside the process
 //!   instead of sleeping in SQLite's busy handler; reads use a small pool of their own and run
 //!   in parallel under WAL. A write that takes several statements is one `begin immediate`
-//!   transaction; a single `update … returning` is atomic by itself;
+//!   transaction; a single `update … returning` is atomic by itself, and its rows are read
+//!   to the end (`fetch_all`): SQLite commits a lone statement as it finishes, and reading
+//!   only the first row would reset it instead, dropping the commit's error (a full disk)
+//!   and answering success for a write that was rolled back;
 //! - a claim is one statement under SQLite's single writer, so no task is claimed twice;
 //!   every write that finishes an attempt is fenced by `id`, `lease_token` and `running`;
 //! - ids are stored as canonical lowercase hyphenated text and timestamps as fixed-width UTC

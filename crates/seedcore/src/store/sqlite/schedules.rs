@@ -28,11 +28,14 @@ pub(super) async fn create(store: &SqliteStore, new: NewSchedule) -> StoreResult
     let schedule = new
         .into_schedule(Uuid::new_v4(), Utc::now())
         .map_err(invalid)?;
-    let row: ScheduleRow = definition(INSERT, &schedule, schedule.created_at)?
-        .fetch_one(&store.writer)
+    // Read to the end, so a commit that fails is seen (see the module docs of the store).
+    let row: Option<ScheduleRow> = definition(INSERT, &schedule, schedule.created_at)?
+        .fetch_all(&store.writer)
         .await
-        .map_err(name_taken(&schedule.name))?;
-    row.into_schedule()
+        .map_err(name_taken(&schedule.name))?
+        .pop();
+    row.ok_or(StoreError::Database(sqlx::Error::RowNotFound))?
+        .into_schedule()
 }
 
 pub(super) async fn get(store: &SqliteStore, id: Uuid) -> StoreResult<Schedule> {

@@ -160,7 +160,9 @@ async fn insert_keeping_first(
     let rows = columns_of(conn, vec![task]).await?;
     let mut insert = insert(&rows, now);
     insert.push(KEEP_FIRST);
-    let row = insert.build_query_as().fetch_optional(&mut *conn).await?;
+    // Read to the end: alone (no parents) this is its own transaction, and a commit that
+    // fails must be seen (see the module docs of the store).
+    let row = insert.build_query_as().fetch_all(&mut *conn).await?.pop();
     Ok((row, rows))
 }
 
@@ -276,8 +278,9 @@ pub(super) async fn run(store: &SqliteStore, id: Uuid) -> StoreResult<Task> {
         .bind(json_text(&names(&TaskStatus::RUNNABLE))?)
         .bind(json_text(&names(&PARENT_DONE))?)
         .bind(json_text(&names(&PARENT_DONE_ON_FAILURE))?)
-        .fetch_optional(&store.writer)
-        .await?;
+        .fetch_all(&store.writer)
+        .await?
+        .pop();
     match queued {
         Some(row) => {
             store.watchers.send(Signal::TasksReady);
