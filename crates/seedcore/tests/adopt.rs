@@ -422,6 +422,25 @@ async fn foreign_keys_of_other_tables_still_hold_after_adoption() {
     assert_eq!(stays, "completed");
 }
 
+postgres_only!(deleting_a_fact_another_table_points_at_is_a_conflict_and_keeps_it);
+async fn deleting_a_fact_another_table_points_at_is_a_conflict_and_keeps_it() {
+    let (db, _pool) = original("v3").await;
+    adopt_with_the_binary(&db, &[]);
+    let app = TestApp::on(Arc::new(db), None, ApiSettings::default()).await;
+    // task_links points at this fact (v3_links.sql).
+    let linked = "f1000000-0000-4000-8000-000000000001";
+
+    let (status, body) = app.delete(&format!("/api/v1/facts/{linked}")).await;
+
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("task_links"),
+        "{body}"
+    );
+    let (status, _) = app.get(&format!("/api/v1/facts/{linked}")).await;
+    assert_eq!(status, StatusCode::OK, "the fact is still there");
+}
+
 postgres_only!(requeue_running_sends_every_running_task_back_to_the_queue);
 async fn requeue_running_sends_every_running_task_back_to_the_queue() {
     let (db, pool) = original("v2").await;

@@ -3,8 +3,8 @@
 //!
 //! "Back" covers a database dropped and created again under a running server: while it is
 //! missing (3D000, 57P04) and while its tables are (42P01 and kin, until a restore or
-//! `db init` has brought all of them back), every statement fails the same way and passes afterwards, so these count as
-//! unavailable, like a server that is restarting.
+//! `db init` has brought all of them back), every statement fails the same way and passes
+//! afterwards, so these count as unavailable, like a server that is restarting.
 
 use std::{
     sync::{

@@ -178,7 +178,17 @@ impl PgStore {
 
     /// Runs `delete` (of the row whose id is $1); NotFound when it deleted nothing.
     async fn delete_by_id(&self, delete: &'static str, id: Uuid) -> StoreResult<()> {
-        let deleted = sqlx::query(delete).bind(id).execute(&self.pool).await?;
+        let deleted = match sqlx::query(delete).bind(id).execute(&self.pool).await {
+            Ok(deleted) => deleted,
+            // Tables of other software may point at seedcore's rows (an adopted database).
+            Err(sqlx::Error::Database(err)) if err.is_foreign_key_violation() => {
+                return Err(StoreError::Conflict(format!(
+                    "'{id}' cannot be deleted: other rows still refer to it ({})",
+                    err.table().unwrap_or("another table")
+                )));
+            }
+            Err(err) => return Err(err.into()),
+        };
         match deleted.rows_affected() {
             0 => Err(StoreError::NotFound),
             _ => Ok(()),
