@@ -56,6 +56,7 @@
 
 pub mod adopt;
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod engine;
