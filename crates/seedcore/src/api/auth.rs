@@ -1,9 +1,12 @@
-//! The API's side of authentication: the OpenAPI document's bearer scheme and each
-//! operation's scope, both read from [`ROUTE_ACCESS`](super::ROUTE_ACCESS).
+//! The API's side of authentication: the OpenAPI document's bearer scheme, and each
+//! operation's scope and refusals (401, 403, 429), all read from
+//! [`ROUTE_ACCESS`](super::ROUTE_ACCESS).
 
 use utoipa::openapi::{
-    Components, OpenApi,
+    Components, ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder,
+    header::{Header, HeaderBuilder},
     path::Operation,
+    schema::{Object, Type},
     security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme},
 };
 
@@ -11,6 +14,32 @@ use crate::auth::{Access, DEFAULT_OPEN_ROUTES};
 
 /// The name of the security scheme in the document.
 const SCHEME: &str = "bearer";
+
+/// The refusals of an operation that needs a token, declared once in the components:
+/// status, name, description, and the header that says what to do next.
+const REFUSALS: [(&str, &str, &str, &str, Type); 3] = [
+    (
+        "401",
+        "Unauthorized",
+        "No token, or one that is unknown, revoked or expired",
+        "WWW-Authenticate",
+        Type::String,
+    ),
+    (
+        "403",
+        "Forbidden",
+        "The token lacks the scope this operation needs",
+        "WWW-Authenticate",
+        Type::String,
+    ),
+    (
+        "429",
+        "TooManyRequests",
+        "The token is over its rate limit",
+        "Retry-After",
+        Type::Integer,
+    ),
+];
 
 /// The document with the bearer scheme declared and, on every operation that needs a token,
 /// the scope it needs; a route open by default lists no requirement first (`{}`), so a
@@ -24,10 +53,13 @@ pub(super) fn secured(mut openapi: OpenApi) -> OpenApi {
              each operation names the scope it needs.",
         ))
         .build();
-    openapi
-        .components
-        .get_or_insert_with(Components::new)
-        .add_security_scheme(SCHEME, SecurityScheme::Http(scheme));
+    let components = openapi.components.get_or_insert_with(Components::new);
+    components.add_security_scheme(SCHEME, SecurityScheme::Http(scheme));
+    for (_, name, description, header, kind) in REFUSALS {
+        components
+            .responses
+            .insert(name.into(), refusal(description, header, kind));
+    }
     for (path, item) in openapi.paths.paths.iter_mut() {
         let operations = [
             ("get", &mut item.get),
@@ -57,5 +89,27 @@ fn declare(operation: &mut Operation, method: &str, path: &str) {
         } else {
             vec![token]
         });
+        for (status, name, _, _, _) in REFUSALS {
+            let shared = Ref::new(format!("#/components/responses/{name}"));
+            operation
+                .responses
+                .responses
+                .insert(status.into(), RefOr::Ref(shared));
+        }
     }
+}
+
+/// A refusal in the API's error envelope, with the header that says what to do next.
+fn refusal(description: &str, header: &str, kind: Type) -> RefOr<utoipa::openapi::Response> {
+    let content = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("ErrorBody")))
+        .build();
+    let header_value: Header = HeaderBuilder::new().schema(Object::with_type(kind)).build();
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content("application/json", content)
+            .header(header, header_value)
+            .build(),
+    )
 }
