@@ -291,6 +291,10 @@ async fn secure(
 
 async fn token(args: TokenArgs) -> Result<(), CliError> {
     telemetry::init(&args.log.log_level);
+    if let TokenCommand::Generate = args.command {
+        println!("{}", auth::Secret::generate().text);
+        return Ok(());
+    }
     let store = open_store(&args.database, args.database.pool_timeout()).await?;
     migrate(&store, &args.database).await?;
     let done = auth::run_command(&store, args.command).await;
