@@ -14,7 +14,7 @@ use common::{process::*, *};
 use reqwest::{Method, StatusCode, header};
 use seedcore::{
     api::{self, ApiSettings, AppState, ROUTE_ACCESS, route_access},
-    auth::{Access, AuthSettings, NewToken, RateLimit, Role, Scope, Secret},
+    auth::{Access, AuthMode, AuthSettings, NewToken, RateLimit, Role, Scope, Secret},
     store::DynStore,
 };
 use serde_json::{Value, json};
@@ -149,6 +149,10 @@ fn the_openapi_document_declares_the_bearer_scheme_and_each_operations_scope() {
     let scheme = &doc["components"]["securitySchemes"]["bearer"];
     assert_eq!(scheme["type"], "http");
     assert_eq!(scheme["scheme"], "bearer");
+    // The scopes a token create may name are exactly the scopes there are.
+    let documented = &doc["components"]["schemas"]["ScopeName"]["enum"];
+    let scopes: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+    assert_eq!(documented, &json!(scopes));
     for (name, path, access) in ROUTE_ACCESS {
         let Some(operation) = doc["paths"][path].get(name) else {
             continue;
@@ -156,7 +160,7 @@ fn the_openapi_document_declares_the_bearer_scheme_and_each_operations_scope() {
         let declared = operation["security"].to_string();
         match access {
             Access::Always => assert!(operation.get("security").is_none(), "{name} {path}"),
-            Access::Token(scope) => assert!(
+            Access::Token(scope) | Access::Strict(scope) => assert!(
                 declared.contains(&format!("\"{scope}\"")),
                 "{name} {path} should declare {scope}: {declared}"
             ),
@@ -175,7 +179,7 @@ async fn every_route_answers_each_role_by_its_scope() {
     for (name, template, access) in ROUTE_ACCESS {
         let path = concrete(template);
         let method = method(name);
-        let Access::Token(scope) = access else {
+        let (Access::Token(scope) | Access::Strict(scope)) = access else {
             let (status, _, body) = app.call(method, &path, None).await;
             assert_eq!(
                 status,
@@ -235,6 +239,140 @@ async fn with_no_token_stored_every_route_answers_as_the_contract_says() {
     // A token shown to a server that has none asks for nothing either.
     let (status, _, _) = app.get("/api/v1/tasks", Some("sc_whatever")).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+both_backends!(the_token_routes_need_an_admin_token_even_before_any_exists);
+async fn the_token_routes_need_an_admin_token_even_before_any_exists() {
+    let open = AuthApp::start(AuthSettings {
+        open_routes: vec!["/api/v1/tokens".into()],
+        ..AuthSettings::default()
+    })
+    .await;
+    let off = AuthApp::start(AuthSettings {
+        mode: AuthMode::Off,
+        ..AuthSettings::default()
+    })
+    .await;
+    for app in [&open, &off] {
+        let (status, _, body) = app.call(Method::POST, "/api/v1/tokens", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        let (status, _, body) = app.get("/api/v1/tokens", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        // The rest stays open while no token exists (or auth is off).
+        let (status, _, _) = app.get("/api/v1/tasks", None).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let admin = off.mint("admin", Role::Admin, None).await;
+    let (status, _, body) = off.get("/api/v1/tokens", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, _) = off.get("/api/v1/tasks", None).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "auth off asks for nothing elsewhere"
+    );
+}
+
+both_backends!(an_admin_manages_tokens_over_http);
+async fn an_admin_manages_tokens_over_http() {
+    let app = AuthApp::start(all_closed()).await;
+    let admin = app.mint("admin", Role::Admin, None).await;
+    let post = |body: Value| {
+        app.client
+            .post(format!("{}/api/v1/tokens", app.base))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let response = post(json!({"name": "reader", "role": "viewer", "expires_in": "7d"}))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let created: Value = response.json().await.unwrap();
+    let reader = created["token"].as_str().unwrap().to_string();
+    assert_eq!(created["info"]["role"], "viewer");
+    assert_eq!(
+        created["info"]["scopes"],
+        json!(["tasks:read", "facts:read", "metrics:read"])
+    );
+    assert!(created["info"]["expires_at"].is_string());
+
+    let (status, _, _) = app.get("/api/v1/tasks", Some(&reader)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, body) = app.call(Method::POST, "/api/v1/tasks", Some(&reader)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _, body) = app.get("/api/v1/tokens", Some(&reader)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    let narrow = post(json!({"name": "pusher", "role": "operator", "scopes": ["tasks:write"]}))
+        .await
+        .unwrap();
+    let narrow: Value = narrow.json().await.unwrap();
+    assert_eq!(narrow["info"]["scopes"], json!(["tasks:write"]));
+
+    let (status, _, listed) = app.get("/api/v1/tokens", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["admin", "reader", "pusher"]);
+    assert!(
+        !listed.to_string().contains(&reader[16..]),
+        "a secret was listed"
+    );
+
+    for (body, field) in [
+        (json!({"role": "viewer"}), "name"),
+        (json!({"name": "x"}), "role"),
+        (json!({"name": "x", "role": "root"}), "role"),
+        (
+            json!({"name": "x", "role": "viewer", "scopes": ["everything"]}),
+            "scopes",
+        ),
+        (
+            json!({"name": "x", "role": "viewer", "scopes": []}),
+            "scopes",
+        ),
+        (
+            json!({"name": "x", "role": "viewer", "expires_in": "forever"}),
+            "expires_in",
+        ),
+        (json!({"name": "", "role": "viewer"}), "name"),
+    ] {
+        let response = post(body.clone()).await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}"
+        );
+        let errors: Value = response.json().await.unwrap();
+        assert_eq!(
+            errors["detail"][0]["loc"],
+            json!(["body", field]),
+            "{body}: {errors}"
+        );
+    }
+    let taken = post(json!({"name": "reader", "role": "viewer"}))
+        .await
+        .unwrap();
+    assert_eq!(taken.status(), StatusCode::CONFLICT);
+
+    let (status, _, body) = app
+        .call(Method::DELETE, "/api/v1/tokens/nobody", Some(&admin))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, _, revoked) = app
+        .call(Method::DELETE, "/api/v1/tokens/reader", Some(&admin))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    assert!(revoked["revoked_at"].is_string());
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let (status, _, body) = app.get("/api/v1/tasks", Some(&reader)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["detail"], "Token revoked");
 }
 
 both_backends!(once_a_token_exists_calls_without_one_are_refused_within_a_second);

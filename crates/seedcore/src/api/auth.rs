@@ -82,7 +82,7 @@ fn declare(operation: &mut Operation, method: &str, path: &str) {
         .iter()
         .find(|(m, p, _)| *m == method && *p == path)
         .map(|(_, _, access)| *access);
-    if let Some(Access::Token(scope)) = access {
+    if let Some(Access::Token(scope) | Access::Strict(scope)) = access {
         let token = SecurityRequirement::new(SCHEME, [scope.as_str()]);
         operation.security = Some(if DEFAULT_OPEN_ROUTES.contains(&path) {
             vec![SecurityRequirement::default(), token]

@@ -20,6 +20,7 @@ mod schedule_body;
 mod schedules;
 mod service;
 mod tasks;
+mod tokens;
 mod workers;
 mod workflows;
 
@@ -107,6 +108,7 @@ impl AppState {
         (name = "workers", description = "The worker processes sharing the database"),
         (name = "service", description = "Health, readiness and documentation"),
         (name = "schedules", description = "Cron schedules that create tasks"),
+        (name = "tokens", description = "API tokens, for holders of tokens:admin"),
     )
 )]
 struct ApiDoc;
@@ -148,12 +150,14 @@ fn v1_routes() -> OpenApiRouter<AppState> {
             schedules::update_schedule,
             schedules::delete_schedule
         ))
+        .routes(routes!(tokens::list_tokens, tokens::create_token))
+        .routes(routes!(tokens::revoke_token))
 }
 
 /// Who may call each route: `(method, path, access)`, paths as in the OpenAPI document. The
 /// docs page and its files are under `/docs`.
 pub const ROUTE_ACCESS: &[(&str, &str, Access)] = {
-    use Access::{Always, Token};
+    use Access::{Always, Strict, Token};
     use Scope::*;
     &[
         ("get", "/", Token(MetricsRead)),
@@ -199,6 +203,9 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = {
             "/api/v1/schedules/{schedule_id}",
             Token(SchedulesAdmin),
         ),
+        ("get", "/api/v1/tokens", Strict(TokensAdmin)),
+        ("post", "/api/v1/tokens", Strict(TokensAdmin)),
+        ("delete", "/api/v1/tokens/{token}", Strict(TokensAdmin)),
     ]
 };
 

@@ -29,13 +29,16 @@ pub async fn require(State(auth): State<Arc<Auth>>, mut request: Request, next: 
     };
     let route = route.as_str();
     let access = route_access(method_of(request.method()), route);
-    if access == Some(Access::Always) || auth.is_open(route) {
-        return next.run(request).await;
-    }
-    match auth.enforcing().await {
-        Ok(false) => return next.run(request).await,
-        Ok(true) => {}
-        Err(err) => return ApiError::from_store(err, String::new).into_response(),
+    let strict = matches!(access, Some(Access::Strict(_)));
+    if !strict {
+        if access == Some(Access::Always) || auth.is_open(route) {
+            return next.run(request).await;
+        }
+        match auth.enforcing().await {
+            Ok(false) => return next.run(request).await,
+            Ok(true) => {}
+            Err(err) => return ApiError::from_store(err, String::new).into_response(),
+        }
     }
     let token = match verify(&auth, request.headers()).await {
         Ok(token) => token,

@@ -5,7 +5,8 @@
 //!   `/health` is always open, the routes in [`AuthSettings::open_routes`] are open too;
 //! - with [`AuthMode::Auto`] (the default) the API asks for nothing until a token exists in
 //!   the database; from then on every other route needs `Authorization: Bearer <token>`
-//!   holding the route's scope. [`AuthMode::Off`] asks for nothing, ever;
+//!   holding the route's scope. [`AuthMode::Off`] asks for nothing. The routes that manage
+//!   tokens ([`Access::Strict`]) ask for a token whatever the mode and however many exist;
 //! - a missing, unknown, revoked or expired token is 401 with `WWW-Authenticate: Bearer`; a
 //!   valid token without the route's scope is 403 naming the scope; a token over its rate
 //!   limit is 429 with `Retry-After`.
@@ -54,6 +55,10 @@ pub enum Access {
     Always,
     /// A token holding the scope, unless the route is one of the open routes.
     Token(Scope),
+    /// A token holding the scope, always: even with no token stored, with authentication
+    /// off, or with the route among the open routes (managing tokens), so that nobody gets a
+    /// token over HTTP without holding one already.
+    Strict(Scope),
 }
 
 impl Access {
@@ -61,7 +66,7 @@ impl Access {
     pub fn scope(self) -> Option<Scope> {
         match self {
             Access::Always => None,
-            Access::Token(scope) => Some(scope),
+            Access::Token(scope) | Access::Strict(scope) => Some(scope),
         }
     }
 }
