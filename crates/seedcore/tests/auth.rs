@@ -776,3 +776,81 @@ async fn a_malformed_bootstrap_token_stops_serve_with_a_clear_message() {
     );
     assert!(!log.contains("hunter2"), "{log}");
 }
+
+both_backends!(a_host_app_mounting_the_v1_router_gets_the_same_checks);
+async fn a_host_app_mounting_the_v1_router_gets_the_same_checks() {
+    let db = TestDb::create().await;
+    let store = db.store().await.into_dyn();
+    let state = AppState::new(store.clone(), ApiSettings::default());
+    let host = axum::Router::new()
+        .route("/hello", axum::routing::get(|| async { "hello" }))
+        .nest("/api/v1", api::v1_router(state));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, host).await.expect("serve") });
+    let client = reqwest::Client::new();
+    let status = |response: reqwest::Response| response.status();
+
+    let open = client
+        .get(format!("{base}/api/v1/tasks"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(open), StatusCode::OK, "no token stored: open");
+
+    let secret = Secret::generate();
+    store
+        .create_token(NewToken {
+            id: secret.id.clone(),
+            name: "viewer".into(),
+            role: Role::Viewer,
+            scopes: Role::Viewer.scopes(),
+            secret_hash: secret.hash(),
+            expires_at: None,
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let without = client
+        .get(format!("{base}/api/v1/tasks"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(without), StatusCode::UNAUTHORIZED);
+    let read = client
+        .get(format!("{base}/api/v1/tasks"))
+        .bearer_auth(&secret.text)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(read), StatusCode::OK);
+    let write = client
+        .post(format!("{base}/api/v1/tasks"))
+        .bearer_auth(&secret.text)
+        .json(&json!({"type": "echo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(write), StatusCode::FORBIDDEN);
+    // The host's own routes are its business.
+    let hello = client.get(format!("{base}/hello")).send().await.unwrap();
+    assert_eq!(status(hello), StatusCode::OK);
+}
+
+#[test]
+fn serve_help_explains_the_auth_settings() {
+    let output = command(&["serve", "--help"], &[]).output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for name in [
+        "SEEDCORE_AUTH",
+        "SEEDCORE_BOOTSTRAP_TOKEN",
+        "SEEDCORE_OPEN_ROUTES",
+        "SEEDCORE_RATE_LIMIT_PER_SECOND",
+        "SEEDCORE_RATE_LIMIT_BURST",
+    ] {
+        assert!(help.contains(&format!("[env: {name}")), "{name} missing");
+    }
+    assert!(help.contains("[default: 127.0.0.1]"), "{help}");
+}
