@@ -244,7 +244,13 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         default_max_attempts: args.engine.max_attempts,
         max_bulk_body_bytes: args.server.max_bulk_body_bytes,
     };
-    let app = api::app(AppState::new(store.clone(), settings).with_auth(auth));
+    let state = AppState::new(store.clone(), settings).with_auth(auth);
+    state
+        .auth
+        .prime()
+        .await
+        .map_err(|err| explain(&err, "look for API tokens"))?;
+    let app = api::app(state);
     let address = (args.server.host, args.server.port);
     let listener = tokio::net::TcpListener::bind(address)
         .await

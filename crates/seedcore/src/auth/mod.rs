@@ -16,6 +16,12 @@
 //! than one per request. Whether any token exists is asked at most once a second until one
 //! does; tokens are never deleted, so from then on the answer stays yes. `last_used_at` is
 //! written at most once a minute per token and process, off the request's path.
+//!
+//! When the database cannot say whether a token exists, a process that has seen none lets the
+//! request on: everything a handler could serve or change lives in that same database, so the
+//! request meets the outage there (503), and bad input still gets its 422. `serve` asks once
+//! before it listens ([`Auth::prime`]), so a server started with tokens never relies on this.
+//! The token routes ([`Access::Strict`]) never skip the check.
 
 mod command;
 mod guard;
@@ -152,24 +158,42 @@ impl Auth {
             .any(|open| open == route || (open == "/docs" && route.starts_with("/docs/")))
     }
 
-    /// Whether tokens are asked for now: never when off, else once any token exists.
-    async fn enforcing(&self) -> StoreResult<bool> {
+    /// Asks the database whether a token exists, so that from the first request on the
+    /// answer is known (see the module docs).
+    pub async fn prime(&self) -> StoreResult<bool> {
+        self.ask_for_tokens(Instant::now()).await
+    }
+
+    /// Whether tokens are asked for now: never when off, else once any token exists (see the
+    /// module docs for a database that does not answer).
+    async fn enforcing(&self) -> bool {
         use std::sync::atomic::Ordering;
         if self.settings.mode == AuthMode::Off {
-            return Ok(false);
+            return false;
         }
         if self.tokens_seen.load(Ordering::Relaxed) {
-            return Ok(true);
+            return true;
         }
         let now = Instant::now();
         let asked = *lock(&self.tokens_exist);
         if asked.is_some_and(|at| now.duration_since(at) < TOKEN_CACHE) {
-            return Ok(false);
+            return false;
         }
+        match self.ask_for_tokens(now).await {
+            Ok(exist) => exist,
+            Err(err) => {
+                tracing::debug!(error = %err, "cannot tell whether API tokens exist");
+                false
+            }
+        }
+    }
+
+    async fn ask_for_tokens(&self, now: Instant) -> StoreResult<bool> {
         let exist = self.store.any_tokens().await?;
         *lock(&self.tokens_exist) = Some(now);
         if exist {
-            self.tokens_seen.store(true, Ordering::Relaxed);
+            self.tokens_seen
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(exist)
     }
