@@ -290,12 +290,12 @@ async fn an_admin_manages_tokens_over_http() {
     assert_eq!(response.status(), StatusCode::OK);
     let created: Value = response.json().await.unwrap();
     let reader = created["token"].as_str().unwrap().to_string();
-    assert_eq!(created["info"]["role"], "viewer");
+    assert_eq!(created["role"], "viewer");
     assert_eq!(
-        created["info"]["scopes"],
+        created["scopes"],
         json!(["tasks:read", "facts:read", "metrics:read"])
     );
-    assert!(created["info"]["expires_at"].is_string());
+    assert!(created["expires_at"].is_string());
 
     let (status, _, _) = app.get("/api/v1/tasks", Some(&reader)).await;
     assert_eq!(status, StatusCode::OK);
@@ -308,7 +308,7 @@ async fn an_admin_manages_tokens_over_http() {
         .await
         .unwrap();
     let narrow: Value = narrow.json().await.unwrap();
-    assert_eq!(narrow["info"]["scopes"], json!(["tasks:write"]));
+    assert_eq!(narrow["scopes"], json!(["tasks:write"]));
 
     let (status, _, listed) = app.get("/api/v1/tokens", Some(&admin)).await;
     assert_eq!(status, StatusCode::OK);
@@ -853,4 +853,24 @@ fn serve_help_explains_the_auth_settings() {
         assert!(help.contains(&format!("[env: {name}")), "{name} missing");
     }
     assert!(help.contains("[default: 127.0.0.1]"), "{help}");
+}
+
+both_backends!(an_open_route_that_is_no_route_stops_serve);
+async fn an_open_route_that_is_no_route_stops_serve() {
+    let db = TestDb::create().await;
+    let url = db.url();
+    let mut serve = Process::spawn(
+        &["serve"],
+        &[
+            ("DATABASE_URL", &url),
+            ("PORT", "0"),
+            ("SEEDCORE_OPEN_ROUTES", "/readyz,/api/v1/nothing"),
+        ],
+    );
+    assert!(!serve.wait_exit(Duration::from_secs(30)).success());
+    let log = serve.log.join("\n");
+    assert!(
+        log.contains("SEEDCORE_OPEN_ROUTES: '/api/v1/nothing' is not a route"),
+        "{log}"
+    );
 }

@@ -205,7 +205,7 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = {
         ),
         ("get", "/api/v1/tokens", Strict(TokensAdmin)),
         ("post", "/api/v1/tokens", Strict(TokensAdmin)),
-        ("delete", "/api/v1/tokens/{token}", Strict(TokensAdmin)),
+        ("delete", "/api/v1/tokens/{token_id}", Strict(TokensAdmin)),
     ]
 };
 

@@ -18,7 +18,7 @@ use super::{
     extract::JsonObject,
 };
 use crate::{
-    auth::{ApiToken, NewToken, Role, Scope, Secret, expiry, parse_lifetime},
+    auth::{ApiToken, NewToken, Role, Scope, Secret, expiry, parse_lifetime, valid_name},
     validate::FieldError,
 };
 
@@ -63,12 +63,12 @@ pub struct TokenList {
     items: Vec<TokenInfo>,
 }
 
-/// A new token: `token` is the only time its secret is shown.
+/// A new token as listed, with `token`: the only time its secret is shown.
 #[derive(Serialize, ToSchema)]
 pub struct CreatedToken {
     /// The token to send as `Authorization: Bearer <token>`; it is not stored.
     token: String,
-    /// The token as listed.
+    #[serde(flatten)]
     info: TokenInfo,
 }
 
@@ -115,16 +115,20 @@ enum ScopeName {
 #[derive(ToSchema)]
 #[allow(dead_code)] // documents the body; the handler reads it field by field
 struct CreateTokenBody {
-    /// A unique name, 1 to 100 printable characters.
-    #[schema(min_length = 1, max_length = 100)]
+    /// A unique name: 1 to 100 characters, none a control character.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     name: String,
     role: RoleName,
     /// Scopes instead of the role's.
-    #[schema(min_items = 1, example = json!(["tasks:read", "facts:read"]))]
+    #[schema(min_items = 1, max_items = 11, example = json!(["tasks:read", "facts:read"]))]
     scopes: Option<Vec<ScopeName>>,
-    /// How long it works: a number and s, m, h, d or w (`90d`), at most 10 years; absent,
-    /// it never expires.
-    #[schema(example = "90d", pattern = "^[1-9][0-9]*[smhdw]$")]
+    /// How long it works: up to 4 digits and s, m, h, d or w (`90d`); absent, it never
+    /// expires.
+    #[schema(example = "90d", pattern = "^[1-9][0-9]{0,3}[smhdw]$")]
     expires_in: Option<String>,
 }
 
@@ -173,18 +177,18 @@ pub async fn create_token(
     }))
 }
 
-/// The `{token}` path segment.
+/// The `{token_id}` path segment.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 #[allow(dead_code)] // documents the path; the handler reads it
 struct TokenRef {
-    /// The token's public id or its name.
+    /// The token's public id (the 12 hex digits after `sc_`) or its name.
     #[param(min_length = 1, max_length = 100)]
-    token: String,
+    token_id: String,
 }
 
 #[utoipa::path(
-    delete, path = "/tokens/{token}", tag = "tokens",
+    delete, path = "/tokens/{token_id}", tag = "tokens",
     params(TokenRef),
     responses(
         (status = 200, description = "The token, revoked (it stops working within a second or two)", body = TokenInfo),
@@ -213,19 +217,10 @@ fn read_new_token(body: &Map<String, Value>) -> Result<(NewToken, Secret), Vec<F
         ));
     };
     let name = match body.get("name") {
-        Some(Value::String(name))
-            if !name.trim().is_empty()
-                && name.chars().count() <= 100
-                && !name.chars().any(char::is_control) =>
-        {
-            Some(name.trim().to_string())
-        }
+        Some(Value::String(name)) if valid_name(name) => Some(name.clone()),
         Some(_) => {
-            problem(
-                "name",
-                "value_error",
-                "1 to 100 printable characters".into(),
-            );
+            let msg = "1 to 100 characters, none a control character";
+            problem("name", "value_error", msg.into());
             None
         }
         None => {

@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use chrono::Utc;
 use clap::{Args, Subcommand};
 
-use super::{ApiToken, AuthMode, NewToken, Role, Secret, expiry, parse_lifetime, parse_scopes};
+use super::{
+    ApiToken, AuthMode, NewToken, Role, Secret, expiry, parse_lifetime, parse_scopes, valid_name,
+};
 use crate::store::{DynStore, StoreError};
 
 /// The subcommands of `seedcore token`.
@@ -58,9 +60,9 @@ pub async fn run(store: &DynStore, command: TokenCommand) -> Result<String, Stri
 }
 
 async fn create(store: &DynStore, args: CreateArgs) -> Result<String, String> {
-    let name = args.name.trim();
-    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
-        return Err("--name must be 1 to 100 printable characters".into());
+    let name = args.name.as_str();
+    if !valid_name(name) {
+        return Err("--name must be 1 to 100 characters, none a control character".into());
     }
     let scopes = match &args.scopes {
         Some(list) => parse_scopes(list)?,

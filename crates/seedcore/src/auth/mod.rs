@@ -40,7 +40,7 @@ pub use guard::require;
 pub use rate::{Limiter, RateLimit};
 pub use scope::{Role, Scope, names, parse_scopes};
 pub use token::{
-    ApiToken, NewToken, PREFIX, Secret, StoredToken, expiry, parse_lifetime, public_id,
+    ApiToken, NewToken, PREFIX, Secret, StoredToken, expiry, parse_lifetime, public_id, valid_name,
 };
 
 use crate::store::{DynStore, StoreResult};
