@@ -31,7 +31,10 @@ mod token;
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -125,8 +128,10 @@ pub struct Auth {
     settings: AuthSettings,
     store: DynStore,
     limiter: Option<Limiter>,
-    tokens_exist: Mutex<Option<Instant>>,
-    tokens_seen: std::sync::atomic::AtomicBool,
+    /// When the database last said that no token exists.
+    asked_at: Mutex<Option<Instant>>,
+    /// Set once a token was seen to exist: from then on the answer stays yes.
+    tokens_seen: AtomicBool,
     verified: Mutex<HashMap<String, (Instant, StoredToken)>>,
     touched: Mutex<HashMap<String, Instant>>,
 }
@@ -138,8 +143,8 @@ impl Auth {
             limiter: settings.rate.map(Limiter::new),
             settings,
             store,
-            tokens_exist: Mutex::new(None),
-            tokens_seen: std::sync::atomic::AtomicBool::new(false),
+            asked_at: Mutex::new(None),
+            tokens_seen: AtomicBool::new(false),
             verified: Mutex::new(HashMap::new()),
             touched: Mutex::new(HashMap::new()),
         }
@@ -167,7 +172,6 @@ impl Auth {
     /// Whether tokens are asked for now: never when off, else once any token exists (see the
     /// module docs for a database that does not answer).
     async fn enforcing(&self) -> bool {
-        use std::sync::atomic::Ordering;
         if self.settings.mode == AuthMode::Off {
             return false;
         }
@@ -175,7 +179,7 @@ impl Auth {
             return true;
         }
         let now = Instant::now();
-        let asked = *lock(&self.tokens_exist);
+        let asked = *lock(&self.asked_at);
         if asked.is_some_and(|at| now.duration_since(at) < TOKEN_CACHE) {
             return false;
         }
@@ -190,10 +194,9 @@ impl Auth {
 
     async fn ask_for_tokens(&self, now: Instant) -> StoreResult<bool> {
         let exist = self.store.any_tokens().await?;
-        *lock(&self.tokens_exist) = Some(now);
+        *lock(&self.asked_at) = Some(now);
         if exist {
-            self.tokens_seen
-                .store(true, std::sync::atomic::Ordering::Relaxed);
+            self.tokens_seen.store(true, Ordering::Relaxed);
         }
         Ok(exist)
     }
