@@ -2,8 +2,10 @@
 # Property-based tests of the HTTP API against its own OpenAPI document: schemathesis generates
 # requests from /openapi.json (valid and invalid ones), sends them to `seedcore serve` and checks
 # every answer against the document (statuses, shapes, refusals of invalid input, acceptance of
-# valid input). It runs once on a fresh SQLite file and once on a fresh PostgreSQL database, and
-# fails on any failure.
+# valid input). It runs on a fresh SQLite file and on a fresh PostgreSQL database, each time
+# twice: with an admin token (every operation allowed) and with a viewer token (writes answer
+# 403), and fails on any failure. With tokens stored, the check that secured operations refuse
+# calls without one (ignored_auth) applies too.
 #
 # Usage: scripts/schemathesis.sh [sqlite|postgres]...   (default: both)
 #
@@ -96,8 +98,25 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# `seedcore ARGS` with the given database settings only.
+seedcore() {
+    env -u PG_DSN -u DATABASE_URL -u POSTGRES_HOST -u POSTGRES_PORT -u POSTGRES_DB \
+        -u POSTGRES_USER -u POSTGRES_PASSWORD "$SEEDCORE" "$@"
+}
+
+# Creates an admin and a viewer token in the database of the given settings (flags of
+# `seedcore token`); sets ADMIN_TOKEN and VIEWER_TOKEN. Names carry a random part so that
+# generated DELETE /tokens/{token} requests cannot revoke them by name.
+ADMIN_TOKEN=
+VIEWER_TOKEN=
+create_tokens() {
+    local suffix=$RANDOM$RANDOM
+    ADMIN_TOKEN=$(seedcore token "$@" create --name "schemathesis-admin-$suffix" --role admin)
+    VIEWER_TOKEN=$(seedcore token "$@" create --name "schemathesis-viewer-$suffix" --role viewer)
+}
+
 # Starts `seedcore serve` on a free port with the given database settings (and no inherited
-# ones) and waits until it answers; sets BASE_URL.
+# ones) and waits until it answers; sets BASE_URL. No rate limit: schemathesis is a busy client.
 BASE_URL=
 start_server() {
     local port log_file=$WORK/server-$1.log
@@ -105,7 +124,8 @@ start_server() {
     port=$(free_port)
     env -u PG_DSN -u DATABASE_URL -u POSTGRES_HOST -u POSTGRES_PORT -u POSTGRES_DB \
         -u POSTGRES_USER -u POSTGRES_PASSWORD \
-        "$SEEDCORE" serve --host 127.0.0.1 --port "$port" --worker-concurrency 4 "$@" \
+        "$SEEDCORE" serve --host 127.0.0.1 --port "$port" --worker-concurrency 4 \
+        --rate-limit-per-second 0 "$@" \
         >"$log_file" 2>&1 &
     SERVER_PID=$!
     BASE_URL=http://127.0.0.1:$port
@@ -127,7 +147,7 @@ start_server() {
 # Runs schemathesis against the server at BASE_URL; the rules no schema can state are filtered by
 # the hooks in scripts/schemathesis_hooks.py.
 run_schemathesis() {
-    local name=$1
+    local name=$1 token=$2
     log "$name: schemathesis --checks all, $MAX_EXAMPLES examples per operation, seed $SEED"
     # Its example database and reports go to the scratch folder, not the checkout.
     (
@@ -135,6 +155,7 @@ run_schemathesis() {
         PYTHONPATH=$ROOT/scripts SCHEMATHESIS_HOOKS=schemathesis_hooks \
             timeout "$RUN_TIMEOUT" "$VENV/bin/schemathesis" run "$BASE_URL/openapi.json" \
             --url "$BASE_URL" \
+            --header "Authorization: Bearer $token" \
             --checks all \
             --max-examples "$MAX_EXAMPLES" \
             --seed "$SEED" \
@@ -146,8 +167,10 @@ run_schemathesis() {
 }
 
 run_sqlite() {
+    create_tokens --data-dir "$WORK/sqlite-data"
     start_server sqlite --data-dir "$WORK/sqlite-data"
-    run_schemathesis sqlite
+    run_schemathesis "sqlite, admin token" "$ADMIN_TOKEN"
+    run_schemathesis "sqlite, viewer token" "$VIEWER_TOKEN"
     stop_server
 }
 
@@ -161,8 +184,10 @@ run_postgres() {
 import sys, urllib.parse
 parts = urllib.parse.urlsplit(sys.argv[1])
 print(urllib.parse.urlunsplit(parts._replace(path="/" + sys.argv[2])))' "$ADMIN_URL" "$DATABASE")
+    create_tokens --pg-dsn "$url"
     start_server postgres --pg-dsn "$url"
-    run_schemathesis postgres
+    run_schemathesis "postgres, admin token" "$ADMIN_TOKEN"
+    run_schemathesis "postgres, viewer token" "$VIEWER_TOKEN"
     stop_server
     psql -X -q -w "$ADMIN_URL" -c "drop database if exists \"$DATABASE\" with (force)" >/dev/null
     DATABASE=

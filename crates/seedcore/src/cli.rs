@@ -1,5 +1,5 @@
-//! The command line: `serve`, `worker`, `db init`, `db import-legacy`, `db adopt` and
-//! `db backup`, and what each does on start and stop.
+//! The command line: `serve`, `worker`, `db init`, `db import-legacy`, `db adopt`,
+//! `db backup` and `token`, and what each does on start and stop.
 //!
 //! `serve` and `db init` work on either store; `worker` needs PostgreSQL, since the embedded
 //! SQLite file belongs to the one process that serves it.
@@ -11,9 +11,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     api::{self, ApiSettings, AppState},
+    auth::{self, TokenCommand},
     config::{
-        DatabaseConfig, EngineConfig, LimitsConfig, LogConfig, ServerConfig, parse_queue_limits,
-        parse_queues,
+        AuthConfig, DatabaseConfig, EngineConfig, LimitsConfig, LogConfig, ServerConfig,
+        parse_queue_limits, parse_queues,
     },
     engine::{Engine, EngineHandle, EngineSettings, HandlerRouter, remote::RemoteExecutors},
     import::{self, ImportError, ImportOptions},
@@ -37,12 +38,30 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the HTTP API and the workers in one process (migrates the database first).
-    Serve(ServeArgs),
+    // Boxed: the settings are large beside the other commands'.
+    Serve(Box<ServeArgs>),
     /// Run workers only, to add capacity beside `serve` (any number, on any machine).
-    Worker(WorkerArgs),
+    Worker(Box<WorkerArgs>),
     /// Database administration.
     #[command(subcommand)]
     Db(DbCommand),
+    /// API tokens: create, list, revoke (database settings from the environment, or as flags
+    /// before the subcommand: `seedcore token --pg-dsn URL list`).
+    Token(TokenArgs),
+}
+
+/// The settings of `seedcore token`.
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    /// What to do with tokens.
+    #[command(subcommand)]
+    pub command: TokenCommand,
+    /// The database the tokens live in (the one `serve` uses).
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    /// How verbose the logs are.
+    #[command(flatten)]
+    pub log: LogConfig,
 }
 
 /// The settings of `seedcore serve`.
@@ -63,6 +82,9 @@ pub struct ServeArgs {
     /// How verbose the logs are.
     #[command(flatten)]
     pub log: LogConfig,
+    /// Who may call the API.
+    #[command(flatten)]
+    pub auth: AuthConfig,
 }
 
 /// The settings of `seedcore worker`.
@@ -195,12 +217,13 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve(args).await,
-            Command::Worker(args) => worker(args).await,
+            Command::Serve(args) => serve(*args).await,
+            Command::Worker(args) => worker(*args).await,
             Command::Db(DbCommand::Init(args)) => db_init(args).await,
             Command::Db(DbCommand::ImportLegacy(args)) => import_legacy(args).await,
             Command::Db(DbCommand::Backup(args)) => backup(args).await,
             Command::Db(DbCommand::Adopt(args)) => adopt(args).await,
+            Command::Token(args) => token(args).await,
         }
     });
     match result {
@@ -217,6 +240,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     crate::validate::limits::install(args.limits.limits());
     let store = open_store(&args.database, args.database.pool_timeout()).await?;
     migrate(&store, &args.database).await?;
+    let auth = secure(&store, &args.auth, args.server.host).await?;
     let engine = start_engine(&store, &args.engine).await?;
     // Without workers the engine's housekeeping does not run: this process does it.
     let housekeeping = CancellationToken::new();
@@ -229,7 +253,13 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         default_max_attempts: args.engine.max_attempts,
         max_bulk_body_bytes: args.server.max_bulk_body_bytes,
     };
-    let app = api::app(AppState::new(store.clone(), settings));
+    let state = AppState::new(store.clone(), settings).with_auth(auth);
+    state
+        .auth
+        .prime()
+        .await
+        .map_err(|err| explain(&err, "look for API tokens"))?;
+    let app = api::app(state);
     let address = (args.server.host, args.server.port).into();
     let settings =
         ListenerSettings::from_config(&args.server).map_err(|err| CliError(err.to_string()))?;
@@ -243,6 +273,37 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     housekeeping.cancel();
     store.close().await;
     tracing::info!("seedcore stopped");
+    Ok(())
+}
+
+/// Seeds the bootstrap token, refuses an exposed address with no token, and returns the
+/// settings of the API's auth layer.
+async fn secure(
+    store: &DynStore,
+    config: &AuthConfig,
+    host: std::net::IpAddr,
+) -> Result<auth::AuthSettings, CliError> {
+    let settings = config.settings().map_err(|err| CliError(err.0))?;
+    if let Some(token) = &config.bootstrap_token {
+        auth::bootstrap(store, token).await.map_err(CliError)?;
+    }
+    auth::check_exposure(store, host, settings.mode)
+        .await
+        .map_err(CliError)?;
+    Ok(settings)
+}
+
+async fn token(args: TokenArgs) -> Result<(), CliError> {
+    telemetry::init(&args.log.log_level);
+    if let TokenCommand::Generate = args.command {
+        println!("{}", auth::Secret::generate().text);
+        return Ok(());
+    }
+    let store = open_store(&args.database, args.database.pool_timeout()).await?;
+    migrate(&store, &args.database).await?;
+    let done = auth::run_command(&store, args.command).await;
+    store.close().await;
+    println!("{}", done.map_err(CliError)?);
     Ok(())
 }
 

@@ -158,8 +158,9 @@ pub struct LogConfig {
 /// Where and how the HTTP API listens.
 #[derive(Args, Clone, Debug)]
 pub struct ServerConfig {
-    /// Address to listen on.
-    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    /// Address to listen on. Any address but a loopback one needs an API token (or
+    /// SEEDCORE_AUTH=off).
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
     pub host: IpAddr,
 
     /// Port to listen on (0 picks a free one).
@@ -227,6 +228,94 @@ fn positive_seconds(value: &str) -> Result<f64, String> {
         Err(format!(
             "{value} is out of range: give more than 0 and at most 31536000 seconds"
         ))
+    }
+}
+
+/// Who may call the API (see the README's "Authentication and limits").
+#[derive(Args, Clone)]
+pub struct AuthConfig {
+    /// `auto`: once an API token exists, every call but the open routes needs one; `off`: no
+    /// authentication at all (also allows a non-loopback HOST with no token, with a warning).
+    #[arg(long, env = "SEEDCORE_AUTH", default_value = "auto", value_parser = ["auto", "off"])]
+    pub auth: String,
+
+    /// A token (`sc_…`, made by `seedcore token generate`) stored on start as an admin token
+    /// named `bootstrap`, for automated deployments.
+    #[arg(long, env = "SEEDCORE_BOOTSTRAP_TOKEN", hide_env_values = true)]
+    pub bootstrap_token: Option<String>,
+
+    /// Routes open without a token, comma-separated; `/health` is always open. Empty closes
+    /// them all.
+    #[arg(
+        long,
+        env = "SEEDCORE_OPEN_ROUTES",
+        default_value = "/,/readyz,/docs,/openapi.json"
+    )]
+    pub open_routes: String,
+
+    /// Requests per second each token may make on average; 0 for no limit.
+    #[arg(long, env = "SEEDCORE_RATE_LIMIT_PER_SECOND", default_value_t = 50.0)]
+    pub rate_limit_per_second: f64,
+
+    /// Requests each token may make at once after a quiet spell.
+    #[arg(long, env = "SEEDCORE_RATE_LIMIT_BURST", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_burst: u32,
+}
+
+impl AuthConfig {
+    /// Whether tokens are asked for.
+    pub fn mode(&self) -> crate::auth::AuthMode {
+        match self.auth.as_str() {
+            "off" => crate::auth::AuthMode::Off,
+            _ => crate::auth::AuthMode::Auto,
+        }
+    }
+
+    /// The settings of the API's auth layer; an open route that is no route is refused.
+    pub fn settings(&self) -> Result<crate::auth::AuthSettings, ConfigError> {
+        let open_routes: Vec<String> = self
+            .open_routes
+            .split(',')
+            .map(str::trim)
+            .filter(|route| !route.is_empty())
+            .map(str::to_string)
+            .collect();
+        let known = |route: &str| crate::api::ROUTE_ACCESS.iter().any(|(_, p, _)| *p == route);
+        if let Some(bad) = open_routes.iter().find(|route| !known(route)) {
+            return Err(ConfigError(format!(
+                "SEEDCORE_OPEN_ROUTES: '{bad}' is not a route (e.g. /readyz, /api/v1/tasks)"
+            )));
+        }
+        let per_second = self.rate_limit_per_second;
+        if !per_second.is_finite() || per_second < 0.0 {
+            return Err(ConfigError(
+                "SEEDCORE_RATE_LIMIT_PER_SECOND must be a number, 0 or more".into(),
+            ));
+        }
+        Ok(crate::auth::AuthSettings {
+            mode: self.mode(),
+            open_routes,
+            rate: (per_second > 0.0).then_some(crate::auth::RateLimit {
+                per_second,
+                burst: f64::from(self.rate_limit_burst),
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("auth", &self.auth)
+            .field(
+                "bootstrap_token",
+                &self.bootstrap_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("open_routes", &self.open_routes)
+            .field("rate_limit_per_second", &self.rate_limit_per_second)
+            .field("rate_limit_burst", &self.rate_limit_burst)
+            .finish()
     }
 }
 

@@ -57,6 +57,7 @@
 
 pub mod adopt;
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod engine;

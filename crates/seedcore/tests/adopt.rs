@@ -144,7 +144,12 @@ async fn old_rows_keep_the_contract(version: &str) {
     adopt_with_the_binary(&db, &[]);
     let (ok, out, err) = seedcore(&db, &["db", "init"]);
     assert!(ok, "{out}\n{err}");
-    assert!(out.contains("0 applied now, 14 already applied"), "{out}");
+    // Every PostgreSQL migration is applied, by adopt itself, and none is left for init.
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .expect("the migrations folder")
+        .count();
+    let expected = format!("0 applied now, {migrations} already applied");
+    assert!(out.contains(&expected), "{out}");
 
     let app = TestApp::on(Arc::new(db), None, ApiSettings::default()).await;
     let (status, task) = app.get(&format!("/api/v1/tasks/{CREATED}")).await;

@@ -4,7 +4,12 @@
 //! handler, collected by `utoipa_axum::routes!`), so the document cannot drift from the code.
 //! Handlers validate input, delegate to the store, and map its errors; none holds logic of its
 //! own beyond that.
+//!
+//! Who may call each route is written once, in [`ROUTE_ACCESS`] beside the routes; the `auth`
+//! layer reads it on every request and the OpenAPI document declares it per operation. A
+//! test generated from the routes fails when one has no entry.
 
+mod auth;
 mod docs;
 pub mod error;
 pub mod extract;
@@ -17,6 +22,7 @@ mod schedule_body;
 mod schedules;
 mod service;
 mod tasks;
+mod tokens;
 mod workers;
 mod workflows;
 
@@ -24,7 +30,8 @@ use std::sync::Arc;
 
 use axum::{
     Json, Router,
-    http::StatusCode,
+    http::{Method, StatusCode},
+    middleware::from_fn_with_state,
     response::{IntoResponse, Response},
 };
 use serde_json::json;
@@ -34,6 +41,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use error::ApiError;
 
+use crate::auth::{Access, Auth, AuthSettings, Scope};
 use crate::store::DynStore;
 
 /// Settings the API reads per request.
@@ -64,14 +72,26 @@ pub struct AppState {
     pub store: DynStore,
     /// The API's limits and defaults.
     pub settings: Arc<ApiSettings>,
+    /// Who may call what: settings, token caches, rate limits.
+    pub auth: Arc<Auth>,
 }
 
 impl AppState {
     /// The state of an API serving `store` with `settings`.
+    /// Tokens are asked for once one exists ([`AuthSettings::default`]).
     pub fn new(store: DynStore, settings: ApiSettings) -> AppState {
         AppState {
+            auth: Arc::new(Auth::new(store.clone(), AuthSettings::default())),
             store,
             settings: Arc::new(settings),
+        }
+    }
+
+    /// The same state with these authentication settings.
+    pub fn with_auth(self, auth: AuthSettings) -> AppState {
+        AppState {
+            auth: Arc::new(Auth::new(self.store.clone(), auth)),
+            ..self
         }
     }
 }
@@ -90,6 +110,7 @@ impl AppState {
         (name = "workers", description = "The worker processes sharing the database"),
         (name = "service", description = "Health, readiness and documentation"),
         (name = "schedules", description = "Cron schedules that create tasks"),
+        (name = "tokens", description = "API tokens, for holders of tokens:admin"),
     )
 )]
 struct ApiDoc;
@@ -131,6 +152,71 @@ fn v1_routes() -> OpenApiRouter<AppState> {
             schedules::update_schedule,
             schedules::delete_schedule
         ))
+        .routes(routes!(tokens::list_tokens, tokens::create_token))
+        .routes(routes!(tokens::revoke_token))
+}
+
+/// Who may call each route: `(method, path, access)`, paths as in the OpenAPI document. The
+/// docs page and its files are under `/docs`.
+pub const ROUTE_ACCESS: &[(&str, &str, Access)] = {
+    use Access::{Always, Strict, Token};
+    use Scope::*;
+    &[
+        ("get", "/", Token(MetricsRead)),
+        ("get", "/health", Always),
+        ("get", "/readyz", Token(MetricsRead)),
+        ("get", "/openapi.json", Token(MetricsRead)),
+        ("get", "/docs", Token(MetricsRead)),
+        ("get", "/docs/", Token(MetricsRead)),
+        ("get", "/docs/{*file}", Token(MetricsRead)),
+        ("get", "/api/v1/tasks", Token(TasksRead)),
+        ("post", "/api/v1/tasks", Token(TasksWrite)),
+        ("post", "/api/v1/tasks/bulk", Token(TasksWrite)),
+        ("get", "/api/v1/tasks/{task_id}", Token(TasksRead)),
+        ("post", "/api/v1/tasks/{task_id}/run", Token(TasksAdmin)),
+        ("post", "/api/v1/tasks/{task_id}/cancel", Token(TasksAdmin)),
+        ("get", "/api/v1/tasks/{task_id}/status", Token(TasksRead)),
+        ("get", "/api/v1/tasks/{task_id}/events", Token(TasksRead)),
+        ("get", "/api/v1/workflows", Token(TasksRead)),
+        ("post", "/api/v1/workflows", Token(WorkflowsWrite)),
+        ("get", "/api/v1/workflows/{id}", Token(TasksRead)),
+        ("post", "/api/v1/workflows/{id}/cancel", Token(TasksAdmin)),
+        ("get", "/api/v1/queues", Token(TasksRead)),
+        ("post", "/api/v1/queues/{name}/pause", Token(QueuesAdmin)),
+        ("post", "/api/v1/queues/{name}/resume", Token(QueuesAdmin)),
+        ("get", "/api/v1/facts", Token(FactsRead)),
+        ("post", "/api/v1/facts", Token(FactsWrite)),
+        ("post", "/api/v1/facts/bulk", Token(FactsWrite)),
+        ("get", "/api/v1/tags", Token(FactsRead)),
+        ("get", "/api/v1/facts/{fact_id}", Token(FactsRead)),
+        ("patch", "/api/v1/facts/{fact_id}", Token(FactsWrite)),
+        ("delete", "/api/v1/facts/{fact_id}", Token(FactsWrite)),
+        ("get", "/api/v1/workers", Token(MetricsRead)),
+        ("get", "/api/v1/schedules", Token(TasksRead)),
+        ("post", "/api/v1/schedules", Token(SchedulesAdmin)),
+        ("get", "/api/v1/schedules/{schedule_id}", Token(TasksRead)),
+        (
+            "patch",
+            "/api/v1/schedules/{schedule_id}",
+            Token(SchedulesAdmin),
+        ),
+        (
+            "delete",
+            "/api/v1/schedules/{schedule_id}",
+            Token(SchedulesAdmin),
+        ),
+        ("get", "/api/v1/tokens", Strict(TokensAdmin)),
+        ("post", "/api/v1/tokens", Strict(TokensAdmin)),
+        ("delete", "/api/v1/tokens/{token_id}", Strict(TokensAdmin)),
+    ]
+};
+
+/// The access of a route from [`ROUTE_ACCESS`], None when the table has no entry.
+pub fn route_access(method: &Method, path: &str) -> Option<Access> {
+    ROUTE_ACCESS
+        .iter()
+        .find(|(m, p, _)| *p == path && m.eq_ignore_ascii_case(method.as_str()))
+        .map(|(_, _, access)| *access)
 }
 
 /// Every documented route: the service routes and `/api/v1`.
@@ -145,25 +231,29 @@ fn documented_routes() -> OpenApiRouter<AppState> {
 /// The whole API: service routes, `/api/v1`, `/docs` and `/openapi.json`.
 pub fn app(state: AppState) -> Router {
     let (router, openapi) = documented_routes().split_for_parts();
+    let guard = from_fn_with_state(state.auth.clone(), crate::auth::require);
     router
-        .merge(docs::routes(openapi))
+        .merge(docs::routes(auth::secured(openapi)))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(guard)
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_| internal_error()))
         .layer(TraceLayer::new_for_http())
 }
 
-/// Only the `/api/v1` routes, to nest or merge into a host application's router
-/// (e.g. `host.nest("/api/v1", seedcore::api::v1_router(state))`).
+/// Only the `/api/v1` routes, to nest into a host application's router at `/api/v1`
+/// (e.g. `host.nest("/api/v1", seedcore::api::v1_router(state))`), where the route table
+/// applies to them as it does in [`app`].
 pub fn v1_router(state: AppState) -> Router {
     let (router, _) = v1_routes().split_for_parts();
-    router.with_state(state)
+    let guard = from_fn_with_state(state.auth.clone(), crate::auth::require);
+    router.layer(guard).with_state(state)
 }
 
 /// The OpenAPI document of [`app`].
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented_routes().into_openapi()
+    auth::secured(documented_routes().into_openapi())
 }
 
 async fn not_found() -> Response {

@@ -211,6 +211,30 @@ macro_rules! impl_store {
             async fn fire_due_schedules(&self, limit: i64) -> StoreResult<Firing> {
                 schedules::fire_due(self, limit).await
             }
+
+            async fn create_token(&self, token: NewToken) -> StoreResult<ApiToken> {
+                tokens::create(self, token).await
+            }
+
+            async fn list_tokens(&self) -> StoreResult<Vec<ApiToken>> {
+                tokens::list(self).await
+            }
+
+            async fn find_token(&self, id: &str) -> StoreResult<Option<StoredToken>> {
+                tokens::find(self, id).await
+            }
+
+            async fn revoke_token(&self, id_or_name: &str) -> StoreResult<ApiToken> {
+                tokens::revoke(self, id_or_name).await
+            }
+
+            async fn touch_token(&self, id: &str) -> StoreResult<()> {
+                tokens::touch(self, id).await
+            }
+
+            async fn any_tokens(&self) -> StoreResult<bool> {
+                tokens::any(self).await
+            }
         }
     };
 }

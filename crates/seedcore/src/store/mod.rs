@@ -30,6 +30,7 @@ mod rows;
 pub mod schedules;
 pub mod sqlite;
 mod target;
+mod tokens;
 mod watchers;
 
 use std::{path::Path, sync::Arc, time::Duration};
@@ -40,6 +41,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::auth::{ApiToken, NewToken, StoredToken};
 use crate::legacy::LegacyTask;
 use crate::model::{
     Fact, FactPatch, IdRef, NewFact, NewTask, QueueInfo, Task, TaskEvent, Worker, Workflow,
@@ -250,4 +252,20 @@ pub trait Store: Send + Sync + 'static {
     /// firing, creates the tasks of their fires (queued, keyed by fire time, a key in use
     /// creating nothing), and moves each schedule to its next fire. Announces the new tasks.
     async fn fire_due_schedules(&self, limit: i64) -> StoreResult<Firing>;
+
+    // API tokens (see `auth::token`: only a hash of each token is stored).
+    /// Stores a new token; a name in use is `Conflict`.
+    async fn create_token(&self, token: NewToken) -> StoreResult<ApiToken>;
+    /// Every token ever made, revoked ones included, oldest first.
+    async fn list_tokens(&self) -> StoreResult<Vec<ApiToken>>;
+    /// The token with this public id and the hash to check it against.
+    async fn find_token(&self, id: &str) -> StoreResult<Option<StoredToken>>;
+    /// Revokes the token with this public id, else with this name (NotFound otherwise);
+    /// revoking twice keeps the first time.
+    async fn revoke_token(&self, id_or_name: &str) -> StoreResult<ApiToken>;
+    /// Records that the token was used now.
+    async fn touch_token(&self, id: &str) -> StoreResult<()>;
+    /// Whether any token was ever made (revoked ones count: once there were tokens, the API
+    /// keeps asking for one).
+    async fn any_tokens(&self) -> StoreResult<bool>;
 }

@@ -32,6 +32,7 @@ use super::{
     RecordKind, SignalSink, Store, StoreError, StoreResult, TagCount, TaskQuery,
     coalesce::Coalescer, forward::impl_store, watchers::Watchers,
 };
+use crate::auth::{ApiToken, NewToken, StoredToken};
 use crate::legacy::LegacyTask;
 use crate::model::{
     Fact, FactPatch, IdRef, NewFact, NewSchedule, NewTask, QueueInfo, Schedule, SchedulePatch,
@@ -51,6 +52,7 @@ mod schedules;
 mod schema;
 mod signals;
 mod tasks;
+mod tokens;
 mod workers;
 mod workflows;
 

@@ -46,6 +46,7 @@ use super::{
     RecordKind, SignalSink, Store, StoreError, StoreResult, TagCount, TaskQuery,
     forward::impl_store, watchers::Watchers,
 };
+use crate::auth::{ApiToken, NewToken, StoredToken};
 use crate::legacy::LegacyTask;
 use crate::model::{
     Fact, FactPatch, IdRef, NewFact, NewSchedule, NewTask, QueueInfo, Schedule, SchedulePatch,
@@ -67,6 +68,7 @@ mod signals;
 mod tasks;
 #[cfg(test)]
 mod tests;
+mod tokens;
 mod workers;
 mod workflows;
 
