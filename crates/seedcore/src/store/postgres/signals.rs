@@ -82,12 +82,17 @@ impl PgStore {
     }
 
     async fn listen(&self, sink: &SignalSink, stop: &CancellationToken) {
+        let mut again = false;
         loop {
             let Some(mut listener) = self.subscribed(stop).await else {
                 return;
             };
-            // Notifications sent while no one listened are lost: look for work now.
-            sink(Signal::TasksReady);
+            // Notifications sent while no one listened are lost: look for work now. (Not on
+            // the first subscription: a process looks for work as it starts anyway.)
+            if again {
+                sink(Signal::TasksReady);
+            }
+            again = true;
             let lost = loop {
                 let received = tokio::select! {
                     _ = stop.cancelled() => return,
