@@ -151,7 +151,7 @@ async fn run_step(
         }
         Action::FirstMigration => {
             let began = Instant::now();
-            sqlx::raw_sql(include_str!("sql/seedcore_first.sql"))
+            sqlx::raw_sql(sqlx::AssertSqlSafe(first_migration_remainder()))
                 .execute(&mut **tx)
                 .await?;
             sqlx::raw_sql(include_str!("sql/migrations_table.sql"))
@@ -201,4 +201,42 @@ fn migration(version: i64) -> &'static sqlx::migrate::Migration {
         .iter()
         .find(|m| m.version == version)
         .expect("the plan names migrations of this migrator only")
+}
+
+/// seedcore's first migration without its `create table tasks` and `create table facts`:
+/// adoption has just turned the original's two tables into exactly those, and the rest of
+/// the migration (indexes, the event table, its triggers) runs as written, so it cannot drift
+/// from the migration a new database gets.
+fn first_migration_remainder() -> String {
+    const FIRST: &str =
+        include_str!("../../migrations/postgres/20261128000001_tasks_and_facts.sql");
+    let mut rest = String::with_capacity(FIRST.len());
+    let mut in_table = false;
+    for line in FIRST.lines() {
+        in_table |= line == "create table tasks (" || line == "create table facts (";
+        if !in_table {
+            rest.push_str(line);
+            rest.push('\n');
+        }
+        in_table &= line != ");";
+    }
+    rest
+}
+
+#[cfg(test)]
+mod first_migration {
+    use super::first_migration_remainder;
+
+    #[test]
+    fn the_remainder_creates_everything_but_the_two_adopted_tables() {
+        let rest = first_migration_remainder();
+        assert!(!rest.contains("create table tasks"), "{rest}");
+        assert!(!rest.contains("create table facts"), "{rest}");
+        assert!(rest.contains("create table task_events ("), "{rest}");
+        assert!(rest.contains("create index tasks_ready_idx"), "{rest}");
+        assert!(
+            rest.contains("create index facts_text_trgm_idx on facts"),
+            "{rest}"
+        );
+    }
 }
