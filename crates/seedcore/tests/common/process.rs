@@ -126,7 +126,13 @@ impl Process {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
-                while let Ok(line) = self.lines.try_recv() {
+                // The reader may not have passed on the last lines yet; it ends at the pipe's
+                // end, which closes the channel.
+                let drained = Instant::now() + Duration::from_secs(5);
+                while let Ok(line) = self
+                    .lines
+                    .recv_timeout(drained.saturating_duration_since(Instant::now()))
+                {
                     self.log.push(line);
                 }
                 return status;
