@@ -689,9 +689,7 @@ async fn serve_refuses_an_exposed_address_without_a_token() {
         &["serve"],
         &[("DATABASE_URL", &url), ("HOST", "0.0.0.0"), ("PORT", "0")],
     );
-    let status = serve.wait_exit(Duration::from_secs(30));
-    assert!(!status.success());
-    let log = serve.log.join("\n");
+    let log = serve.refusal();
     assert!(log.contains("refusing to listen on 0.0.0.0"), "{log}");
     assert!(log.contains("seedcore token create"), "{log}");
 }
@@ -768,8 +766,7 @@ async fn a_malformed_bootstrap_token_stops_serve_with_a_clear_message() {
             ("SEEDCORE_BOOTSTRAP_TOKEN", "hunter2"),
         ],
     );
-    assert!(!serve.wait_exit(Duration::from_secs(30)).success());
-    let log = serve.log.join("\n");
+    let log = serve.refusal();
     assert!(
         log.contains("SEEDCORE_BOOTSTRAP_TOKEN") && log.contains("token generate"),
         "{log}"
@@ -867,8 +864,7 @@ async fn an_open_route_that_is_no_route_stops_serve() {
             ("SEEDCORE_OPEN_ROUTES", "/readyz,/api/v1/nothing"),
         ],
     );
-    assert!(!serve.wait_exit(Duration::from_secs(30)).success());
-    let log = serve.log.join("\n");
+    let log = serve.refusal();
     assert!(
         log.contains("SEEDCORE_OPEN_ROUTES: '/api/v1/nothing' is not a route"),
         "{log}"

@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 use cluster::Cluster;
 use common::{
-    Backend, TestDb, both_backends, postgres_only,
+    RawDb, TestDb, both_backends, postgres_only,
     process::{Process, command},
     sqlite_only,
 };
@@ -512,33 +512,21 @@ const BULK: usize = 5000;
 
 /// How many tasks with this description the database holds.
 async fn count_described(db: &TestDb, description: &str) -> usize {
-    let count: i64 = match db.backend {
-        Backend::Postgres => {
-            let mut conn = <sqlx::PgConnection as Connection>::connect_with(&db.options)
-                .await
-                .expect("connect to the test database");
-            let count = sqlx::query_scalar("select count(*) from tasks where description = $1")
+    let count: i64 = match db.raw().await {
+        RawDb::Postgres(pool) => {
+            sqlx::query_scalar("select count(*) from tasks where description = $1")
                 .bind(description)
-                .fetch_one(&mut conn)
+                .fetch_one(&pool)
                 .await
-                .expect("count");
-            conn.close().await.ok();
-            count
         }
-        Backend::Sqlite => {
-            let path = db.sqlite_path().expect("a file");
-            let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-                .await
-                .expect("open the database file");
-            let count = sqlx::query_scalar("select count(*) from tasks where description = ?1")
+        RawDb::Sqlite(pool) => {
+            sqlx::query_scalar("select count(*) from tasks where description = ?1")
                 .bind(description)
-                .fetch_one(&mut conn)
+                .fetch_one(&pool)
                 .await
-                .expect("count");
-            conn.close().await.ok();
-            count
         }
-    };
+    }
+    .expect("count");
     count as usize
 }
 

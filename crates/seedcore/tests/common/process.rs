@@ -121,6 +121,15 @@ impl Process {
         );
     }
 
+    /// Waits up to 30 s for a process that must refuse to run, asserts it failed, and returns
+    /// its log.
+    pub fn refusal(&mut self) -> String {
+        let status = self.wait_exit(Duration::from_secs(30));
+        let log = self.log.join("\n");
+        assert!(!status.success(), "it ran ({status:?}); log:\n{log}");
+        log
+    }
+
     /// Waits for the process to exit, failing the test after `within`.
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let deadline = Instant::now() + within;
