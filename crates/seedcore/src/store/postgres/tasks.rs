@@ -14,7 +14,7 @@ use super::{EventRow, IMPORT_CHUNK, PgStore, TaskRow, batched};
 use crate::model::transition::{PARENT_DONE, PARENT_DONE_ON_FAILURE, names};
 use crate::model::{IdRef, NewTask, Task, TaskEvent, TaskStatus};
 use crate::store::{
-    Page, StoreError, StoreResult, TaskQuery,
+    Page, Signal, StoreError, StoreResult, TaskQuery,
     parents::{parents_of, starts},
     rows::{parse_status, tasks},
 };
@@ -245,7 +245,12 @@ pub(super) async fn cancel(store: &PgStore, id: Uuid) -> StoreResult<Task> {
     .fetch_optional(&store.pool)
     .await?;
     match cancelled {
-        Some(row) => row.into_task(),
+        Some(row) => {
+            // This process's workers hear it at once; others by the trigger's NOTIFY, which
+            // a listener still subscribing would miss (the lease renewal is the guarantee).
+            store.watchers.send(Signal::Cancelled(id));
+            row.into_task()
+        }
         None => get(store, id).await,
     }
 }
