@@ -223,7 +223,7 @@ pub struct ServerConfig {
     pub events_poll_seconds: f64,
 
     /// Tasks a bulk action changes per transaction.
-    #[arg(long, env = "SEEDCORE_ACTION_BATCH_SIZE", default_value_t = 1000,
+    #[arg(long, env = "SEEDCORE_ACTION_BATCH_SIZE", default_value_t = 250,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub action_batch_size: u32,
 

@@ -194,16 +194,32 @@ fn candidates(action: &TaskAction, batch: i64) -> QueryBuilder<Postgres> {
 }
 
 async fn cancel(tx: &mut sqlx::PgConnection, ids: &[Uuid]) -> StoreResult<Changed> {
-    let rows: Vec<(Uuid, String)> = sqlx::query_as(include_str!("sql/action_cancel.sql"))
-        .bind(ids)
-        .bind(names(&TaskStatus::CANCELLABLE))
-        .fetch_all(&mut *tx)
-        .await?;
+    // Locked first, in id order, with the status they had: a running task's worker is told.
+    let hit: Vec<(Uuid, String)> = sqlx::query_as(
+        "select id, status from tasks where id = any($1) and status = any($2) \
+         order by id for update",
+    )
+    .bind(ids)
+    .bind(names(&TaskStatus::CANCELLABLE))
+    .fetch_all(&mut *tx)
+    .await?;
+    let locked: Vec<Uuid> = hit.iter().map(|(id, _)| *id).collect();
+    // As a single cancel; the trigger tells other processes of the running ones.
+    let done = sqlx::query(
+        r"update tasks
+          set status = 'cancelled', finished_at = now(), lease_token = null,
+              lease_expires_at = null, updated_at = now()
+          where id = any($1)",
+    )
+    .bind(&locked)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
     let mut changed = Changed {
-        done: rows.len() as i64,
+        done: done as i64,
         ..Changed::default()
     };
-    for (id, was) in rows {
+    for (id, was) in hit {
         if parse_status(&was)? == TaskStatus::Running {
             changed.cancelled_running.push(id);
         }
@@ -219,7 +235,7 @@ async fn run(tx: &mut sqlx::PgConnection, ids: &[Uuid]) -> StoreResult<Changed> 
         .execute(&mut *tx)
         .await?;
     sqlx::query(
-        "select 1 from tasks p join tasks c on p.id = any(c.depends_on) where c.id = any($1) \
+        "select 1 from tasks c join tasks p on p.id = any(c.depends_on) where c.id = any($1) \
          order by p.id for share of p",
     )
     .bind(ids)
@@ -239,11 +255,52 @@ async fn run(tx: &mut sqlx::PgConnection, ids: &[Uuid]) -> StoreResult<Changed> 
     })
 }
 
+/// Finished tasks among the ids, locked, with their idempotency keys. A task a blocked task
+/// still waits on is kept (its outcome decides the child's), as pruning keeps it.
+const DELETABLE: &str = r"select t.id, t.idempotency_key from tasks t
+    where t.id = any($1) and t.status in ('completed', 'failed', 'cancelled')
+      and not exists (
+          select 1 from tasks c where c.status = 'blocked' and c.depends_on @> array[t.id])
+    order by t.id
+    for update";
+/// The same in the history, where every task is finished.
+const DELETABLE_HISTORY: &str = r"select h.id, h.idempotency_key from task_history h
+    where h.id = any($1)
+      and not exists (
+          select 1 from tasks c where c.status = 'blocked' and c.depends_on @> array[h.id])
+    order by h.id
+    for update";
+
+/// Deletes the finished tasks among `ids`, wherever they are (hot table or history), with
+/// their events and idempotency keys; returns the ids deleted. Each statement names its rows
+/// by `= any($1)`, which keeps to the primary keys (a join or `in (select …)` over a batch
+/// was planned as a scan of the whole table).
 async fn delete(tx: &mut sqlx::PgConnection, ids: &[Uuid]) -> StoreResult<Vec<Uuid>> {
-    Ok(sqlx::query_scalar(include_str!("sql/delete_finished.sql"))
+    let mut doomed: Vec<(Uuid, Option<String>)> = sqlx::query_as(DELETABLE)
         .bind(ids)
         .fetch_all(&mut *tx)
-        .await?)
+        .await?;
+    doomed.extend(
+        sqlx::query_as::<_, (Uuid, Option<String>)>(DELETABLE_HISTORY)
+            .bind(ids)
+            .fetch_all(&mut *tx)
+            .await?,
+    );
+    let gone: Vec<Uuid> = doomed.iter().map(|(id, _)| *id).collect();
+    let keys: Vec<String> = doomed.into_iter().filter_map(|(_, key)| key).collect();
+    for sql in [
+        "delete from task_events where task_id = any($1)",
+        "delete from task_event_history where task_id = any($1)",
+        "delete from tasks where id = any($1)",
+        "delete from task_history where id = any($1)",
+    ] {
+        sqlx::query(sql).bind(&gone).execute(&mut *tx).await?;
+    }
+    sqlx::query("delete from task_keys where key = any($1)")
+        .bind(&keys)
+        .execute(&mut *tx)
+        .await?;
+    Ok(gone)
 }
 
 pub(super) async fn delete_task(store: &PgStore, id: Uuid) -> StoreResult<()> {

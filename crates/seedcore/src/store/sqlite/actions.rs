@@ -169,37 +169,40 @@ pub(super) async fn batch(
     row.into_action().map(Some)
 }
 
-/// The next ids the action applies to, in id order after its cursor.
+/// The next ids the action applies to, in id order after its cursor. The filters' columns
+/// are written `+column` so that SQLite walks the primary key from the cursor (linear over
+/// the whole action) rather than a status or time index it would then sort (every batch
+/// reading all the matching tasks left).
 fn candidates(action: &TaskAction, batch: i64) -> StoreResult<QueryBuilder<Sqlite>> {
     let filter = &action.filter;
-    let mut query = QueryBuilder::new("select id from tasks where created_at <= ");
+    let mut query = QueryBuilder::new("select id from tasks where +created_at <= ");
     query
         .push_bind(stamp(action.bound))
-        .push(" and status in (select value from json_each(")
+        .push(" and +status in (select value from json_each(")
         .push_bind(json_text(&filter.statuses(action.action))?)
         .push("))");
     if let Some(cursor) = action.cursor {
         query.push(" and id > ").push_bind(cursor.to_string());
     }
     if let Some(task_type) = &filter.task_type {
-        query.push(" and type = ").push_bind(task_type.clone());
+        query.push(" and +type = ").push_bind(task_type.clone());
     }
     if let Some(queue) = &filter.queue {
-        query.push(" and queue = ").push_bind(queue.clone());
+        query.push(" and +queue = ").push_bind(queue.clone());
     }
     if let Some(domain) = &filter.domain {
-        query.push(" and domain = ").push_bind(domain.clone());
+        query.push(" and +domain = ").push_bind(domain.clone());
     }
     if let Some(workflow) = filter.workflow_id {
         query
-            .push(" and workflow_id = ")
+            .push(" and +workflow_id = ")
             .push_bind(workflow.to_string());
     }
     if let Some(at) = filter.created_after {
-        query.push(" and created_at > ").push_bind(stamp(at));
+        query.push(" and +created_at > ").push_bind(stamp(at));
     }
     if let Some(at) = filter.created_before {
-        query.push(" and created_at < ").push_bind(stamp(at));
+        query.push(" and +created_at < ").push_bind(stamp(at));
     }
     query.push(" order by id limit ").push_bind(batch);
     Ok(query)

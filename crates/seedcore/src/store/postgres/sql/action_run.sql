@@ -8,5 +8,5 @@ set status = case
         then 'blocked' else 'queued' end,
     result = null, error = null, attempts = 0, run_at = now(), started_at = null,
     finished_at = null, worker_id = null, updated_at = now()
-where id = any($1) and status = any($2)
+where t.id = any($1) and t.status = any($2)
 returning t.status
