@@ -24,6 +24,7 @@ use crate::{
     config::seconds,
     model::{IdRef, NewTask, Task, TaskEvent, TaskStatus, task::DEFAULT_QUEUE},
     store::{Page, TaskQuery},
+    telemetry::traceparent::TraceParentHeader,
     validate::{
         FieldError, Fields, QUEUE_NAME,
         limits::{self, Size},
@@ -203,6 +204,7 @@ pub struct CreatedTasks {
 #[utoipa::path(
     post, path = "/tasks/bulk", tag = "tasks",
     request_body = CreateTasksBody,
+    params(("traceparent" = Option<String>, Header, description = "W3C trace context (`00-<32 hex>-<16 hex>-<2 hex>`), kept with the tasks and passed on to remote executors; an invalid one is ignored")),
     responses(
         (status = 200, description = "Every task was stored, in one transaction", body = CreatedTasks),
         (status = 413, description = "Body over the bulk size limit", body = ErrorBody),
@@ -212,9 +214,13 @@ pub struct CreatedTasks {
 )]
 pub async fn create_tasks(
     State(state): State<AppState>,
+    trace: TraceParentHeader,
     BulkJsonObject(body): BulkJsonObject,
 ) -> Result<Json<CreatedTasks>, ApiError> {
-    let tasks = bulk_tasks(&body, state.settings.default_max_attempts)?;
+    let mut tasks = bulk_tasks(&body, state.settings.default_max_attempts)?;
+    for task in &mut tasks {
+        task.traceparent = trace.stored();
+    }
     let created = state.store.create_tasks(tasks).await.map_err(store_error)?;
     let ids: Vec<Uuid> = created.iter().map(|task| task.id).collect();
     Ok(Json(CreatedTasks {
@@ -290,6 +296,7 @@ impl IntoParams for TaskListParams {
 #[utoipa::path(
     post, path = "/tasks", tag = "tasks",
     request_body = CreateTaskBody,
+    params(("traceparent" = Option<String>, Header, description = "W3C trace context (`00-<32 hex>-<16 hex>-<2 hex>`), kept with the task and passed on to remote executors; an invalid one is ignored")),
     responses(
         (status = 200, description = "The task as stored", body = Task),
         (status = 413, description = "Body over the size limit", body = ErrorBody),
@@ -299,9 +306,13 @@ impl IntoParams for TaskListParams {
 )]
 pub async fn create_task(
     State(state): State<AppState>,
+    trace: TraceParentHeader,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Task>, ApiError> {
-    let task = new_task(&body, state.settings.default_max_attempts)?;
+    let task = NewTask {
+        traceparent: trace.stored(),
+        ..new_task(&body, state.settings.default_max_attempts)?
+    };
     let task = state.store.create_task(task).await.map_err(store_error)?;
     Ok(Json(task))
 }
@@ -375,6 +386,7 @@ pub(super) fn new_task_fields(
         depends_on,
         run_on_failure,
         workflow: None,
+        traceparent: None,
     })
 }
 

@@ -227,6 +227,11 @@ pub struct NewTask {
     pub run_on_failure: bool,
     /// The workflow and the task's name in it, for tasks created as part of one.
     pub workflow: Option<(Uuid, String)>,
+    /// The W3C `traceparent` the task was created under, as [`TraceParent`] prints it; its
+    /// executions log the trace and pass a child of it to remote executors.
+    ///
+    /// [`TraceParent`]: crate::telemetry::traceparent::TraceParent
+    pub traceparent: Option<String>,
 }
 
 impl NewTask {
@@ -250,6 +255,7 @@ impl NewTask {
             depends_on: Vec::new(),
             run_on_failure: false,
             workflow: None,
+            traceparent: None,
         }
     }
 
