@@ -555,6 +555,7 @@ impl Inner {
         } else {
             // The moment a task's code begins, for operators following a task and for the
             // pickup benchmark (W2), which sets it beside the moment its enqueue was answered.
+            // The task id is repeated beside the span's: W2 reads it from the event's fields.
             tracing::debug!(task_id = %task.id, attempt = task.attempts, "handler started");
             tokio::select! {
             result = AssertUnwindSafe(run).catch_unwind() => match result {
