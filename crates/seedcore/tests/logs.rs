@@ -351,3 +351,26 @@ async fn a_traceparent_moves_to_the_history_and_back_with_its_task() {
     let sent = seen.lock().unwrap().clone();
     sent.iter().for_each(assert_child);
 }
+
+sqlite_only!(an_unknown_log_format_is_refused_with_the_ones_there_are);
+async fn an_unknown_log_format_is_refused_with_the_ones_there_are() {
+    let data = TempFolder::new();
+    let data_dir = data.0.display().to_string();
+    let output = common::process::command(
+        &["serve"],
+        &[
+            ("SEEDCORE_DATA_DIR", data_dir.as_str()),
+            ("PORT", "0"),
+            ("LOG_FORMAT", "xml"),
+        ],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("xml"), "{stderr}");
+    assert!(
+        stderr.contains("text") && stderr.contains("json"),
+        "{stderr}"
+    );
+}
