@@ -236,7 +236,7 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), CliError> {
-    telemetry::init(&args.log.log_level);
+    telemetry::init(&args.log);
     crate::validate::limits::install(args.limits.limits());
     let store = open_store(&args.database, args.database.pool_timeout()).await?;
     migrate(&store, &args.database).await?;
@@ -294,7 +294,7 @@ async fn secure(
 }
 
 async fn token(args: TokenArgs) -> Result<(), CliError> {
-    telemetry::init(&args.log.log_level);
+    telemetry::init(&args.log);
     if let TokenCommand::Generate = args.command {
         println!("{}", auth::Secret::generate().text);
         return Ok(());
@@ -308,7 +308,7 @@ async fn token(args: TokenArgs) -> Result<(), CliError> {
 }
 
 async fn worker(args: WorkerArgs) -> Result<(), CliError> {
-    telemetry::init(&args.log.log_level);
+    telemetry::init(&args.log);
     crate::validate::limits::install(args.limits.limits());
     let target = target(&args.database)?;
     if let DatabaseTarget::Sqlite(_) = target {
@@ -332,7 +332,7 @@ async fn worker(args: WorkerArgs) -> Result<(), CliError> {
 }
 
 async fn db_init(args: DbArgs) -> Result<(), CliError> {
-    telemetry::init(&args.log.log_level);
+    telemetry::init(&args.log);
     let timeout = args.database.pool_timeout().min(Duration::from_secs(10));
     let store = &open_store(&args.database, timeout).await?;
     println!(
@@ -372,7 +372,7 @@ async fn db_init(args: DbArgs) -> Result<(), CliError> {
 }
 
 async fn adopt(args: AdoptArgs) -> Result<(), CliError> {
-    telemetry::init(&args.log.log_level);
+    telemetry::init(&args.log);
     let target = target(&args.database)?;
     let DatabaseTarget::Postgres(options) = &target else {
         return Err(CliError(
@@ -442,7 +442,7 @@ fn warn_about_unsigned(executors: &RemoteExecutors) {
 }
 
 async fn import_legacy(args: ImportArgs) -> Result<(), CliError> {
-    telemetry::init(&args.log.log_level);
+    telemetry::init(&args.log);
     if args.tasks.is_none() && args.facts.is_none() {
         return Err(CliError(
             "nothing to import: give --tasks FILE and/or --facts FILE".into(),
@@ -488,7 +488,7 @@ async fn import_legacy(args: ImportArgs) -> Result<(), CliError> {
 }
 
 async fn backup(args: BackupArgs) -> Result<(), CliError> {
-    telemetry::init(&args.log.log_level);
+    telemetry::init(&args.log);
     if args.path.exists() {
         return Err(CliError(format!(
             "{} exists already: choose a new file",

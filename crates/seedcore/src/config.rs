@@ -153,6 +153,28 @@ pub struct LogConfig {
     /// `seedcore=debug,sqlx=warn`. RUST_LOG, when set, wins.
     #[arg(long, env = "LOG_LEVEL", default_value = "INFO")]
     pub log_level: String,
+
+    /// Log format: `text` (lines for people) or `json` (one object per line, for log
+    /// collectors). Text unless asked for, whether or not stderr is a terminal.
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        ignore_case = true,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One line per event for people: time, level, spans with their fields, message, fields.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message`, the event's fields,
+    /// and the current span's fields under `span`.
+    Json,
 }
 
 /// Where and how the HTTP API listens.

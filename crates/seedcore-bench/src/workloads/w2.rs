@@ -313,6 +313,16 @@ mod tests {
     }
 
     #[test]
+    fn a_handler_start_line_inside_the_task_span_gives_its_task_and_moment() {
+        let line = "2026-11-29T01:19:42.798147Z DEBUG task{task_id=0b6f4d0e-52f4-4c55-9a1e-8d1d3f3c2a10 \
+                    attempt=1 worker=\"h:1:ab\" queue=default type=echo}: seedcore::engine: \
+                    handler started task_id=0b6f4d0e-52f4-4c55-9a1e-8d1d3f3c2a10 attempt=1";
+        let (id, at) = started_at(line).expect("parsed");
+        assert_eq!(id.to_string(), "0b6f4d0e-52f4-4c55-9a1e-8d1d3f3c2a10");
+        assert_eq!(at.timestamp_subsec_micros(), 798_147);
+    }
+
+    #[test]
     fn other_lines_are_not_handler_starts() {
         assert!(started_at("2026-11-29T01:19:42.798147Z  INFO seedcore::cli: listening").is_none());
         assert!(started_at("handler started task_id=not-a-uuid").is_none());

@@ -314,7 +314,7 @@ pub const SEEDCORE_RELATIONS: [&str; 40] = [
 ];
 
 /// Columns seedcore's later migrations add; the original must not have them already.
-pub const LATER_COLUMNS: [(&str, &str); 11] = [
+pub const LATER_COLUMNS: [(&str, &str); 12] = [
     ("tasks", "attached_fact_ids"),
     ("tasks", "queue"),
     ("tasks", "priority"),
@@ -325,6 +325,7 @@ pub const LATER_COLUMNS: [(&str, &str); 11] = [
     ("tasks", "workflow_id"),
     ("tasks", "workflow_key"),
     ("tasks", "actor"),
+    ("tasks", "traceparent"),
     ("facts", "search_vector"),
 ];
 

@@ -35,7 +35,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde_json::json;
-use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
+use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -239,7 +239,7 @@ pub fn app(state: AppState) -> Router {
         .layer(guard)
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_| internal_error()))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(crate::telemetry::request::trace))
 }
 
 /// Only the `/api/v1` routes, to nest into a host application's router at `/api/v1`

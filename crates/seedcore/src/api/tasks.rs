@@ -25,6 +25,7 @@ use crate::{
     config::seconds,
     model::{IdRef, NewTask, Task, TaskEvent, TaskStatus, task::DEFAULT_QUEUE},
     store::{Page, TaskQuery},
+    telemetry::traceparent::TraceParentHeader,
     validate::{
         FieldError, Fields, QUEUE_NAME,
         limits::{self, Size},
@@ -204,6 +205,7 @@ pub struct CreatedTasks {
 #[utoipa::path(
     post, path = "/tasks/bulk", tag = "tasks",
     request_body = CreateTasksBody,
+    params(("traceparent" = Option<String>, Header, description = "W3C trace context (`00-<32 hex>-<16 hex>-<2 hex>`), kept with the tasks and passed on to remote executors; an invalid one is ignored")),
     responses(
         (status = 200, description = "Every task was stored, in one transaction", body = CreatedTasks),
         (status = 413, description = "Body over the bulk size limit", body = ErrorBody),
@@ -214,11 +216,13 @@ pub struct CreatedTasks {
 pub async fn create_tasks(
     State(state): State<AppState>,
     CallerActor(actor): CallerActor,
+    trace: TraceParentHeader,
     BulkJsonObject(body): BulkJsonObject,
 ) -> Result<Json<CreatedTasks>, ApiError> {
     let mut tasks = bulk_tasks(&body, state.settings.default_max_attempts)?;
     for task in &mut tasks {
         task.actor = Some(actor.clone());
+        task.traceparent = trace.stored();
     }
     let created = state.store.create_tasks(tasks).await.map_err(store_error)?;
     let ids: Vec<Uuid> = created.iter().map(|task| task.id).collect();
@@ -295,6 +299,7 @@ impl IntoParams for TaskListParams {
 #[utoipa::path(
     post, path = "/tasks", tag = "tasks",
     request_body = CreateTaskBody,
+    params(("traceparent" = Option<String>, Header, description = "W3C trace context (`00-<32 hex>-<16 hex>-<2 hex>`), kept with the task and passed on to remote executors; an invalid one is ignored")),
     responses(
         (status = 200, description = "The task as stored", body = Task),
         (status = 413, description = "Body over the size limit", body = ErrorBody),
@@ -305,10 +310,12 @@ impl IntoParams for TaskListParams {
 pub async fn create_task(
     State(state): State<AppState>,
     CallerActor(actor): CallerActor,
+    trace: TraceParentHeader,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Task>, ApiError> {
     let task = NewTask {
         actor: Some(actor),
+        traceparent: trace.stored(),
         ..new_task(&body, state.settings.default_max_attempts)?
     };
     let task = state.store.create_task(task).await.map_err(store_error)?;
@@ -385,6 +392,7 @@ pub(super) fn new_task_fields(
         run_on_failure,
         workflow: None,
         actor: None,
+        traceparent: None,
     })
 }
 

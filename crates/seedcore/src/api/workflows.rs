@@ -30,6 +30,7 @@ use super::{
 use crate::{
     model::{NewWorkflow, Workflow, WorkflowStep, WorkflowSummary},
     store::Page,
+    telemetry::traceparent::TraceParentHeader,
     validate::{
         FieldError, Fields, nul_errors,
         spec::{self, Documented, List, Refused, Spec, Text},
@@ -87,6 +88,7 @@ impl ToSchema for CreateWorkflowBody {}
 #[utoipa::path(
     post, path = "/workflows", tag = "workflows",
     request_body = CreateWorkflowBody,
+    params(("traceparent" = Option<String>, Header, description = "W3C trace context (`00-<32 hex>-<16 hex>-<2 hex>`), kept with the workflow's tasks and passed on to remote executors; an invalid one is ignored")),
     responses(
         (status = 201, description = "The workflow and its tasks, stored in one transaction", body = Workflow),
         (status = 413, description = "Body over the bulk size limit", body = ErrorBody),
@@ -97,6 +99,7 @@ impl ToSchema for CreateWorkflowBody {}
 pub async fn create_workflow(
     State(state): State<AppState>,
     CallerActor(actor): CallerActor,
+    trace: TraceParentHeader,
     BulkJsonObject(body): BulkJsonObject,
 ) -> Result<(StatusCode, Json<Workflow>), ApiError> {
     let name = workflow_name(&body)?;
@@ -107,6 +110,7 @@ pub async fn create_workflow(
     })?;
     for task in &mut plan.tasks {
         task.actor = Some(actor.clone());
+        task.traceparent = trace.stored();
     }
     let workflow = state
         .store

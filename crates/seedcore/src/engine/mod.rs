@@ -37,6 +37,7 @@ use tokio::{
     task::JoinHandle,
 };
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 pub use handler::{
@@ -49,6 +50,7 @@ use crate::{
     maintenance::Keeping,
     model::Worker,
     store::{Claim, ClaimedTask, DynStore, Lease, Outcome, Signal},
+    telemetry::traceparent::TraceParent,
     validate::limits,
 };
 
@@ -492,12 +494,16 @@ impl Inner {
             .lock()
             .expect("running map")
             .insert(claimed.task.id, running);
+        let span = task_span(&claimed, &self.worker_id);
         let inner = self.clone();
-        tokio::spawn(async move {
-            inner
-                .execute(lane_index, claimed, permit, cancel, reason)
-                .await;
-        });
+        tokio::spawn(
+            async move {
+                inner
+                    .execute(lane_index, claimed, permit, cancel, reason)
+                    .await;
+            }
+            .instrument(span),
+        );
     }
 
     async fn execute(
@@ -539,6 +545,7 @@ impl Inner {
             escalated,
             cancel: cancel.clone(),
             store: self.store.clone(),
+            traceparent: claimed.traceparent.as_deref().and_then(TraceParent::parse),
         };
         let timeout = task.timeout_seconds.map_or(lane_timeout, seconds);
         let (name, run) = self.router.dispatch(context);
@@ -548,6 +555,7 @@ impl Inner {
         } else {
             // The moment a task's code begins, for operators following a task and for the
             // pickup benchmark (W2), which sets it beside the moment its enqueue was answered.
+            // The task id is repeated beside the span's: W2 reads it from the event's fields.
             tracing::debug!(task_id = %task.id, attempt = task.attempts, "handler started");
             tokio::select! {
             result = AssertUnwindSafe(run).catch_unwind() => match result {
@@ -574,6 +582,7 @@ impl Inner {
             }
             None => {
                 let outcome = self.outcome(escalated, task, name, ended);
+                log_outcome(&outcome);
                 self.finish(claimed.lease, outcome).await;
             }
         }
@@ -732,6 +741,37 @@ async fn rescue_loop(inner: Arc<Inner>) {
             _ = tokio::time::sleep(every) => {}
         }
     }
+}
+
+/// One line per recorded attempt, in the task's span.
+fn log_outcome(outcome: &Outcome) {
+    match outcome {
+        Outcome::Completed(_) => tracing::debug!(outcome = "completed", "attempt ended"),
+        Outcome::Retry { error, run_at } => {
+            tracing::debug!(outcome = "retry", %error, %run_at, "attempt ended")
+        }
+        Outcome::Failed(error) => tracing::debug!(outcome = "failed", %error, "attempt ended"),
+    }
+}
+
+/// The span an attempt runs in: every line logged while it runs, by the engine or the handler,
+/// names the task, the attempt, this worker, the queue, the type and the trace, if any.
+fn task_span(claimed: &ClaimedTask, worker: &str) -> tracing::Span {
+    let task = &claimed.task;
+    let trace_id = claimed
+        .traceparent
+        .as_deref()
+        .and_then(TraceParent::parse)
+        .map(|parent| parent.trace_id());
+    tracing::info_span!(
+        "task",
+        task_id = %task.id,
+        attempt = task.attempts,
+        worker = worker,
+        queue = %task.queue,
+        r#type = %task.task_type,
+        trace_id = trace_id,
+    )
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

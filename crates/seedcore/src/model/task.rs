@@ -231,6 +231,11 @@ pub struct NewTask {
     pub workflow: Option<(Uuid, String)>,
     /// Who creates it, for the audit trail; None leaves the created event without one.
     pub actor: Option<Actor>,
+    /// The W3C `traceparent` the task was created under, as [`TraceParent`] prints it; its
+    /// executions log the trace and pass a child of it to remote executors.
+    ///
+    /// [`TraceParent`]: crate::telemetry::traceparent::TraceParent
+    pub traceparent: Option<String>,
 }
 
 impl NewTask {
@@ -255,6 +260,7 @@ impl NewTask {
             run_on_failure: false,
             workflow: None,
             actor: None,
+            traceparent: None,
         }
     }
 

@@ -76,6 +76,8 @@ pub struct ClaimedTask {
     pub task: Task,
     /// What finishes, renews or releases the attempt.
     pub lease: Lease,
+    /// The W3C `traceparent` the task was created under, if any.
+    pub traceparent: Option<String>,
 }
 
 /// How an attempt ended.

@@ -107,7 +107,7 @@ impl PgStore {
                     Ok(true)
                 })
             })
-            .connect_with(options)
+            .connect_with(crate::store::open::statement_logging(options))
             .await?;
         Ok(PgStore::from_pool(pool))
     }

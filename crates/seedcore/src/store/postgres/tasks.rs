@@ -31,7 +31,8 @@ pub(super) fn insert_tasks<'a>(
     let mut insert = QueryBuilder::new(
         "insert into tasks (id, type, description, params, domain, drift_score, status, error, \
          max_attempts, timeout_seconds, attached_fact_ids, queue, priority, idempotency_key, \
-         depends_on, run_on_failure, workflow_id, workflow_key, actor, finished_at, run_at) ",
+         depends_on, run_on_failure, workflow_id, workflow_key, actor, traceparent, \
+         finished_at, run_at) ",
     );
     insert.push_values(tasks, |mut row, (task, (status, error))| {
         row.push_bind(task.id)
@@ -53,6 +54,7 @@ pub(super) fn insert_tasks<'a>(
             .push_bind(task.workflow.as_ref().map(|w| w.0))
             .push_bind(task.workflow.as_ref().map(|w| w.1.clone()))
             .push_bind(task.actor.as_ref().map(|a| a.as_str().to_owned()))
+            .push_bind(task.traceparent.clone())
             .push(if status.is_final() { "now()" } else { "null" })
             .push("coalesce(")
             .push_bind_unseparated(task.run_at)

@@ -110,6 +110,7 @@ impl SqliteStore {
             .foreign_keys(true)
             // A child cancelled by the settle trigger settles its own children in turn.
             .pragma("recursive_triggers", "on");
+        let options = crate::store::open::statement_logging(options);
         // The writer first: it creates the file and switches it to WAL before any reader opens.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)

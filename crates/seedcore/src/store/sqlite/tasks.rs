@@ -89,7 +89,7 @@ pub(super) fn insert(rows: &[Columns], now: &str) -> QueryBuilder<Sqlite> {
         "insert into tasks (id, type, description, params, domain, drift_score, status, error, \
          max_attempts, timeout_seconds, attached_fact_ids, queue, priority, idempotency_key, \
          depends_on, run_on_failure, workflow_id, workflow_key, finished_at, run_at, \
-         created_at, updated_at, actor) ",
+         created_at, updated_at, actor, traceparent) ",
     );
     insert.push_values(rows, |mut row, columns| {
         let task = &columns.task;
@@ -115,7 +115,8 @@ pub(super) fn insert(rows: &[Columns], now: &str) -> QueryBuilder<Sqlite> {
             .push_bind(task.run_at.map_or_else(|| now.to_string(), stamp))
             .push_bind(now.to_string())
             .push_bind(now.to_string())
-            .push_bind(task.actor.as_ref().map(|a| a.as_str().to_owned()));
+            .push_bind(task.actor.as_ref().map(|a| a.as_str().to_owned()))
+            .push_bind(task.traceparent.clone());
     });
     insert
 }
