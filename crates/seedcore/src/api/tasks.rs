@@ -17,7 +17,8 @@ use super::{
     ApiError, AppState,
     error::{ErrorBody, ValidationErrors},
     extract::{
-        BulkJsonObject, JsonObject, LIMIT, MAX_BULK, OFFSET, QueryParams, TaskIdPath, bulk_items,
+        BulkJsonObject, CallerActor, JsonObject, LIMIT, MAX_BULK, OFFSET, QueryParams, TaskIdPath,
+        bulk_items,
     },
 };
 use crate::{
@@ -212,9 +213,13 @@ pub struct CreatedTasks {
 )]
 pub async fn create_tasks(
     State(state): State<AppState>,
+    CallerActor(actor): CallerActor,
     BulkJsonObject(body): BulkJsonObject,
 ) -> Result<Json<CreatedTasks>, ApiError> {
-    let tasks = bulk_tasks(&body, state.settings.default_max_attempts)?;
+    let mut tasks = bulk_tasks(&body, state.settings.default_max_attempts)?;
+    for task in &mut tasks {
+        task.actor = Some(actor.clone());
+    }
     let created = state.store.create_tasks(tasks).await.map_err(store_error)?;
     let ids: Vec<Uuid> = created.iter().map(|task| task.id).collect();
     Ok(Json(CreatedTasks {
@@ -299,9 +304,13 @@ impl IntoParams for TaskListParams {
 )]
 pub async fn create_task(
     State(state): State<AppState>,
+    CallerActor(actor): CallerActor,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Task>, ApiError> {
-    let task = new_task(&body, state.settings.default_max_attempts)?;
+    let task = NewTask {
+        actor: Some(actor),
+        ..new_task(&body, state.settings.default_max_attempts)?
+    };
     let task = state.store.create_task(task).await.map_err(store_error)?;
     Ok(Json(task))
 }
@@ -375,6 +384,7 @@ pub(super) fn new_task_fields(
         depends_on,
         run_on_failure,
         workflow: None,
+        actor: None,
     })
 }
 
@@ -436,10 +446,15 @@ pub async fn get_task(
 )]
 pub async fn run_task(
     State(state): State<AppState>,
+    CallerActor(actor): CallerActor,
     TaskIdPath(task_id): TaskIdPath,
 ) -> Result<Json<Task>, ApiError> {
     let id = resolve(&state, &task_id).await?;
-    let task = state.store.run_task(id).await.map_err(store_error)?;
+    let task = state
+        .store
+        .run_task(id, &actor)
+        .await
+        .map_err(store_error)?;
     Ok(Json(task))
 }
 
@@ -456,10 +471,15 @@ pub async fn run_task(
 )]
 pub async fn cancel_task(
     State(state): State<AppState>,
+    CallerActor(actor): CallerActor,
     TaskIdPath(task_id): TaskIdPath,
 ) -> Result<Json<Task>, ApiError> {
     let id = resolve(&state, &task_id).await?;
-    let task = state.store.cancel_task(id).await.map_err(store_error)?;
+    let task = state
+        .store
+        .cancel_task(id, &actor)
+        .await
+        .map_err(store_error)?;
     Ok(Json(task))
 }
 

@@ -22,7 +22,9 @@ use uuid::Uuid;
 use super::{
     ApiError, AppState,
     error::{ErrorBody, ValidationErrors},
-    extract::{BulkJsonObject, LIMIT, MAX_BULK, OFFSET, QueryParams, WHOLE_ID, bulk_items},
+    extract::{
+        BulkJsonObject, CallerActor, LIMIT, MAX_BULK, OFFSET, QueryParams, WHOLE_ID, bulk_items,
+    },
     tasks::{self, new_task_fields},
 };
 use crate::{
@@ -94,14 +96,18 @@ impl ToSchema for CreateWorkflowBody {}
 )]
 pub async fn create_workflow(
     State(state): State<AppState>,
+    CallerActor(actor): CallerActor,
     BulkJsonObject(body): BulkJsonObject,
 ) -> Result<(StatusCode, Json<Workflow>), ApiError> {
     let name = workflow_name(&body)?;
     let default_attempts = state.settings.default_max_attempts;
     let steps = bulk_items(&body, "tasks", |item| step(item, default_attempts))?;
-    let plan = NewWorkflow { name, steps }.plan().map_err(|errors| {
+    let mut plan = NewWorkflow { name, steps }.plan().map_err(|errors| {
         ApiError::Validation(errors.into_iter().map(|e| e.under("body")).collect())
     })?;
+    for task in &mut plan.tasks {
+        task.actor = Some(actor.clone());
+    }
     let workflow = state
         .store
         .create_workflow(plan)
@@ -230,10 +236,15 @@ pub async fn get_workflow(
 )]
 pub async fn cancel_workflow(
     State(state): State<AppState>,
+    CallerActor(actor): CallerActor,
     Path(id): Path<String>,
 ) -> Result<Json<Workflow>, ApiError> {
     let id = workflow_id(&id)?;
-    let workflow = state.store.cancel_workflow(id).await.map_err(store_error)?;
+    let workflow = state
+        .store
+        .cancel_workflow(id, &actor)
+        .await
+        .map_err(store_error)?;
     Ok(Json(workflow))
 }
 

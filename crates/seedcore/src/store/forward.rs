@@ -50,12 +50,12 @@ macro_rules! impl_store {
                 tasks::list(self, query).await
             }
 
-            async fn run_task(&self, id: Uuid) -> StoreResult<Task> {
-                tasks::run(self, id).await
+            async fn run_task(&self, id: Uuid, actor: &Actor) -> StoreResult<Task> {
+                tasks::run(self, id, actor).await
             }
 
-            async fn cancel_task(&self, id: Uuid) -> StoreResult<Task> {
-                tasks::cancel(self, id).await
+            async fn cancel_task(&self, id: Uuid, actor: &Actor) -> StoreResult<Task> {
+                tasks::cancel(self, id, actor).await
             }
 
             async fn task_events(&self, id: Uuid) -> StoreResult<Vec<TaskEvent>> {
@@ -82,8 +82,8 @@ macro_rules! impl_store {
                 workflows::list(self, limit, offset).await
             }
 
-            async fn cancel_workflow(&self, id: Uuid) -> StoreResult<Workflow> {
-                workflows::cancel(self, id).await
+            async fn cancel_workflow(&self, id: Uuid, actor: &Actor) -> StoreResult<Workflow> {
+                workflows::cancel(self, id, actor).await
             }
 
             async fn claim_tasks(&self, claim: &Claim) -> StoreResult<Vec<ClaimedTask>> {

@@ -44,7 +44,7 @@ use uuid::Uuid;
 use crate::auth::{ApiToken, NewToken, StoredToken};
 use crate::legacy::LegacyTask;
 use crate::model::{
-    Fact, FactPatch, IdRef, NewFact, NewTask, QueueInfo, Task, TaskEvent, Worker, Workflow,
+    Actor, Fact, FactPatch, IdRef, NewFact, NewTask, QueueInfo, Task, TaskEvent, Worker, Workflow,
     WorkflowPlan, WorkflowSummary,
 };
 use crate::model::{NewSchedule, Schedule, SchedulePatch};
@@ -106,9 +106,9 @@ pub trait Store: Send + Sync + 'static {
     /// The tasks matching the query, newest first.
     async fn list_tasks(&self, query: &TaskQuery) -> StoreResult<Page<Task>>;
     /// Queues a `created`, `failed` or `cancelled` task; returns any other task unchanged.
-    async fn run_task(&self, id: Uuid) -> StoreResult<Task>;
+    async fn run_task(&self, id: Uuid, actor: &Actor) -> StoreResult<Task>;
     /// Cancels a task that is not finished; returns a finished one unchanged.
-    async fn cancel_task(&self, id: Uuid) -> StoreResult<Task>;
+    async fn cancel_task(&self, id: Uuid, actor: &Actor) -> StoreResult<Task>;
     /// The task's audit trail, oldest first.
     async fn task_events(&self, id: Uuid) -> StoreResult<Vec<TaskEvent>>;
     /// The tasks with these ids that exist, in no particular order.
@@ -122,7 +122,7 @@ pub trait Store: Send + Sync + 'static {
     /// Workflows, newest first, each with its tasks counted per status.
     async fn list_workflows(&self, limit: i64, offset: i64) -> StoreResult<Page<WorkflowSummary>>;
     /// Cancels every unfinished task of the workflow and returns it.
-    async fn cancel_workflow(&self, id: Uuid) -> StoreResult<Workflow>;
+    async fn cancel_workflow(&self, id: Uuid, actor: &Actor) -> StoreResult<Workflow>;
 
     // Tasks, for the workers.
     /// Claims up to `claim.limit` tasks that are due (`queued` or `retry`, `run_at` passed) and in

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::{ClaimedTask, Lease, StoreError, StoreResult};
 use crate::model::{
-    Fact, MisfirePolicy, Schedule, Task, TaskEvent, TaskStatus, TaskTemplate, Worker,
+    Actor, Fact, MisfirePolicy, Schedule, Task, TaskEvent, TaskStatus, TaskTemplate, Worker,
 };
 use uuid::Uuid;
 
@@ -218,6 +218,7 @@ pub(crate) struct EventRow<D: Dialect> {
     attempt: i32,
     worker_id: Option<String>,
     error: Option<String>,
+    actor: Option<String>,
 }
 
 impl<D: Dialect> EventRow<D> {
@@ -232,6 +233,7 @@ impl<D: Dialect> EventRow<D> {
             attempt: self.attempt,
             worker_id: self.worker_id,
             error: self.error,
+            actor: self.actor.map(Actor::from_stored),
         })
     }
 }

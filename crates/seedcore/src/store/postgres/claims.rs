@@ -151,8 +151,7 @@ mod tests {
 
     #[test]
     fn the_claim_function_beside_the_module_is_the_one_the_migration_installs() {
-        let migration =
-            include_str!("../../../migrations/postgres/20261128000012_claim_plan_cached.sql");
+        let migration = include_str!("../../../migrations/postgres/20261205000001_audit_actor.sql");
         let statement = CLAIM_FUNCTION
             .split_once("create or replace function")
             .map(|(_, rest)| rest)

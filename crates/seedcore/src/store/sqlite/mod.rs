@@ -49,8 +49,8 @@ use super::{
 use crate::auth::{ApiToken, NewToken, StoredToken};
 use crate::legacy::LegacyTask;
 use crate::model::{
-    Fact, FactPatch, IdRef, NewFact, NewSchedule, NewTask, QueueInfo, Schedule, SchedulePatch,
-    Task, TaskEvent, Worker, Workflow, WorkflowPlan, WorkflowSummary,
+    Actor, Fact, FactPatch, IdRef, NewFact, NewSchedule, NewTask, QueueInfo, Schedule,
+    SchedulePatch, Task, TaskEvent, Worker, Workflow, WorkflowPlan, WorkflowSummary,
 };
 
 mod claims;

@@ -16,6 +16,7 @@ set status = case when t.attempts >= t.max_attempts then 'failed' else 'queued' 
     run_at = now(),
     lease_token = null,
     lease_expires_at = null,
-    updated_at = now()
+    updated_at = now(),
+    actor = 'system:lease-expired'
 from expired
 where t.id = expired.id
