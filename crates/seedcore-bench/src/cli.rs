@@ -36,6 +36,11 @@ pub struct Args {
     #[arg(long)]
     pub smoke: bool,
 
+    /// The folder holding the peers' scripts (`graphile/` with graphile.js); default: the
+    /// `shared/peers` folder found in an ancestor of the repository or the current folder.
+    #[arg(long, env = "SEEDCORE_BENCH_PEERS_DIR")]
+    pub peers_dir: Option<PathBuf>,
+
     /// Finished tasks W4 loads before its second measurement (default 10,000,000; 10,000 with
     /// --smoke).
     #[arg(long)]
@@ -117,8 +122,6 @@ pub struct Plan {
     pub runs: u32,
     /// Tasks enqueued and drained by W1 and each W4 drain.
     pub drain_tasks: i64,
-    /// Concurrent connections of the raw-SQL drain: seedcore's default POSTGRES_POOL_SIZE.
-    pub raw_drain_connections: usize,
     /// W2: tasks enqueued one at a time, and how many per second.
     pub pickup_tasks: usize,
     pub pickup_rate: f64,
@@ -142,7 +145,6 @@ impl Plan {
             smoke,
             runs: if smoke { 1 } else { args.runs },
             drain_tasks: pick(smoke, 20_000, 200),
-            raw_drain_connections: 20,
             pickup_tasks: pick(smoke, 500, 25),
             pickup_rate: 50.0,
             connections: 64,

@@ -3,6 +3,7 @@
 
 mod drain;
 mod f1;
+mod per_row;
 mod w1;
 mod w2;
 mod w3;
@@ -24,6 +25,8 @@ pub struct Context {
     pub admin: Admin,
     pub seedcore: PathBuf,
     pub plan: Plan,
+    /// Where the peers' scripts are, when not found beside the repository.
+    pub peers_dir: Option<PathBuf>,
 }
 
 /// Runs one workload `plan.runs` times and summarises the runs.
