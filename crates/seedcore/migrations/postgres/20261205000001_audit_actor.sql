@@ -96,6 +96,10 @@ begin
     -- a new statement with a new snapshot, then sees both parents' outcomes. (Creating a
     -- dependent locks its parents `for share` for the same reason.)
     perform 1 from tasks where status = 'blocked' and depends_on && done order by id for update;
+    -- Most finished tasks have no waiting child: then there is nothing to settle.
+    if not found then
+        return;
+    end if;
     update tasks c
     set status = s.next_status,
         error = s.reason,
