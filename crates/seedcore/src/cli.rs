@@ -13,7 +13,8 @@ use crate::{
     api::{self, ApiSettings, AppState},
     auth::{self, TokenCommand},
     config::{
-        AuthConfig, DatabaseConfig, EngineConfig, LimitsConfig, LogConfig, ServerConfig,
+        AuthConfig, DatabaseConfig, EngineConfig, LimitsConfig, LogConfig, MetricsConfig,
+        ServerConfig,
         parse_queue_limits, parse_queues,
     },
     engine::{Engine, EngineHandle, EngineSettings, HandlerRouter, remote::RemoteExecutors},
@@ -85,6 +86,9 @@ pub struct ServeArgs {
     /// Who may call the API.
     #[command(flatten)]
     pub auth: AuthConfig,
+    /// Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: MetricsConfig,
 }
 
 /// The settings of `seedcore worker`.
@@ -102,6 +106,9 @@ pub struct WorkerArgs {
     /// How verbose the logs are.
     #[command(flatten)]
     pub log: LogConfig,
+    /// Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: MetricsConfig,
 }
 
 /// The subcommands of `seedcore db`.
@@ -241,6 +248,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let store = open_store(&args.database, args.database.pool_timeout()).await?;
     migrate(&store, &args.database).await?;
     let auth = secure(&store, &args.auth, args.server.host).await?;
+    crate::metrics::set_enabled(args.metrics.metrics_enabled);
     let engine = start_engine(&store, &args.engine).await?;
     // Without workers the engine's housekeeping does not run: this process does it.
     let housekeeping = CancellationToken::new();
@@ -259,6 +267,8 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .prime()
         .await
         .map_err(|err| explain(&err, "look for API tokens"))?;
+    let stop = shutdown_signal();
+    serve_metrics(&args.metrics, state.clone(), stop.clone()).await?;
     let app = api::app(state);
     let address = (args.server.host, args.server.port).into();
     let settings =
@@ -266,13 +276,39 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let listener = Listener::bind(address, settings)
         .await
         .map_err(|err| CliError(err.to_string()))?;
-    listener.serve(app, shutdown_signal()).await;
+    listener.serve(app, stop).await;
     if let Some(engine) = engine {
         engine.shutdown().await;
     }
     housekeeping.cancel();
     store.close().await;
     tracing::info!("seedcore stopped");
+    Ok(())
+}
+
+/// Serves `/metrics` on SEEDCORE_METRICS_ADDR, when set, until `stop` is cancelled.
+async fn serve_metrics(
+    config: &MetricsConfig,
+    state: AppState,
+    stop: CancellationToken,
+) -> Result<(), CliError> {
+    let Some(address) = config.metrics_addr else {
+        return Ok(());
+    };
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|err| CliError(format!("cannot listen for metrics on {address}: {err}")))?;
+    let bound = listener.local_addr().unwrap_or(address);
+    tracing::info!(address = %bound, "metrics served on http://{bound}/metrics");
+    let app = crate::metrics::metrics_router(state);
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+        if let Err(err) = served {
+            tracing::error!(error = %err, "the metrics listener stopped");
+        }
+    });
     Ok(())
 }
 
@@ -320,13 +356,17 @@ async fn worker(args: WorkerArgs) -> Result<(), CliError> {
     }
     let store = open_store(&args.database, args.database.pool_timeout()).await?;
     migrate(&store, &args.database).await?;
+    crate::metrics::set_enabled(args.metrics.metrics_enabled);
     let Some(engine) = start_engine(&store, &args.engine).await? else {
         return Err(CliError(
             "SEEDCORE_WORKER_CONCURRENCY is 0: a worker process with no workers has nothing to do"
                 .into(),
         ));
     };
-    shutdown_signal().cancelled().await;
+    let stop = shutdown_signal();
+    let state = AppState::new(store.clone(), ApiSettings::default());
+    serve_metrics(&args.metrics, state, stop.clone()).await?;
+    stop.cancelled().await;
     engine.shutdown().await;
     Ok(())
 }

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
+    PoolStats, Rescued,
     Claim, ClaimedTask, FactPage, FactQuery, Firing, Lease, MigrationReport, Outcome, Page,
     RecordKind, SignalSink, Store, StoreError, StoreResult, TagCount, TaskQuery,
     coalesce::Coalescer, forward::impl_store, watchers::Watchers,
@@ -201,6 +202,10 @@ impl PgStore {
 impl_store!(PgStore {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        vec![PoolStats::of("main", &self.pool)]
     }
 
     /// Names the tasks table (reading no row), so a database that answers but lost its

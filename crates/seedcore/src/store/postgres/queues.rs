@@ -1,6 +1,8 @@
 //! Queues on PostgreSQL: the list with tasks counted per queue and status, and the pause
 //! switch (resuming a queue wakes the workers that may be waiting on it).
 
+use chrono::{DateTime, Utc};
+
 use super::PgStore;
 use crate::model::QueueInfo;
 use crate::store::{StoreResult, queues::queue_infos};
@@ -14,6 +16,19 @@ pub(super) async fn list(store: &PgStore) -> StoreResult<Vec<QueueInfo>> {
         .fetch_all(&store.pool)
         .await?;
     Ok(queue_infos(counts, paused))
+}
+
+/// Per queue, the due time of its oldest due ready task: one pass over the partial index of
+/// ready tasks (the hot table's ready set; finished tasks and the history are never read).
+pub(super) async fn oldest_ready(store: &PgStore) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
+    let oldest = sqlx::query_as(
+        r"select queue, min(run_at) from tasks
+          where status in ('queued', 'retry') and run_at <= now()
+          group by queue",
+    )
+    .fetch_all(&store.pool)
+    .await?;
+    Ok(oldest)
 }
 
 pub(super) async fn set_paused(

@@ -42,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
+    PoolStats, Rescued,
     Claim, ClaimedTask, FactPage, FactQuery, Firing, Lease, MigrationReport, Outcome, Page,
     RecordKind, SignalSink, Store, StoreError, StoreResult, TagCount, TaskQuery,
     forward::impl_store, watchers::Watchers,
@@ -190,6 +191,13 @@ impl SqliteStore {
 impl_store!(SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        vec![
+            PoolStats::of("writer", &self.writer),
+            PoolStats::of("reader", &self.reader),
+        ]
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -1,9 +1,12 @@
 //! Queues on SQLite: the list with tasks counted per queue and status, and the pause switch
 //! (resuming a queue wakes this process's workers).
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
-use super::{SqliteStore, rows::stamp};
+use super::{
+    SqliteStore,
+    rows::{parse_time, stamp},
+};
 use crate::model::QueueInfo;
 use crate::store::{Signal, StoreResult, queues::queue_infos};
 
@@ -16,6 +19,25 @@ pub(super) async fn list(store: &SqliteStore) -> StoreResult<Vec<QueueInfo>> {
         .fetch_all(&store.reader)
         .await?;
     Ok(queue_infos(counts, paused))
+}
+
+/// Per queue, the due time of its oldest due ready task, read through the index of ready
+/// tasks (finished tasks are never read).
+pub(super) async fn oldest_ready(
+    store: &SqliteStore,
+) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
+    let oldest: Vec<(String, String)> = sqlx::query_as(
+        r"select queue, min(run_at) from tasks indexed by tasks_ready_idx
+          where status in ('queued', 'retry') and run_at <= ?1
+          group by queue",
+    )
+    .bind(stamp(Utc::now()))
+    .fetch_all(&store.reader)
+    .await?;
+    oldest
+        .into_iter()
+        .map(|(queue, at)| Ok((queue, parse_time(&at)?)))
+        .collect()
 }
 
 pub(super) async fn set_paused(
