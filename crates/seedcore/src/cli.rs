@@ -14,8 +14,7 @@ use crate::{
     auth::{self, TokenCommand},
     config::{
         AuthConfig, DatabaseConfig, EngineConfig, LimitsConfig, LogConfig, MetricsConfig,
-        ServerConfig,
-        parse_queue_limits, parse_queues,
+        ServerConfig, parse_queue_limits, parse_queues,
     },
     engine::{Engine, EngineHandle, EngineSettings, HandlerRouter, remote::RemoteExecutors},
     import::{self, ImportError, ImportOptions},

@@ -42,7 +42,12 @@ impl Capped {
 
     /// Every value kept so far.
     pub fn values(&self) -> Vec<String> {
-        self.seen.read().expect("label set").iter().cloned().collect()
+        self.seen
+            .read()
+            .expect("label set")
+            .iter()
+            .cloned()
+            .collect()
     }
 }
 

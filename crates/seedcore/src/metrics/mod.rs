@@ -141,7 +141,9 @@ fn recorder() -> Option<&'static Metrics> {
 /// Counts a task created through this process (API, workflow or schedule).
 pub fn task_created(queue: &str, task_type: &str) {
     if let Some(m) = recorder() {
-        m.tasks_created.get_or_create(&m.task(queue, task_type)).inc();
+        m.tasks_created
+            .get_or_create(&m.task(queue, task_type))
+            .inc();
     }
 }
 

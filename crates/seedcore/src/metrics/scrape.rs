@@ -42,7 +42,10 @@ pub async fn render(store: &DynStore) -> StoreResult<String> {
     register_queues(&mut registry, &queues, &oldest, now);
     let states = workers.iter().map(|w| w.state(now));
     register_workers(&mut registry, states);
-    let fires = schedules.items.iter().map(|s| (s.name.clone(), s.last_fire_at));
+    let fires = schedules
+        .items
+        .iter()
+        .map(|s| (s.name.clone(), s.last_fire_at));
     register_schedules(&mut registry, fires);
     register_pools(&mut registry, store);
     let mut text = String::new();
@@ -147,7 +150,8 @@ fn register_schedules(
     let last = Family::<ScheduleLabels, FloatGauge>::default();
     for (schedule, at) in fires {
         let seconds = at.map_or(0.0, |at| at.timestamp_micros() as f64 / 1e6);
-        last.get_or_create(&ScheduleLabels { schedule }).set(seconds);
+        last.get_or_create(&ScheduleLabels { schedule })
+            .set(seconds);
     }
     registry.register(
         "seedcore_schedule_last_fire_timestamp_seconds",

@@ -42,10 +42,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
-    PoolStats, Rescued,
     Claim, ClaimedTask, FactPage, FactQuery, Firing, Lease, MigrationReport, Outcome, Page,
-    RecordKind, SignalSink, Store, StoreError, StoreResult, TagCount, TaskQuery,
-    forward::impl_store, watchers::Watchers,
+    PoolStats, RecordKind, Rescued, SignalSink, Store, StoreError, StoreResult, TagCount,
+    TaskQuery, forward::impl_store, watchers::Watchers,
 };
 use crate::auth::{ApiToken, NewToken, StoredToken};
 use crate::legacy::LegacyTask;

@@ -23,9 +23,7 @@ pub(super) async fn list(store: &SqliteStore) -> StoreResult<Vec<QueueInfo>> {
 
 /// Per queue, the due time of its oldest due ready task, read through the index of ready
 /// tasks (finished tasks are never read).
-pub(super) async fn oldest_ready(
-    store: &SqliteStore,
-) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
+pub(super) async fn oldest_ready(store: &SqliteStore) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
     let oldest: Vec<(String, String)> = sqlx::query_as(
         r"select queue, min(run_at) from tasks indexed by tasks_ready_idx
           where status in ('queued', 'retry') and run_at <= ?1
