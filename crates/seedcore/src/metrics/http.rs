@@ -22,7 +22,7 @@ use crate::api::{ApiError, AppState};
 
 /// Answers a scrape: this process's counts and the gauges read from the store now, in the
 /// Prometheus text format; 404 while metrics are switched off.
-#[utoipa::path(get, path = "/metrics", tag = "service",
+#[utoipa::path(get, path = "/metrics", tag = "service", operation_id = "metrics",
     responses(
         (status = 200, description = "Metrics in the Prometheus text format (version 0.0.4)", content_type = "text/plain", body = String),
         (status = 404, description = "Metrics are switched off (SEEDCORE_METRICS_ENABLED=false)", body = crate::api::error::ErrorBody),
