@@ -33,13 +33,14 @@ pub async fn render(store: &DynStore) -> StoreResult<String> {
     let mut registry = Registry::default();
     super::global().register(&mut registry);
     let now = Utc::now();
-    let (queues, oldest, workers, schedules) = tokio::try_join!(
+    let (queues, workers, schedules) = tokio::try_join!(
         store.list_queues(),
-        store.oldest_ready(),
         store.list_workers(),
         store.list_schedules(MAX_DISTINCT as i64, 0),
     )?;
-    register_queues(&mut registry, &queues, &oldest, now);
+    let known: Vec<String> = known_queues(&queues).into_iter().collect();
+    let oldest = store.oldest_ready(&known).await?;
+    register_queues(&mut registry, &known, &queues, &oldest, now);
     let states = workers.iter().map(|w| w.state(now));
     register_workers(&mut registry, states);
     let fires = schedules
@@ -56,16 +57,16 @@ pub async fn render(store: &DynStore) -> StoreResult<String> {
 /// Tasks per queue and status, the oldest ready task's age and the pause switch, per queue.
 fn register_queues(
     registry: &mut Registry,
+    known: &[String],
     queues: &[QueueInfo],
     oldest: &[(String, DateTime<Utc>)],
     now: DateTime<Utc>,
 ) {
-    let known = known_queues(queues);
     let by_name: BTreeMap<&str, &QueueInfo> = queues.iter().map(|q| (q.name.as_str(), q)).collect();
     let tasks = Family::<QueueStatusLabels, Gauge>::default();
     let paused = Family::<QueueLabels, Gauge>::default();
     let age = Family::<QueueLabels, FloatGauge>::default();
-    for queue in &known {
+    for queue in known {
         let info = by_name.get(queue.as_str());
         for status in TaskStatus::ALL {
             let count = info.and_then(|q| q.counts.get(status.as_str())).copied();

@@ -38,8 +38,11 @@ macro_rules! impl_store {
                 queues::set_paused(self, name, paused).await
             }
 
-            async fn oldest_ready(&self) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
-                queues::oldest_ready(self).await
+            async fn oldest_ready(
+                &self,
+                names: &[String],
+            ) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
+                queues::oldest_ready(self, names).await
             }
 
             async fn resolve_task(&self, id: &IdRef) -> StoreResult<Uuid> {

@@ -124,9 +124,9 @@ pub trait Store: Send + Sync + 'static {
     async fn list_queues(&self) -> StoreResult<Vec<QueueInfo>>;
     /// Pauses or resumes a queue (it need not have tasks yet).
     async fn set_queue_paused(&self, name: &str, paused: bool) -> StoreResult<QueueInfo>;
-    /// Per queue, when its oldest ready task (queued or retry, and due) became due; queues
-    /// without one are left out. Reads the ready tasks only, never the finished ones.
-    async fn oldest_ready(&self) -> StoreResult<Vec<(String, DateTime<Utc>)>>;
+    /// For each of `queues`, when its oldest ready task (queued or retry, and due) became due;
+    /// queues without one are left out. One index descent per queue, whatever the backlog.
+    async fn oldest_ready(&self, queues: &[String]) -> StoreResult<Vec<(String, DateTime<Utc>)>>;
     /// This process's database connection pools, as they are now.
     fn pool_stats(&self) -> Vec<PoolStats> {
         Vec::new()

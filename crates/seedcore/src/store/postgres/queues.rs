@@ -18,17 +18,26 @@ pub(super) async fn list(store: &PgStore) -> StoreResult<Vec<QueueInfo>> {
     Ok(queue_infos(counts, paused))
 }
 
-/// Per queue, the due time of its oldest due ready task: one pass over the partial index of
-/// ready tasks (the hot table's ready set; finished tasks and the history are never read).
-pub(super) async fn oldest_ready(store: &PgStore) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
-    let oldest = sqlx::query_as(
-        r"select queue, min(run_at) from tasks
-          where status in ('queued', 'retry') and run_at <= now()
-          group by queue",
+/// Per queue, the due time of its oldest due ready task: one descent of
+/// `tasks_queue_ready_idx` per queue (finished tasks and the history are never read).
+pub(super) async fn oldest_ready(
+    store: &PgStore,
+    names: &[String],
+) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
+    let oldest: Vec<(String, Option<DateTime<Utc>>)> = sqlx::query_as(
+        r"select q.name,
+                 (select min(t.run_at) from tasks t
+                  where t.queue = q.name and t.status in ('queued', 'retry')
+                    and t.run_at <= now())
+          from unnest($1::text[]) as q(name)",
     )
+    .bind(names)
     .fetch_all(&store.pool)
     .await?;
-    Ok(oldest)
+    Ok(oldest
+        .into_iter()
+        .filter_map(|(queue, at)| Some((queue, at?)))
+        .collect())
 }
 
 pub(super) async fn set_paused(

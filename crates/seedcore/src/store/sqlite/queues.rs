@@ -21,21 +21,28 @@ pub(super) async fn list(store: &SqliteStore) -> StoreResult<Vec<QueueInfo>> {
     Ok(queue_infos(counts, paused))
 }
 
-/// Per queue, the due time of its oldest due ready task, read through the index of ready
-/// tasks (finished tasks are never read).
-pub(super) async fn oldest_ready(store: &SqliteStore) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
-    let oldest: Vec<(String, String)> = sqlx::query_as(
-        r"select queue, min(run_at) from tasks indexed by tasks_ready_idx
-          where status in ('queued', 'retry') and run_at <= ?1
-          group by queue",
-    )
-    .bind(stamp(Utc::now()))
-    .fetch_all(&store.reader)
-    .await?;
-    oldest
-        .into_iter()
-        .map(|(queue, at)| Ok((queue, parse_time(&at)?)))
-        .collect()
+/// Per queue, the due time of its oldest due ready task: one descent of
+/// `tasks_queue_ready_idx` per queue (finished tasks are never read).
+pub(super) async fn oldest_ready(
+    store: &SqliteStore,
+    names: &[String],
+) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
+    let now = stamp(Utc::now());
+    let mut oldest = Vec::new();
+    for name in names {
+        let at: Option<String> = sqlx::query_scalar(
+            r"select min(run_at) from tasks indexed by tasks_queue_ready_idx
+              where queue = ?1 and status in ('queued', 'retry') and run_at <= ?2",
+        )
+        .bind(name)
+        .bind(&now)
+        .fetch_one(&store.reader)
+        .await?;
+        if let Some(at) = at {
+            oldest.push((name.clone(), parse_time(&at)?));
+        }
+    }
+    Ok(oldest)
 }
 
 pub(super) async fn set_paused(
