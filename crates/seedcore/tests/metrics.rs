@@ -595,3 +595,38 @@ async fn switched_off_metrics_are_neither_counted_nor_served() {
     );
     serve.stop();
 }
+
+postgres_only!(a_worker_process_serves_its_counts_on_the_metrics_address);
+async fn a_worker_process_serves_its_counts_on_the_metrics_address() {
+    let app = TestApp::without_workers().await;
+    let queue = unique("worker-side");
+    let created = app
+        .create_task(json!({"type": "noop", "queue": queue, "run_immediately": true}))
+        .await;
+    let url = app.db.url();
+    let mut worker = Process::spawn(
+        &["worker"],
+        &[
+            ("DATABASE_URL", url.as_str()),
+            ("SEEDCORE_METRICS_ADDR", "127.0.0.1:0"),
+        ],
+    );
+    let metrics = metrics_url(&mut worker);
+    let done = app.finished(&id_of(&created)).await;
+    assert_eq!(done.status, TaskStatus::Completed);
+    let completed = [
+        ("queue", queue.as_str()),
+        ("type", "noop"),
+        ("outcome", "completed"),
+    ];
+    let counted = eventually(Duration::from_secs(10), "the worker's count", || async {
+        let (status, text) = fetch(&metrics, None).await;
+        assert_eq!(status, StatusCode::OK);
+        let count = Scrape::parse(&text).count("seedcore_task_attempts_total", &completed);
+        (count > 0.0).then_some(count)
+    })
+    .await;
+    assert_eq!(counted, 1.0);
+    worker.stop();
+    app.stop().await;
+}
