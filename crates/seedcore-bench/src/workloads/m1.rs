@@ -58,10 +58,14 @@ async fn all_runs(ctx: &Context, db: &BenchDb) -> Result<Vec<RunOutcome>> {
         .collect())
 }
 
-/// `plan.scrape_requests` scrapes one after another; each must answer 200 with the families.
+/// `plan.scrape_requests` scrapes one after another, after one unmeasured scrape (which opens
+/// the connections); each must answer 200 with the families.
 async fn scrapes(ctx: &Context, base: &str) -> Result<Latencies> {
     let client = http_client()?;
     let url = format!("{base}/metrics");
+    expect_ok(client.get(&url))
+        .await
+        .map_err(|err| Error::new(format!("GET /metrics: {err}")))?;
     sequential(ctx.plan.scrape_requests, |_| {
         let request = client.get(&url);
         async move {
