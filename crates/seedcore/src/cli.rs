@@ -7,6 +7,7 @@
 use std::{io::IsTerminal, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -248,6 +249,8 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     migrate(&store, &args.database).await?;
     let auth = secure(&store, &args.auth, args.server.host).await?;
     crate::metrics::set_enabled(args.metrics.metrics_enabled);
+    // Bound before the workers start, so a busy address stops nothing half-started.
+    let metrics_listener = bind_metrics(&args.metrics).await?;
     let engine = start_engine(&store, &args.engine).await?;
     // Without workers the engine's housekeeping does not run: this process does it.
     let housekeeping = CancellationToken::new();
@@ -267,7 +270,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .await
         .map_err(|err| explain(&err, "look for API tokens"))?;
     let stop = shutdown_signal();
-    serve_metrics(&args.metrics, state.clone(), stop.clone()).await?;
+    serve_metrics(metrics_listener, state.clone(), stop.clone());
     let app = api::app(state);
     let address = (args.server.host, args.server.port).into();
     let settings =
@@ -285,19 +288,25 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Serves `/metrics` on SEEDCORE_METRICS_ADDR, when set, until `stop` is cancelled.
-async fn serve_metrics(
-    config: &MetricsConfig,
-    state: AppState,
-    stop: CancellationToken,
-) -> Result<(), CliError> {
+/// The listener of SEEDCORE_METRICS_ADDR, when set.
+async fn bind_metrics(config: &MetricsConfig) -> Result<Option<TcpListener>, CliError> {
     let Some(address) = config.metrics_addr else {
-        return Ok(());
+        return Ok(None);
     };
-    let listener = tokio::net::TcpListener::bind(address)
+    let listener = TcpListener::bind(address)
         .await
         .map_err(|err| CliError(format!("cannot listen for metrics on {address}: {err}")))?;
-    let bound = listener.local_addr().unwrap_or(address);
+    Ok(Some(listener))
+}
+
+/// Serves `/metrics` on `listener`, when there is one, until `stop` is cancelled.
+fn serve_metrics(listener: Option<TcpListener>, state: AppState, stop: CancellationToken) {
+    let Some(listener) = listener else {
+        return;
+    };
+    let bound = listener
+        .local_addr()
+        .map_or_else(|_| "?".into(), |address| address.to_string());
     tracing::info!(address = %bound, "metrics served on http://{bound}/metrics");
     let app = crate::metrics::metrics_router(state);
     tokio::spawn(async move {
@@ -308,7 +317,6 @@ async fn serve_metrics(
             tracing::error!(error = %err, "the metrics listener stopped");
         }
     });
-    Ok(())
 }
 
 /// Seeds the bootstrap token, refuses an exposed address with no token, and returns the
@@ -356,6 +364,7 @@ async fn worker(args: WorkerArgs) -> Result<(), CliError> {
     let store = open_store(&args.database, args.database.pool_timeout()).await?;
     migrate(&store, &args.database).await?;
     crate::metrics::set_enabled(args.metrics.metrics_enabled);
+    let metrics_listener = bind_metrics(&args.metrics).await?;
     let Some(engine) = start_engine(&store, &args.engine).await? else {
         return Err(CliError(
             "SEEDCORE_WORKER_CONCURRENCY is 0: a worker process with no workers has nothing to do"
@@ -364,7 +373,7 @@ async fn worker(args: WorkerArgs) -> Result<(), CliError> {
     };
     let stop = shutdown_signal();
     let state = AppState::new(store.clone(), ApiSettings::default());
-    serve_metrics(&args.metrics, state, stop.clone()).await?;
+    serve_metrics(metrics_listener, state, stop.clone());
     stop.cancelled().await;
     engine.shutdown().await;
     Ok(())

@@ -630,3 +630,16 @@ async fn a_worker_process_serves_its_counts_on_the_metrics_address() {
     worker.stop();
     app.stop().await;
 }
+
+sqlite_only!(a_metrics_address_in_use_stops_serve_before_it_starts);
+async fn a_metrics_address_in_use_stops_serve_before_it_starts() {
+    let db = TestDb::create().await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = taken.local_addr().unwrap().to_string();
+    let mut serve = spawn_serve(&db, &[("SEEDCORE_METRICS_ADDR", address.as_str())]);
+    let log = serve.refusal();
+    assert!(
+        log.contains(&format!("cannot listen for metrics on {address}")),
+        "{log}"
+    );
+}
