@@ -33,11 +33,11 @@ pub async fn render(store: &DynStore) -> StoreResult<String> {
     let mut registry = Registry::default();
     super::global().register(&mut registry);
     let now = Utc::now();
-    let (queues, workers, schedules) = tokio::try_join!(
-        store.list_queues(),
-        store.list_workers(),
-        store.list_schedules(MAX_DISTINCT as i64, 0),
-    )?;
+    // One after another: a scrape holds one pooled connection at a time, however busy the
+    // pool is with requests and workers.
+    let queues = store.list_queues().await?;
+    let workers = store.list_workers().await?;
+    let schedules = store.list_schedules(MAX_DISTINCT as i64, 0).await?;
     let known: Vec<String> = known_queues(&queues).into_iter().collect();
     let oldest = store.oldest_ready(&known).await?;
     register_queues(&mut registry, &known, &queues, &oldest, now);
