@@ -46,7 +46,12 @@ pub struct Args {
     #[arg(long)]
     pub w4_rows: Option<u64>,
 
-    /// The workload to run.
+    /// Finished tasks M1 loads into the history before its second measurement (default
+    /// 10,000,000; 10,000 with --smoke).
+    #[arg(long)]
+    pub m1_rows: Option<u64>,
+
+    /// The workload to run (`all` runs W1–W4 and F1; M1 and M2 run when named).
     #[arg(value_enum)]
     pub workload: Selection,
 }
@@ -59,6 +64,8 @@ pub enum Selection {
     W3,
     W4,
     F1,
+    M1,
+    M2,
     All,
 }
 
@@ -70,6 +77,8 @@ pub enum Workload {
     W3,
     W4,
     F1,
+    M1,
+    M2,
 }
 
 impl Workload {
@@ -88,6 +97,8 @@ impl Workload {
             Workload::W3 => "w3",
             Workload::W4 => "w4",
             Workload::F1 => "f1",
+            Workload::M1 => "m1",
+            Workload::M2 => "m2",
         }
     }
 
@@ -98,6 +109,8 @@ impl Workload {
             Workload::W3 => "API throughput",
             Workload::W4 => "scale",
             Workload::F1 => "fact search",
+            Workload::M1 => "metrics scrape",
+            Workload::M2 => "metrics cost",
         }
     }
 }
@@ -110,6 +123,8 @@ impl Selection {
             Selection::W3 => vec![Workload::W3],
             Selection::W4 => vec![Workload::W4],
             Selection::F1 => vec![Workload::F1],
+            Selection::M1 => vec![Workload::M1],
+            Selection::M2 => vec![Workload::M2],
             Selection::All => Workload::ALL.to_vec(),
         }
     }
@@ -136,6 +151,11 @@ pub struct Plan {
     pub facts: i64,
     pub search_requests: usize,
     pub seqscan_samples: usize,
+    /// M1: finished tasks loaded into the history, ready tasks waiting, and scrapes per
+    /// measurement.
+    pub m1_rows: i64,
+    pub m1_ready: i64,
+    pub scrape_requests: usize,
 }
 
 impl Plan {
@@ -157,6 +177,11 @@ impl Plan {
             facts: pick(smoke, 1_000_000, 1_000),
             search_requests: pick(smoke, 100, 10),
             seqscan_samples: pick(smoke, 10, 2),
+            m1_rows: args.m1_rows.map_or(pick(smoke, 10_000_000, 10_000), |n| {
+                n.min(i64::MAX as u64) as i64
+            }),
+            m1_ready: pick(smoke, 10_000, 100),
+            scrape_requests: pick(smoke, 100, 10),
         }
     }
 }

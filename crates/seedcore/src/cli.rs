@@ -7,14 +7,15 @@
 use std::{io::IsTerminal, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     api::{self, ApiSettings, AppState},
     auth::{self, TokenCommand},
     config::{
-        AuthConfig, DatabaseConfig, EngineConfig, LimitsConfig, LogConfig, ServerConfig,
-        parse_queue_limits, parse_queues,
+        AuthConfig, DatabaseConfig, EngineConfig, LimitsConfig, LogConfig, MetricsConfig,
+        ServerConfig, parse_queue_limits, parse_queues,
     },
     engine::{Engine, EngineHandle, EngineSettings, HandlerRouter, remote::RemoteExecutors},
     import::{self, ImportError, ImportOptions},
@@ -85,6 +86,9 @@ pub struct ServeArgs {
     /// Who may call the API.
     #[command(flatten)]
     pub auth: AuthConfig,
+    /// Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: MetricsConfig,
 }
 
 /// The settings of `seedcore worker`.
@@ -102,6 +106,9 @@ pub struct WorkerArgs {
     /// How verbose the logs are.
     #[command(flatten)]
     pub log: LogConfig,
+    /// Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: MetricsConfig,
 }
 
 /// The subcommands of `seedcore db`.
@@ -241,6 +248,9 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let store = open_store(&args.database, args.database.pool_timeout()).await?;
     migrate(&store, &args.database).await?;
     let auth = secure(&store, &args.auth, args.server.host).await?;
+    crate::metrics::set_enabled(args.metrics.metrics_enabled);
+    // Bound before the workers start, so a busy address stops nothing half-started.
+    let metrics_listener = bind_metrics(&args.metrics).await?;
     let engine = start_engine(&store, &args.engine).await?;
     // Without workers the engine's housekeeping does not run: this process does it.
     let housekeeping = CancellationToken::new();
@@ -259,6 +269,8 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .prime()
         .await
         .map_err(|err| explain(&err, "look for API tokens"))?;
+    let stop = shutdown_signal();
+    serve_metrics(metrics_listener, state.clone(), stop.clone());
     let app = api::app(state);
     let address = (args.server.host, args.server.port).into();
     let settings =
@@ -266,7 +278,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let listener = Listener::bind(address, settings)
         .await
         .map_err(|err| CliError(err.to_string()))?;
-    listener.serve(app, shutdown_signal()).await;
+    listener.serve(app, stop).await;
     if let Some(engine) = engine {
         engine.shutdown().await;
     }
@@ -274,6 +286,37 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     store.close().await;
     tracing::info!("seedcore stopped");
     Ok(())
+}
+
+/// The listener of SEEDCORE_METRICS_ADDR, when set.
+async fn bind_metrics(config: &MetricsConfig) -> Result<Option<TcpListener>, CliError> {
+    let Some(address) = config.metrics_addr else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|err| CliError(format!("cannot listen for metrics on {address}: {err}")))?;
+    Ok(Some(listener))
+}
+
+/// Serves `/metrics` on `listener`, when there is one, until `stop` is cancelled.
+fn serve_metrics(listener: Option<TcpListener>, state: AppState, stop: CancellationToken) {
+    let Some(listener) = listener else {
+        return;
+    };
+    let bound = listener
+        .local_addr()
+        .map_or_else(|_| "?".into(), |address| address.to_string());
+    tracing::info!(address = %bound, "metrics served on http://{bound}/metrics");
+    let app = crate::metrics::metrics_router(state);
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+        if let Err(err) = served {
+            tracing::error!(error = %err, "the metrics listener stopped");
+        }
+    });
 }
 
 /// Seeds the bootstrap token, refuses an exposed address with no token, and returns the
@@ -320,13 +363,18 @@ async fn worker(args: WorkerArgs) -> Result<(), CliError> {
     }
     let store = open_store(&args.database, args.database.pool_timeout()).await?;
     migrate(&store, &args.database).await?;
+    crate::metrics::set_enabled(args.metrics.metrics_enabled);
+    let metrics_listener = bind_metrics(&args.metrics).await?;
     let Some(engine) = start_engine(&store, &args.engine).await? else {
         return Err(CliError(
             "SEEDCORE_WORKER_CONCURRENCY is 0: a worker process with no workers has nothing to do"
                 .into(),
         ));
     };
-    shutdown_signal().cancelled().await;
+    let stop = shutdown_signal();
+    let state = AppState::new(store.clone(), ApiSettings::default());
+    serve_metrics(metrics_listener, state, stop.clone());
+    stop.cancelled().await;
     engine.shutdown().await;
     Ok(())
 }

@@ -177,6 +177,21 @@ pub enum LogFormat {
     Json,
 }
 
+/// Prometheus metrics (see the README's "Metrics").
+#[derive(Args, Clone, Debug)]
+pub struct MetricsConfig {
+    /// Also serve `GET /metrics` on this address (e.g. 127.0.0.1:9464), over plain HTTP and
+    /// behind the same token check as the API; `/metrics` stays on the API's port too. With
+    /// `seedcore worker`, the only way to scrape that process.
+    #[arg(long, env = "SEEDCORE_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
+    /// Count and serve metrics; `false` records nothing and answers `/metrics` with 404.
+    #[arg(long, env = "SEEDCORE_METRICS_ENABLED", default_value_t = true,
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub metrics_enabled: bool,
+}
+
 /// Where and how the HTTP API listens.
 #[derive(Args, Clone, Debug)]
 pub struct ServerConfig {

@@ -3,6 +3,8 @@
 
 mod drain;
 mod f1;
+mod m1;
+mod m2;
 mod per_row;
 mod w1;
 mod w2;
@@ -37,6 +39,8 @@ pub async fn run(workload: Workload, ctx: &Context) -> Result<Report> {
         Workload::W3 => w3::run(ctx).await?,
         Workload::W4 => w4::run(ctx).await?,
         Workload::F1 => f1::run(ctx).await?,
+        Workload::M1 => m1::run(ctx).await?,
+        Workload::M2 => m2::run(ctx).await?,
     };
     Ok(Report::from_runs(workload, ctx.plan.smoke, runs))
 }

@@ -165,6 +165,7 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = {
         ("get", "/", Token(MetricsRead)),
         ("get", "/health", Always),
         ("get", "/readyz", Token(MetricsRead)),
+        ("get", "/metrics", Token(MetricsRead)),
         ("get", "/openapi.json", Token(MetricsRead)),
         ("get", "/docs", Token(MetricsRead)),
         ("get", "/docs/", Token(MetricsRead)),
@@ -225,6 +226,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(service::root))
         .routes(routes!(service::health))
         .routes(routes!(service::readyz))
+        .routes(routes!(crate::metrics::http::metrics_route))
         .nest("/api/v1", v1_routes())
 }
 
@@ -237,6 +239,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(guard)
+        .layer(axum::middleware::from_fn(crate::metrics::track_requests))
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_| internal_error()))
         .layer(axum::middleware::from_fn(crate::telemetry::request::trace))

@@ -225,6 +225,9 @@ pub async fn create_tasks(
         task.traceparent = trace.stored();
     }
     let created = state.store.create_tasks(tasks).await.map_err(store_error)?;
+    created
+        .iter()
+        .for_each(|task| crate::metrics::task_created(&task.queue, &task.task_type));
     let ids: Vec<Uuid> = created.iter().map(|task| task.id).collect();
     Ok(Json(CreatedTasks {
         created: ids.len(),
@@ -318,7 +321,12 @@ pub async fn create_task(
         traceparent: trace.stored(),
         ..new_task(&body, state.settings.default_max_attempts)?
     };
+    let id = task.id;
     let task = state.store.create_task(task).await.map_err(store_error)?;
+    // A key in use answers with the task that has it: nothing new was created.
+    if task.id == id {
+        crate::metrics::task_created(&task.queue, &task.task_type);
+    }
     Ok(Json(task))
 }
 

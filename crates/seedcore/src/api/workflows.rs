@@ -117,6 +117,10 @@ pub async fn create_workflow(
         .create_workflow(plan)
         .await
         .map_err(store_error)?;
+    workflow
+        .tasks
+        .iter()
+        .for_each(|task| crate::metrics::task_created(&task.queue, &task.task_type));
     Ok((StatusCode::CREATED, Json(workflow)))
 }
 

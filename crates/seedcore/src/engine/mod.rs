@@ -48,6 +48,7 @@ pub use retry::RetryPolicy;
 use crate::{
     config::{EngineConfig, seconds},
     maintenance::Keeping,
+    metrics::{self, AttemptOutcome},
     model::Worker,
     store::{Claim, ClaimedTask, DynStore, Lease, Outcome, Signal},
     telemetry::traceparent::TraceParent,
@@ -151,8 +152,10 @@ impl From<&EngineConfig> for EngineSettings {
 /// Why a running handler was stopped before it finished.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum StopReason {
-    /// Cancelled through the API, or the lease was lost: the store already moved the task on.
+    /// The lease was lost: the store already moved the task on.
     Lost,
+    /// Cancelled through the API: the store already moved the task on.
+    Cancelled,
     /// The process is shutting down: the task goes back to the queue.
     Shutdown,
 }
@@ -359,7 +362,7 @@ impl Inner {
             Signal::TasksReady => self.lanes.iter().for_each(|lane| lane.wake.notify_one()),
             Signal::Cancelled(id) => {
                 if let Some(running) = self.running.lock().expect("running map").get(&id) {
-                    running.stop(StopReason::Lost);
+                    running.stop(StopReason::Cancelled);
                 }
             }
         }
@@ -483,6 +486,7 @@ impl Inner {
         claimed: ClaimedTask,
         permit: OwnedSemaphorePermit,
     ) {
+        record_wait(&claimed.task);
         let cancel = CancellationToken::new();
         let reason = Arc::new(OnceLock::new());
         let running = Running {
@@ -549,6 +553,7 @@ impl Inner {
         };
         let timeout = task.timeout_seconds.map_or(lane_timeout, seconds);
         let (name, run) = self.router.dispatch(context);
+        let started = std::time::Instant::now();
         let ended = if let Some(err) = unreadable {
             let error = format!("cannot read the task's parents: {err}");
             Ended::Finished(Err(HandlerError::Retryable(error)))
@@ -569,6 +574,8 @@ impl Inner {
         // The slot is for running handlers: the next task may start while this outcome is
         // written. The task stays in `running` (its lease renewed) until it is recorded.
         drop(permit);
+        metrics::task_ran(&task.queue, &task.task_type, started.elapsed());
+        let timed_out = matches!(ended, Ended::TimedOut(_));
         // A handler that returned after being stopped is treated as stopped: its task has
         // already moved on (or is being released), so nothing it says may be stored.
         let stopped = cancel
@@ -577,13 +584,20 @@ impl Inner {
             .flatten();
         match stopped {
             Some(StopReason::Shutdown) => self.release(claimed.lease).await,
-            Some(StopReason::Lost) => {
+            Some(StopReason::Lost | StopReason::Cancelled) => {
+                if stopped == Some(StopReason::Cancelled) {
+                    let cancelled = AttemptOutcome::Cancelled;
+                    metrics::attempt_ended(&task.queue, &task.task_type, cancelled);
+                }
                 tracing::debug!(task_id = %task.id, "task cancelled or lease lost; result dropped")
             }
             None => {
                 let outcome = self.outcome(escalated, task, name, ended);
                 log_outcome(&outcome);
-                self.finish(claimed.lease, outcome).await;
+                let label = attempt_label(&outcome, timed_out);
+                if self.finish(claimed.lease, outcome).await {
+                    metrics::attempt_ended(&task.queue, &task.task_type, label);
+                }
             }
         }
         self.running.lock().expect("running map").remove(&task.id);
@@ -660,8 +674,8 @@ impl Inner {
 
     /// Stores the outcome through the completer, retrying briefly when the database is
     /// unreachable: if it stays unreachable the lease expires and the task runs again
-    /// (at-least-once).
-    async fn finish(&self, lease: Lease, outcome: Outcome) {
+    /// (at-least-once). True when the outcome was recorded.
+    async fn finish(&self, lease: Lease, outcome: Outcome) -> bool {
         let mut pause = Duration::from_millis(100);
         for _ in 0..5 {
             let (done, recorded) = oneshot::channel();
@@ -671,22 +685,23 @@ impl Inner {
                 done,
             };
             if self.completions.send(completion).await.is_err() {
-                return;
+                return false;
             }
             match recorded.await {
-                Ok(Ok(true)) => return,
+                Ok(Ok(true)) => return true,
                 Ok(Ok(false)) => {
                     tracing::info!(task_id = %lease.task_id, "lease lost before the attempt was recorded; result dropped");
-                    return;
+                    return false;
                 }
                 Ok(Err(err)) => {
                     tracing::warn!(task_id = %lease.task_id, error = %err, "cannot record the attempt yet");
                     tokio::time::sleep(pause).await;
                     pause *= 3;
                 }
-                Err(_) => return,
+                Err(_) => return false,
             }
         }
+        false
     }
 
     async fn release(&self, lease: Lease) {
@@ -728,12 +743,18 @@ async fn rescue_loop(inner: Arc<Inner>) {
     let every =
         (inner.settings.lease / 2).clamp(Duration::from_millis(250), Duration::from_secs(5));
     loop {
-        match inner.store.rescue_expired().await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(
-                rescued = n,
-                "requeued tasks whose worker stopped renewing their lease"
-            ),
+        match inner.store.rescue_expired_tasks().await {
+            Ok(rescued) if rescued.is_empty() => {}
+            Ok(rescued) => {
+                for task in &rescued {
+                    let expired = AttemptOutcome::LeaseExpired;
+                    metrics::attempt_ended(&task.queue, &task.task_type, expired);
+                }
+                tracing::warn!(
+                    rescued = rescued.len(),
+                    "requeued tasks whose worker stopped renewing their lease"
+                )
+            }
             Err(err) => tracing::warn!(error = %err, "cannot rescue expired leases"),
         }
         tokio::select! {
@@ -772,6 +793,23 @@ fn task_span(claimed: &ClaimedTask, worker: &str) -> tracing::Span {
         r#type = %task.task_type,
         trace_id = trace_id,
     )
+}
+
+/// The `outcome` label of an attempt that ended with `outcome`.
+fn attempt_label(outcome: &Outcome, timed_out: bool) -> AttemptOutcome {
+    match outcome {
+        _ if timed_out => AttemptOutcome::TimedOut,
+        Outcome::Completed(_) => AttemptOutcome::Completed,
+        Outcome::Retry { .. } => AttemptOutcome::Retried,
+        Outcome::Failed(_) => AttemptOutcome::Failed,
+    }
+}
+
+/// Records how long the claimed task waited from due to claimed.
+fn record_wait(task: &crate::model::Task) {
+    let claimed = task.started_at.unwrap_or_else(Utc::now);
+    let waited = (claimed - task.run_at).to_std().unwrap_or_default();
+    metrics::task_waited(&task.queue, &task.task_type, waited);
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -38,6 +38,13 @@ macro_rules! impl_store {
                 queues::set_paused(self, name, paused).await
             }
 
+            async fn oldest_ready(
+                &self,
+                names: &[String],
+            ) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
+                queues::oldest_ready(self, names).await
+            }
+
             async fn resolve_task(&self, id: &IdRef) -> StoreResult<Uuid> {
                 tasks::resolve(self, id).await
             }
@@ -106,7 +113,7 @@ macro_rules! impl_store {
                 claims::release(self, held).await
             }
 
-            async fn rescue_expired(&self) -> StoreResult<u64> {
+            async fn rescue_expired_tasks(&self) -> StoreResult<Vec<Rescued>> {
                 claims::rescue_expired(self).await
             }
 

@@ -80,6 +80,15 @@ pub struct ClaimedTask {
     pub traceparent: Option<String>,
 }
 
+/// A running task whose lease expired, taken back by the rescue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rescued {
+    /// The task's queue.
+    pub queue: String,
+    /// The task's type.
+    pub task_type: String,
+}
+
 /// How an attempt ended.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {

@@ -50,7 +50,7 @@ use crate::model::{
 use crate::model::{NewSchedule, Schedule, SchedulePatch};
 
 pub use error::{Cause, StoreError, StoreResult};
-pub use leases::{Claim, ClaimedTask, DriftRange, Lease, Outcome};
+pub use leases::{Claim, ClaimedTask, DriftRange, Lease, Outcome, Rescued};
 pub use migrations::MigrationReport;
 pub use open::{OpenError, open, open_target};
 pub use postgres::PgStore;
@@ -62,6 +62,31 @@ pub use schedules::{FIRE_BATCH, Firing, MissedFires};
 pub use sqlite::SqliteStore;
 pub use target::{DatabaseTarget, PgTls, SSL_MODES, TargetError, parse_ssl_mode};
 pub use watchers::{Signal, SignalSink};
+
+/// One database connection pool of this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Which pool: `main` on PostgreSQL, `writer` or `reader` on SQLite.
+    pub name: &'static str,
+    /// Connections open now, idle or in use.
+    pub size: u32,
+    /// Open connections waiting for work.
+    pub idle: u32,
+    /// Most connections the pool opens.
+    pub max: u32,
+}
+
+impl PoolStats {
+    /// The stats of `pool`, under `name`.
+    pub fn of<DB: sqlx::Database>(name: &'static str, pool: &sqlx::Pool<DB>) -> PoolStats {
+        PoolStats {
+            name,
+            size: pool.size(),
+            idle: pool.num_idle() as u32,
+            max: pool.options().get_max_connections(),
+        }
+    }
+}
 
 /// A shared handle to whichever store the process was configured with.
 pub type DynStore = Arc<dyn Store>;
@@ -99,6 +124,13 @@ pub trait Store: Send + Sync + 'static {
     async fn list_queues(&self) -> StoreResult<Vec<QueueInfo>>;
     /// Pauses or resumes a queue (it need not have tasks yet).
     async fn set_queue_paused(&self, name: &str, paused: bool) -> StoreResult<QueueInfo>;
+    /// For each of `queues`, when its oldest ready task (queued or retry, and due) became due;
+    /// queues without one are left out. One index descent per queue, whatever the backlog.
+    async fn oldest_ready(&self, queues: &[String]) -> StoreResult<Vec<(String, DateTime<Utc>)>>;
+    /// This process's database connection pools, as they are now.
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        Vec::new()
+    }
     /// The one task id the reference names (NotFound, AmbiguousPrefix otherwise).
     async fn resolve_task(&self, id: &IdRef) -> StoreResult<Uuid>;
     /// The task with this id (NotFound otherwise).
@@ -141,7 +173,11 @@ pub trait Store: Send + Sync + 'static {
     /// uncounted. Returns how many were still held.
     async fn release(&self, leases: &[Lease]) -> StoreResult<u64>;
     /// Requeues (or fails, when out of attempts) running tasks whose lease expired.
-    async fn rescue_expired(&self) -> StoreResult<u64>;
+    async fn rescue_expired(&self) -> StoreResult<u64> {
+        Ok(self.rescue_expired_tasks().await?.len() as u64)
+    }
+    /// Does what [`Store::rescue_expired`] does and says which tasks it took back.
+    async fn rescue_expired_tasks(&self) -> StoreResult<Vec<Rescued>>;
 
     // Worker processes.
     /// Records a worker process as started (or restarted under the same id).

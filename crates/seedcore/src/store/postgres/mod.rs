@@ -29,8 +29,8 @@ use uuid::Uuid;
 
 use super::{
     Claim, ClaimedTask, FactPage, FactQuery, Firing, Lease, MigrationReport, Outcome, Page,
-    RecordKind, SignalSink, Store, StoreError, StoreResult, TagCount, TaskQuery,
-    coalesce::Coalescer, forward::impl_store, watchers::Watchers,
+    PoolStats, RecordKind, Rescued, SignalSink, Store, StoreError, StoreResult, TagCount,
+    TaskQuery, coalesce::Coalescer, forward::impl_store, watchers::Watchers,
 };
 use crate::auth::{ApiToken, NewToken, StoredToken};
 use crate::legacy::LegacyTask;
@@ -201,6 +201,10 @@ impl PgStore {
 impl_store!(PgStore {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        vec![PoolStats::of("main", &self.pool)]
     }
 
     /// Names the tasks table (reading no row), so a database that answers but lost its

@@ -43,8 +43,8 @@ use uuid::Uuid;
 
 use super::{
     Claim, ClaimedTask, FactPage, FactQuery, Firing, Lease, MigrationReport, Outcome, Page,
-    RecordKind, SignalSink, Store, StoreError, StoreResult, TagCount, TaskQuery,
-    forward::impl_store, watchers::Watchers,
+    PoolStats, RecordKind, Rescued, SignalSink, Store, StoreError, StoreResult, TagCount,
+    TaskQuery, forward::impl_store, watchers::Watchers,
 };
 use crate::auth::{ApiToken, NewToken, StoredToken};
 use crate::legacy::LegacyTask;
@@ -191,6 +191,13 @@ impl SqliteStore {
 impl_store!(SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        vec![
+            PoolStats::of("writer", &self.writer),
+            PoolStats::of("reader", &self.reader),
+        ]
     }
 
     async fn ping(&self) -> StoreResult<()> {

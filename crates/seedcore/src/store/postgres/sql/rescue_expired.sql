@@ -1,5 +1,6 @@
 -- Returns tasks whose lease expired (their worker stopped renewing it) to the queue, or fails
 -- them when no attempt is left. Skips rows another process is rescuing at the same moment.
+-- Returns each rescued task's queue and type (for the attempt metrics).
 with expired as (
     select id
     from tasks
@@ -20,3 +21,4 @@ set status = case when t.attempts >= t.max_attempts then 'failed' else 'queued' 
     actor = 'system:lease-expired'
 from expired
 where t.id = expired.id
+returning t.queue, t.type

@@ -18,4 +18,4 @@ where id in (
     order by lease_expires_at
     limit 1000
 )
-returning status
+returning status, queue, type
