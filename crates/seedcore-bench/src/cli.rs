@@ -36,12 +36,22 @@ pub struct Args {
     #[arg(long)]
     pub smoke: bool,
 
+    /// The folder holding the peers' scripts (`graphile/` with graphile.js); default: the
+    /// `shared/peers` folder found in an ancestor of the repository or the current folder.
+    #[arg(long, env = "SEEDCORE_BENCH_PEERS_DIR")]
+    pub peers_dir: Option<PathBuf>,
+
     /// Finished tasks W4 loads before its second measurement (default 10,000,000; 10,000 with
     /// --smoke).
     #[arg(long)]
     pub w4_rows: Option<u64>,
 
-    /// The workload to run.
+    /// Finished tasks M1 loads into the history before its second measurement (default
+    /// 10,000,000; 10,000 with --smoke).
+    #[arg(long)]
+    pub m1_rows: Option<u64>,
+
+    /// The workload to run (`all` runs W1–W4 and F1; M1 and M2 run when named).
     #[arg(value_enum)]
     pub workload: Selection,
 }
@@ -54,6 +64,8 @@ pub enum Selection {
     W3,
     W4,
     F1,
+    M1,
+    M2,
     All,
 }
 
@@ -65,6 +77,8 @@ pub enum Workload {
     W3,
     W4,
     F1,
+    M1,
+    M2,
 }
 
 impl Workload {
@@ -83,6 +97,8 @@ impl Workload {
             Workload::W3 => "w3",
             Workload::W4 => "w4",
             Workload::F1 => "f1",
+            Workload::M1 => "m1",
+            Workload::M2 => "m2",
         }
     }
 
@@ -93,6 +109,8 @@ impl Workload {
             Workload::W3 => "API throughput",
             Workload::W4 => "scale",
             Workload::F1 => "fact search",
+            Workload::M1 => "metrics scrape",
+            Workload::M2 => "metrics cost",
         }
     }
 }
@@ -105,6 +123,8 @@ impl Selection {
             Selection::W3 => vec![Workload::W3],
             Selection::W4 => vec![Workload::W4],
             Selection::F1 => vec![Workload::F1],
+            Selection::M1 => vec![Workload::M1],
+            Selection::M2 => vec![Workload::M2],
             Selection::All => Workload::ALL.to_vec(),
         }
     }
@@ -117,8 +137,6 @@ pub struct Plan {
     pub runs: u32,
     /// Tasks enqueued and drained by W1 and each W4 drain.
     pub drain_tasks: i64,
-    /// Concurrent connections of the raw-SQL drain: seedcore's default POSTGRES_POOL_SIZE.
-    pub raw_drain_connections: usize,
     /// W2: tasks enqueued one at a time, and how many per second.
     pub pickup_tasks: usize,
     pub pickup_rate: f64,
@@ -133,6 +151,11 @@ pub struct Plan {
     pub facts: i64,
     pub search_requests: usize,
     pub seqscan_samples: usize,
+    /// M1: finished tasks loaded into the history, ready tasks waiting, and scrapes per
+    /// measurement.
+    pub m1_rows: i64,
+    pub m1_ready: i64,
+    pub scrape_requests: usize,
 }
 
 impl Plan {
@@ -142,7 +165,6 @@ impl Plan {
             smoke,
             runs: if smoke { 1 } else { args.runs },
             drain_tasks: pick(smoke, 20_000, 200),
-            raw_drain_connections: 20,
             pickup_tasks: pick(smoke, 500, 25),
             pickup_rate: 50.0,
             connections: 64,
@@ -155,6 +177,11 @@ impl Plan {
             facts: pick(smoke, 1_000_000, 1_000),
             search_requests: pick(smoke, 100, 10),
             seqscan_samples: pick(smoke, 10, 2),
+            m1_rows: args.m1_rows.map_or(pick(smoke, 10_000_000, 10_000), |n| {
+                n.min(i64::MAX as u64) as i64
+            }),
+            m1_ready: pick(smoke, 10_000, 100),
+            scrape_requests: pick(smoke, 100, 10),
         }
     }
 }

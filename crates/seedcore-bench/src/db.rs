@@ -37,6 +37,11 @@ impl Admin {
         ))
     }
 
+    /// The URL as given, for programs that connect by themselves (the peer).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// The URL without its password, for messages.
     pub fn redacted(&self) -> String {
         let opts = &self.options;

@@ -5,6 +5,8 @@
 //! - `process`: the seedcore processes under test, started and always killed;
 //! - `load`: the load generator (closed loops over HTTP or SQL);
 //! - `stats`: percentiles and median/min/max;
+//! - `peer`: the peer seedcore is judged against (Graphile Worker), run by its own script;
+//! - `external`: the other programs the tool runs (node, npm, pgbench), bounded in time;
 //! - `corpus`: the synthetic facts' words and tags;
 //! - `workloads`: one module per workload;
 //! - `report`: the human table and the JSON objects.
@@ -13,7 +15,9 @@ mod cli;
 mod corpus;
 mod db;
 mod error;
+mod external;
 mod load;
+mod peer;
 mod process;
 mod report;
 mod stats;
@@ -56,6 +60,7 @@ async fn run(args: Args) -> Result<()> {
         admin: Admin::new(&args.dsn)?,
         seedcore: process::locate(args.seedcore.as_deref())?,
         plan: Plan::new(&args),
+        peers_dir: args.peers_dir.clone(),
     };
     let outcome = tokio::select! {
         outcome = run_workloads(&ctx, &args) => outcome,

@@ -19,12 +19,13 @@ const LOG_TAIL: usize = 2_000;
 /// Settings from the tool's own environment that would change what a child measures; the
 /// child gets none of them, so it runs with seedcore's defaults plus what a workload sets.
 fn withheld(name: &str) -> bool {
-    const EXACT: [&str; 7] = [
+    const EXACT: [&str; 8] = [
         "PG_DSN",
         "DATABASE_URL",
         "HOST",
         "PORT",
         "LOG_LEVEL",
+        "LOG_FORMAT",
         "RUST_LOG",
         "NO_COLOR",
     ];

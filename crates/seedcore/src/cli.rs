@@ -7,14 +7,15 @@
 use std::{io::IsTerminal, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     api::{self, ApiSettings, AppState},
     auth::{self, TokenCommand},
     config::{
-        AuthConfig, DatabaseConfig, EngineConfig, LimitsConfig, LogConfig, ServerConfig,
-        parse_queue_limits, parse_queues,
+        AuthConfig, DatabaseConfig, EngineConfig, LimitsConfig, LogConfig, MetricsConfig,
+        ServerConfig, parse_queue_limits, parse_queues,
     },
     engine::{Engine, EngineHandle, EngineSettings, HandlerRouter, remote::RemoteExecutors},
     import::{self, ImportError, ImportOptions},
@@ -85,6 +86,9 @@ pub struct ServeArgs {
     /// Who may call the API.
     #[command(flatten)]
     pub auth: AuthConfig,
+    /// Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: MetricsConfig,
 }
 
 /// The settings of `seedcore worker`.
@@ -102,6 +106,9 @@ pub struct WorkerArgs {
     /// How verbose the logs are.
     #[command(flatten)]
     pub log: LogConfig,
+    /// Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: MetricsConfig,
 }
 
 /// The subcommands of `seedcore db`.
@@ -236,11 +243,14 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), CliError> {
-    telemetry::init(&args.log.log_level);
+    telemetry::init(&args.log);
     crate::validate::limits::install(args.limits.limits());
     let store = open_store(&args.database, args.database.pool_timeout()).await?;
     migrate(&store, &args.database).await?;
     let auth = secure(&store, &args.auth, args.server.host).await?;
+    crate::metrics::set_enabled(args.metrics.metrics_enabled);
+    // Bound before the workers start, so a busy address stops nothing half-started.
+    let metrics_listener = bind_metrics(&args.metrics).await?;
     let engine = start_engine(&store, &args.engine).await?;
     // Without workers the engine's housekeeping does not run: this process does it.
     let housekeeping = CancellationToken::new();
@@ -270,6 +280,14 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .await
         .map_err(|err| explain(&err, "look for API tokens"))?;
     let events = state.events.clone();
+    let stop = shutdown_signal();
+    serve_metrics(metrics_listener, state.clone(), stop.clone());
+    // Event streams never end on their own: end them as the server stops.
+    let stopping = stop.clone();
+    tokio::spawn(async move {
+        stopping.cancelled().await;
+        events.close();
+    });
     let app = api::app(state);
     let address = (args.server.host, args.server.port).into();
     let settings =
@@ -277,13 +295,6 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let listener = Listener::bind(address, settings)
         .await
         .map_err(|err| CliError(err.to_string()))?;
-    let stop = shutdown_signal();
-    // Event streams never end on their own: end them as the server stops.
-    let stopping = stop.clone();
-    tokio::spawn(async move {
-        stopping.cancelled().await;
-        events.close();
-    });
     listener.serve(app, stop).await;
     if let Some(engine) = engine {
         engine.shutdown().await;
@@ -292,6 +303,37 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     store.close().await;
     tracing::info!("seedcore stopped");
     Ok(())
+}
+
+/// The listener of SEEDCORE_METRICS_ADDR, when set.
+async fn bind_metrics(config: &MetricsConfig) -> Result<Option<TcpListener>, CliError> {
+    let Some(address) = config.metrics_addr else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|err| CliError(format!("cannot listen for metrics on {address}: {err}")))?;
+    Ok(Some(listener))
+}
+
+/// Serves `/metrics` on `listener`, when there is one, until `stop` is cancelled.
+fn serve_metrics(listener: Option<TcpListener>, state: AppState, stop: CancellationToken) {
+    let Some(listener) = listener else {
+        return;
+    };
+    let bound = listener
+        .local_addr()
+        .map_or_else(|_| "?".into(), |address| address.to_string());
+    tracing::info!(address = %bound, "metrics served on http://{bound}/metrics");
+    let app = crate::metrics::metrics_router(state);
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+        if let Err(err) = served {
+            tracing::error!(error = %err, "the metrics listener stopped");
+        }
+    });
 }
 
 /// Seeds the bootstrap token, refuses an exposed address with no token, and returns the
@@ -312,7 +354,7 @@ async fn secure(
 }
 
 async fn token(args: TokenArgs) -> Result<(), CliError> {
-    telemetry::init(&args.log.log_level);
+    telemetry::init(&args.log);
     if let TokenCommand::Generate = args.command {
         println!("{}", auth::Secret::generate().text);
         return Ok(());
@@ -326,7 +368,7 @@ async fn token(args: TokenArgs) -> Result<(), CliError> {
 }
 
 async fn worker(args: WorkerArgs) -> Result<(), CliError> {
-    telemetry::init(&args.log.log_level);
+    telemetry::init(&args.log);
     crate::validate::limits::install(args.limits.limits());
     let target = target(&args.database)?;
     if let DatabaseTarget::Sqlite(_) = target {
@@ -338,19 +380,24 @@ async fn worker(args: WorkerArgs) -> Result<(), CliError> {
     }
     let store = open_store(&args.database, args.database.pool_timeout()).await?;
     migrate(&store, &args.database).await?;
+    crate::metrics::set_enabled(args.metrics.metrics_enabled);
+    let metrics_listener = bind_metrics(&args.metrics).await?;
     let Some(engine) = start_engine(&store, &args.engine).await? else {
         return Err(CliError(
             "SEEDCORE_WORKER_CONCURRENCY is 0: a worker process with no workers has nothing to do"
                 .into(),
         ));
     };
-    shutdown_signal().cancelled().await;
+    let stop = shutdown_signal();
+    let state = AppState::new(store.clone(), ApiSettings::default());
+    serve_metrics(metrics_listener, state, stop.clone());
+    stop.cancelled().await;
     engine.shutdown().await;
     Ok(())
 }
 
 async fn db_init(args: DbArgs) -> Result<(), CliError> {
-    telemetry::init(&args.log.log_level);
+    telemetry::init(&args.log);
     let timeout = args.database.pool_timeout().min(Duration::from_secs(10));
     let store = &open_store(&args.database, timeout).await?;
     println!(
@@ -390,7 +437,7 @@ async fn db_init(args: DbArgs) -> Result<(), CliError> {
 }
 
 async fn adopt(args: AdoptArgs) -> Result<(), CliError> {
-    telemetry::init(&args.log.log_level);
+    telemetry::init(&args.log);
     let target = target(&args.database)?;
     let DatabaseTarget::Postgres(options) = &target else {
         return Err(CliError(
@@ -460,7 +507,7 @@ fn warn_about_unsigned(executors: &RemoteExecutors) {
 }
 
 async fn import_legacy(args: ImportArgs) -> Result<(), CliError> {
-    telemetry::init(&args.log.log_level);
+    telemetry::init(&args.log);
     if args.tasks.is_none() && args.facts.is_none() {
         return Err(CliError(
             "nothing to import: give --tasks FILE and/or --facts FILE".into(),
@@ -506,7 +553,7 @@ async fn import_legacy(args: ImportArgs) -> Result<(), CliError> {
 }
 
 async fn backup(args: BackupArgs) -> Result<(), CliError> {
-    telemetry::init(&args.log.log_level);
+    telemetry::init(&args.log);
     if args.path.exists() {
         return Err(CliError(format!(
             "{} exists already: choose a new file",

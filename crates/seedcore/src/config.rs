@@ -153,6 +153,43 @@ pub struct LogConfig {
     /// `seedcore=debug,sqlx=warn`. RUST_LOG, when set, wins.
     #[arg(long, env = "LOG_LEVEL", default_value = "INFO")]
     pub log_level: String,
+
+    /// Log format: `text` (lines for people) or `json` (one object per line, for log
+    /// collectors). Text unless asked for, whether or not stderr is a terminal.
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        ignore_case = true,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One line per event for people: time, level, spans with their fields, message, fields.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message`, the event's fields,
+    /// and the current span's fields under `span`.
+    Json,
+}
+
+/// Prometheus metrics (see the README's "Metrics").
+#[derive(Args, Clone, Debug)]
+pub struct MetricsConfig {
+    /// Also serve `GET /metrics` on this address (e.g. 127.0.0.1:9464), over plain HTTP and
+    /// behind the same token check as the API; `/metrics` stays on the API's port too. With
+    /// `seedcore worker`, the only way to scrape that process.
+    #[arg(long, env = "SEEDCORE_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
+    /// Count and serve metrics; `false` records nothing and answers `/metrics` with 404.
+    #[arg(long, env = "SEEDCORE_METRICS_ENABLED", default_value_t = true,
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub metrics_enabled: bool,
 }
 
 /// Where and how the HTTP API listens.

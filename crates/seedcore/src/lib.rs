@@ -49,6 +49,7 @@
 //! - [`api`] is the HTTP API (axum) with its OpenAPI document;
 //! - [`server`] is the HTTP listener of `seedcore serve`: connection and request limits, HTTPS;
 //! - [`model`] holds the task and fact types and the task state machine;
+//! - [`metrics`] counts what the process does and answers Prometheus scrapes (`/metrics`);
 //! - [`maintenance`] is the housekeeping every process runs (counter folding);
 //! - [`legacy`] and [`import`] bring over the file-based system's data;
 //! - [`adopt`] takes over the original service's PostgreSQL database in place.
@@ -64,6 +65,7 @@ pub mod engine;
 pub mod import;
 pub mod legacy;
 pub mod maintenance;
+pub mod metrics;
 pub mod model;
 pub mod server;
 pub mod store;

@@ -178,6 +178,8 @@ async fn run_again_and_delete_apply_to_the_matching_tasks_only() {
         assert_eq!(status_of(&app, id).await, "queued");
         let kinds = app.event_kinds(id).await;
         assert_eq!(kinds, ["created", "cancelled", "queued"]);
+        let (_, trail) = app.get(&format!("/api/v1/tasks/{id}/events")).await;
+        assert_eq!(trail["items"][2]["actor"], "anonymous", "without tokens");
     }
     assert_eq!(status_of(&app, &betas[0]).await, "cancelled");
 
@@ -216,7 +218,7 @@ async fn run_again_and_delete_apply_to_the_matching_tasks_only() {
 both_backends!(an_action_reports_its_progress_batch_by_batch);
 async fn an_action_reports_its_progress_batch_by_batch() {
     let app = TestApp::without_workers().await;
-    create_many(&app, 25, json!({"type": "echo", "queue": "paced"})).await;
+    let paced = create_many(&app, 25, json!({"type": "echo", "queue": "paced"})).await;
     // An action this test drives itself, one batch at a time, as a server's runner would.
     let owner = "process:test";
     let action = app
@@ -274,6 +276,15 @@ async fn an_action_reports_its_progress_batch_by_batch() {
     let (_, listed) = app.get("/api/v1/actions").await;
     assert_eq!(listed["items"][0]["id"], action.id.to_string());
     assert_eq!(listed["items"][0]["actor"], "token:ops");
+    // The audit trail says who acted.
+    for id in &paced {
+        let (_, trail) = app.get(&format!("/api/v1/tasks/{id}/events")).await;
+        let last = trail["items"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(
+            (&last["kind"], &last["actor"]),
+            (&json!("cancelled"), &json!("token:ops"))
+        );
+    }
     app.stop().await;
 }
 

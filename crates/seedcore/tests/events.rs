@@ -180,6 +180,15 @@ async fn the_stream_delivers_a_task_s_transitions_in_order() {
     assert_eq!(first["workflow_id"], Value::Null);
     assert_eq!(mine[1]["from_status"], "queued");
     assert_eq!(mine[1]["attempt"], 1);
+    assert_eq!(
+        first["actor"], "anonymous",
+        "created through the API without a token"
+    );
+    assert!(
+        mine[1]["actor"].as_str().unwrap().starts_with("worker:"),
+        "{}",
+        mine[1]
+    );
     assert!(first["at"].as_str().unwrap().ends_with('Z'));
     let all = seqs(&events);
     assert!(all.windows(2).all(|w| w[0] < w[1]), "in seq order: {all:?}");

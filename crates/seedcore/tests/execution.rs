@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use seedcore::{
     api::ApiSettings,
     engine::{HandlerError, HandlerRouter, handler_fn},
-    model::{NewTask, TaskStatus},
+    model::{Actor, NewTask, TaskStatus},
     store::{Claim, Outcome},
 };
 use serde_json::json;
@@ -262,7 +262,10 @@ async fn a_worker_that_lost_its_lease_cannot_record_its_result() {
     let claim = Claim::any("w1", 10, Duration::from_secs(30));
     let claimed = store.claim_tasks(&claim).await.unwrap();
     assert_eq!(claimed.len(), 1);
-    store.cancel_task(task.id).await.unwrap();
+    store
+        .cancel_task(task.id, &Actor::anonymous())
+        .await
+        .unwrap();
 
     let recorded = store
         .finish_attempt(claimed[0].lease, Outcome::Completed(json!({"late": true})))

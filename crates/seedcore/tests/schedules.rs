@@ -511,6 +511,14 @@ async fn after_downtime_run_once_creates_one_task_for_the_latest_missed_fire() {
     let schedule = get(&app, &id).await;
     assert_eq!(time(&schedule["last_fire_at"]), last);
     assert_eq!(schedule["last_task_id"], tasks[0].1["id"]);
+    let (_, events) = app
+        .get(&format!("/api/v1/tasks/{}/events", id_of(&tasks[0].1)))
+        .await;
+    assert_eq!(
+        events["items"][0]["actor"],
+        format!("schedule:{}", schedule["name"].as_str().unwrap()),
+        "the created event names the schedule that fired"
+    );
 }
 
 both_backends!(after_downtime_skip_creates_nothing_for_the_missed_fires);

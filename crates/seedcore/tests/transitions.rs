@@ -14,7 +14,7 @@ use chrono::Utc;
 use common::*;
 use seedcore::{
     model::{
-        NewTask, TaskStatus,
+        Actor, NewTask, TaskStatus,
         task::{Waiting, dependency_reason, waiting_on},
         transition::{self, Event, attempts_left, parent_done, parents_settled},
     },
@@ -133,7 +133,10 @@ async fn from_running(store: &dyn Store, id: Uuid, lease: Lease, status: TaskSta
         Completed => assert!(finish(store, lease, Outcome::Completed(json!({}))).await),
         Failed => assert!(finish(store, lease, Outcome::Failed("boom".into())).await),
         Cancelled => {
-            store.cancel_task(id).await.expect("cancel");
+            store
+                .cancel_task(id, &Actor::anonymous())
+                .await
+                .expect("cancel");
         }
         Created | Blocked => unreachable!("no worker leaves a task {status}"),
     }
@@ -232,7 +235,14 @@ async fn waiting(
     assert_eq!(store.get_task(id).await.expect("read").status, Queued);
     let held = claim(store, id, &queue, lease).await;
     from_running(store, id, held, status).await;
-    assert_eq!(store.run_task(parent).await.expect("run").status, Queued);
+    assert_eq!(
+        store
+            .run_task(parent, &Actor::anonymous())
+            .await
+            .expect("run")
+            .status,
+        Queued
+    );
     parent_lease = claim(store, parent, &parent_queue, LONG_LEASE).await;
     Subject {
         id,
@@ -256,11 +266,17 @@ async fn drive(
             let parents_done = parents
                 .iter()
                 .all(|p| parent_done(before.run_on_failure, p.status));
-            let after = store.run_task(subject.id).await.expect("run");
+            let after = store
+                .run_task(subject.id, &Actor::anonymous())
+                .await
+                .expect("run");
             (Event::Run { parents_done }, Some(after.status))
         }
         Step::Cancel => {
-            let after = store.cancel_task(subject.id).await.expect("cancel");
+            let after = store
+                .cancel_task(subject.id, &Actor::anonymous())
+                .await
+                .expect("cancel");
             (Event::Cancel, Some(after.status))
         }
         Step::Claim => {
@@ -471,7 +487,10 @@ async fn end(store: &dyn Store, parent: Lease, ending: Ending) {
         Ending::Completes => assert!(finish(store, parent, Outcome::Completed(json!({}))).await),
         Ending::Fails => assert!(finish(store, parent, Outcome::Failed("no".into())).await),
         Ending::IsCancelled => {
-            store.cancel_task(parent.task_id).await.expect("cancel");
+            store
+                .cancel_task(parent.task_id, &Actor::anonymous())
+                .await
+                .expect("cancel");
         }
     }
 }
@@ -541,11 +560,21 @@ async fn a_child_doomed_by_two_failed_parents_at_once_names_the_lowest_on_each_b
     assert_eq!(store.get_task(child).await.unwrap().status, Cancelled);
     // Run again, the child waits for its failed parents; when the higher one fails again both
     // have failed, and the lower one is named, as the Rust rule names it.
-    assert_eq!(store.run_task(child).await.unwrap().status, Blocked);
+    assert_eq!(
+        store
+            .run_task(child, &Actor::anonymous())
+            .await
+            .unwrap()
+            .status,
+        Blocked
+    );
     let high = *ids.iter().max().unwrap();
     let low = *ids.iter().min().unwrap();
     let queue = store.get_task(high).await.unwrap().queue;
-    store.run_task(high).await.expect("run the parent again");
+    store
+        .run_task(high, &Actor::anonymous())
+        .await
+        .expect("run the parent again");
     let lease = claim(store, high, &queue, LONG_LEASE).await;
     end(store, lease, Ending::Fails).await;
     let stored = store.get_task(child).await.unwrap();
@@ -607,7 +636,10 @@ async fn cancelling_a_workflow_moves_each_of_its_tasks_as_cancel_does() {
         assert_eq!(store.get_task(task.id).await.unwrap().status, status);
         before.push((task.id, status));
     }
-    let cancelled = store.cancel_workflow(workflow).await.expect("cancel");
+    let cancelled = store
+        .cancel_workflow(workflow, &Actor::anonymous())
+        .await
+        .expect("cancel");
     for (id, from) in before {
         let expected = transition::transition(from, &Event::Cancel).unwrap_or(from);
         let after = cancelled.tasks.iter().find(|t| t.id == id).unwrap().status;

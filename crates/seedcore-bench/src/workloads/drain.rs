@@ -1,10 +1,9 @@
-//! Draining a queue of `noop` tasks, shared by W1 and W4: bulk enqueue, a real `seedcore worker`
-//! draining it, and the raw-SQL limit it is compared with.
+//! Draining a queue of `noop` tasks, shared by W1 and W4: bulk enqueue and a real
+//! `seedcore worker` draining it.
 
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use uuid::Uuid;
 
 use crate::{
     error::{Context as _, Error, Result},
@@ -89,76 +88,6 @@ async fn wait_until_drained(pool: &PgPool, worker: &mut Seedcore) -> Result<()> 
         }
         worker.ensure_running()?;
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The raw-SQL limit: `count` rows in a plain copy of `tasks` (same columns and indexes, no
-/// triggers) drained by `connections` concurrent loops of claim-one then complete-one.
-pub async fn raw_sql_drain(pool: &PgPool, count: i64, connections: usize) -> Result<f64> {
-    sqlx::raw_sql("create table bench_raw_tasks (like tasks including all)")
-        .execute(pool)
-        .await
-        .context("create the raw-SQL queue table")?;
-    sqlx::query(
-        r"insert into bench_raw_tasks (id, type, status)
-          select gen_random_uuid(), 'noop', 'queued' from generate_series(1, $1)",
-    )
-    .bind(count)
-    .execute(pool)
-    .await
-    .context("fill the raw-SQL queue")?;
-    crate::workloads::warm(pool, connections).await?;
-    let loops: Vec<_> = (0..connections)
-        .map(|_| tokio::spawn(raw_drain_loop(pool.clone())))
-        .collect();
-    for handle in loops {
-        handle.await.context("join a raw-SQL drain loop")??;
-    }
-    let (completed, seconds): (i64, Option<f64>) = sqlx::query_as(
-        r"select count(*), extract(epoch from max(finished_at) - min(started_at))::float8
-          from bench_raw_tasks where status = 'completed'",
-    )
-    .fetch_one(pool)
-    .await
-    .context("read the raw drain's timestamps")?;
-    if completed != count {
-        return Err(Error::new(format!(
-            "the raw-SQL drain completed {completed} of {count} rows"
-        )));
-    }
-    rate(count, seconds)
-}
-
-/// One connection's worth of the raw drain: claim one row, complete it, until none is left.
-/// Rows are taken in seedcore's claim order, which its ready index serves.
-async fn raw_drain_loop(pool: PgPool) -> Result<()> {
-    loop {
-        let claimed: Option<Uuid> = sqlx::query_scalar(
-            r"update bench_raw_tasks
-              set status = 'running', attempts = attempts + 1, started_at = now(),
-                  updated_at = now()
-              where id = (select id from bench_raw_tasks
-                          where status in ('queued', 'retry') and run_at <= now()
-                          order by priority desc, run_at, seq
-                          limit 1
-                          for update skip locked)
-              returning id",
-        )
-        .fetch_optional(&pool)
-        .await
-        .context("claim a row")?;
-        let Some(id) = claimed else {
-            return Ok(());
-        };
-        sqlx::query(
-            r"update bench_raw_tasks
-              set status = 'completed', result = '{}', finished_at = now(), updated_at = now()
-              where id = $1",
-        )
-        .bind(id)
-        .execute(&pool)
-        .await
-        .context("complete a row")?;
     }
 }
 

@@ -3,6 +3,9 @@
 
 mod drain;
 mod f1;
+mod m1;
+mod m2;
+mod per_row;
 mod w1;
 mod w2;
 mod w3;
@@ -24,6 +27,8 @@ pub struct Context {
     pub admin: Admin,
     pub seedcore: PathBuf,
     pub plan: Plan,
+    /// Where the peers' scripts are, when not found beside the repository.
+    pub peers_dir: Option<PathBuf>,
 }
 
 /// Runs one workload `plan.runs` times and summarises the runs.
@@ -34,6 +39,8 @@ pub async fn run(workload: Workload, ctx: &Context) -> Result<Report> {
         Workload::W3 => w3::run(ctx).await?,
         Workload::W4 => w4::run(ctx).await?,
         Workload::F1 => f1::run(ctx).await?,
+        Workload::M1 => m1::run(ctx).await?,
+        Workload::M2 => m2::run(ctx).await?,
     };
     Ok(Report::from_runs(workload, ctx.plan.smoke, runs))
 }

@@ -14,6 +14,7 @@ use crate::{
     db::{BenchDb, with_database},
     error::{Context as _, Error, Result},
     load::{expect_ok, http_client},
+    peer::{self, Peer},
     process::Seedcore,
     report::{Better, Measure, RunOutcome},
     stats::Latencies,
@@ -27,12 +28,47 @@ const STARTED: &str = "handler started";
 const LOG_FILTER: &str = "info,seedcore::engine=debug";
 
 pub async fn run(ctx: &Context) -> Result<Vec<RunOutcome>> {
+    let peer = Peer::prepare(ctx.peers_dir.as_deref(), ctx.plan.smoke).await;
     let mut runs = Vec::new();
     for run in 1..=ctx.plan.runs {
         progress(format_args!("w2 run {run}/{}", ctx.plan.runs));
-        runs.push(with_database(&ctx.admin, async |db| one_run(ctx, db).await).await?);
+        let mut outcome = with_database(&ctx.admin, async |db| one_run(ctx, db).await).await?;
+        peer_run(ctx, &peer, &mut outcome).await;
+        runs.push(outcome);
     }
     Ok(runs)
+}
+
+/// The peer's W2 on the same server after seedcore's: its p50 and p99 become the baselines of
+/// seedcore's pickup p50 and p99. A peer that is skipped or fails leaves a note.
+async fn peer_run(ctx: &Context, peer: &Peer, outcome: &mut RunOutcome) {
+    let latencies = match peer {
+        Peer::Skipped(reason) => Err(reason.clone()),
+        Peer::Ready { .. } => {
+            progress("w2: Graphile Worker peer");
+            match peer.run("w2", ctx.admin.url()).await {
+                Ok(report) => peer::w2_latencies(&report).map_err(|err| err.to_string()),
+                Err(err) => Err(format!("Graphile Worker peer failed: {err}")),
+            }
+        }
+    };
+    let (p50, p99) = match latencies {
+        Ok(latencies) => latencies,
+        Err(reason) => return outcome.note(reason),
+    };
+    for measure in &mut outcome.measures {
+        let baseline = match measure.key {
+            "pickup_p50_ms" => ("graphile_tuned_p50_ms", "Graphile Worker p50", p50),
+            "pickup_p99_ms" => ("graphile_tuned_p99_ms", "Graphile Worker p99", p99),
+            _ => continue,
+        };
+        *measure = measure.clone().against(baseline.0, baseline.1, baseline.2);
+    }
+    outcome.note(
+        "Graphile Worker, tuned: `node graphile.js w2 --tuned` on the same server, an idle runner \
+         in process, 500 jobs added one at a time at 50/s; latency = handler start − addJob \
+         resolved",
+    );
 }
 
 async fn one_run(ctx: &Context, db: &BenchDb) -> Result<RunOutcome> {
@@ -98,7 +134,7 @@ async fn one_run(ctx: &Context, db: &BenchDb) -> Result<RunOutcome> {
          handler start (the engine's \"{STARTED}\" log line) − arrival of the enqueue's answer, \
          which the server sends after its commit; both by this machine's wall clock. `enqueue \
          request → handler` counts from the moment the request was sent, so it includes the \
-         enqueue itself. No baseline: the figures are compared with their targets",
+         enqueue itself",
         ctx.plan.pickup_rate,
     ));
     outcome.note(format!(
@@ -307,6 +343,16 @@ mod tests {
     fn a_handler_start_line_gives_its_task_and_moment() {
         let line = "2026-11-29T01:19:42.798147Z DEBUG seedcore::engine: handler started \
                     task_id=0b6f4d0e-52f4-4c55-9a1e-8d1d3f3c2a10 attempt=1";
+        let (id, at) = started_at(line).expect("parsed");
+        assert_eq!(id.to_string(), "0b6f4d0e-52f4-4c55-9a1e-8d1d3f3c2a10");
+        assert_eq!(at.timestamp_subsec_micros(), 798_147);
+    }
+
+    #[test]
+    fn a_handler_start_line_inside_the_task_span_gives_its_task_and_moment() {
+        let line = "2026-11-29T01:19:42.798147Z DEBUG task{task_id=0b6f4d0e-52f4-4c55-9a1e-8d1d3f3c2a10 \
+                    attempt=1 worker=\"h:1:ab\" queue=default type=echo}: seedcore::engine: \
+                    handler started task_id=0b6f4d0e-52f4-4c55-9a1e-8d1d3f3c2a10 attempt=1";
         let (id, at) = started_at(line).expect("parsed");
         assert_eq!(id.to_string(), "0b6f4d0e-52f4-4c55-9a1e-8d1d3f3c2a10");
         assert_eq!(at.timestamp_subsec_micros(), 798_147);

@@ -314,7 +314,7 @@ pub const SEEDCORE_RELATIONS: [&str; 40] = [
 ];
 
 /// Columns seedcore's later migrations add; the original must not have them already.
-pub const LATER_COLUMNS: [(&str, &str); 10] = [
+pub const LATER_COLUMNS: [(&str, &str); 12] = [
     ("tasks", "attached_fact_ids"),
     ("tasks", "queue"),
     ("tasks", "priority"),
@@ -324,6 +324,8 @@ pub const LATER_COLUMNS: [(&str, &str); 10] = [
     ("tasks", "run_on_failure"),
     ("tasks", "workflow_id"),
     ("tasks", "workflow_key"),
+    ("tasks", "actor"),
+    ("tasks", "traceparent"),
     ("facts", "search_vector"),
 ];
 

@@ -1,10 +1,11 @@
-//! Runs bulk actions in the background of a serving process: the ones it accepted, and any
-//! left running by a process that stopped.
+//! Runs bulk actions in the background of a process that has the API's state (`serve`, and
+//! `worker` for its metrics): the actions it accepted, and any left running by a process that
+//! stopped.
 //!
 //! Each action is driven batch after batch by [`Store::action_batch`], which commits the
 //! changes with the action's progress and renews the action's lease for this process (its
 //! `owner` id, new for every process). A process that stops or crashes leaves its actions
-//! with a lease that expires; every serving process looks for such actions every half lease
+//! with a lease that expires; every such process looks for such actions every half lease
 //! (and once as it starts) and takes one over with [`Store::adopt_action`], which hands it to
 //! one process only (`for update skip locked` on PostgreSQL). A process that lost the lease
 //! (it stalled past it and another took over) finds so at its next batch and stops, having

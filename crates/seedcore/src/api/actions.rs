@@ -4,7 +4,7 @@
 //! progress. The rules each batch keeps are in `store::actions`.
 
 use axum::{
-    Extension, Json,
+    Json,
     extract::{FromRequestParts, State},
     http::{StatusCode, request::Parts},
 };
@@ -22,10 +22,9 @@ use uuid::Uuid;
 use super::{
     ApiError, AppState,
     error::{ErrorBody, ValidationErrors},
-    extract::{JsonObject, QueryParams, WHOLE_ID},
+    extract::{CallerActor, JsonObject, QueryParams, WHOLE_ID},
 };
 use crate::{
-    auth::Caller,
     model::TaskStatus,
     store::{ActionFilter, ActionKind, NewAction, StoreError, TaskAction},
     validate::{
@@ -135,7 +134,7 @@ impl IntoParams for ActionListParams {
 )]
 pub async fn submit_action(
     State(state): State<AppState>,
-    caller: Option<Extension<Caller>>,
+    CallerActor(actor): CallerActor,
     JsonObject(body): JsonObject,
 ) -> Result<(StatusCode, Json<TaskAction>), ApiError> {
     let (action, filter) = read_body(&body).map_err(|errors| {
@@ -145,7 +144,7 @@ pub async fn submit_action(
         id: Uuid::new_v4(),
         action,
         filter,
-        actor: caller.map(|Extension(caller)| format!("token:{}", caller.name)),
+        actor: Some(actor.as_str().to_owned()),
     };
     let stored = state.actions.submit(new).await.map_err(store_error)?;
     Ok((StatusCode::ACCEPTED, Json(stored)))

@@ -62,7 +62,7 @@ impl IntoParams for EventParams {
         ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id: the events after it are read from the audit trail, then live ones follow."),
     ),
     responses(
-        (status = 200, description = "A stream of Server-Sent Events: `id` the event's seq, `event: task`, `data` one JSON object {seq, task_id, status, from_status, kind, type, queue, attempt, at, workflow_id, error}; `: keep-alive` comments while idle. Without a resume point it starts with the next change.", content_type = "text/event-stream", body = String),
+        (status = 200, description = "A stream of Server-Sent Events: `id` the event's seq, `event: task`, `data` one JSON object {seq, task_id, status, from_status, kind, type, queue, attempt, at, workflow_id, error, actor}; `: keep-alive` comments while idle. Without a resume point it starts with the next change.", content_type = "text/event-stream", body = String),
         (status = 422, description = "A parameter or the Last-Event-ID header is malformed, or a parameter is unknown", body = ValidationErrors),
         (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )

@@ -17,7 +17,8 @@ use utoipa::{
 
 use super::{AppState, error::ApiError};
 use crate::{
-    model::IdRef,
+    auth::Caller,
+    model::{Actor, IdRef},
     validate::{
         FieldError, NUL_KIND, NUL_MSG, limits,
         spec::{self, Choice, Format, Integer, Invalid, List, Spec, Text, Timestamp},
@@ -424,6 +425,21 @@ impl QueryParams {
         } else {
             Err(ApiError::Validation(self.errors))
         }
+    }
+}
+
+/// Who is calling, for the audit trail: the token's name when the request carried one (the
+/// `auth` layer put its [`Caller`] on the request), anonymous otherwise.
+pub struct CallerActor(pub Actor);
+
+impl<S: Sync> FromRequestParts<S> for CallerActor {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(CallerActor(match parts.extensions.get::<Caller>() {
+            Some(caller) => Actor::token(&caller.name),
+            None => Actor::anonymous(),
+        }))
     }
 }
 

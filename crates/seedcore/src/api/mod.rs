@@ -39,7 +39,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde_json::json;
-use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
+use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -187,6 +187,7 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = {
         ("get", "/", Token(MetricsRead)),
         ("get", "/health", Always),
         ("get", "/readyz", Token(MetricsRead)),
+        ("get", "/metrics", Token(MetricsRead)),
         ("get", "/openapi.json", Token(MetricsRead)),
         ("get", "/docs", Token(MetricsRead)),
         ("get", "/docs/", Token(MetricsRead)),
@@ -252,6 +253,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(service::root))
         .routes(routes!(service::health))
         .routes(routes!(service::readyz))
+        .routes(routes!(crate::metrics::http::metrics_route))
         .nest("/api/v1", v1_routes())
 }
 
@@ -264,9 +266,10 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(guard)
+        .layer(axum::middleware::from_fn(crate::metrics::track_requests))
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_| internal_error()))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(crate::telemetry::request::trace))
 }
 
 /// Only the `/api/v1` routes, to nest into a host application's router at `/api/v1`

@@ -17,13 +17,15 @@ use super::{
     ApiError, AppState,
     error::{ErrorBody, ValidationErrors},
     extract::{
-        BulkJsonObject, JsonObject, LIMIT, MAX_BULK, OFFSET, QueryParams, TaskIdPath, bulk_items,
+        BulkJsonObject, CallerActor, JsonObject, LIMIT, MAX_BULK, OFFSET, QueryParams, TaskIdPath,
+        bulk_items,
     },
 };
 use crate::{
     config::seconds,
     model::{IdRef, NewTask, Task, TaskEvent, TaskStatus, task::DEFAULT_QUEUE},
     store::{Page, TaskQuery},
+    telemetry::traceparent::TraceParentHeader,
     validate::{
         FieldError, Fields, QUEUE_NAME,
         limits::{self, Size},
@@ -203,6 +205,7 @@ pub struct CreatedTasks {
 #[utoipa::path(
     post, path = "/tasks/bulk", tag = "tasks",
     request_body = CreateTasksBody,
+    params(("traceparent" = Option<String>, Header, description = "W3C trace context (`00-<32 hex>-<16 hex>-<2 hex>`), kept with the tasks and passed on to remote executors; an invalid one is ignored")),
     responses(
         (status = 200, description = "Every task was stored, in one transaction", body = CreatedTasks),
         (status = 413, description = "Body over the bulk size limit", body = ErrorBody),
@@ -212,10 +215,19 @@ pub struct CreatedTasks {
 )]
 pub async fn create_tasks(
     State(state): State<AppState>,
+    CallerActor(actor): CallerActor,
+    trace: TraceParentHeader,
     BulkJsonObject(body): BulkJsonObject,
 ) -> Result<Json<CreatedTasks>, ApiError> {
-    let tasks = bulk_tasks(&body, state.settings.default_max_attempts)?;
+    let mut tasks = bulk_tasks(&body, state.settings.default_max_attempts)?;
+    for task in &mut tasks {
+        task.actor = Some(actor.clone());
+        task.traceparent = trace.stored();
+    }
     let created = state.store.create_tasks(tasks).await.map_err(store_error)?;
+    created
+        .iter()
+        .for_each(|task| crate::metrics::task_created(&task.queue, &task.task_type));
     let ids: Vec<Uuid> = created.iter().map(|task| task.id).collect();
     Ok(Json(CreatedTasks {
         created: ids.len(),
@@ -290,6 +302,7 @@ impl IntoParams for TaskListParams {
 #[utoipa::path(
     post, path = "/tasks", tag = "tasks",
     request_body = CreateTaskBody,
+    params(("traceparent" = Option<String>, Header, description = "W3C trace context (`00-<32 hex>-<16 hex>-<2 hex>`), kept with the task and passed on to remote executors; an invalid one is ignored")),
     responses(
         (status = 200, description = "The task as stored", body = Task),
         (status = 413, description = "Body over the size limit", body = ErrorBody),
@@ -299,10 +312,21 @@ impl IntoParams for TaskListParams {
 )]
 pub async fn create_task(
     State(state): State<AppState>,
+    CallerActor(actor): CallerActor,
+    trace: TraceParentHeader,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Task>, ApiError> {
-    let task = new_task(&body, state.settings.default_max_attempts)?;
+    let task = NewTask {
+        actor: Some(actor),
+        traceparent: trace.stored(),
+        ..new_task(&body, state.settings.default_max_attempts)?
+    };
+    let id = task.id;
     let task = state.store.create_task(task).await.map_err(store_error)?;
+    // A key in use answers with the task that has it: nothing new was created.
+    if task.id == id {
+        crate::metrics::task_created(&task.queue, &task.task_type);
+    }
     Ok(Json(task))
 }
 
@@ -375,6 +399,8 @@ pub(super) fn new_task_fields(
         depends_on,
         run_on_failure,
         workflow: None,
+        actor: None,
+        traceparent: None,
     })
 }
 
@@ -436,10 +462,15 @@ pub async fn get_task(
 )]
 pub async fn run_task(
     State(state): State<AppState>,
+    CallerActor(actor): CallerActor,
     TaskIdPath(task_id): TaskIdPath,
 ) -> Result<Json<Task>, ApiError> {
     let id = resolve(&state, &task_id).await?;
-    let task = state.store.run_task(id).await.map_err(store_error)?;
+    let task = state
+        .store
+        .run_task(id, &actor)
+        .await
+        .map_err(store_error)?;
     Ok(Json(task))
 }
 
@@ -456,10 +487,15 @@ pub async fn run_task(
 )]
 pub async fn cancel_task(
     State(state): State<AppState>,
+    CallerActor(actor): CallerActor,
     TaskIdPath(task_id): TaskIdPath,
 ) -> Result<Json<Task>, ApiError> {
     let id = resolve(&state, &task_id).await?;
-    let task = state.store.cancel_task(id).await.map_err(store_error)?;
+    let task = state
+        .store
+        .cancel_task(id, &actor)
+        .await
+        .map_err(store_error)?;
     Ok(Json(task))
 }
 

@@ -22,12 +22,15 @@ use uuid::Uuid;
 use super::{
     ApiError, AppState,
     error::{ErrorBody, ValidationErrors},
-    extract::{BulkJsonObject, LIMIT, MAX_BULK, OFFSET, QueryParams, WHOLE_ID, bulk_items},
+    extract::{
+        BulkJsonObject, CallerActor, LIMIT, MAX_BULK, OFFSET, QueryParams, WHOLE_ID, bulk_items,
+    },
     tasks::{self, new_task_fields},
 };
 use crate::{
     model::{NewWorkflow, Workflow, WorkflowStep, WorkflowSummary},
     store::Page,
+    telemetry::traceparent::TraceParentHeader,
     validate::{
         FieldError, Fields, nul_errors,
         spec::{self, Documented, List, Refused, Spec, Text},
@@ -85,6 +88,7 @@ impl ToSchema for CreateWorkflowBody {}
 #[utoipa::path(
     post, path = "/workflows", tag = "workflows",
     request_body = CreateWorkflowBody,
+    params(("traceparent" = Option<String>, Header, description = "W3C trace context (`00-<32 hex>-<16 hex>-<2 hex>`), kept with the workflow's tasks and passed on to remote executors; an invalid one is ignored")),
     responses(
         (status = 201, description = "The workflow and its tasks, stored in one transaction", body = Workflow),
         (status = 413, description = "Body over the bulk size limit", body = ErrorBody),
@@ -94,19 +98,29 @@ impl ToSchema for CreateWorkflowBody {}
 )]
 pub async fn create_workflow(
     State(state): State<AppState>,
+    CallerActor(actor): CallerActor,
+    trace: TraceParentHeader,
     BulkJsonObject(body): BulkJsonObject,
 ) -> Result<(StatusCode, Json<Workflow>), ApiError> {
     let name = workflow_name(&body)?;
     let default_attempts = state.settings.default_max_attempts;
     let steps = bulk_items(&body, "tasks", |item| step(item, default_attempts))?;
-    let plan = NewWorkflow { name, steps }.plan().map_err(|errors| {
+    let mut plan = NewWorkflow { name, steps }.plan().map_err(|errors| {
         ApiError::Validation(errors.into_iter().map(|e| e.under("body")).collect())
     })?;
+    for task in &mut plan.tasks {
+        task.actor = Some(actor.clone());
+        task.traceparent = trace.stored();
+    }
     let workflow = state
         .store
         .create_workflow(plan)
         .await
         .map_err(store_error)?;
+    workflow
+        .tasks
+        .iter()
+        .for_each(|task| crate::metrics::task_created(&task.queue, &task.task_type));
     Ok((StatusCode::CREATED, Json(workflow)))
 }
 
@@ -230,10 +244,15 @@ pub async fn get_workflow(
 )]
 pub async fn cancel_workflow(
     State(state): State<AppState>,
+    CallerActor(actor): CallerActor,
     Path(id): Path<String>,
 ) -> Result<Json<Workflow>, ApiError> {
     let id = workflow_id(&id)?;
-    let workflow = state.store.cancel_workflow(id).await.map_err(store_error)?;
+    let workflow = state
+        .store
+        .cancel_workflow(id, &actor)
+        .await
+        .map_err(store_error)?;
     Ok(Json(workflow))
 }
 

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::{
     model::{Task, TaskStatus},
     store::DynStore,
+    telemetry::traceparent::TraceParent,
 };
 
 /// What a handler sees of the task it runs.
@@ -41,6 +42,9 @@ pub struct TaskContext {
     pub store: DynStore,
     /// The tasks this one depended on, each with how it ended (empty without dependencies).
     pub parents: Vec<Parent>,
+    /// The W3C trace the task was created in, if its creator sent a `traceparent`; a handler
+    /// calling other services passes on [`TraceParent::child`].
+    pub traceparent: Option<TraceParent>,
 }
 
 /// A task the running task depended on, as its handler sees it.

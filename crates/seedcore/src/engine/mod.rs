@@ -37,6 +37,7 @@ use tokio::{
     task::JoinHandle,
 };
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 pub use handler::{
@@ -47,8 +48,10 @@ pub use retry::RetryPolicy;
 use crate::{
     config::{EngineConfig, seconds},
     maintenance::Keeping,
+    metrics::{self, AttemptOutcome},
     model::Worker,
     store::{Claim, ClaimedTask, DynStore, Lease, Outcome, Signal},
+    telemetry::traceparent::TraceParent,
     validate::limits,
 };
 
@@ -149,8 +152,10 @@ impl From<&EngineConfig> for EngineSettings {
 /// Why a running handler was stopped before it finished.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum StopReason {
-    /// Cancelled through the API, or the lease was lost: the store already moved the task on.
+    /// The lease was lost: the store already moved the task on.
     Lost,
+    /// Cancelled through the API: the store already moved the task on.
+    Cancelled,
     /// The process is shutting down: the task goes back to the queue.
     Shutdown,
 }
@@ -357,7 +362,7 @@ impl Inner {
             Signal::TasksReady => self.lanes.iter().for_each(|lane| lane.wake.notify_one()),
             Signal::Cancelled(id) => {
                 if let Some(running) = self.running.lock().expect("running map").get(&id) {
-                    running.stop(StopReason::Lost);
+                    running.stop(StopReason::Cancelled);
                 }
             }
         }
@@ -481,6 +486,7 @@ impl Inner {
         claimed: ClaimedTask,
         permit: OwnedSemaphorePermit,
     ) {
+        record_wait(&claimed.task);
         let cancel = CancellationToken::new();
         let reason = Arc::new(OnceLock::new());
         let running = Running {
@@ -492,12 +498,16 @@ impl Inner {
             .lock()
             .expect("running map")
             .insert(claimed.task.id, running);
+        let span = task_span(&claimed, &self.worker_id);
         let inner = self.clone();
-        tokio::spawn(async move {
-            inner
-                .execute(lane_index, claimed, permit, cancel, reason)
-                .await;
-        });
+        tokio::spawn(
+            async move {
+                inner
+                    .execute(lane_index, claimed, permit, cancel, reason)
+                    .await;
+            }
+            .instrument(span),
+        );
     }
 
     async fn execute(
@@ -539,15 +549,18 @@ impl Inner {
             escalated,
             cancel: cancel.clone(),
             store: self.store.clone(),
+            traceparent: claimed.traceparent.as_deref().and_then(TraceParent::parse),
         };
         let timeout = task.timeout_seconds.map_or(lane_timeout, seconds);
         let (name, run) = self.router.dispatch(context);
+        let started = std::time::Instant::now();
         let ended = if let Some(err) = unreadable {
             let error = format!("cannot read the task's parents: {err}");
             Ended::Finished(Err(HandlerError::Retryable(error)))
         } else {
             // The moment a task's code begins, for operators following a task and for the
             // pickup benchmark (W2), which sets it beside the moment its enqueue was answered.
+            // The task id is repeated beside the span's: W2 reads it from the event's fields.
             tracing::debug!(task_id = %task.id, attempt = task.attempts, "handler started");
             tokio::select! {
             result = AssertUnwindSafe(run).catch_unwind() => match result {
@@ -561,6 +574,8 @@ impl Inner {
         // The slot is for running handlers: the next task may start while this outcome is
         // written. The task stays in `running` (its lease renewed) until it is recorded.
         drop(permit);
+        metrics::task_ran(&task.queue, &task.task_type, started.elapsed());
+        let timed_out = matches!(ended, Ended::TimedOut(_));
         // A handler that returned after being stopped is treated as stopped: its task has
         // already moved on (or is being released), so nothing it says may be stored.
         let stopped = cancel
@@ -569,12 +584,20 @@ impl Inner {
             .flatten();
         match stopped {
             Some(StopReason::Shutdown) => self.release(claimed.lease).await,
-            Some(StopReason::Lost) => {
+            Some(StopReason::Lost | StopReason::Cancelled) => {
+                if stopped == Some(StopReason::Cancelled) {
+                    let cancelled = AttemptOutcome::Cancelled;
+                    metrics::attempt_ended(&task.queue, &task.task_type, cancelled);
+                }
                 tracing::debug!(task_id = %task.id, "task cancelled or lease lost; result dropped")
             }
             None => {
                 let outcome = self.outcome(escalated, task, name, ended);
-                self.finish(claimed.lease, outcome).await;
+                log_outcome(&outcome);
+                let label = attempt_label(&outcome, timed_out);
+                if self.finish(claimed.lease, outcome).await {
+                    metrics::attempt_ended(&task.queue, &task.task_type, label);
+                }
             }
         }
         self.running.lock().expect("running map").remove(&task.id);
@@ -651,8 +674,8 @@ impl Inner {
 
     /// Stores the outcome through the completer, retrying briefly when the database is
     /// unreachable: if it stays unreachable the lease expires and the task runs again
-    /// (at-least-once).
-    async fn finish(&self, lease: Lease, outcome: Outcome) {
+    /// (at-least-once). True when the outcome was recorded.
+    async fn finish(&self, lease: Lease, outcome: Outcome) -> bool {
         let mut pause = Duration::from_millis(100);
         for _ in 0..5 {
             let (done, recorded) = oneshot::channel();
@@ -662,22 +685,23 @@ impl Inner {
                 done,
             };
             if self.completions.send(completion).await.is_err() {
-                return;
+                return false;
             }
             match recorded.await {
-                Ok(Ok(true)) => return,
+                Ok(Ok(true)) => return true,
                 Ok(Ok(false)) => {
                     tracing::info!(task_id = %lease.task_id, "lease lost before the attempt was recorded; result dropped");
-                    return;
+                    return false;
                 }
                 Ok(Err(err)) => {
                     tracing::warn!(task_id = %lease.task_id, error = %err, "cannot record the attempt yet");
                     tokio::time::sleep(pause).await;
                     pause *= 3;
                 }
-                Err(_) => return,
+                Err(_) => return false,
             }
         }
+        false
     }
 
     async fn release(&self, lease: Lease) {
@@ -719,12 +743,18 @@ async fn rescue_loop(inner: Arc<Inner>) {
     let every =
         (inner.settings.lease / 2).clamp(Duration::from_millis(250), Duration::from_secs(5));
     loop {
-        match inner.store.rescue_expired().await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(
-                rescued = n,
-                "requeued tasks whose worker stopped renewing their lease"
-            ),
+        match inner.store.rescue_expired_tasks().await {
+            Ok(rescued) if rescued.is_empty() => {}
+            Ok(rescued) => {
+                for task in &rescued {
+                    let expired = AttemptOutcome::LeaseExpired;
+                    metrics::attempt_ended(&task.queue, &task.task_type, expired);
+                }
+                tracing::warn!(
+                    rescued = rescued.len(),
+                    "requeued tasks whose worker stopped renewing their lease"
+                )
+            }
             Err(err) => tracing::warn!(error = %err, "cannot rescue expired leases"),
         }
         tokio::select! {
@@ -732,6 +762,54 @@ async fn rescue_loop(inner: Arc<Inner>) {
             _ = tokio::time::sleep(every) => {}
         }
     }
+}
+
+/// One line per recorded attempt, in the task's span.
+fn log_outcome(outcome: &Outcome) {
+    match outcome {
+        Outcome::Completed(_) => tracing::debug!(outcome = "completed", "attempt ended"),
+        Outcome::Retry { error, run_at } => {
+            tracing::debug!(outcome = "retry", %error, %run_at, "attempt ended")
+        }
+        Outcome::Failed(error) => tracing::debug!(outcome = "failed", %error, "attempt ended"),
+    }
+}
+
+/// The span an attempt runs in: every line logged while it runs, by the engine or the handler,
+/// names the task, the attempt, this worker, the queue, the type and the trace, if any.
+fn task_span(claimed: &ClaimedTask, worker: &str) -> tracing::Span {
+    let task = &claimed.task;
+    let trace_id = claimed
+        .traceparent
+        .as_deref()
+        .and_then(TraceParent::parse)
+        .map(|parent| parent.trace_id());
+    tracing::info_span!(
+        "task",
+        task_id = %task.id,
+        attempt = task.attempts,
+        worker = worker,
+        queue = %task.queue,
+        r#type = %task.task_type,
+        trace_id = trace_id,
+    )
+}
+
+/// The `outcome` label of an attempt that ended with `outcome`.
+fn attempt_label(outcome: &Outcome, timed_out: bool) -> AttemptOutcome {
+    match outcome {
+        _ if timed_out => AttemptOutcome::TimedOut,
+        Outcome::Completed(_) => AttemptOutcome::Completed,
+        Outcome::Retry { .. } => AttemptOutcome::Retried,
+        Outcome::Failed(_) => AttemptOutcome::Failed,
+    }
+}
+
+/// Records how long the claimed task waited from due to claimed.
+fn record_wait(task: &crate::model::Task) {
+    let claimed = task.started_at.unwrap_or_else(Utc::now);
+    let waited = (claimed - task.run_at).to_std().unwrap_or_default();
+    metrics::task_waited(&task.queue, &task.task_type, waited);
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

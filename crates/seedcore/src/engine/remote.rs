@@ -11,6 +11,9 @@
 //! secret gets every request signed: [`TIMESTAMP_HEADER`] holds the Unix time in seconds and
 //! [`SIGNATURE_HEADER`] holds `v1=` and the lowercase hex HMAC-SHA256, keyed by the secret, of
 //! the timestamp, a `.`, and the exact body bytes (see [`sign`]). Each attempt is signed anew.
+//! A task created with a W3C `traceparent` is sent with [`TRACEPARENT_HEADER`]: the same trace
+//! id and flags, a new parent id per call. The call runs in the task's span, so its log lines
+//! name the task.
 
 use std::{path::Path, sync::Arc};
 
@@ -25,6 +28,8 @@ use super::handler::{Handler, HandlerError, HandlerResult, HandlerRouter, TaskCo
 pub const TIMESTAMP_HEADER: &str = "x-seedcore-timestamp";
 /// The header that carries the request's signature, `v1=<hex HMAC-SHA256>`.
 pub const SIGNATURE_HEADER: &str = "x-seedcore-signature";
+/// The W3C trace context header: a child of the task's `traceparent`, when it has one.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
 /// The fewest characters an executor secret may have.
 pub const MIN_SECRET_CHARS: usize = 32;
 
@@ -78,16 +83,21 @@ impl RemoteExecutor {
             .client
             .post(&self.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if let Some(parent) = &task.traceparent {
+            request = request.header(TRACEPARENT_HEADER, parent.child().to_string());
+        }
         if let Some(secret) = &self.secret {
             let timestamp = chrono::Utc::now().timestamp();
             request = request
                 .header(TIMESTAMP_HEADER, timestamp)
                 .header(SIGNATURE_HEADER, sign(secret.bytes(), timestamp, &body));
         }
+        tracing::debug!(url = %self.url, "calling the remote executor");
         let response = request.body(body).send().await.map_err(|err| {
             HandlerError::Retryable(format!("executor unreachable: {}", chain(&err)))
         })?;
         let status = response.status();
+        tracing::debug!(status = status.as_u16(), "the remote executor answered");
         let text = response.text().await.map_err(|err| {
             HandlerError::Retryable(format!("executor answer could not be read: {err}"))
         })?;

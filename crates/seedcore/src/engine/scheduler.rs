@@ -24,6 +24,7 @@ pub(super) async fn run(store: DynStore, stop: CancellationToken) {
         let pause = match store.fire_due_schedules(FIRE_BATCH).await {
             Ok(firing) => {
                 report(&firing);
+                crate::metrics::fires::count(&store, &firing.tasks).await;
                 pause_after(&firing)
             }
             Err(err) => {

@@ -1,6 +1,7 @@
 //! The task, workflow, fact and worker types the API returns and the store keeps, and the task state
 //! machine.
 
+pub mod actor;
 pub mod fact;
 pub mod id;
 pub mod queue;
@@ -10,6 +11,7 @@ pub mod transition;
 pub mod worker;
 pub mod workflow;
 
+pub use actor::Actor;
 pub use fact::{Fact, FactCursor, FactPatch, NewFact};
 pub use id::IdRef;
 pub use queue::QueueInfo;

@@ -18,6 +18,8 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::Actor;
+
 /// Where a task is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -227,6 +229,13 @@ pub struct NewTask {
     pub run_on_failure: bool,
     /// The workflow and the task's name in it, for tasks created as part of one.
     pub workflow: Option<(Uuid, String)>,
+    /// Who creates it, for the audit trail; None leaves the created event without one.
+    pub actor: Option<Actor>,
+    /// The W3C `traceparent` the task was created under, as [`TraceParent`] prints it; its
+    /// executions log the trace and pass a child of it to remote executors.
+    ///
+    /// [`TraceParent`]: crate::telemetry::traceparent::TraceParent
+    pub traceparent: Option<String>,
 }
 
 impl NewTask {
@@ -250,6 +259,8 @@ impl NewTask {
             depends_on: Vec::new(),
             run_on_failure: false,
             workflow: None,
+            actor: None,
+            traceparent: None,
         }
     }
 
@@ -342,6 +353,11 @@ pub struct TaskEvent {
     pub worker_id: Option<String>,
     /// The error stored with a failure, a retry or a rescue.
     pub error: Option<String>,
+    /// Who made the change: `token:<name>`, `anonymous` (an API call without a token),
+    /// `worker:<id>`, `schedule:<name>` or `system:<reason>`; null for events written before
+    /// actors were recorded.
+    #[schema(value_type = Option<String>, example = "token:deploy-bot")]
+    pub actor: Option<Actor>,
 }
 
 #[cfg(test)]

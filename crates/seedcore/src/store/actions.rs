@@ -168,7 +168,8 @@ pub struct TaskAction {
     pub finished_at: Option<DateTime<Utc>>,
     /// Why a failed action stopped.
     pub error: Option<String>,
-    /// Who asked for it (`token:<name>`, or null without tokens).
+    /// Who asked for it (`token:<name>`, or `anonymous` without a token): the audit trail
+    /// names it on every change the action makes.
     pub actor: Option<String>,
     /// The greatest task id handled so far (batches walk ids in order).
     #[serde(skip)]
@@ -207,6 +208,13 @@ pub(crate) struct ActionRow<D: Dialect> {
     error: Option<String>,
     created_at: D::Time,
     finished_at: Option<D::Time>,
+}
+
+impl TaskAction {
+    /// The actor the action's changes are recorded under.
+    pub fn actor(&self) -> &str {
+        self.actor.as_deref().unwrap_or("anonymous")
+    }
 }
 
 impl<D: Dialect> ActionRow<D> {

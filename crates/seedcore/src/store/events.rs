@@ -44,6 +44,8 @@ pub struct TaskChange {
     pub workflow_id: Option<Uuid>,
     /// The error stored with a failure, a retry or a rescue.
     pub error: Option<String>,
+    /// Who acted (see `model::actor`); null for events written before actors were recorded.
+    pub actor: Option<String>,
 }
 
 /// A row of the trail joined with its task (left join: the task may be gone).
@@ -57,6 +59,7 @@ pub(crate) struct ChangeRow<D: Dialect> {
     to_status: String,
     attempt: i32,
     error: Option<String>,
+    actor: Option<String>,
     task_type: Option<String>,
     queue: Option<String>,
     workflow_id: Option<D::Id>,
@@ -76,6 +79,7 @@ impl<D: Dialect> ChangeRow<D> {
             at: D::time(self.at)?,
             workflow_id: self.workflow_id.map(D::id).transpose()?,
             error: self.error,
+            actor: self.actor,
         })
     }
 }

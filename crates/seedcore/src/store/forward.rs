@@ -38,6 +38,13 @@ macro_rules! impl_store {
                 queues::set_paused(self, name, paused).await
             }
 
+            async fn oldest_ready(
+                &self,
+                names: &[String],
+            ) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
+                queues::oldest_ready(self, names).await
+            }
+
             async fn resolve_task(&self, id: &IdRef) -> StoreResult<Uuid> {
                 tasks::resolve(self, id).await
             }
@@ -50,12 +57,12 @@ macro_rules! impl_store {
                 tasks::list(self, query).await
             }
 
-            async fn run_task(&self, id: Uuid) -> StoreResult<Task> {
-                tasks::run(self, id).await
+            async fn run_task(&self, id: Uuid, actor: &Actor) -> StoreResult<Task> {
+                tasks::run(self, id, actor).await
             }
 
-            async fn cancel_task(&self, id: Uuid) -> StoreResult<Task> {
-                tasks::cancel(self, id).await
+            async fn cancel_task(&self, id: Uuid, actor: &Actor) -> StoreResult<Task> {
+                tasks::cancel(self, id, actor).await
             }
 
             async fn task_events(&self, id: Uuid) -> StoreResult<Vec<TaskEvent>> {
@@ -82,8 +89,8 @@ macro_rules! impl_store {
                 workflows::list(self, limit, offset).await
             }
 
-            async fn cancel_workflow(&self, id: Uuid) -> StoreResult<Workflow> {
-                workflows::cancel(self, id).await
+            async fn cancel_workflow(&self, id: Uuid, actor: &Actor) -> StoreResult<Workflow> {
+                workflows::cancel(self, id, actor).await
             }
 
             async fn claim_tasks(&self, claim: &Claim) -> StoreResult<Vec<ClaimedTask>> {
@@ -106,7 +113,7 @@ macro_rules! impl_store {
                 claims::release(self, held).await
             }
 
-            async fn rescue_expired(&self) -> StoreResult<u64> {
+            async fn rescue_expired_tasks(&self) -> StoreResult<Vec<Rescued>> {
                 claims::rescue_expired(self).await
             }
 

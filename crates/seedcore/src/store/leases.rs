@@ -76,6 +76,17 @@ pub struct ClaimedTask {
     pub task: Task,
     /// What finishes, renews or releases the attempt.
     pub lease: Lease,
+    /// The W3C `traceparent` the task was created under, if any.
+    pub traceparent: Option<String>,
+}
+
+/// A running task whose lease expired, taken back by the rescue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rescued {
+    /// The task's queue.
+    pub queue: String,
+    /// The task's type.
+    pub task_type: String,
 }
 
 /// How an attempt ended.

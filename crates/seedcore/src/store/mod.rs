@@ -46,7 +46,7 @@ use uuid::Uuid;
 use crate::auth::{ApiToken, NewToken, StoredToken};
 use crate::legacy::LegacyTask;
 use crate::model::{
-    Fact, FactPatch, IdRef, NewFact, NewTask, QueueInfo, Task, TaskEvent, Worker, Workflow,
+    Actor, Fact, FactPatch, IdRef, NewFact, NewTask, QueueInfo, Task, TaskEvent, Worker, Workflow,
     WorkflowPlan, WorkflowSummary,
 };
 use crate::model::{NewSchedule, Schedule, SchedulePatch};
@@ -54,7 +54,7 @@ use crate::model::{NewSchedule, Schedule, SchedulePatch};
 pub use actions::{ActionFilter, ActionKind, ActionState, NewAction, TaskAction};
 pub use error::{Cause, StoreError, StoreResult};
 pub use events::{EVENT_PAGE, TaskChange};
-pub use leases::{Claim, ClaimedTask, DriftRange, Lease, Outcome};
+pub use leases::{Claim, ClaimedTask, DriftRange, Lease, Outcome, Rescued};
 pub use migrations::MigrationReport;
 pub use open::{OpenError, open, open_target};
 pub use postgres::PgStore;
@@ -66,6 +66,31 @@ pub use schedules::{FIRE_BATCH, Firing, MissedFires};
 pub use sqlite::SqliteStore;
 pub use target::{DatabaseTarget, PgTls, SSL_MODES, TargetError, parse_ssl_mode};
 pub use watchers::{Signal, SignalSink};
+
+/// One database connection pool of this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Which pool: `main` on PostgreSQL, `writer` or `reader` on SQLite.
+    pub name: &'static str,
+    /// Connections open now, idle or in use.
+    pub size: u32,
+    /// Open connections waiting for work.
+    pub idle: u32,
+    /// Most connections the pool opens.
+    pub max: u32,
+}
+
+impl PoolStats {
+    /// The stats of `pool`, under `name`.
+    pub fn of<DB: sqlx::Database>(name: &'static str, pool: &sqlx::Pool<DB>) -> PoolStats {
+        PoolStats {
+            name,
+            size: pool.size(),
+            idle: pool.num_idle() as u32,
+            max: pool.options().get_max_connections(),
+        }
+    }
+}
 
 /// A shared handle to whichever store the process was configured with.
 pub type DynStore = Arc<dyn Store>;
@@ -103,6 +128,13 @@ pub trait Store: Send + Sync + 'static {
     async fn list_queues(&self) -> StoreResult<Vec<QueueInfo>>;
     /// Pauses or resumes a queue (it need not have tasks yet).
     async fn set_queue_paused(&self, name: &str, paused: bool) -> StoreResult<QueueInfo>;
+    /// For each of `queues`, when its oldest ready task (queued or retry, and due) became due;
+    /// queues without one are left out. One index descent per queue, whatever the backlog.
+    async fn oldest_ready(&self, queues: &[String]) -> StoreResult<Vec<(String, DateTime<Utc>)>>;
+    /// This process's database connection pools, as they are now.
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        Vec::new()
+    }
     /// The one task id the reference names (NotFound, AmbiguousPrefix otherwise).
     async fn resolve_task(&self, id: &IdRef) -> StoreResult<Uuid>;
     /// The task with this id (NotFound otherwise).
@@ -110,9 +142,9 @@ pub trait Store: Send + Sync + 'static {
     /// The tasks matching the query, newest first.
     async fn list_tasks(&self, query: &TaskQuery) -> StoreResult<Page<Task>>;
     /// Queues a `created`, `failed` or `cancelled` task; returns any other task unchanged.
-    async fn run_task(&self, id: Uuid) -> StoreResult<Task>;
+    async fn run_task(&self, id: Uuid, actor: &Actor) -> StoreResult<Task>;
     /// Cancels a task that is not finished; returns a finished one unchanged.
-    async fn cancel_task(&self, id: Uuid) -> StoreResult<Task>;
+    async fn cancel_task(&self, id: Uuid, actor: &Actor) -> StoreResult<Task>;
     /// The task's audit trail, oldest first.
     async fn task_events(&self, id: Uuid) -> StoreResult<Vec<TaskEvent>>;
     /// The tasks with these ids that exist, in no particular order.
@@ -126,7 +158,7 @@ pub trait Store: Send + Sync + 'static {
     /// Workflows, newest first, each with its tasks counted per status.
     async fn list_workflows(&self, limit: i64, offset: i64) -> StoreResult<Page<WorkflowSummary>>;
     /// Cancels every unfinished task of the workflow and returns it.
-    async fn cancel_workflow(&self, id: Uuid) -> StoreResult<Workflow>;
+    async fn cancel_workflow(&self, id: Uuid, actor: &Actor) -> StoreResult<Workflow>;
 
     // Tasks, for the workers.
     /// Claims up to `claim.limit` tasks that are due (`queued` or `retry`, `run_at` passed) and in
@@ -145,7 +177,11 @@ pub trait Store: Send + Sync + 'static {
     /// uncounted. Returns how many were still held.
     async fn release(&self, leases: &[Lease]) -> StoreResult<u64>;
     /// Requeues (or fails, when out of attempts) running tasks whose lease expired.
-    async fn rescue_expired(&self) -> StoreResult<u64>;
+    async fn rescue_expired(&self) -> StoreResult<u64> {
+        Ok(self.rescue_expired_tasks().await?.len() as u64)
+    }
+    /// Does what [`Store::rescue_expired`] does and says which tasks it took back.
+    async fn rescue_expired_tasks(&self) -> StoreResult<Vec<Rescued>>;
 
     // Worker processes.
     /// Records a worker process as started (or restarted under the same id).

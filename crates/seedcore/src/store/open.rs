@@ -15,6 +15,18 @@ use sqlx::{ConnectOptions, postgres::PgConnectOptions};
 
 use super::{DatabaseTarget, DynStore, PgStore, SqliteStore, StoreError};
 
+/// A statement that takes longer is logged at WARN whatever the level.
+pub const SLOW_STATEMENT: Duration = Duration::from_secs(1);
+
+/// Every statement is logged at DEBUG with its time, rows and a summary of its text (target
+/// `sqlx::query`, seen with `LOG_LEVEL=DEBUG`); a slow one at WARN. Said here rather than left
+/// to the driver's defaults, since operators rely on it.
+pub(crate) fn statement_logging<O: ConnectOptions>(options: O) -> O {
+    options
+        .log_statements(log::LevelFilter::Debug)
+        .log_slow_statements(log::LevelFilter::Warn, SLOW_STATEMENT)
+}
+
 /// How long [`open`] waits for a PostgreSQL connection.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::{ClaimedTask, Lease, StoreError, StoreResult};
 use crate::model::{
-    Fact, MisfirePolicy, Schedule, Task, TaskEvent, TaskStatus, TaskTemplate, Worker,
+    Actor, Fact, MisfirePolicy, Schedule, Task, TaskEvent, TaskStatus, TaskTemplate, Worker,
 };
 use uuid::Uuid;
 
@@ -89,6 +89,9 @@ pub(crate) struct TaskRow<D: Dialect> {
     run_on_failure: bool,
     workflow_id: Option<D::Id>,
     workflow_key: Option<String>,
+    // Absent from rows read with an explicit column list.
+    #[sqlx(default)]
+    traceparent: Option<String>,
 }
 
 impl<D: Dialect> TaskRow<D> {
@@ -129,6 +132,7 @@ impl<D: Dialect> TaskRow<D> {
             .take()
             .ok_or_else(|| StoreError::Corrupt("claimed task without a lease token".into()))?;
         let token = D::id(token)?;
+        let traceparent = self.traceparent.take();
         let task = self.into_task()?;
         Ok(ClaimedTask {
             lease: Lease {
@@ -136,6 +140,7 @@ impl<D: Dialect> TaskRow<D> {
                 token,
             },
             task,
+            traceparent,
         })
     }
 }
@@ -218,6 +223,7 @@ pub(crate) struct EventRow<D: Dialect> {
     attempt: i32,
     worker_id: Option<String>,
     error: Option<String>,
+    actor: Option<String>,
 }
 
 impl<D: Dialect> EventRow<D> {
@@ -232,6 +238,7 @@ impl<D: Dialect> EventRow<D> {
             attempt: self.attempt,
             worker_id: self.worker_id,
             error: self.error,
+            actor: self.actor.map(Actor::from_stored),
         })
     }
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::StoreError;
 use crate::model::{
-    NewTask, Schedule, Task,
+    Actor, NewTask, Schedule, Task,
     schedule::{FirePlan, Missed, fire_key},
 };
 
@@ -103,11 +103,10 @@ impl BatchPlan {
             });
         }
         let last_fire_at = plan.fires.last().copied();
-        self.tasks.extend(
-            plan.fires
-                .iter()
-                .map(|at| schedule.task.task_for(schedule.id, *at)),
-        );
+        self.tasks.extend(plan.fires.iter().map(|at| NewTask {
+            actor: Some(Actor::schedule(&schedule.name)),
+            ..schedule.task.task_for(schedule.id, *at)
+        }));
         self.advances.push(Advance {
             id: schedule.id,
             next_fire_at: plan.next_fire_at,

@@ -127,8 +127,8 @@ pub(super) async fn batch(
         .fetch_all(&mut *tx)
         .await?;
     let changed = match action.action {
-        ActionKind::Cancel => cancel(&mut tx, &ids).await?,
-        ActionKind::Run => run(&mut tx, &ids).await?,
+        ActionKind::Cancel => cancel(&mut tx, &ids, action.actor()).await?,
+        ActionKind::Run => run(&mut tx, &ids, action.actor()).await?,
         ActionKind::Delete => Changed {
             done: delete(&mut tx, &ids).await?.len() as i64,
             ..Changed::default()
@@ -193,7 +193,7 @@ fn candidates(action: &TaskAction, batch: i64) -> QueryBuilder<Postgres> {
     query
 }
 
-async fn cancel(tx: &mut sqlx::PgConnection, ids: &[Uuid]) -> StoreResult<Changed> {
+async fn cancel(tx: &mut sqlx::PgConnection, ids: &[Uuid], actor: &str) -> StoreResult<Changed> {
     // Locked first, in id order, with the status they had: a running task's worker is told.
     let hit: Vec<(Uuid, String)> = sqlx::query_as(
         "select id, status from tasks where id = any($1) and status = any($2) \
@@ -208,10 +208,11 @@ async fn cancel(tx: &mut sqlx::PgConnection, ids: &[Uuid]) -> StoreResult<Change
     let done = sqlx::query(
         r"update tasks
           set status = 'cancelled', finished_at = now(), lease_token = null,
-              lease_expires_at = null, updated_at = now()
+              lease_expires_at = null, updated_at = now(), actor = $2
           where id = any($1)",
     )
     .bind(&locked)
+    .bind(actor)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -227,7 +228,7 @@ async fn cancel(tx: &mut sqlx::PgConnection, ids: &[Uuid]) -> StoreResult<Change
     Ok(changed)
 }
 
-async fn run(tx: &mut sqlx::PgConnection, ids: &[Uuid]) -> StoreResult<Changed> {
+async fn run(tx: &mut sqlx::PgConnection, ids: &[Uuid], actor: &str) -> StoreResult<Changed> {
     // As a single run does: finished tasks back into the hot table, then the parents locked
     // (see `tasks::run`).
     sqlx::query("select seedcore_unarchive(h.id) from task_history h where h.id = any($1)")
@@ -246,6 +247,7 @@ async fn run(tx: &mut sqlx::PgConnection, ids: &[Uuid]) -> StoreResult<Changed> 
         .bind(names(&TaskStatus::RUNNABLE))
         .bind(names(&PARENT_DONE))
         .bind(names(&PARENT_DONE_ON_FAILURE))
+        .bind(actor)
         .fetch_all(&mut *tx)
         .await?;
     Ok(Changed {

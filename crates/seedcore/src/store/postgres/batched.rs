@@ -38,15 +38,18 @@ pub(super) struct Create {
 const INSERT: &str = r"
 insert into tasks (id, type, description, params, domain, drift_score, status, error,
                    max_attempts, timeout_seconds, attached_fact_ids, queue, priority,
-                   idempotency_key, finished_at, run_at)
+                   idempotency_key, actor, traceparent, finished_at, run_at)
 select id, type, description, params, domain, drift_score, status, error,
        max_attempts, timeout_seconds, attached::uuid[], queue, priority,
-       idempotency_key, case when finished then now() end, coalesce(run_at, now())
+       idempotency_key, actor, traceparent, case when finished then now() end,
+       coalesce(run_at, now())
 from unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::float8[],
             $7::text[], $8::text[], $9::int4[], $10::float8[], $11::text[], $12::text[],
-            $13::int4[], $14::text[], $15::bool[], $16::timestamptz[])
+            $13::int4[], $14::text[], $15::bool[], $16::timestamptz[], $17::text[],
+            $18::text[])
      as b(id, type, description, params, domain, drift_score, status, error, max_attempts,
-          timeout_seconds, attached, queue, priority, idempotency_key, finished, run_at)
+          timeout_seconds, attached, queue, priority, idempotency_key, finished, run_at, actor,
+          traceparent)
 on conflict (idempotency_key) where idempotency_key is not null do nothing
 returning *";
 
@@ -110,6 +113,10 @@ async fn insert_all(pool: &PgPool, creates: &[Create]) -> StoreResult<Vec<TaskRo
         .bind(column(creates, |c| c.task.idempotency_key.as_deref()))
         .bind(column(creates, |c| c.status.is_final()))
         .bind(column(creates, |c| c.task.run_at))
+        .bind(column(creates, |c| {
+            c.task.actor.as_ref().map(|a| a.as_str())
+        }))
+        .bind(column(creates, |c| c.task.traceparent.as_deref()))
         .fetch_all(pool)
         .await?;
     Ok(rows)

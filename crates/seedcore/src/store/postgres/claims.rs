@@ -14,7 +14,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{PgStore, TaskRow};
-use crate::store::{Claim, ClaimedTask, Lease, Outcome, StoreResult};
+use crate::store::{Claim, ClaimedTask, Lease, Outcome, Rescued, StoreResult};
 
 /// The definition of `seedcore_claim` as the migrations install it; a test checks that the
 /// database holds exactly this body.
@@ -116,11 +116,14 @@ pub(super) async fn release(store: &PgStore, held: &[Lease]) -> StoreResult<u64>
     Ok(released.rows_affected())
 }
 
-pub(super) async fn rescue_expired(store: &PgStore) -> StoreResult<u64> {
-    let rescued = sqlx::query(include_str!("sql/rescue_expired.sql"))
-        .execute(&store.pool)
+pub(super) async fn rescue_expired(store: &PgStore) -> StoreResult<Vec<Rescued>> {
+    let rescued: Vec<(String, String)> = sqlx::query_as(include_str!("sql/rescue_expired.sql"))
+        .fetch_all(&store.pool)
         .await?;
-    Ok(rescued.rows_affected())
+    Ok(rescued
+        .into_iter()
+        .map(|(queue, task_type)| Rescued { queue, task_type })
+        .collect())
 }
 
 /// The leases as the parallel arrays of task ids and tokens the fenced statements take.
@@ -151,8 +154,7 @@ mod tests {
 
     #[test]
     fn the_claim_function_beside_the_module_is_the_one_the_migration_installs() {
-        let migration =
-            include_str!("../../../migrations/postgres/20261128000012_claim_plan_cached.sql");
+        let migration = include_str!("../../../migrations/postgres/20261205000001_audit_actor.sql");
         let statement = CLAIM_FUNCTION
             .split_once("create or replace function")
             .map(|(_, rest)| rest)

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{IMPORT_CHUNK, PgStore};
 use crate::legacy::LegacyTask;
-use crate::model::{Fact, TaskStatus};
+use crate::model::{Fact, TaskStatus, actor::IMPORTED_BY};
 use crate::store::{RecordKind, StoreResult};
 
 pub(super) async fn facts(store: &PgStore, facts: &[Fact]) -> StoreResult<u64> {
@@ -49,7 +49,7 @@ pub(super) async fn tasks(store: &PgStore, tasks: &[LegacyTask]) -> StoreResult<
     for chunk in tasks.chunks(IMPORT_CHUNK) {
         let mut insert = QueryBuilder::new(
             "insert into tasks (id, type, description, params, status, result, error, \
-             attached_fact_ids, created_at, updated_at, run_at, finished_at) ",
+             attached_fact_ids, created_at, updated_at, run_at, finished_at, actor) ",
         );
         insert.push_values(chunk, |mut row, task| {
             row.push_bind(task.id)
@@ -63,7 +63,8 @@ pub(super) async fn tasks(store: &PgStore, tasks: &[LegacyTask]) -> StoreResult<
                 .push_bind(task.created_at)
                 .push_bind(task.updated_at)
                 .push_bind(task.updated_at)
-                .push_bind(task.status.is_final().then_some(task.updated_at));
+                .push_bind(task.status.is_final().then_some(task.updated_at))
+                .push_bind(IMPORTED_BY);
         });
         insert.push(" on conflict (id) do nothing");
         inserted += insert.build().execute(&mut *tx).await?.rows_affected();

@@ -29,14 +29,15 @@ use uuid::Uuid;
 
 use super::{
     Claim, ClaimedTask, FactPage, FactQuery, Firing, Lease, MigrationReport, NewAction, Outcome,
-    Page, RecordKind, SignalSink, Store, StoreError, StoreResult, TagCount, TaskAction, TaskChange,
-    TaskQuery, coalesce::Coalescer, forward::impl_store, watchers::Watchers,
+    Page, PoolStats, RecordKind, Rescued, SignalSink, Store, StoreError, StoreResult, TagCount,
+    TaskAction, TaskChange, TaskQuery, coalesce::Coalescer, forward::impl_store,
+    watchers::Watchers,
 };
 use crate::auth::{ApiToken, NewToken, StoredToken};
 use crate::legacy::LegacyTask;
 use crate::model::{
-    Fact, FactPatch, IdRef, NewFact, NewSchedule, NewTask, QueueInfo, Schedule, SchedulePatch,
-    Task, TaskEvent, Worker, Workflow, WorkflowPlan, WorkflowSummary,
+    Actor, Fact, FactPatch, IdRef, NewFact, NewSchedule, NewTask, QueueInfo, Schedule,
+    SchedulePatch, Task, TaskEvent, Worker, Workflow, WorkflowPlan, WorkflowSummary,
 };
 
 mod actions;
@@ -109,7 +110,7 @@ impl PgStore {
                     Ok(true)
                 })
             })
-            .connect_with(options)
+            .connect_with(crate::store::open::statement_logging(options))
             .await?;
         Ok(PgStore::from_pool(pool))
     }
@@ -203,6 +204,10 @@ impl PgStore {
 impl_store!(PgStore {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        vec![PoolStats::of("main", &self.pool)]
     }
 
     /// Names the tasks table (reading no row), so a database that answers but lost its

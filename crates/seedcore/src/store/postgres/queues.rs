@@ -1,6 +1,8 @@
 //! Queues on PostgreSQL: the list with tasks counted per queue and status, and the pause
 //! switch (resuming a queue wakes the workers that may be waiting on it).
 
+use chrono::{DateTime, Utc};
+
 use super::PgStore;
 use crate::model::QueueInfo;
 use crate::store::{StoreResult, queues::queue_infos};
@@ -14,6 +16,28 @@ pub(super) async fn list(store: &PgStore) -> StoreResult<Vec<QueueInfo>> {
         .fetch_all(&store.pool)
         .await?;
     Ok(queue_infos(counts, paused))
+}
+
+/// Per queue, the due time of its oldest due ready task: one descent of
+/// `tasks_queue_ready_idx` per queue (finished tasks and the history are never read).
+pub(super) async fn oldest_ready(
+    store: &PgStore,
+    names: &[String],
+) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
+    let oldest: Vec<(String, Option<DateTime<Utc>>)> = sqlx::query_as(
+        r"select q.name,
+                 (select min(t.run_at) from tasks t
+                  where t.queue = q.name and t.status in ('queued', 'retry')
+                    and t.run_at <= now())
+          from unnest($1::text[]) as q(name)",
+    )
+    .bind(names)
+    .fetch_all(&store.pool)
+    .await?;
+    Ok(oldest
+        .into_iter()
+        .filter_map(|(queue, at)| Some((queue, at?)))
+        .collect())
 }
 
 pub(super) async fn set_paused(

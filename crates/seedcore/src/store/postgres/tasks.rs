@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{EventRow, IMPORT_CHUNK, PgStore, TaskRow, batched};
 use crate::model::transition::{PARENT_DONE, PARENT_DONE_ON_FAILURE, names};
-use crate::model::{IdRef, NewTask, Task, TaskEvent, TaskStatus};
+use crate::model::{Actor, IdRef, NewTask, Task, TaskEvent, TaskStatus};
 use crate::store::{
     Page, Signal, StoreError, StoreResult, TaskQuery,
     parents::{parents_of, starts},
@@ -31,7 +31,8 @@ pub(super) fn insert_tasks<'a>(
     let mut insert = QueryBuilder::new(
         "insert into tasks (id, type, description, params, domain, drift_score, status, error, \
          max_attempts, timeout_seconds, attached_fact_ids, queue, priority, idempotency_key, \
-         depends_on, run_on_failure, workflow_id, workflow_key, finished_at, run_at) ",
+         depends_on, run_on_failure, workflow_id, workflow_key, actor, traceparent, \
+         finished_at, run_at) ",
     );
     insert.push_values(tasks, |mut row, (task, (status, error))| {
         row.push_bind(task.id)
@@ -52,6 +53,8 @@ pub(super) fn insert_tasks<'a>(
             .push_bind(task.run_on_failure)
             .push_bind(task.workflow.as_ref().map(|w| w.0))
             .push_bind(task.workflow.as_ref().map(|w| w.1.clone()))
+            .push_bind(task.actor.as_ref().map(|a| a.as_str().to_owned()))
+            .push_bind(task.traceparent.clone())
             .push(if status.is_final() { "now()" } else { "null" })
             .push("coalesce(")
             .push_bind_unseparated(task.run_at)
@@ -203,7 +206,7 @@ async fn page(store: &PgStore, query: &TaskQuery) -> StoreResult<Vec<TaskRow>> {
     Ok(list.build_query_as().fetch_all(&store.pool).await?)
 }
 
-pub(super) async fn run(store: &PgStore, id: Uuid) -> StoreResult<Task> {
+pub(super) async fn run(store: &PgStore, id: Uuid, actor: &Actor) -> StoreResult<Task> {
     let mut tx = store.pool.begin().await?;
     // A finished task may have moved to the history; runs change the hot table only.
     sqlx::query("select seedcore_unarchive($1)")
@@ -223,6 +226,7 @@ pub(super) async fn run(store: &PgStore, id: Uuid) -> StoreResult<Task> {
         .bind(names(&TaskStatus::RUNNABLE))
         .bind(names(&PARENT_DONE))
         .bind(names(&PARENT_DONE_ON_FAILURE))
+        .bind(actor.as_str())
         .fetch_optional(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -232,16 +236,17 @@ pub(super) async fn run(store: &PgStore, id: Uuid) -> StoreResult<Task> {
     }
 }
 
-pub(super) async fn cancel(store: &PgStore, id: Uuid) -> StoreResult<Task> {
+pub(super) async fn cancel(store: &PgStore, id: Uuid, actor: &Actor) -> StoreResult<Task> {
     let cancelled: Option<TaskRow> = sqlx::query_as(
         r"update tasks
           set status = 'cancelled', finished_at = now(), lease_token = null,
-              lease_expires_at = null, updated_at = now()
+              lease_expires_at = null, updated_at = now(), actor = $3
           where id = $1 and status = any($2)
           returning *",
     )
     .bind(id)
     .bind(names(&TaskStatus::CANCELLABLE))
+    .bind(actor.as_str())
     .fetch_optional(&store.pool)
     .await?;
     match cancelled {

@@ -8,7 +8,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::{IMPORT_CHUNK, PgStore, TaskRow, tasks::insert_tasks};
-use crate::model::{TaskStatus, Workflow, WorkflowPlan, WorkflowSummary, transition::names};
+use crate::model::{Actor, TaskStatus, Workflow, WorkflowPlan, WorkflowSummary, transition::names};
 use crate::store::{Page, StoreError, StoreResult, parents::starts, rows::tasks};
 
 /// A row of the workflow list: id, name, creation time, and its tasks counted per status.
@@ -72,15 +72,16 @@ pub(super) async fn list(
     Ok(Page { total, items })
 }
 
-pub(super) async fn cancel(store: &PgStore, id: Uuid) -> StoreResult<Workflow> {
+pub(super) async fn cancel(store: &PgStore, id: Uuid, actor: &Actor) -> StoreResult<Workflow> {
     sqlx::query(
         r"update tasks
           set status = 'cancelled', finished_at = now(), lease_token = null,
-              lease_expires_at = null, updated_at = now()
+              lease_expires_at = null, updated_at = now(), actor = $3
           where workflow_id = $1 and status = any($2)",
     )
     .bind(id)
     .bind(names(&TaskStatus::CANCELLABLE))
+    .bind(actor.as_str())
     .execute(&store.pool)
     .await?;
     get(store, id).await

@@ -138,8 +138,8 @@ pub(super) async fn batch(
         .await?;
     let listed = json_text(&ids)?;
     let changed = match action.action {
-        ActionKind::Cancel => cancel(&mut tx, &listed).await?,
-        ActionKind::Run => run(&mut tx, &listed).await?,
+        ActionKind::Cancel => cancel(&mut tx, &listed, action.actor()).await?,
+        ActionKind::Run => run(&mut tx, &listed, action.actor()).await?,
         ActionKind::Delete => Changed {
             done: delete(&mut tx, &listed).await?,
             ..Changed::default()
@@ -208,7 +208,7 @@ fn candidates(action: &TaskAction, batch: i64) -> StoreResult<QueryBuilder<Sqlit
     Ok(query)
 }
 
-async fn cancel(tx: &mut SqliteConnection, ids: &str) -> StoreResult<Changed> {
+async fn cancel(tx: &mut SqliteConnection, ids: &str, actor: &str) -> StoreResult<Changed> {
     // The statuses first, in the same write transaction: a running task's worker is told.
     let cancellable = json_text(&names(&TaskStatus::CANCELLABLE))?;
     let hit: Vec<(String, String)> = sqlx::query_as(
@@ -222,13 +222,14 @@ async fn cancel(tx: &mut SqliteConnection, ids: &str) -> StoreResult<Changed> {
     let done = sqlx::query(
         r"update tasks
           set status = 'cancelled', finished_at = ?3, lease_token = null,
-              lease_expires_at = null, updated_at = ?3
+              lease_expires_at = null, updated_at = ?3, actor = ?4
           where id in (select value from json_each(?1))
             and status in (select value from json_each(?2))",
     )
     .bind(ids)
     .bind(&cancellable)
     .bind(stamp(Utc::now()))
+    .bind(actor)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -244,13 +245,14 @@ async fn cancel(tx: &mut SqliteConnection, ids: &str) -> StoreResult<Changed> {
     Ok(changed)
 }
 
-async fn run(tx: &mut SqliteConnection, ids: &str) -> StoreResult<Changed> {
+async fn run(tx: &mut SqliteConnection, ids: &str, actor: &str) -> StoreResult<Changed> {
     let statuses: Vec<String> = sqlx::query_scalar(include_str!("sql/action_run.sql"))
         .bind(ids)
         .bind(stamp(Utc::now()))
         .bind(json_text(&names(&TaskStatus::RUNNABLE))?)
         .bind(json_text(&names(&PARENT_DONE))?)
         .bind(json_text(&names(&PARENT_DONE_ON_FAILURE))?)
+        .bind(actor)
         .fetch_all(&mut *tx)
         .await?;
     Ok(Changed {

@@ -14,7 +14,7 @@ use super::{
     SqliteStore, TaskRow,
     rows::{after, json_text, stamp},
 };
-use crate::store::{Claim, ClaimedTask, Lease, Outcome, Signal, StoreResult};
+use crate::store::{Claim, ClaimedTask, Lease, Outcome, Rescued, Signal, StoreResult};
 
 pub(super) async fn claim(store: &SqliteStore, claim: &Claim) -> StoreResult<Vec<ClaimedTask>> {
     let now = Utc::now();
@@ -128,18 +128,22 @@ pub(super) async fn release(store: &SqliteStore, held: &[Lease]) -> StoreResult<
     Ok(released.len() as u64)
 }
 
-pub(super) async fn rescue_expired(store: &SqliteStore) -> StoreResult<u64> {
-    let statuses: Vec<String> = sqlx::query_scalar(include_str!("sql/rescue_expired.sql"))
-        .bind(stamp(Utc::now()))
-        .fetch_all(&store.writer)
-        .await?;
-    if statuses.iter().any(|s| s == "queued") {
+pub(super) async fn rescue_expired(store: &SqliteStore) -> StoreResult<Vec<Rescued>> {
+    let rescued: Vec<(String, String, String)> =
+        sqlx::query_as(include_str!("sql/rescue_expired.sql"))
+            .bind(stamp(Utc::now()))
+            .fetch_all(&store.writer)
+            .await?;
+    if rescued.iter().any(|(status, ..)| status == "queued") {
         store.watchers.send(Signal::TasksReady);
     }
-    if statuses.iter().any(|s| s == "failed") {
+    if rescued.iter().any(|(status, ..)| status == "failed") {
         store.settled();
     }
-    Ok(statuses.len() as u64)
+    Ok(rescued
+        .into_iter()
+        .map(|(_, queue, task_type)| Rescued { queue, task_type })
+        .collect())
 }
 
 /// Applies `statement` to each lease in one transaction, bound to `value`, the task id and

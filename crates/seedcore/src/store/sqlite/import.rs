@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     legacy::LegacyTask,
-    model::{Fact, TaskStatus},
+    model::{Fact, TaskStatus, actor::IMPORTED_BY},
     store::{RecordKind, Signal, StoreResult},
 };
 
@@ -68,7 +68,7 @@ pub(super) async fn tasks(store: &SqliteStore, tasks: &[LegacyTask]) -> StoreRes
     for chunk in rows.chunks(CHUNK) {
         let mut insert = QueryBuilder::new(
             "insert into tasks (id, type, description, params, status, result, error, \
-             attached_fact_ids, created_at, updated_at, run_at, finished_at) ",
+             attached_fact_ids, created_at, updated_at, run_at, finished_at, actor) ",
         );
         insert.push_values(chunk, |mut row, columns| {
             let task = columns.task;
@@ -83,7 +83,8 @@ pub(super) async fn tasks(store: &SqliteStore, tasks: &[LegacyTask]) -> StoreRes
                 .push_bind(stamp(task.created_at))
                 .push_bind(stamp(task.updated_at))
                 .push_bind(stamp(task.updated_at))
-                .push_bind(task.status.is_final().then(|| stamp(task.updated_at)));
+                .push_bind(task.status.is_final().then(|| stamp(task.updated_at)))
+                .push_bind(IMPORTED_BY);
         });
         insert.push(" on conflict (id) do nothing");
         inserted += insert.build().execute(&mut *tx).await?.rows_affected();

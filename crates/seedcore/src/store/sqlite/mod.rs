@@ -43,14 +43,14 @@ use uuid::Uuid;
 
 use super::{
     Claim, ClaimedTask, FactPage, FactQuery, Firing, Lease, MigrationReport, NewAction, Outcome,
-    Page, RecordKind, SignalSink, Store, StoreError, StoreResult, TagCount, TaskAction, TaskChange,
-    TaskQuery, forward::impl_store, watchers::Watchers,
+    Page, PoolStats, RecordKind, Rescued, SignalSink, Store, StoreError, StoreResult, TagCount,
+    TaskAction, TaskChange, TaskQuery, forward::impl_store, watchers::Watchers,
 };
 use crate::auth::{ApiToken, NewToken, StoredToken};
 use crate::legacy::LegacyTask;
 use crate::model::{
-    Fact, FactPatch, IdRef, NewFact, NewSchedule, NewTask, QueueInfo, Schedule, SchedulePatch,
-    Task, TaskEvent, Worker, Workflow, WorkflowPlan, WorkflowSummary,
+    Actor, Fact, FactPatch, IdRef, NewFact, NewSchedule, NewTask, QueueInfo, Schedule,
+    SchedulePatch, Task, TaskEvent, Worker, Workflow, WorkflowPlan, WorkflowSummary,
 };
 
 mod actions;
@@ -112,6 +112,7 @@ impl SqliteStore {
             .foreign_keys(true)
             // A child cancelled by the settle trigger settles its own children in turn.
             .pragma("recursive_triggers", "on");
+        let options = crate::store::open::statement_logging(options);
         // The writer first: it creates the file and switches it to WAL before any reader opens.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
@@ -192,6 +193,13 @@ impl SqliteStore {
 impl_store!(SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        vec![
+            PoolStats::of("writer", &self.writer),
+            PoolStats::of("reader", &self.reader),
+        ]
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -1,9 +1,12 @@
 //! Queues on SQLite: the list with tasks counted per queue and status, and the pause switch
 //! (resuming a queue wakes this process's workers).
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
-use super::{SqliteStore, rows::stamp};
+use super::{
+    SqliteStore,
+    rows::{parse_time, stamp},
+};
 use crate::model::QueueInfo;
 use crate::store::{Signal, StoreResult, queues::queue_infos};
 
@@ -16,6 +19,30 @@ pub(super) async fn list(store: &SqliteStore) -> StoreResult<Vec<QueueInfo>> {
         .fetch_all(&store.reader)
         .await?;
     Ok(queue_infos(counts, paused))
+}
+
+/// Per queue, the due time of its oldest due ready task: one descent of
+/// `tasks_queue_ready_idx` per queue (finished tasks are never read).
+pub(super) async fn oldest_ready(
+    store: &SqliteStore,
+    names: &[String],
+) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
+    let now = stamp(Utc::now());
+    let mut oldest = Vec::new();
+    for name in names {
+        let at: Option<String> = sqlx::query_scalar(
+            r"select min(run_at) from tasks indexed by tasks_queue_ready_idx
+              where queue = ?1 and status in ('queued', 'retry') and run_at <= ?2",
+        )
+        .bind(name)
+        .bind(&now)
+        .fetch_one(&store.reader)
+        .await?;
+        if let Some(at) = at {
+            oldest.push((name.clone(), parse_time(&at)?));
+        }
+    }
+    Ok(oldest)
 }
 
 pub(super) async fn set_paused(

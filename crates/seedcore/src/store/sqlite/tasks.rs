@@ -16,7 +16,7 @@ use super::{
     rows::{json_text, parse_id, stamp},
 };
 use crate::model::transition::{Event, PARENT_DONE, PARENT_DONE_ON_FAILURE, names, transition};
-use crate::model::{IdRef, NewTask, Task, TaskEvent, TaskStatus};
+use crate::model::{Actor, IdRef, NewTask, Task, TaskEvent, TaskStatus};
 use crate::store::{
     Page, Signal, StoreError, StoreResult, TaskQuery,
     parents::{parents_of, starts},
@@ -89,7 +89,7 @@ pub(super) fn insert(rows: &[Columns], now: &str) -> QueryBuilder<Sqlite> {
         "insert into tasks (id, type, description, params, domain, drift_score, status, error, \
          max_attempts, timeout_seconds, attached_fact_ids, queue, priority, idempotency_key, \
          depends_on, run_on_failure, workflow_id, workflow_key, finished_at, run_at, \
-         created_at, updated_at) ",
+         created_at, updated_at, actor, traceparent) ",
     );
     insert.push_values(rows, |mut row, columns| {
         let task = &columns.task;
@@ -114,7 +114,9 @@ pub(super) fn insert(rows: &[Columns], now: &str) -> QueryBuilder<Sqlite> {
             .push_bind(columns.status.is_final().then(|| now.to_string()))
             .push_bind(task.run_at.map_or_else(|| now.to_string(), stamp))
             .push_bind(now.to_string())
-            .push_bind(now.to_string());
+            .push_bind(now.to_string())
+            .push_bind(task.actor.as_ref().map(|a| a.as_str().to_owned()))
+            .push_bind(task.traceparent.clone());
     });
     insert
 }
@@ -271,13 +273,14 @@ pub(super) async fn list(store: &SqliteStore, query: &TaskQuery) -> StoreResult<
     })
 }
 
-pub(super) async fn run(store: &SqliteStore, id: Uuid) -> StoreResult<Task> {
+pub(super) async fn run(store: &SqliteStore, id: Uuid, actor: &Actor) -> StoreResult<Task> {
     let queued: Option<TaskRow> = sqlx::query_as(include_str!("sql/run.sql"))
         .bind(id.to_string())
         .bind(stamp(Utc::now()))
         .bind(json_text(&names(&TaskStatus::RUNNABLE))?)
         .bind(json_text(&names(&PARENT_DONE))?)
         .bind(json_text(&names(&PARENT_DONE_ON_FAILURE))?)
+        .bind(actor.as_str())
         .fetch_all(&store.writer)
         .await?
         .pop();
@@ -290,7 +293,7 @@ pub(super) async fn run(store: &SqliteStore, id: Uuid) -> StoreResult<Task> {
     }
 }
 
-pub(super) async fn cancel(store: &SqliteStore, id: Uuid) -> StoreResult<Task> {
+pub(super) async fn cancel(store: &SqliteStore, id: Uuid, actor: &Actor) -> StoreResult<Task> {
     // Reading the status first, in the same write transaction, tells whether a worker
     // must be told to stop: `returning` sees only the new row.
     let mut tx = store.writer.begin_with("begin immediate").await?;
@@ -306,12 +309,13 @@ pub(super) async fn cancel(store: &SqliteStore, id: Uuid) -> StoreResult<Task> {
     let cancelled: TaskRow = sqlx::query_as(
         r"update tasks
           set status = 'cancelled', finished_at = ?2, lease_token = null,
-              lease_expires_at = null, updated_at = ?2
+              lease_expires_at = null, updated_at = ?2, actor = ?3
           where id = ?1
           returning *",
     )
     .bind(id.to_string())
     .bind(stamp(Utc::now()))
+    .bind(actor.as_str())
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{MIGRATOR, SqliteStore};
-use crate::model::{NewFact, NewTask, TaskStatus};
+use crate::model::{Actor, NewFact, NewTask, TaskStatus};
 use crate::store::{Claim, FactQuery, Signal, SignalSink, Store};
 /// A migrated store on a file of its own, removed with the folder when dropped.
 struct Scratch {
@@ -108,13 +108,16 @@ async fn watchers_hear_of_ready_tasks_and_of_a_running_task_cancelled() {
         seen.lock().unwrap().is_empty(),
         "a created task is not ready"
     );
-    store.run_task(idle.id).await.unwrap();
+    store.run_task(idle.id, &Actor::anonymous()).await.unwrap();
     assert_eq!(*seen.lock().unwrap(), [Signal::TasksReady]);
 
     let claimed = store.claim_tasks(&claim_all("w")).await.unwrap();
     store.release(&[claimed[0].lease]).await.unwrap();
     store.claim_tasks(&claim_all("w")).await.unwrap();
-    store.cancel_task(idle.id).await.unwrap();
+    store
+        .cancel_task(idle.id, &Actor::anonymous())
+        .await
+        .unwrap();
     assert_eq!(
         *seen.lock().unwrap(),
         [

@@ -11,7 +11,7 @@ use super::{
     tasks::insert_all,
 };
 use crate::{
-    model::{TaskStatus, Workflow, WorkflowPlan, WorkflowSummary, transition::names},
+    model::{Actor, TaskStatus, Workflow, WorkflowPlan, WorkflowSummary, transition::names},
     store::{Page, Signal, StoreError, StoreResult, rows::tasks},
 };
 
@@ -78,7 +78,7 @@ pub(super) async fn list(
     Ok(Page { total, items })
 }
 
-pub(super) async fn cancel(store: &SqliteStore, id: Uuid) -> StoreResult<Workflow> {
+pub(super) async fn cancel(store: &SqliteStore, id: Uuid, actor: &Actor) -> StoreResult<Workflow> {
     let mut tx = store.writer.begin_with("begin immediate").await?;
     // The running ones are told to stop once this commits.
     let running: Vec<String> =
@@ -89,12 +89,13 @@ pub(super) async fn cancel(store: &SqliteStore, id: Uuid) -> StoreResult<Workflo
     sqlx::query(
         r"update tasks
           set status = 'cancelled', finished_at = ?2, lease_token = null,
-              lease_expires_at = null, updated_at = ?2
+              lease_expires_at = null, updated_at = ?2, actor = ?4
           where workflow_id = ?1 and status in (select value from json_each(?3))",
     )
     .bind(id.to_string())
     .bind(stamp(Utc::now()))
     .bind(json_text(&names(&TaskStatus::CANCELLABLE))?)
+    .bind(actor.as_str())
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -1,4 +1,4 @@
--- The claim, as migration 20261128000012_claim_plan_cached installs it (migrations are never
+-- The claim, as migration 20261205000001_audit_actor installs it (migrations are never
 -- edited: a change is a new migration, and this file follows it). `sql/claim.sql` calls it.
 -- Picks up to `how_many` ready tasks (queued or retry, due, in the drift range and the lane's
 -- queues, their queue not paused), higher priority first, then start time, then arrival; rows
@@ -42,7 +42,8 @@ begin
         lease_token = gen_random_uuid(),
         lease_expires_at = now() + make_interval(secs => lease_seconds),
         started_at = now(),
-        updated_at = now()
+        updated_at = now(),
+        actor = null
     from picked
     where t.id = picked.id
     returning t.*;

@@ -1,5 +1,6 @@
 -- Returns tasks whose lease expired (their worker stopped renewing it) to the queue, or fails
 -- them when no attempt is left. Skips rows another process is rescuing at the same moment.
+-- Returns each rescued task's queue and type (for the attempt metrics).
 with expired as (
     select id
     from tasks
@@ -16,6 +17,8 @@ set status = case when t.attempts >= t.max_attempts then 'failed' else 'queued' 
     run_at = now(),
     lease_token = null,
     lease_expires_at = null,
-    updated_at = now()
+    updated_at = now(),
+    actor = 'system:lease-expired'
 from expired
 where t.id = expired.id
+returning t.queue, t.type

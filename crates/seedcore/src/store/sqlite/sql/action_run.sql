@@ -1,4 +1,4 @@
--- The rule of run.sql for every task among ?1 (a JSON array of ids); ?2 is now, ?3-?5 as in
+-- The rule of run.sql for every task among ?1 (a JSON array of ids); ?2 is now, ?3-?6 as in
 -- run.sql.
 update tasks
 set status = case
@@ -10,6 +10,6 @@ set status = case
                            and p.status in (select value from json_each(?5)))))
         then 'blocked' else 'queued' end,
     result = null, error = null, attempts = 0, run_at = ?2, started_at = null,
-    finished_at = null, worker_id = null, updated_at = ?2
+    finished_at = null, worker_id = null, updated_at = ?2, actor = ?6
 where id in (select value from json_each(?1)) and status in (select value from json_each(?3))
 returning status

@@ -4,7 +4,8 @@
 -- ready tasks in claim order (priority, start time, arrival) and stops at the limit; without
 -- `indexed by` the planner, lacking statistics, would take the status index and sort every
 -- ready task. ?4 is now; ?8 a JSON array of the queues this lane serves (null: all), ?9 one of
--- the queues it leaves to other lanes. Paused queues are skipped.
+-- the queues it leaves to other lanes. Paused queues are skipped. The actor is cleared: the
+-- worker's own changes are its (see `model::actor`).
 update tasks
 set status = 'running',
     attempts = attempts + 1,
@@ -12,7 +13,8 @@ set status = 'running',
     lease_token = ?2,
     lease_expires_at = ?3,
     started_at = ?4,
-    updated_at = ?4
+    updated_at = ?4,
+    actor = null
 where id in (
     select id
     from tasks indexed by tasks_ready_idx

@@ -9,7 +9,8 @@ set status = case when attempts >= max_attempts then 'failed' else 'queued' end,
     run_at = ?1,
     lease_token = null,
     lease_expires_at = null,
-    updated_at = ?1
+    updated_at = ?1,
+    actor = 'system:lease-expired'
 where id in (
     select id
     from tasks indexed by tasks_lease_idx
@@ -17,4 +18,4 @@ where id in (
     order by lease_expires_at
     limit 1000
 )
-returning status
+returning status, queue, type
