@@ -470,3 +470,33 @@ async fn an_event_committed_after_a_later_one_is_still_delivered_in_order() {
     drop(stream);
     app.stop().await;
 }
+
+postgres_only!(a_server_with_open_streams_stops_and_ends_them);
+async fn a_server_with_open_streams_stops_and_ends_them() {
+    let db = TestDb::create().await;
+    let url = db.url();
+    let mut serve = Process::spawn(
+        &["serve"],
+        &[
+            ("PG_DSN", url.as_str()),
+            ("PORT", "0"),
+            ("SEEDCORE_WORKER_CONCURRENCY", "0"),
+        ],
+    );
+    let base = serve.wait_for_address();
+    let response = reqwest::Client::new()
+        .get(format!("{base}/api/v1/events"))
+        .send()
+        .await
+        .unwrap();
+    let mut stream = Sse::from_response(response).await;
+    serve.signal("TERM");
+    // The stream ends (no heartbeat is due for 15 s), then the process exits cleanly.
+    assert_eq!(stream.next(Duration::from_secs(10)).await, None);
+    let status = serve.wait_exit(Duration::from_secs(15));
+    assert!(
+        status.success(),
+        "{status:?}; log:\n{}",
+        serve.log.join("\n")
+    );
+}
