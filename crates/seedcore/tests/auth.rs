@@ -82,7 +82,15 @@ impl AuthApp {
         let response = request.send().await.expect("request");
         let status = response.status();
         let headers = response.headers().clone();
-        let text = response.text().await.expect("body");
+        // An event stream stays open: its answer is in the status and headers.
+        let streaming = headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|kind| kind == "text/event-stream");
+        let text = if streaming {
+            String::new()
+        } else {
+            response.text().await.expect("body")
+        };
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (status, headers, body)
     }

@@ -28,9 +28,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
-    Claim, ClaimedTask, FactPage, FactQuery, Firing, Lease, MigrationReport, Outcome, Page,
-    PoolStats, RecordKind, Rescued, SignalSink, Store, StoreError, StoreResult, TagCount,
-    TaskQuery, coalesce::Coalescer, forward::impl_store, watchers::Watchers,
+    Claim, ClaimedTask, FactPage, FactQuery, Firing, Lease, MigrationReport, NewAction, Outcome,
+    Page, PoolStats, RecordKind, Rescued, SignalSink, Store, StoreError, StoreResult, TagCount,
+    TaskAction, TaskChange, TaskQuery, coalesce::Coalescer, forward::impl_store,
+    watchers::Watchers,
 };
 use crate::auth::{ApiToken, NewToken, StoredToken};
 use crate::legacy::LegacyTask;
@@ -39,9 +40,11 @@ use crate::model::{
     SchedulePatch, Task, TaskEvent, Worker, Workflow, WorkflowPlan, WorkflowSummary,
 };
 
+mod actions;
 mod batched;
 mod claims;
 pub(crate) mod errors;
+mod events;
 mod fact_search;
 mod facts;
 mod import;
