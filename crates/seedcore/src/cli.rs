@@ -239,10 +239,9 @@ const WORKER_NEEDS_POSTGRES: &str = "it serves one process, and `seedcore serve`
 /// Runs the parsed command on a new tokio runtime; a failure is printed to stderr and ends
 /// in a failure exit code.
 pub fn run(cli: Cli) -> ExitCode {
-    let command = match client_request(cli.command) {
-        Ok(Some(request)) => return client::run(request),
-        Ok(None) => return ExitCode::SUCCESS,
-        Err(command) => command,
+    let command = match run_client(cli.command) {
+        Ok(exit) => return exit,
+        Err(command) => *command,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -276,29 +275,28 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// The client command to run (None once completions were printed), or the command back
-/// when it is a server-side one.
-fn client_request(command: Command) -> Result<Option<client::Request>, Command> {
+/// Runs a client command, or prints completions; any other command comes back to be run here.
+fn run_client(command: Command) -> Result<ExitCode, Box<Command>> {
     let request = match command {
         Command::Task(args) => client::Request::Task(args),
         Command::Fact(args) => client::Request::Fact(args),
         Command::Queue(args) => client::Request::Queue(args),
         Command::Schedule(args) => client::Request::Schedule(args),
         Command::Workflow(args) => client::Request::Workflow(args),
-        Command::Worker(args) if args.client.is_some() => match args.client {
+        Command::Worker(mut args) => match args.client.take() {
             Some(command) => client::Request::Worker(command),
-            None => return Err(Command::Worker(args)),
+            None => return Err(Box::new(Command::Worker(args))),
         },
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "seedcore", &mut script);
             // A closed pipe (`| head`) is not worth a panic.
             let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
-            return Ok(None);
+            return Ok(ExitCode::SUCCESS);
         }
-        other => return Err(other),
+        other => return Err(Box::new(other)),
     };
-    Ok(Some(request))
+    Ok(client::run(request))
 }
 
 async fn serve(args: ServeArgs) -> Result<(), CliError> {
