@@ -4,7 +4,7 @@
 
 use std::{io::IsTerminal, time::Duration};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde_json::{Map, Value, json};
 
 use super::{ClientError, Ctx, Exit, http::segment, output, tasks::FilterArgs};
@@ -69,11 +69,8 @@ fn progress_bar(action: &str, json: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(0);
-    let style = ProgressStyle::with_template(&format!(
-        "{action:>6} [{{bar:40}}] {{pos}}/{{len}} ({{per_sec}}, {{eta}} left)"
-    ))
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style.progress_chars("=> "));
+    let template = format!("{action:>6} [{{bar:40}}] {{pos}}/{{len}} ({{rate}}, {{eta}} left)");
+    bar.set_style(output::progress_style(&template, "tasks"));
     bar
 }
 

@@ -18,7 +18,7 @@ use std::{
     time::Duration,
 };
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use reqwest::StatusCode;
 use serde_json::{Map, Value, json};
 
@@ -395,13 +395,11 @@ fn progress(ctx: &Ctx, total: Option<u64>) -> ProgressBar {
     let (bar, template) = match total {
         Some(total) => (
             ProgressBar::new(total),
-            "[{bar:40}] {pos}/{len} lines ({per_sec}, {eta} left) {msg}",
+            "[{bar:40}] {pos}/{len} lines ({rate}, {eta} left) {msg}",
         ),
-        None => (ProgressBar::no_length(), "{pos} lines ({per_sec}) {msg}"),
+        None => (ProgressBar::no_length(), "{pos} lines ({rate}) {msg}"),
     };
-    let style =
-        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style.progress_chars("=> "));
+    bar.set_style(output::progress_style(template, "lines"));
     bar
 }
 

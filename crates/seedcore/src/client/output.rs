@@ -4,7 +4,12 @@
 //! command streams), so that it can be piped into another command; progress and notes go to
 //! stderr.
 
-use comfy_table::{ContentArrangement, Table, presets};
+use comfy_table::{ContentArrangement, LineStyle, Table, TableStyle, presets};
+use indicatif::{ProgressState, ProgressStyle};
+
+/// Columns apart, a rule under the header, nothing else.
+const LIST_STYLE: TableStyle =
+    presets::NOTHING.header_separator(LineStyle::new(' ', '─', ' ', ' '));
 use serde_json::Value;
 
 /// Prints `value` as pretty JSON on stdout.
@@ -19,13 +24,20 @@ pub fn json(value: &Value) {
 pub fn table(headers: &[&str], rows: Vec<Vec<String>>) {
     let mut table = Table::new();
     table
-        .load_style(presets::UTF8_HORIZONTAL_ONLY)
+        .load_style(LIST_STYLE)
         .set_content_arrangement(ContentArrangement::Disabled)
         .set_header(headers.iter().copied());
     for row in rows {
         table.add_row(row);
     }
-    println!("{table}");
+    print_trimmed(&table);
+}
+
+/// Prints the table's lines without the padding its last column leaves.
+fn print_trimmed(table: &Table) {
+    for line in table.lines() {
+        println!("{}", line.trim_end());
+    }
 }
 
 /// Prints one object as a two-column table of its keys and values.
@@ -37,7 +49,7 @@ pub fn record(value: &Value, keys: &[&str]) {
             table.add_row(vec![key.to_string(), cell_long(field)]);
         }
     }
-    println!("{table}");
+    print_trimmed(&table);
 }
 
 /// A value in a table cell: strings bare, null as `-`, timestamps to the second.
@@ -91,4 +103,17 @@ pub fn counts(value: &Value) -> String {
 /// The items of a list answer (`{"items": [...]}`), empty when there are none.
 pub fn items(list: &Value) -> &[Value] {
     list["items"].as_array().map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// A progress bar's style from `template`, where `{rate}` reads as `1234 <unit>/s`.
+pub fn progress_style(template: &str, unit: &'static str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key(
+            "rate",
+            move |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                let _ = write!(out, "{:.0} {unit}/s", state.per_sec());
+            },
+        )
+        .progress_chars("=> ")
 }
