@@ -637,3 +637,77 @@ fn completions_generate_for_bash_zsh_and_fish() {
         );
     }
 }
+
+sqlite_only!(task_delete_removes_a_finished_task_and_refuses_one_that_is_not);
+async fn task_delete_removes_a_finished_task_and_refuses_one_that_is_not() {
+    let app = TestApp::without_workers().await;
+    let base = &app.base;
+    let waiting = id_of(&app.create_task(json!({"type": "echo"})).await);
+    let refused = client(base, &["task", "delete", &waiting]).await;
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.starts_with("seedcore: "),
+        "{}",
+        refused.stderr
+    );
+
+    client(base, &["task", "cancel", &waiting]).await.ok();
+    let deleted = client(base, &["task", "delete", &waiting]).await;
+    assert!(deleted.ok().contains(&waiting), "{}", deleted.stdout);
+    assert_eq!(client(base, &["task", "get", &waiting]).await.code, 3);
+    assert_eq!(client(base, &["task", "delete", &waiting]).await.code, 3);
+}
+
+sqlite_only!(bulk_cancel_run_and_delete_act_on_every_matching_task);
+async fn bulk_cancel_run_and_delete_act_on_every_matching_task() {
+    let app = TestApp::start().await;
+    let base = &app.base;
+    // A paused queue keeps its tasks queued for the cancel to find.
+    client(base, &["queue", "pause", "held"]).await.ok();
+    let held: Vec<Value> = (0..300)
+        .map(|n| json!({"type": "echo", "params": {"n": n}, "queue": "held", "run_immediately": true}))
+        .collect();
+    let (status, body) = app.post("/api/v1/tasks/bulk", json!({"tasks": held})).await;
+    assert!(status.is_success(), "{body}");
+    let other = id_of(
+        &app.create_task(json!({"type": "echo", "queue": "elsewhere"}))
+            .await,
+    );
+
+    let cancelled = client(
+        base,
+        &["task", "cancel", "--all", "--queue", "held", "--json"],
+    )
+    .await
+    .json();
+    assert_eq!(cancelled["state"], "completed", "{cancelled}");
+    assert_eq!(cancelled["matched"], 300, "{cancelled}");
+    assert_eq!(cancelled["done"], 300, "{cancelled}");
+    let (_, page) = app.get("/api/v1/tasks?status=cancelled&limit=1").await;
+    assert_eq!(page["total"], 300);
+    assert_eq!(
+        app.task(&other).await.status.as_str(),
+        "created",
+        "outside the filter"
+    );
+
+    let summary = client(base, &["task", "delete", "--all", "--status", "cancelled"]).await;
+    assert!(
+        summary
+            .ok()
+            .contains("delete: 300 matched, 300 done, 0 skipped (completed)"),
+        "{}",
+        summary.stdout
+    );
+    let (_, page) = app.get("/api/v1/tasks?limit=1").await;
+    assert_eq!(page["total"], 1, "only the task outside the filter is left");
+
+    let ran = client(
+        base,
+        &["task", "run", "--all", "--queue", "elsewhere", "--json"],
+    )
+    .await
+    .json();
+    assert_eq!(ran["done"], 1, "{ran}");
+    app.finished(&other).await;
+}

@@ -50,6 +50,7 @@ fn filter_body(filter: &FilterArgs) -> Result<Map<String, Value>, ClientError> {
         ("status", &filter.status),
         ("type", &filter.task_type),
         ("queue", &filter.queue),
+        ("domain", &filter.domain),
     ];
     for (key, value) in given {
         if let Some(value) = value {
@@ -58,7 +59,7 @@ fn filter_body(filter: &FilterArgs) -> Result<Map<String, Value>, ClientError> {
     }
     if body.is_empty() {
         return Err(ClientError::usage(
-            "--all needs at least one of --status, --type and --queue",
+            "--all needs at least one of --status, --type, --queue and --domain",
         ));
     }
     Ok(body)

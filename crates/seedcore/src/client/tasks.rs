@@ -49,8 +49,8 @@ pub struct TargetArgs {
     /// The task's id, or a unique prefix of it.
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub id: Option<String>,
-    /// Act on every task that matches --status, --type and --queue, on the server, with a
-    /// progress bar.
+    /// Act on every task that matches --status, --type, --queue and --domain, on the server,
+    /// with a progress bar.
     #[arg(long)]
     pub all: bool,
     #[command(flatten)]
@@ -69,6 +69,9 @@ pub struct FilterArgs {
     /// Only tasks in this queue.
     #[arg(long, requires = "all")]
     pub queue: Option<String>,
+    /// Only tasks in this domain.
+    #[arg(long, requires = "all")]
+    pub domain: Option<String>,
 }
 
 /// The settings of `seedcore task create`.
