@@ -267,7 +267,7 @@ async fn a_server_with_tokens_answers_the_client_that_sends_one() {
     assert_eq!(listed["total"], 0);
 }
 
-sqlite_only!(fact_commands_round_trip_against_a_server);
+both_backends!(fact_commands_round_trip_against_a_server);
 async fn fact_commands_round_trip_against_a_server() {
     let app = TestApp::without_workers().await;
     let base = &app.base;

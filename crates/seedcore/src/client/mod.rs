@@ -221,3 +221,31 @@ pub(crate) fn json_objects(text: &str) -> Result<Vec<Value>, ClientError> {
     }
     Ok(values)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::json_objects;
+
+    #[test]
+    fn json_input_may_be_an_object_an_array_a_list_answer_or_json_lines() {
+        let one = json!({"type": "echo"});
+        for text in [
+            one.to_string(),
+            json!([one]).to_string(),
+            json!({"total": 1, "items": [one]}).to_string(),
+            format!("{one}\n\n"),
+        ] {
+            assert_eq!(json_objects(&text).unwrap(), vec![one.clone()], "{text}");
+        }
+        assert_eq!(json_objects(&format!("{one}\n{one}\n")).unwrap().len(), 2);
+        let bad = json_objects(&format!("{one}\n{{cut\n")).unwrap_err();
+        assert!(
+            bad.message.starts_with("line 2: not valid JSON"),
+            "{}",
+            bad.message
+        );
+        assert!(json_objects("[1]").is_err());
+    }
+}
