@@ -316,6 +316,16 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         max_body_bytes: args.server.max_body_bytes,
         default_max_attempts: args.engine.max_attempts,
         max_bulk_body_bytes: args.server.max_bulk_body_bytes,
+        events: api::EventSettings {
+            heartbeat: crate::config::seconds(args.server.events_heartbeat_seconds),
+            buffer: args.server.events_buffer as usize,
+            poll: crate::config::seconds(args.server.events_poll_seconds),
+            ..api::EventSettings::default()
+        },
+        actions: api::ActionSettings {
+            batch: args.server.action_batch_size.into(),
+            lease: crate::config::seconds(args.server.action_lease_seconds),
+        },
     };
     let state = AppState::new(store.clone(), settings).with_auth(auth);
     state
@@ -323,6 +333,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .prime()
         .await
         .map_err(|err| explain(&err, "look for API tokens"))?;
+    let events = state.events.clone();
     let app = api::app(state);
     let address = (args.server.host, args.server.port).into();
     let settings =
@@ -330,7 +341,14 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let listener = Listener::bind(address, settings)
         .await
         .map_err(|err| CliError(err.to_string()))?;
-    listener.serve(app, shutdown_signal()).await;
+    let stop = shutdown_signal();
+    // Event streams never end on their own: end them as the server stops.
+    let stopping = stop.clone();
+    tokio::spawn(async move {
+        stopping.cancelled().await;
+        events.close();
+    });
+    listener.serve(app, stop).await;
     if let Some(engine) = engine {
         engine.shutdown().await;
     }

@@ -205,6 +205,34 @@ pub struct ServerConfig {
           value_parser = positive_seconds)]
     pub idle_timeout_seconds: f64,
 
+    /// Seconds between heartbeat comments on an idle event stream (`GET /api/v1/events`).
+    #[arg(long, env = "SEEDCORE_EVENTS_HEARTBEAT_SECONDS", default_value_t = 15.0,
+          value_parser = positive_seconds)]
+    pub events_heartbeat_seconds: f64,
+
+    /// Events held for an event-stream client that has not read them; a client further
+    /// behind is disconnected (it may resume with Last-Event-ID).
+    #[arg(long, env = "SEEDCORE_EVENTS_BUFFER", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub events_buffer: u32,
+
+    /// Seconds between reads of the audit trail for the event stream when nothing woke it
+    /// (only while a client is connected).
+    #[arg(long, env = "SEEDCORE_EVENTS_POLL_SECONDS", default_value_t = 0.25,
+          value_parser = positive_seconds)]
+    pub events_poll_seconds: f64,
+
+    /// Tasks a bulk action changes per transaction.
+    #[arg(long, env = "SEEDCORE_ACTION_BATCH_SIZE", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub action_batch_size: u32,
+
+    /// Seconds a running bulk action stays with a process that stopped renewing it, before
+    /// another serving process takes it over.
+    #[arg(long, env = "SEEDCORE_ACTION_LEASE_SECONDS", default_value_t = 30.0,
+          value_parser = positive_seconds)]
+    pub action_lease_seconds: f64,
+
     /// PEM file with the certificate chain to serve HTTPS with (with SEEDCORE_TLS_KEY); without
     /// both, the API is served over plain HTTP.
     #[arg(long, env = "SEEDCORE_TLS_CERT")]

@@ -9,9 +9,13 @@
 //! layer reads it on every request and the OpenAPI document declares it per operation. A
 //! test generated from the routes fails when one has no entry.
 
+mod action_runner;
+mod actions;
 mod auth;
 mod docs;
 pub mod error;
+mod event_hub;
+mod events;
 pub mod extract;
 mod fact_search;
 mod facts;
@@ -39,7 +43,9 @@ use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+pub use action_runner::{ActionRunner, ActionSettings};
 pub use error::ApiError;
+pub use event_hub::{EventHub, EventSettings};
 
 use crate::auth::{Access, Auth, AuthSettings, Scope};
 use crate::store::DynStore;
@@ -53,6 +59,10 @@ pub struct ApiSettings {
     pub default_max_attempts: i32,
     /// Largest body of a bulk request (up to 10,000 items), in bytes.
     pub max_bulk_body_bytes: usize,
+    /// The event stream's heartbeat, buffers and polling.
+    pub events: EventSettings,
+    /// How bulk actions run.
+    pub actions: ActionSettings,
 }
 
 impl Default for ApiSettings {
@@ -61,6 +71,8 @@ impl Default for ApiSettings {
             max_body_bytes: 1_048_576,
             default_max_attempts: 3,
             max_bulk_body_bytes: 64 * 1_048_576,
+            events: EventSettings::default(),
+            actions: ActionSettings::default(),
         }
     }
 }
@@ -74,6 +86,10 @@ pub struct AppState {
     pub settings: Arc<ApiSettings>,
     /// Who may call what: settings, token caches, rate limits.
     pub auth: Arc<Auth>,
+    /// Follows the audit trail for the event stream's subscribers.
+    pub events: Arc<EventHub>,
+    /// Runs bulk actions.
+    pub actions: Arc<ActionRunner>,
 }
 
 impl AppState {
@@ -82,6 +98,8 @@ impl AppState {
     pub fn new(store: DynStore, settings: ApiSettings) -> AppState {
         AppState {
             auth: Arc::new(Auth::new(store.clone(), AuthSettings::default())),
+            events: EventHub::new(store.clone(), settings.events.clone()),
+            actions: ActionRunner::start(store.clone(), settings.actions.clone()),
             store,
             settings: Arc::new(settings),
         }
@@ -129,11 +147,15 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(queues::list_queues))
         .routes(routes!(queues::pause_queue))
         .routes(routes!(queues::resume_queue))
-        .routes(routes!(tasks::get_task))
+        .routes(routes!(tasks::get_task, tasks::delete_task))
         .routes(routes!(tasks::run_task))
         .routes(routes!(tasks::cancel_task))
         .routes(routes!(tasks::task_status))
         .routes(routes!(tasks::task_events))
+        .routes(routes!(events::events))
+        .routes(routes!(actions::submit_action))
+        .routes(routes!(actions::list_actions))
+        .routes(routes!(actions::get_action))
         .routes(routes!(facts::create_fact, fact_search::list_facts))
         .routes(routes!(facts::create_facts))
         .routes(routes!(fact_search::list_tags))
@@ -177,6 +199,11 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = {
         ("post", "/api/v1/tasks/{task_id}/cancel", Token(TasksAdmin)),
         ("get", "/api/v1/tasks/{task_id}/status", Token(TasksRead)),
         ("get", "/api/v1/tasks/{task_id}/events", Token(TasksRead)),
+        ("delete", "/api/v1/tasks/{task_id}", Token(TasksAdmin)),
+        ("get", "/api/v1/events", Token(TasksRead)),
+        ("post", "/api/v1/tasks/actions", Token(TasksAdmin)),
+        ("get", "/api/v1/actions", Token(TasksRead)),
+        ("get", "/api/v1/actions/{action_id}", Token(TasksRead)),
         ("get", "/api/v1/workflows", Token(TasksRead)),
         ("post", "/api/v1/workflows", Token(WorkflowsWrite)),
         ("get", "/api/v1/workflows/{id}", Token(TasksRead)),

@@ -1,4 +1,4 @@
-//! Task endpoints: create, list, get, run, cancel, status and the event trail.
+//! Task endpoints: create, list, get, run, cancel, delete, status and the event trail.
 
 use axum::{Json, extract::State};
 use chrono::{DateTime, Utc};
@@ -461,6 +461,26 @@ pub async fn cancel_task(
     let id = resolve(&state, &task_id).await?;
     let task = state.store.cancel_task(id).await.map_err(store_error)?;
     Ok(Json(task))
+}
+
+#[utoipa::path(
+    delete, path = "/tasks/{task_id}", tag = "tasks",
+    params(TaskIdPath),
+    responses(
+        (status = 204, description = "The task and its events were deleted"),
+        (status = 404, description = "No such task", body = ErrorBody),
+        (status = 409, description = "The task has not finished (only completed, failed or cancelled tasks are deleted), a blocked task still waits on it, or the prefix matches several tasks", body = ErrorBody),
+        (status = 422, description = "Not a UUID or prefix", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
+    )
+)]
+pub async fn delete_task(
+    State(state): State<AppState>,
+    TaskIdPath(task_id): TaskIdPath,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let id = resolve(&state, &task_id).await?;
+    state.store.delete_task(id).await.map_err(store_error)?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(

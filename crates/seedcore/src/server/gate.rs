@@ -4,7 +4,9 @@
 //! Invariants: a request over the cap is refused at once with `Retry-After`, never queued,
 //! so a saturated server answers quickly instead of piling up work; a request that outlives
 //! the timeout is dropped (its transaction, if open, rolls back) and answered 503. `/health`
-//! passes the cap, so a busy server still says it is alive.
+//! passes the cap, so a busy server still says it is alive. The event stream
+//! (`/api/v1/events`) is under the cap while it starts but not under the timeout: it is
+//! meant to stay open (the connection's clock still closes it when its client stops reading).
 
 use std::{sync::Arc, time::Duration};
 
@@ -22,6 +24,9 @@ use super::ListenerSettings;
 
 /// What a refused client is told to wait, in seconds, before trying again.
 const RETRY_AFTER_SECONDS: &str = "1";
+
+/// The one route that answers with a stream meant to stay open.
+const EVENT_STREAM: &str = "/api/v1/events";
 
 struct Gate {
     in_flight: Arc<Semaphore>,
@@ -48,6 +53,9 @@ async fn admit(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> R
     };
     // Both clones share their bytes; the log line is only written on a timeout.
     let (method, uri) = (request.method().clone(), request.uri().clone());
+    if uri.path() == EVENT_STREAM {
+        return next.run(request).await;
+    }
     match tokio::time::timeout(gate.timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => timed_out(gate.timeout, &format!("{method} {}", uri.path())),

@@ -235,6 +235,57 @@ macro_rules! impl_store {
             async fn any_tokens(&self) -> StoreResult<bool> {
                 tokens::any(self).await
             }
+
+            async fn events_after(&self, after: i64, limit: i64) -> StoreResult<Vec<TaskChange>> {
+                events::after(self, after, limit).await
+            }
+
+            async fn last_event_seq(&self) -> StoreResult<i64> {
+                events::last_seq(self).await
+            }
+
+            async fn delete_task(&self, id: Uuid) -> StoreResult<()> {
+                actions::delete_task(self, id).await
+            }
+
+            async fn create_action(
+                &self,
+                action: NewAction,
+                owner: &str,
+                lease: Duration,
+            ) -> StoreResult<TaskAction> {
+                actions::create(self, action, owner, lease).await
+            }
+
+            async fn get_action(&self, id: Uuid) -> StoreResult<TaskAction> {
+                actions::get(self, id).await
+            }
+
+            async fn list_actions(&self, limit: i64) -> StoreResult<Vec<TaskAction>> {
+                actions::list(self, limit).await
+            }
+
+            async fn adopt_action(
+                &self,
+                owner: &str,
+                lease: Duration,
+            ) -> StoreResult<Option<TaskAction>> {
+                actions::adopt(self, owner, lease).await
+            }
+
+            async fn action_batch(
+                &self,
+                id: Uuid,
+                owner: &str,
+                lease: Duration,
+                batch: i64,
+            ) -> StoreResult<Option<TaskAction>> {
+                actions::batch(self, id, owner, lease, batch).await
+            }
+
+            async fn fail_action(&self, id: Uuid, owner: &str, error: &str) -> StoreResult<()> {
+                actions::fail(self, id, owner, error).await
+            }
         }
     };
 }

@@ -15,8 +15,10 @@
 //! `import`, `retention`, `schema`, `rows`, `errors`, `signals`) with its SQL in its own `sql/`
 //! folder, and `forward` writes their `impl Store` once for both.
 
+pub mod actions;
 mod coalesce;
 mod error;
+pub mod events;
 mod forward;
 mod ids;
 mod leases;
@@ -49,7 +51,9 @@ use crate::model::{
 };
 use crate::model::{NewSchedule, Schedule, SchedulePatch};
 
+pub use actions::{ActionFilter, ActionKind, ActionState, NewAction, TaskAction};
 pub use error::{Cause, StoreError, StoreResult};
+pub use events::{EVENT_PAGE, TaskChange};
 pub use leases::{Claim, ClaimedTask, DriftRange, Lease, Outcome};
 pub use migrations::MigrationReport;
 pub use open::{OpenError, open, open_target};
@@ -268,4 +272,41 @@ pub trait Store: Send + Sync + 'static {
     /// Whether any token was ever made (revoked ones count: once there were tokens, the API
     /// keeps asking for one).
     async fn any_tokens(&self) -> StoreResult<bool>;
+
+    // The audit trail as a stream (see `events`).
+    /// Up to `limit` events after `after`, oldest first, each with its task's queue, type and
+    /// workflow (null when the task is gone).
+    async fn events_after(&self, after: i64, limit: i64) -> StoreResult<Vec<TaskChange>>;
+    /// The `seq` of the latest event written, 0 when there is none.
+    async fn last_event_seq(&self) -> StoreResult<i64>;
+    /// Deletes a finished task with its events: NotFound when there is none, Conflict when it
+    /// has not finished or a blocked task still waits on it.
+    async fn delete_task(&self, id: Uuid) -> StoreResult<()>;
+
+    // Bulk actions (see `actions` for the rules every batch keeps).
+    /// Stores a new running action, held by `owner` for `lease`, bounded by the current time.
+    async fn create_action(
+        &self,
+        action: NewAction,
+        owner: &str,
+        lease: Duration,
+    ) -> StoreResult<TaskAction>;
+    /// The action with this id (NotFound otherwise).
+    async fn get_action(&self, id: Uuid) -> StoreResult<TaskAction>;
+    /// The latest actions, newest first.
+    async fn list_actions(&self, limit: i64) -> StoreResult<Vec<TaskAction>>;
+    /// Takes over one running action whose lease expired (its process stopped), if any.
+    async fn adopt_action(&self, owner: &str, lease: Duration) -> StoreResult<Option<TaskAction>>;
+    /// Applies the next batch of up to `batch` tasks of the action held by `owner`, with its
+    /// progress, in one transaction, and renews the lease; `None` when `owner` no longer
+    /// holds it (nothing changed). The action is completed by the batch that finds fewer.
+    async fn action_batch(
+        &self,
+        id: Uuid,
+        owner: &str,
+        lease: Duration,
+        batch: i64,
+    ) -> StoreResult<Option<TaskAction>>;
+    /// Marks the action held by `owner` failed, with the reason.
+    async fn fail_action(&self, id: Uuid, owner: &str, error: &str) -> StoreResult<()>;
 }

@@ -42,9 +42,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
-    Claim, ClaimedTask, FactPage, FactQuery, Firing, Lease, MigrationReport, Outcome, Page,
-    RecordKind, SignalSink, Store, StoreError, StoreResult, TagCount, TaskQuery,
-    forward::impl_store, watchers::Watchers,
+    Claim, ClaimedTask, FactPage, FactQuery, Firing, Lease, MigrationReport, NewAction, Outcome,
+    Page, RecordKind, SignalSink, Store, StoreError, StoreResult, TagCount, TaskAction, TaskChange,
+    TaskQuery, forward::impl_store, watchers::Watchers,
 };
 use crate::auth::{ApiToken, NewToken, StoredToken};
 use crate::legacy::LegacyTask;
@@ -53,8 +53,10 @@ use crate::model::{
     Task, TaskEvent, Worker, Workflow, WorkflowPlan, WorkflowSummary,
 };
 
+mod actions;
 mod claims;
 pub(crate) mod errors;
+mod events;
 mod fact_search;
 mod facts;
 mod fts;
