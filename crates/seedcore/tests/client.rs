@@ -160,16 +160,35 @@ async fn task_commands_round_trip_against_a_server() {
     assert_eq!(done["status"], "completed");
 }
 
-sqlite_only!(watch_follows_a_running_task_to_its_end);
-async fn watch_follows_a_running_task_to_its_end() {
+both_backends!(watch_follows_a_task_through_the_event_stream_to_its_end);
+async fn watch_follows_a_task_through_the_event_stream_to_its_end() {
     let app = TestApp::start().await;
     let task = app
-        .create_task(json!({"type": "sleep", "params": {"seconds": 1}, "run_immediately": true}))
+        .create_task(json!({"type": "sleep", "params": {"seconds": 0.2}}))
         .await;
-    let watched = client(&app.base, &["task", "watch", &id_of(&task)]).await;
+    let id = id_of(&task);
+    // The watch starts while the task waits in `created`, and sees what happens next.
+    let run_later = async {
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        app.post_empty(&format!("/api/v1/tasks/{id}/run")).await
+    };
+    let args = ["task", "watch", &id];
+    let (watched, (status, body)) = tokio::join!(client(&app.base, &args), run_later);
+    assert!(status.is_success(), "{body}");
     let result: Value = serde_json::from_str(watched.ok()).expect("the result as JSON");
-    assert_eq!(result["result"], json!({"slept": 1}), "{result}");
-    assert!(watched.stderr.contains("completed"), "{}", watched.stderr);
+    assert_eq!(result["result"], json!({"slept": 0.2}), "{result}");
+    // Only the event stream names what led to each status.
+    for change in [
+        "queued, attempt 0",
+        "running (claimed), attempt 1",
+        "completed, attempt 1",
+    ] {
+        assert!(
+            watched.stderr.contains(change),
+            "{change}:\n{}",
+            watched.stderr
+        );
+    }
 }
 
 sqlite_only!(watch_exits_4_with_the_error_of_a_task_that_failed_or_was_cancelled);

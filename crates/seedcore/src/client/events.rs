@@ -2,15 +2,16 @@
 //! (`GET /api/v1/events?task_id=…`, Server-Sent Events) until it ends, then prints its result
 //! (exit 0) or its error (exit 4).
 //!
-//! Invariants: a task that ended before the stream opened is still seen (the task is read
-//! after the stream is open); a stream cut midway is resumed with `Last-Event-ID`, so no
-//! change is missed; a server without the stream is followed by polling the task instead.
+//! Invariants: no change is missed: the stream starts after the last change in the task's
+//! audit trail, read once the task is known not to have ended, and a stream cut midway is
+//! resumed with `Last-Event-ID`. A server without the stream is followed by polling the task
+//! instead.
 
 use std::time::Duration;
 
 use futures::StreamExt;
 use reqwest::{Method, Response, StatusCode, header::ACCEPT};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{
     ClientError, Ctx, Exit,
@@ -39,7 +40,13 @@ pub async fn watch(ctx: &Ctx, id: &str) -> Result<Exit, ClientError> {
             describe(&task)
         );
     }
-    let mut last_event: Option<String> = None;
+    // The stream resumes after the last change the trail holds, so nothing that happens
+    // from here on is missed, however long the stream takes to open.
+    let (mut last_event, ended) = latest_change(ctx, &full_id).await?;
+    if ended {
+        let task = ctx.api.get(&task_path(&full_id)).await?;
+        return finish(ctx, &task);
+    }
     let mut retries = 0;
     loop {
         let response = match open(ctx, &full_id, last_event.as_deref()).await {
@@ -57,11 +64,6 @@ pub async fn watch(ctx: &Ctx, id: &str) -> Result<Exit, ClientError> {
                 continue;
             }
         };
-        // Whatever happened before the stream opened is in the task itself.
-        let task = ctx.api.get(&task_path(&full_id)).await?;
-        if is_final(&task) {
-            return finish(ctx, &task);
-        }
         if follow(ctx, response, &mut last_event).await {
             let task = ctx.api.get(&task_path(&full_id)).await?;
             return finish(ctx, &task);
@@ -74,6 +76,25 @@ pub async fn watch(ctx: &Ctx, id: &str) -> Result<Exit, ClientError> {
         }
         tokio::time::sleep(RETRY_AFTER).await;
     }
+}
+
+/// The sequence number of the task's latest change in its audit trail, and whether that
+/// change ended it (it may have, since the task was read).
+async fn latest_change(ctx: &Ctx, task_id: &str) -> Result<(Option<String>, bool), ClientError> {
+    let trail = ctx
+        .api
+        .get(&format!("{}/events", task_path(task_id)))
+        .await?;
+    let latest = output::items(&trail)
+        .iter()
+        .max_by_key(|event| event["seq"].as_i64().unwrap_or(i64::MIN));
+    Ok(match latest {
+        Some(event) => (
+            event["seq"].as_i64().map(|seq| seq.to_string()),
+            is_final(&json!({"status": event["to_status"]})),
+        ),
+        None => (None, false),
+    })
 }
 
 enum Opened {
@@ -147,17 +168,21 @@ async fn poll(ctx: &Ctx, task_id: &str) -> Result<Exit, ClientError> {
     }
 }
 
-/// `running (attempt 1)`.
+/// `running (claimed), attempt 1`: the status, and what led to it when that has another
+/// name (an event's `kind`).
 fn describe(value: &Value) -> String {
     let attempt = value
         .get("attempt")
         .or_else(|| value.get("attempts"))
         .and_then(Value::as_i64)
         .unwrap_or(0);
-    let status = output::field(value, "status");
+    let mut status = output::field(value, "status");
+    if let Some(kind) = value["kind"].as_str().filter(|kind| *kind != status) {
+        status = format!("{status} ({kind})");
+    }
     match value["error"].as_str() {
-        Some(error) => format!("{status} (attempt {attempt}): {error}"),
-        None => format!("{status} (attempt {attempt})"),
+        Some(error) => format!("{status}, attempt {attempt}: {error}"),
+        None => format!("{status}, attempt {attempt}"),
     }
 }
 
