@@ -730,3 +730,75 @@ async fn bulk_cancel_run_and_delete_act_on_every_matching_task() {
     assert_eq!(ran["done"], 1, "{ran}");
     app.finished(&other).await;
 }
+
+sqlite_only!(watch_resumes_the_event_stream_across_a_server_restart);
+async fn watch_resumes_the_event_stream_across_a_server_restart() {
+    let folder = TempFolder::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string();
+    let data = folder.0.to_str().unwrap().to_string();
+    let env = [
+        ("SEEDCORE_DATA_DIR", data.as_str()),
+        ("PORT", port.as_str()),
+        // Stopping releases the running task at once; the next server runs it again.
+        ("SEEDCORE_SHUTDOWN_GRACE_SECONDS", "0"),
+        ("SEEDCORE_POLL_INTERVAL_MS", "100"),
+    ];
+    let mut first = process::Process::spawn(&["serve"], &env);
+    let base = first.wait_for_address();
+    let http = reqwest::Client::new();
+    let task: Value = http
+        .post(format!("{base}/api/v1/tasks"))
+        .json(&json!({"type": "sleep", "params": {"seconds": 3}, "run_immediately": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = id_of(&task);
+    eventually(Duration::from_secs(10), "the task runs", || async {
+        let task: Value = http
+            .get(format!("{base}/api/v1/tasks/{id}"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (task["status"] == "running").then_some(())
+    })
+    .await;
+    let args = ["task", "watch", &id];
+    let restart = async {
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        first.stop();
+        let mut second = process::Process::spawn(&["serve"], &env);
+        second.wait_for_address();
+        second
+    };
+    let (watched, mut second) = tokio::join!(client(&base, &args), restart);
+    let result: Value = serde_json::from_str(watched.ok()).expect("the result as JSON");
+    assert_eq!(result["result"], json!({"slept": 3}), "{result}");
+    // Released by the first server (the attempt not counted), claimed and run by the second.
+    let changes: Vec<&str> = watched
+        .stderr
+        .lines()
+        .filter_map(|line| line.split_once("  ").map(|(_, change)| change))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            "running, attempt 1",
+            "queued (released), attempt 0",
+            "running (claimed), attempt 1",
+            "completed, attempt 1"
+        ],
+        "{}",
+        watched.stderr
+    );
+    second.stop();
+}
