@@ -20,7 +20,8 @@ use super::{
     tasks::{self, task_path},
 };
 
-/// How many times in a row the stream may fail to open or be cut before the watch gives up.
+/// How many times in a row the stream may fail to open, or close having carried nothing,
+/// before the watch gives up.
 const MAX_RETRIES: u32 = 10;
 /// The wait before reconnecting.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
@@ -64,11 +65,15 @@ pub async fn watch(ctx: &Ctx, id: &str) -> Result<Exit, ClientError> {
                 continue;
             }
         };
-        if follow(ctx, response, &mut last_event).await {
-            let task = ctx.api.get(&task_path(&full_id)).await?;
-            return finish(ctx, &task);
+        match follow(ctx, response, &mut last_event).await {
+            Followed::Ended => {
+                let task = ctx.api.get(&task_path(&full_id)).await?;
+                return finish(ctx, &task);
+            }
+            // A stream that carried something was healthy: only cuts in a row count.
+            Followed::Cut { heard: true } => retries = 1,
+            Followed::Cut { heard: false } => retries += 1,
         }
-        retries += 1;
         if retries > MAX_RETRIES {
             return Err(ClientError::failure(
                 "the event stream kept closing before the task ended",
@@ -125,14 +130,24 @@ async fn open(ctx: &Ctx, task_id: &str, last_event: Option<&str>) -> Result<Resp
     }
 }
 
-/// Reads the stream until the task reaches a final status (true) or the stream ends (false).
-async fn follow(ctx: &Ctx, response: Response, last_event: &mut Option<String>) -> bool {
+/// How reading a stream ended.
+enum Followed {
+    /// The task reached a final status.
+    Ended,
+    /// The stream closed first; `heard` when it had carried anything (events, keep-alives).
+    Cut { heard: bool },
+}
+
+/// Reads the stream until the task reaches a final status or the stream ends.
+async fn follow(ctx: &Ctx, response: Response, last_event: &mut Option<String>) -> Followed {
     let mut stream = response.bytes_stream();
     let mut parser = SseParser::default();
+    let mut heard = false;
     while let Some(chunk) = stream.next().await {
         let Ok(chunk) = chunk else {
-            return false;
+            return Followed::Cut { heard };
         };
+        heard |= !chunk.is_empty();
         for event in parser.push(&chunk) {
             if let Some(id) = event.id {
                 *last_event = Some(id);
@@ -144,11 +159,11 @@ async fn follow(ctx: &Ctx, response: Response, last_event: &mut Option<String>) 
                 eprintln!("{}  {}", output::field(&data, "at"), describe(&data));
             }
             if is_final(&data) {
-                return true;
+                return Followed::Ended;
             }
         }
     }
-    false
+    Followed::Cut { heard }
 }
 
 /// Follows the task by reading it every [`POLL`], for servers without the event stream.
