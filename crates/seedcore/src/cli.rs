@@ -1,18 +1,24 @@
 //! The command line: `serve`, `worker`, `db init`, `db import-legacy`, `db adopt`,
-//! `db backup` and `token`, and what each does on start and stop.
+//! `db backup` and `token`, and what each does on start and stop; the client commands
+//! (`task`, `fact`, `queue`, `schedule`, `workflow`, `worker list`) are handed to
+//! [`crate::client`], `completions` prints shell completions.
 //!
 //! `serve` and `db init` work on either store; `worker` needs PostgreSQL, since the embedded
 //! SQLite file belongs to the one process that serves it.
 
 use std::{io::IsTerminal, path::PathBuf, process::ExitCode, time::Duration};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     api::{self, ApiSettings, AppState},
     auth::{self, TokenCommand},
+    client::{
+        self, ClientArgs, FactCommand, QueueCommand, ScheduleCommand, TaskCommand,
+        WorkerClientCommand, WorkflowCommand,
+    },
     config::{
         AuthConfig, DatabaseConfig, EngineConfig, LimitsConfig, LogConfig, MetricsConfig,
         ServerConfig, parse_queue_limits, parse_queues,
@@ -41,14 +47,42 @@ pub enum Command {
     /// Run the HTTP API and the workers in one process (migrates the database first).
     // Boxed: the settings are large beside the other commands'.
     Serve(Box<ServeArgs>),
-    /// Run workers only, to add capacity beside `serve` (any number, on any machine).
-    Worker(Box<WorkerArgs>),
+    /// Run workers only, to add capacity beside `serve` (any number, on any machine); or,
+    /// with `list`, list the worker processes of a running server.
+    Worker(Box<WorkerCommandArgs>),
     /// Database administration.
     #[command(subcommand)]
     Db(DbCommand),
     /// API tokens: create, list, revoke (database settings from the environment, or as flags
     /// before the subcommand: `seedcore token --pg-dsn URL list`).
     Token(TokenArgs),
+    /// Tasks on a running server: create, list, get, events, watch, run, cancel, delete.
+    Task(ClientArgs<TaskCommand>),
+    /// Facts on a running server: add, list, search, get, update, delete, import, export.
+    Fact(ClientArgs<FactCommand>),
+    /// Queues on a running server: list, pause, resume.
+    Queue(ClientArgs<QueueCommand>),
+    /// Cron schedules on a running server: list, create, pause, resume, delete.
+    Schedule(ClientArgs<ScheduleCommand>),
+    /// Workflows on a running server: create, list, get, cancel.
+    Workflow(ClientArgs<WorkflowCommand>),
+    /// Print the completion script of a shell (bash, zsh, fish, ...) to stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `seedcore worker`: with no subcommand it runs workers with these flags.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct WorkerCommandArgs {
+    /// A client subcommand instead of running workers.
+    #[command(subcommand)]
+    pub client: Option<WorkerClientCommand>,
+    /// The settings of the workers.
+    #[command(flatten)]
+    pub run: WorkerArgs,
 }
 
 /// The settings of `seedcore token`.
@@ -212,6 +246,10 @@ const WORKER_NEEDS_POSTGRES: &str = "it serves one process, and `seedcore serve`
 /// Runs the parsed command on a new tokio runtime; a failure is printed to stderr and ends
 /// in a failure exit code.
 pub fn run(cli: Cli) -> ExitCode {
+    let command = match run_client(cli.command) {
+        Ok(exit) => return exit,
+        Err(command) => *command,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -223,14 +261,16 @@ pub fn run(cli: Cli) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Serve(args) => serve(*args).await,
-            Command::Worker(args) => worker(*args).await,
+            Command::Worker(args) => worker(args.run).await,
             Command::Db(DbCommand::Init(args)) => db_init(args).await,
             Command::Db(DbCommand::ImportLegacy(args)) => import_legacy(args).await,
             Command::Db(DbCommand::Backup(args)) => backup(args).await,
             Command::Db(DbCommand::Adopt(args)) => adopt(args).await,
             Command::Token(args) => token(args).await,
+            // Handed to the client before the runtime starts.
+            client => Err(CliError(format!("not a server command: {client:?}"))),
         }
     });
     match result {
@@ -240,6 +280,30 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs a client command, or prints completions; any other command comes back to be run here.
+fn run_client(command: Command) -> Result<ExitCode, Box<Command>> {
+    let request = match command {
+        Command::Task(args) => client::Request::Task(args),
+        Command::Fact(args) => client::Request::Fact(args),
+        Command::Queue(args) => client::Request::Queue(args),
+        Command::Schedule(args) => client::Request::Schedule(args),
+        Command::Workflow(args) => client::Request::Workflow(args),
+        Command::Worker(mut args) => match args.client.take() {
+            Some(command) => client::Request::Worker(command),
+            None => return Err(Box::new(Command::Worker(args))),
+        },
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "seedcore", &mut script);
+            // A closed pipe (`| head`) is not worth a panic.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
+            return Ok(ExitCode::SUCCESS);
+        }
+        other => return Err(Box::new(other)),
+    };
+    Ok(client::run(request))
 }
 
 async fn serve(args: ServeArgs) -> Result<(), CliError> {

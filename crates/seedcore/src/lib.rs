@@ -60,6 +60,7 @@ pub mod adopt;
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod engine;
 pub mod import;
