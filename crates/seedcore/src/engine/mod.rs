@@ -398,6 +398,7 @@ async fn claim_loop(inner: Arc<Inner>, lane_index: usize) {
             drift: lane.drift,
             queues: lane.queues.clone(),
             exclude_queues: lane.exclude_queues.clone(),
+            types: None,
         };
         let claimed = match inner.store.claim_tasks(&claim).await {
             Ok(claimed) => claimed,
@@ -630,17 +631,8 @@ impl Inner {
             Ended::Stopped => HandlerError::Retryable("stopped".into()),
         };
         match error {
-            HandlerError::Retryable(error)
-                if crate::model::transition::attempts_left(task.attempts, task.max_attempts) =>
-            {
-                let delay = self.settings.retry.delay(task.attempts);
-                let run_at =
-                    Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-                Outcome::Retry { error, run_at }
-            }
-            HandlerError::Retryable(error) | HandlerError::Permanent(error) => {
-                Outcome::Failed(error)
-            }
+            HandlerError::Retryable(error) => self.settings.retry.after_failure(task, error, None),
+            HandlerError::Permanent(error) => Outcome::Failed(error),
         }
     }
 

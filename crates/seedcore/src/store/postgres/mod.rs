@@ -45,6 +45,7 @@ pub(crate) mod errors;
 mod fact_search;
 mod facts;
 mod import;
+mod pull;
 mod queues;
 mod retention;
 mod rows;
