@@ -253,7 +253,14 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         default_max_attempts: args.engine.max_attempts,
         max_bulk_body_bytes: args.server.max_bulk_body_bytes,
     };
-    let state = AppState::new(store.clone(), settings).with_auth(auth);
+    let engine_settings = EngineSettings::from(&args.engine);
+    let pull = api::PullSettings {
+        default_lease: engine_settings.lease,
+        retry: engine_settings.retry,
+    };
+    let state = AppState::new(store.clone(), settings)
+        .with_auth(auth)
+        .with_pull(pull);
     state
         .auth
         .prime()
