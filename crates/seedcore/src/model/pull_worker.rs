@@ -50,9 +50,9 @@ pub struct PullWorker {
     pub id: String,
     /// The name the worker gave itself, for people.
     pub name: String,
-    /// The queues it serves; None serves every queue.
+    /// The queues it serves; null serves every queue.
     pub queues: Option<Vec<String>>,
-    /// The task types it runs; None runs every type.
+    /// The task types it runs; null runs every type.
     pub types: Option<Vec<String>>,
     /// Free-form labels, for operators.
     #[schema(value_type = Object)]
