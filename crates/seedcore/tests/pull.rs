@@ -24,7 +24,11 @@ async fn register(app: &TestApp, body: Value) -> String {
 
 /// A worker of every queue and type.
 async fn any_worker(app: &TestApp) -> String {
-    register(app, json!({"name": "any", "client_name": "test", "client_version": "1"})).await
+    register(
+        app,
+        json!({"name": "any", "client_name": "test", "client_version": "1"}),
+    )
+    .await
 }
 
 /// Claims once without waiting; returns the tasks taken (none for a 204).
@@ -52,13 +56,19 @@ async fn claim_one(app: &TestApp, worker: &str) -> Value {
 }
 
 fn token_of(task: &Value) -> String {
-    task["lease_token"].as_str().expect("a lease token").to_string()
+    task["lease_token"]
+        .as_str()
+        .expect("a lease token")
+        .to_string()
 }
 
 async fn complete(app: &TestApp, task: &Value, result: Value) -> (StatusCode, Value) {
     let path = format!("/api/v1/tasks/{}/complete", id_of(task));
-    app.post(&path, json!({"lease_token": token_of(task), "result": result}))
-        .await
+    app.post(
+        &path,
+        json!({"lease_token": token_of(task), "result": result}),
+    )
+    .await
 }
 
 /// The task's events as `(kind, actor)`.
@@ -110,8 +120,14 @@ async fn a_worker_registers_claims_and_completes_over_http() {
     assert_eq!(task["attempt"], 1);
     assert_eq!(task["parents"], json!([]));
     let expires: DateTime<Utc> = serde_json::from_value(task["lease_expires_at"].clone()).unwrap();
-    assert!(expires > Utc::now() + chrono::Duration::seconds(20), "{expires}");
-    assert_eq!(app.task(&id).await.worker_id.as_deref(), Some(worker.as_str()));
+    assert!(
+        expires > Utc::now() + chrono::Duration::seconds(20),
+        "{expires}"
+    );
+    assert_eq!(
+        app.task(&id).await.worker_id.as_deref(),
+        Some(worker.as_str())
+    );
 
     let (status, ended) = complete(&app, &task, json!({"total": 12})).await;
     assert_eq!(status, StatusCode::OK, "{ended}");
@@ -121,7 +137,10 @@ async fn a_worker_registers_claims_and_completes_over_http() {
     assert_eq!(done.result.unwrap()["result"], json!({"total": 12}));
     let named = format!("worker:{worker}");
     let events = trail(&app, &id).await;
-    assert!(events.contains(&("claimed".into(), named.clone())), "{events:?}");
+    assert!(
+        events.contains(&("claimed".into(), named.clone())),
+        "{events:?}"
+    );
     assert!(events.contains(&("completed".into(), named)), "{events:?}");
     assert_eq!(app.task(&parent).await.status, TaskStatus::Queued);
 
@@ -259,15 +278,25 @@ async fn a_lease_over_the_cap_is_refused_never_shortened() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["detail"][0]["loc"], json!(["body", "lease_seconds"]));
-    assert_eq!(app.task(&id).await.status, TaskStatus::Queued, "nothing claimed");
+    assert_eq!(
+        app.task(&id).await.status,
+        TaskStatus::Queued,
+        "nothing claimed"
+    );
     let task = claim_one(&app, &worker).await;
     let path = format!("/api/v1/tasks/{id}/heartbeat");
     let (status, body) = app
-        .post(&path, json!({"lease_token": token_of(&task), "extend_seconds": 7200}))
+        .post(
+            &path,
+            json!({"lease_token": token_of(&task), "extend_seconds": 7200}),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let (status, body) = app
-        .post("/api/v1/tasks/claim", json!({"worker_id": worker, "max": 101}))
+        .post(
+            "/api/v1/tasks/claim",
+            json!({"worker_id": worker, "max": 101}),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 }
@@ -289,9 +318,16 @@ async fn a_heartbeat_keeps_the_lease_past_its_first_expiry() {
     assert_eq!(status, StatusCode::OK, "{beat}");
     assert_eq!(beat["cancel_requested"], false);
     let expires: DateTime<Utc> = serde_json::from_value(beat["lease_expires_at"].clone()).unwrap();
-    assert!(expires > Utc::now() + chrono::Duration::seconds(50), "{expires}");
+    assert!(
+        expires > Utc::now() + chrono::Duration::seconds(50),
+        "{expires}"
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(app.store.rescue_expired().await.unwrap(), 0, "the lease held");
+    assert_eq!(
+        app.store.rescue_expired().await.unwrap(),
+        0,
+        "the lease held"
+    );
     assert_eq!(complete(&app, task, json!(null)).await.0, StatusCode::OK);
 }
 
@@ -310,7 +346,10 @@ async fn a_cancelled_task_asks_its_worker_to_stop_and_refuses_its_completion() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{beat}");
-    assert_eq!(beat, json!({"lease_expires_at": null, "cancel_requested": true}));
+    assert_eq!(
+        beat,
+        json!({"lease_expires_at": null, "cancel_requested": true})
+    );
     let (status, body) = complete(&app, &task, json!("late")).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body, json!({"detail": "lease lost"}));
@@ -329,7 +368,10 @@ async fn a_repeated_completion_answers_the_same_outcome() {
     let again = complete(&app, &task, json!({"n": 2})).await;
     assert_eq!(first.0, StatusCode::OK);
     assert_eq!(again, first);
-    assert_eq!(app.task(&id).await.result.unwrap()["result"], json!({"n": 1}));
+    assert_eq!(
+        app.task(&id).await.result.unwrap()["result"],
+        json!({"n": 1})
+    );
     // The same token cannot turn the completion into a failure.
     let (status, body) = app
         .post(
@@ -425,7 +467,10 @@ async fn a_retryable_failure_waits_the_engines_backoff_and_a_final_one_fails() {
     assert_eq!(ended["status"], "failed");
     let failed = app.task(&permanent).await;
     assert_eq!(failed.status, TaskStatus::Failed);
-    assert_eq!(failed.error.as_deref(), Some("ValueError: bad input\nat line 1"));
+    assert_eq!(
+        failed.error.as_deref(),
+        Some("ValueError: bad input\nat line 1")
+    );
 }
 
 both_backends!(a_worker_may_ask_for_its_own_retry_delay);
@@ -489,8 +534,16 @@ async fn an_expired_lease_is_rescued_and_the_late_completion_refused() {
         .expect("a rescue event")
         .clone();
     assert_eq!(rescue["actor"], "system:lease-expired");
-    assert_eq!(rescue["worker_id"], worker.as_str(), "names the worker that lost it");
-    assert_eq!(claim_one(&app, &worker).await["attempt"], 2, "the attempt counted");
+    assert_eq!(
+        rescue["worker_id"],
+        worker.as_str(),
+        "names the worker that lost it"
+    );
+    assert_eq!(
+        claim_one(&app, &worker).await["attempt"],
+        2,
+        "the attempt counted"
+    );
 }
 
 both_backends!(a_quiet_worker_claims_nothing_and_a_terminated_one_is_told_to_stop);
@@ -501,16 +554,24 @@ async fn a_quiet_worker_claims_nothing_and_a_terminated_one_is_told_to_stop() {
     assert_eq!(app.post_empty(&beat).await.1, json!({"state": "running"}));
     let id = queued(&app, json!({"type": "t"})).await;
 
-    let (status, quiet) = app.post_empty(&format!("/api/v1/workers/{worker}/quiet")).await;
+    let (status, quiet) = app
+        .post_empty(&format!("/api/v1/workers/{worker}/quiet"))
+        .await;
     assert_eq!(status, StatusCode::OK, "{quiet}");
     assert_eq!(quiet["state"], "quiet");
     assert_eq!(app.post_empty(&beat).await.1, json!({"state": "quiet"}));
     let started = std::time::Instant::now();
     let (status, _) = app
-        .post("/api/v1/tasks/claim", json!({"worker_id": worker, "wait_ms": 10000}))
+        .post(
+            "/api/v1/tasks/claim",
+            json!({"worker_id": worker, "wait_ms": 10000}),
+        )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    assert!(started.elapsed() < Duration::from_secs(5), "answered at once");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered at once"
+    );
     assert_eq!(app.task(&id).await.status, TaskStatus::Queued);
 
     let (status, _) = app
@@ -566,10 +627,15 @@ async fn a_token_without_workers_pull_cannot_claim() {
             .send()
     };
     let (viewer, worker, operator) = (&tokens[0], &tokens[1], &tokens[2]);
-    let refused = call("/api/v1/workers", viewer, json!({"name": "w"})).await.unwrap();
+    let refused = call("/api/v1/workers", viewer, json!({"name": "w"}))
+        .await
+        .unwrap();
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     let body: Value = refused.json().await.unwrap();
-    assert!(body["detail"].as_str().unwrap().contains("workers:pull"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("workers:pull"),
+        "{body}"
+    );
     let registered: Value = call("/api/v1/workers", worker, json!({"name": "w"}))
         .await
         .unwrap()
@@ -580,7 +646,11 @@ async fn a_token_without_workers_pull_cannot_claim() {
     let claim = json!({"worker_id": id});
     let status = |r: reqwest::Response| r.status();
     assert_eq!(
-        status(call("/api/v1/tasks/claim", viewer, claim.clone()).await.unwrap()),
+        status(
+            call("/api/v1/tasks/claim", viewer, claim.clone())
+                .await
+                .unwrap()
+        ),
         StatusCode::FORBIDDEN
     );
     assert_eq!(

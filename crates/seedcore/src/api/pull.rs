@@ -47,8 +47,8 @@ use crate::{
     store::{Claim, ClaimedTask, DriftRange, Lease, Outcome, StoreError},
     validate::spec::{self, Spec, Text},
 };
-use bodies::{ClaimBody, CompleteBody, FailBody, HeartbeatBody, RegisterBody, ReleaseBody};
 pub use bodies::MAX_LEASE_SECONDS;
+use bodies::{ClaimBody, CompleteBody, FailBody, HeartbeatBody, RegisterBody, ReleaseBody};
 pub use wakeups::Wakeups;
 
 /// What the pull API needs beyond the store.

@@ -45,7 +45,8 @@ impl RetryPolicy {
             return Outcome::Failed(error);
         }
         let delay = wait.unwrap_or_else(|| self.delay(task.attempts));
-        let run_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        let run_at =
+            Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
         Outcome::Retry { error, run_at }
     }
 }

@@ -47,8 +47,8 @@ use crate::model::{
     Actor, Fact, FactPatch, IdRef, NewFact, NewTask, QueueInfo, Task, TaskEvent, Worker, Workflow,
     WorkflowPlan, WorkflowSummary,
 };
-use crate::model::{PullWorker, TaskStatus, WorkerCommand};
 use crate::model::{NewSchedule, Schedule, SchedulePatch};
+use crate::model::{PullWorker, TaskStatus, WorkerCommand};
 
 pub use error::{Cause, StoreError, StoreResult};
 pub use leases::{Claim, ClaimedTask, DriftRange, Lease, Outcome};
@@ -163,8 +163,11 @@ pub trait Store: Send + Sync + 'static {
     /// an unknown id); forgets the finished leases a day old on the way.
     async fn pull_worker_seen(&self, id: &str) -> StoreResult<WorkerCommand>;
     /// Sets what the operator asks of the pull worker and returns it (NotFound otherwise).
-    async fn set_pull_worker_state(&self, id: &str, state: WorkerCommand)
-    -> StoreResult<PullWorker>;
+    async fn set_pull_worker_state(
+        &self,
+        id: &str,
+        state: WorkerCommand,
+    ) -> StoreResult<PullWorker>;
     /// Records how one attempt ended, as `finish_attempt` does, and in the same transaction
     /// remembers that this lease finished it, and as what; false when the lease was not current.
     async fn finish_remembered(&self, lease: Lease, outcome: Outcome) -> StoreResult<bool>;

@@ -25,10 +25,13 @@ pub const MAX_LEASE_SECONDS: f64 = 3600.0;
 /// Most queues or types one worker names.
 const MAX_NAMES: usize = 100;
 
-const NAME: Spec<Text> = spec::text("name", "The worker's name, for people (1 to 200 characters).")
-    .required()
-    .chars(1, 200)
-    .stored();
+const NAME: Spec<Text> = spec::text(
+    "name",
+    "The worker's name, for people (1 to 200 characters).",
+)
+.required()
+.chars(1, 200)
+.stored();
 const QUEUES: Spec<List> = spec::strings(
     "queues",
     "Only tasks of these queues (each a queue name: 1 to 100 letters, digits, '_', '-', '.' \
@@ -91,14 +94,8 @@ const LEASE_SECONDS: Spec<Number> = spec::number(
 .above(0.0)
 .at_most(MAX_LEASE_SECONDS);
 
-const CLAIM_FIELDS: &[&dyn Documented] = &[
-    &WORKER_ID,
-    &QUEUES,
-    &TYPES,
-    &MAX,
-    &WAIT_MS,
-    &LEASE_SECONDS,
-];
+const CLAIM_FIELDS: &[&dyn Documented] =
+    &[&WORKER_ID, &QUEUES, &TYPES, &MAX, &WAIT_MS, &LEASE_SECONDS];
 
 const LEASE_TOKEN: Spec<Text> = {
     let mut token = WHOLE_ID.with_name("lease_token");
@@ -334,7 +331,11 @@ fn error_text(error: &Map<String, Value>) -> Result<String, Vec<FieldError>> {
     let message = fields.read_text(&ERROR_MESSAGE);
     let stack = fields.read_text(&ERROR_STACK);
     fields.finish()?;
-    let mut text = format!("{}: {}", kind.unwrap_or_default(), message.unwrap_or_default());
+    let mut text = format!(
+        "{}: {}",
+        kind.unwrap_or_default(),
+        message.unwrap_or_default()
+    );
     if let Some(stack) = stack.filter(|s| !s.is_empty()) {
         text.push('\n');
         text.push_str(&stack);
@@ -443,13 +444,12 @@ mod tests {
     #[test]
     fn every_bound_the_claim_schema_states_is_the_one_the_validator_enforces() {
         let schema = serde_json::to_value(ClaimBody::schema()).unwrap();
-        let tried =
-            conformance::assert_bounds_enforced_but(
-                &schema,
-                &body(json!({"worker_id": "w"})),
-                &["queue_name"],
-                |b| errors_of(claim(b)),
-            );
+        let tried = conformance::assert_bounds_enforced_but(
+            &schema,
+            &body(json!({"worker_id": "w"})),
+            &["queue_name"],
+            |b| errors_of(claim(b)),
+        );
         assert!(tried >= 6, "only {tried} cases");
     }
 
@@ -476,9 +476,8 @@ mod tests {
         let mut failed = token;
         failed["error"] = json!({"type": "E", "message": "m"});
         let schema = serde_json::to_value(FailBody::schema()).unwrap();
-        let tried = conformance::assert_bounds_enforced(&schema, &body(failed), |b| {
-            errors_of(failure(b))
-        });
+        let tried =
+            conformance::assert_bounds_enforced(&schema, &body(failed), |b| errors_of(failure(b)));
         assert!(tried >= 4, "only {tried} cases");
     }
 

@@ -27,7 +27,11 @@ const SELECT: &str = r"select p.id, p.name, p.queues, p.types, p.labels, p.clien
                        from pull_workers p join workers w on w.id = p.id
                        where p.id = $1";
 
-pub(super) async fn register(store: &PgStore, worker: &Worker, pull: &PullWorker) -> StoreResult<()> {
+pub(super) async fn register(
+    store: &PgStore,
+    worker: &Worker,
+    pull: &PullWorker,
+) -> StoreResult<()> {
     let mut tx = store.pool.begin().await?;
     sqlx::query(
         r"insert into workers (id, host, pid, version, concurrency, escalated_concurrency,
@@ -124,7 +128,10 @@ pub(super) async fn finish_remembered(
     Ok(true)
 }
 
-pub(super) async fn finished_lease(store: &PgStore, lease: Lease) -> StoreResult<Option<TaskStatus>> {
+pub(super) async fn finished_lease(
+    store: &PgStore,
+    lease: Lease,
+) -> StoreResult<Option<TaskStatus>> {
     let outcome: Option<String> = sqlx::query_scalar(
         "select outcome from finished_leases where lease_token = $1 and task_id = $2",
     )
