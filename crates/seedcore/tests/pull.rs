@@ -12,8 +12,10 @@ use seedcore::{
     api::{self, ApiSettings, AppState},
     auth::{AuthSettings, NewToken, Role, Secret},
     model::TaskStatus,
+    server::{Listener, ListenerSettings},
 };
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 /// Registers a pull worker and returns its id.
 async fn register(app: &TestApp, body: Value) -> String {
@@ -667,4 +669,40 @@ async fn a_token_without_workers_pull_cannot_claim() {
         status(call(&quiet, operator, json!({})).await.unwrap()),
         StatusCode::OK
     );
+}
+
+both_backends!(a_long_poll_outlasts_a_request_timeout_shorter_than_its_wait);
+async fn a_long_poll_outlasts_a_request_timeout_shorter_than_its_wait() {
+    let db = TestDb::create().await;
+    let store = db.store().await.into_dyn();
+    let settings = ListenerSettings {
+        request_timeout: Duration::from_millis(300),
+        ..ListenerSettings::default()
+    };
+    let listener = Listener::bind("127.0.0.1:0".parse().unwrap(), settings)
+        .await
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr());
+    let stop = CancellationToken::new();
+    let app = api::app(AppState::new(store, ApiSettings::default()));
+    let served = tokio::spawn(listener.serve(app, stop.clone()));
+    let client = reqwest::Client::new();
+    let registered: Value = client
+        .post(format!("{base}/api/v1/workers"))
+        .json(&json!({"name": "patient"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let claim = client
+        .post(format!("{base}/api/v1/tasks/claim"))
+        .json(&json!({"worker_id": registered["id"], "wait_ms": 1000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(claim.status(), StatusCode::NO_CONTENT, "not a 503 timeout");
+    stop.cancel();
+    let _ = served.await;
 }

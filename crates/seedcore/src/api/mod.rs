@@ -41,7 +41,7 @@ use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use error::ApiError;
-pub use pull::{MAX_LEASE_SECONDS, PullSettings};
+pub use pull::{MAX_CLAIM_WAIT, MAX_LEASE_SECONDS, PullSettings};
 
 use crate::auth::{Access, Auth, AuthSettings, Scope};
 use crate::store::DynStore;

@@ -9,8 +9,9 @@
 //! - a long poll claims only when it is about to answer. A client that hangs up after the
 //!   claim committed leaves its tasks running under leases nobody renews: they expire and the
 //!   reaper puts them back (the attempt counted), as for a worker that crashed;
-//! - the long poll is bounded by `wait_ms` (at most 30 s), under the server's request timeout
-//!   (60 s by default), so it needs no exemption from it;
+//! - the long poll is bounded by `wait_ms` (at most 30 s); the server gives it the request
+//!   timeout plus that longest wait (see `server::gate`), so a short timeout setting does not
+//!   cut a poll short;
 //! - a completion or failure is remembered with its lease token for a day, so repeating it with
 //!   the same token answers the same outcome instead of 409;
 //! - a retryable failure ends by the engine's own rule (`RetryPolicy::after_failure`).
@@ -47,8 +48,8 @@ use crate::{
     store::{Claim, ClaimedTask, DriftRange, Lease, Outcome, StoreError},
     validate::spec::{self, Spec, Text},
 };
-pub use bodies::MAX_LEASE_SECONDS;
 use bodies::{ClaimBody, CompleteBody, FailBody, HeartbeatBody, RegisterBody, ReleaseBody};
+pub use bodies::{MAX_CLAIM_WAIT, MAX_LEASE_SECONDS};
 pub use wakeups::Wakeups;
 
 /// What the pull API needs beyond the store.

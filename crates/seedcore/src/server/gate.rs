@@ -4,7 +4,8 @@
 //! Invariants: a request over the cap is refused at once with `Retry-After`, never queued,
 //! so a saturated server answers quickly instead of piling up work; a request that outlives
 //! the timeout is dropped (its transaction, if open, rolls back) and answered 503. `/health`
-//! passes the cap, so a busy server still says it is alive.
+//! passes the cap, so a busy server still says it is alive. A claim's long poll may wait up to
+//! [`MAX_CLAIM_WAIT`] before its work begins, so its time limit is the timeout plus that wait.
 
 use std::{sync::Arc, time::Duration};
 
@@ -19,6 +20,10 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use super::ListenerSettings;
+use crate::api::MAX_CLAIM_WAIT;
+
+/// The route of the pull API's long poll, as the server mounts it.
+const LONG_POLL: &str = "/api/v1/tasks/claim";
 
 /// What a refused client is told to wait, in seconds, before trying again.
 const RETRY_AFTER_SECONDS: &str = "1";
@@ -48,9 +53,14 @@ async fn admit(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> R
     };
     // Both clones share their bytes; the log line is only written on a timeout.
     let (method, uri) = (request.method().clone(), request.uri().clone());
-    match tokio::time::timeout(gate.timeout, next.run(request)).await {
+    let limit = if uri.path() == LONG_POLL {
+        gate.timeout + MAX_CLAIM_WAIT
+    } else {
+        gate.timeout
+    };
+    match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => timed_out(gate.timeout, &format!("{method} {}", uri.path())),
+        Err(_) => timed_out(limit, &format!("{method} {}", uri.path())),
     }
 }
 

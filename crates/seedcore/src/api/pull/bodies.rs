@@ -22,6 +22,8 @@ use crate::{
 
 /// The longest lease a worker may ask for, in seconds: an hour. A longer task heartbeats.
 pub const MAX_LEASE_SECONDS: f64 = 3600.0;
+/// The longest a claim waits for a task: its `wait_ms` is at most this.
+pub const MAX_CLAIM_WAIT: Duration = Duration::from_secs(30);
 /// Most queues or types one worker names.
 const MAX_NAMES: usize = 100;
 
@@ -81,7 +83,7 @@ const MAX: Spec<Integer> = spec::integer("max", 1, 100, "Most tasks to claim.").
 const WAIT_MS: Spec<Integer> = spec::integer(
     "wait_ms",
     0,
-    30_000,
+    MAX_CLAIM_WAIT.as_millis() as i64,
     "How long to wait for a task when none is ready, in milliseconds; the answer comes as soon \
      as one is (204 when none came).",
 )
