@@ -581,6 +581,10 @@ async fn a_quiet_worker_claims_nothing_and_a_terminated_one_is_told_to_stop() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(app.post_empty(&beat).await.1, json!({"state": "terminate"}));
+    let (status, shown) = app.get(&format!("/api/v1/workers/{worker}")).await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert_eq!(shown["state"], "terminate");
+    assert_eq!(shown["client_name"], "test");
     let (status, _) = app.post_empty("/api/v1/workers/pull:nobody/quiet").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = app

@@ -156,6 +156,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
             facts::delete_fact
         ))
         .routes(routes!(workers::list_workers, pull::register_worker))
+        .routes(routes!(pull::get_worker))
         .routes(routes!(pull::worker_heartbeat))
         .routes(routes!(pull::quiet_worker))
         .routes(routes!(pull::terminate_worker))
@@ -214,6 +215,7 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = {
         ("delete", "/api/v1/facts/{fact_id}", Token(FactsWrite)),
         ("get", "/api/v1/workers", Token(MetricsRead)),
         ("post", "/api/v1/workers", Token(WorkersPull)),
+        ("get", "/api/v1/workers/{id}", Token(MetricsRead)),
         ("post", "/api/v1/workers/{id}/heartbeat", Token(WorkersPull)),
         // Draining a worker decides where queued work is consumed, as pausing a queue does.
         ("post", "/api/v1/workers/{id}/quiet", Token(QueuesAdmin)),

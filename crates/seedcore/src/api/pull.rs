@@ -264,6 +264,23 @@ pub async fn worker_heartbeat(
 }
 
 #[utoipa::path(
+    get, path = "/workers/{id}", tag = "workers",
+    params(WorkerIdPath),
+    responses(
+        (status = 200, description = "The pull worker as registered, with what its operator asks of it", body = PullWorker),
+        (status = 404, description = "No such pull worker (built-in workers are in the list only)", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
+    )
+)]
+pub async fn get_worker(
+    State(state): State<AppState>,
+    WorkerIdPath(id): WorkerIdPath,
+) -> Result<Json<PullWorker>, ApiError> {
+    let worker = state.store.pull_worker(&id).await.map_err(worker_error)?;
+    Ok(Json(worker))
+}
+
+#[utoipa::path(
     post, path = "/workers/{id}/quiet", tag = "workers",
     params(WorkerIdPath),
     responses(
