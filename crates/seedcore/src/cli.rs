@@ -257,6 +257,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let pull = api::PullSettings {
         default_lease: engine_settings.lease,
         retry: engine_settings.retry,
+        ..api::PullSettings::default()
     };
     let state = AppState::new(store.clone(), settings)
         .with_auth(auth)

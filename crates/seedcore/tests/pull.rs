@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use common::*;
 use reqwest::StatusCode;
 use seedcore::{
-    api::{self, ApiSettings, AppState},
+    api::{self, ApiSettings, AppState, PullSettings},
     auth::{AuthSettings, NewToken, Role, Secret},
     model::TaskStatus,
     server::{Listener, ListenerSettings},
@@ -556,10 +556,23 @@ async fn a_quiet_worker_claims_nothing_and_a_terminated_one_is_told_to_stop() {
     assert_eq!(app.post_empty(&beat).await.1, json!({"state": "running"}));
     let id = queued(&app, json!({"type": "t"})).await;
 
+    // A poll already waiting when the worker is quieted claims nothing either.
+    let waiting = {
+        let (client, base) = (app.client.clone(), app.base.clone());
+        let body = json!({"worker_id": worker, "wait_ms": 3000, "queues": ["later"]});
+        tokio::spawn(async move {
+            let url = format!("{base}/api/v1/tasks/claim");
+            client.post(url).json(&body).send().await.unwrap().status()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let (status, quiet) = app
         .post_empty(&format!("/api/v1/workers/{worker}/quiet"))
         .await;
     assert_eq!(status, StatusCode::OK, "{quiet}");
+    let later = queued(&app, json!({"type": "t", "queue": "later"})).await;
+    assert_eq!(waiting.await.unwrap(), StatusCode::NO_CONTENT);
+    assert_eq!(app.task(&later).await.status, TaskStatus::Queued);
     assert_eq!(quiet["state"], "quiet");
     assert_eq!(app.post_empty(&beat).await.1, json!({"state": "quiet"}));
     let started = std::time::Instant::now();
@@ -709,4 +722,61 @@ async fn a_long_poll_outlasts_a_request_timeout_shorter_than_its_wait() {
     assert_eq!(claim.status(), StatusCode::NO_CONTENT, "not a 503 timeout");
     stop.cancel();
     let _ = served.await;
+}
+
+both_backends!(a_long_poll_is_woken_by_the_stores_signal_not_by_its_recheck);
+async fn a_long_poll_is_woken_by_the_stores_signal_not_by_its_recheck() {
+    let db = TestDb::create().await;
+    let store = db.store().await.into_dyn();
+    // Rechecks far apart: within wait_ms only the store's wake-up can find the new task.
+    let pull = PullSettings {
+        recheck: Duration::from_secs(600),
+        ..PullSettings::default()
+    };
+    let state = AppState::new(store.clone(), ApiSettings::default()).with_pull(pull);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, api::app(state)).await.unwrap();
+    });
+    let client = reqwest::Client::new();
+    let registered: Value = client
+        .post(format!("{base}/api/v1/workers"))
+        .json(&json!({"name": "woken"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let poll = {
+        let (client, base) = (client.clone(), base.clone());
+        let body = json!({"worker_id": registered["id"], "wait_ms": 30000});
+        tokio::spawn(async move {
+            let response = client
+                .post(format!("{base}/api/v1/tasks/claim"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (response.status(), response.json::<Value>().await.ok())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let created: Value = client
+        .post(format!("{base}/api/v1/tasks"))
+        .json(&json!({"type": "t", "run_immediately": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // Without a wake-up the poll would answer only at wait_ms, with its last query.
+    let (status, body) = tokio::time::timeout(Duration::from_secs(15), poll)
+        .await
+        .expect("a wake-up answered the poll before wait_ms")
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body.unwrap()["tasks"][0]["id"], created["id"]);
 }

@@ -59,6 +59,9 @@ pub struct PullSettings {
     pub default_lease: Duration,
     /// How long a retryable failure waits before the next attempt: the engine's policy.
     pub retry: RetryPolicy,
+    /// How often a waiting claim queries again when nothing woke it: what notices a `run_at`
+    /// coming due (nothing signals that) or a lost wake-up.
+    pub recheck: Duration,
 }
 
 impl Default for PullSettings {
@@ -67,6 +70,7 @@ impl Default for PullSettings {
         PullSettings {
             default_lease: engine.lease,
             retry: engine.retry,
+            recheck: Duration::from_secs(1),
         }
     }
 }
@@ -417,8 +421,13 @@ pub async fn claim_tasks(
         types: request.types.or(worker.types),
     };
     let deadline = Instant::now() + request.wait;
+    let mut waited = false;
     loop {
         let woken = state.pull.wakeups.interest(store);
+        // An operator may have quieted the worker while this poll waited.
+        if waited && !still_running(store, &claim.worker_id).await? {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
         // Taken before the claim, so the expiry reported is never later than the stored one.
         let expires = Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default();
         let claimed = store.claim_tasks(&claim).await.map_err(store_error)?;
@@ -433,12 +442,18 @@ pub async fn claim_tasks(
         if now >= deadline {
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
-        let recheck = deadline.min(now + wakeups::RECHECK);
+        let recheck = deadline.min(now + state.pull.settings.recheck);
         tokio::select! {
             () = woken => {}
             () = tokio::time::sleep_until(recheck) => {}
         }
+        waited = true;
     }
+}
+
+async fn still_running(store: &crate::store::DynStore, id: &str) -> Result<bool, ApiError> {
+    let worker = store.pull_worker(id).await.map_err(worker_error)?;
+    Ok(worker.state == WorkerCommand::Running)
 }
 
 /// A lease renewed, or the news that the task was cancelled.

@@ -3,22 +3,19 @@
 //!
 //! Invariants: a claim registers its interest ([`Wakeups::interest`]) BEFORE it queries, so a
 //! task made ready between its query and its wait still wakes it; a wake-up is a hint (a lost
-//! NOTIFY costs latency only), so a waiting claim also queries again every [`RECHECK`], which is
-//! what notices a `run_at` coming due, since nothing signals that.
+//! NOTIFY costs latency only), so a waiting claim also queries again now and then
+//! (`PullSettings::recheck`), which is what notices a `run_at` coming due, since nothing
+//! signals that.
 
 use std::{
     pin::Pin,
     sync::{Arc, OnceLock},
-    time::Duration,
 };
 
 use tokio::sync::{Notify, futures::Notified};
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{DynStore, Signal};
-
-/// How often a waiting claim queries even when nothing woke it.
-pub const RECHECK: Duration = Duration::from_secs(1);
 
 /// Wakes waiting claims when the store says tasks became ready.
 #[derive(Default)]
