@@ -1,4 +1,4 @@
-//! The pull API's long poll: `POST /api/v1/tasks/claim` (see the module above for its
+//! The pull API's long poll: `POST /api/v1/tasks/claim` (`api::pull` states its
 //! invariants).
 
 use axum::{
