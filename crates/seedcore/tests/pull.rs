@@ -384,6 +384,28 @@ async fn a_repeated_completion_answers_the_same_outcome() {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 }
 
+both_backends!(tasks_claimed_together_complete_and_repeat_each_on_its_own);
+async fn tasks_claimed_together_complete_and_repeat_each_on_its_own() {
+    let app = TestApp::without_workers().await;
+    let worker = any_worker(&app).await;
+    for n in 0..3 {
+        queued(&app, json!({"type": "t", "params": {"n": n}})).await;
+    }
+    let tasks = claim(&app, json!({"worker_id": worker, "max": 3})).await;
+    assert_eq!(tasks.len(), 3);
+    for _ in 0..2 {
+        for task in &tasks {
+            let (status, ended) = complete(&app, task, task["params"].clone()).await;
+            assert_eq!(status, StatusCode::OK, "{ended}");
+            assert_eq!(ended["status"], "completed");
+        }
+    }
+    for task in &tasks {
+        let done = app.task(&id_of(task)).await;
+        assert_eq!(done.result.unwrap()["result"], task["params"]);
+    }
+}
+
 both_backends!(a_stale_or_unknown_token_is_refused_and_changes_nothing);
 async fn a_stale_or_unknown_token_is_refused_and_changes_nothing() {
     let app = TestApp::without_workers().await;

@@ -21,10 +21,11 @@ create table pull_workers (
 );
 
 create table finished_leases (
-    lease_token uuid primary key,
+    lease_token uuid not null,
     task_id     uuid not null,
     outcome     text not null,
-    finished_at timestamptz not null default now()
+    finished_at timestamptz not null default now(),
+    primary key (lease_token, task_id)
 );
 
 create index finished_leases_at_idx on finished_leases (finished_at);

@@ -20,10 +20,12 @@ create table pull_workers (
 ) strict;
 
 create table finished_leases (
-    lease_token text primary key not null,
+    lease_token text not null,
     task_id     text not null,
     outcome     text not null,
-    finished_at text not null
+    finished_at text not null,
+    -- One claim of several tasks hands them all the same token on SQLite.
+    primary key (lease_token, task_id)
 ) strict;
 
 create index finished_leases_at_idx on finished_leases (finished_at);
