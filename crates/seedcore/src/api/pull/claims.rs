@@ -117,26 +117,37 @@ pub async fn claim_tasks(
         types: request.types.or(worker.types),
     };
     let deadline = Instant::now() + request.wait;
+    Ok(match poll(&state, &claim, deadline).await? {
+        Some(tasks) => Json(ClaimedTasks { tasks }).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+/// Claims until some task is taken (Some) or the deadline passes or the worker is quieted
+/// while waiting (None). Interest in wake-ups is registered before each query.
+async fn poll(
+    state: &AppState,
+    claim: &Claim,
+    deadline: Instant,
+) -> Result<Option<Vec<LeasedTask>>, ApiError> {
+    let store = &state.store;
     let mut waited = false;
     loop {
         let woken = state.pull.wakeups.interest(store);
         // An operator may have quieted the worker while this poll waited.
         if waited && !still_running(store, &claim.worker_id).await? {
-            return Ok(StatusCode::NO_CONTENT.into_response());
+            return Ok(None);
         }
         // Taken before the claim, so the expiry reported is never later than the stored one.
-        let expires = Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default();
-        let claimed = store.claim_tasks(&claim).await.map_err(store_error)?;
+        let expires = Utc::now() + chrono::Duration::from_std(claim.lease).unwrap_or_default();
+        let claimed = store.claim_tasks(claim).await.map_err(store_error)?;
         if !claimed.is_empty() {
-            let tasks = claimed
-                .into_iter()
-                .map(|c| LeasedTask::of(c, expires))
-                .collect();
-            return Ok(Json(ClaimedTasks { tasks }).into_response());
+            let tasks = claimed.into_iter().map(|c| LeasedTask::of(c, expires));
+            return Ok(Some(tasks.collect()));
         }
         let now = Instant::now();
         if now >= deadline {
-            return Ok(StatusCode::NO_CONTENT.into_response());
+            return Ok(None);
         }
         let recheck = deadline.min(now + state.pull.settings.recheck);
         tokio::select! {
