@@ -244,16 +244,19 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let engine = start_engine(&store, &args.engine).await?;
     // Without workers the engine's housekeeping does not run: this process does it.
     let housekeeping = CancellationToken::new();
+    let engine_settings = EngineSettings::from(&args.engine);
     if engine.is_none() {
         let keeping = args.engine.keeping();
         crate::maintenance::spawn(store.clone(), keeping, housekeeping.clone());
+        // Pull workers' leases expire here too.
+        let lease = engine_settings.lease;
+        crate::maintenance::spawn_reaper(store.clone(), lease, housekeeping.clone());
     }
     let settings = ApiSettings {
         max_body_bytes: args.server.max_body_bytes,
         default_max_attempts: args.engine.max_attempts,
         max_bulk_body_bytes: args.server.max_bulk_body_bytes,
     };
-    let engine_settings = EngineSettings::from(&args.engine);
     let pull = api::PullSettings {
         default_lease: engine_settings.lease,
         retry: engine_settings.retry,

@@ -6,7 +6,7 @@ mod common;
 use std::{net::SocketAddr, time::Duration};
 
 use chrono::{DateTime, Utc};
-use common::*;
+use common::{process::Process, *};
 use reqwest::StatusCode;
 use seedcore::{
     api::{self, ApiSettings, AppState, PullSettings},
@@ -801,4 +801,55 @@ async fn a_long_poll_is_woken_by_the_stores_signal_not_by_its_recheck() {
         .unwrap();
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body.unwrap()["tasks"][0]["id"], created["id"]);
+}
+
+both_backends!(a_server_without_workers_still_rescues_a_pull_workers_expired_lease);
+async fn a_server_without_workers_still_rescues_a_pull_workers_expired_lease() {
+    let db = TestDb::create().await;
+    let url = db.url();
+    let mut server = Process::spawn(
+        &["serve"],
+        &[
+            ("DATABASE_URL", url.as_str()),
+            ("PORT", "0"),
+            ("HOST", "127.0.0.1"),
+            ("SEEDCORE_WORKER_CONCURRENCY", "0"),
+        ],
+    );
+    let base = server.wait_for_address();
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| client.post(format!("{base}{path}")).json(&body).send();
+    let registered: Value = post("/api/v1/workers", json!({"name": "gone"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let created: Value = post(
+        "/api/v1/tasks",
+        json!({"type": "t", "run_immediately": true}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let claim = json!({"worker_id": registered["id"], "lease_seconds": 0.3});
+    let claimed: Value = post("/api/v1/tasks/claim", claim)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(claimed["tasks"][0]["id"], created["id"]);
+    let task_url = format!("{base}/api/v1/tasks/{}", id_of(&created));
+    eventually(Duration::from_secs(15), "the expired lease rescued", || {
+        let (client, url) = (client.clone(), task_url.clone());
+        async move {
+            let task: Value = client.get(url).send().await.ok()?.json().await.ok()?;
+            (task["status"] == "queued" && task["attempts"] == 1).then_some(())
+        }
+    })
+    .await;
+    server.stop();
 }

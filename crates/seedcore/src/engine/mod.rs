@@ -271,7 +271,11 @@ impl Engine {
                 inner.stop_background.clone(),
             )),
             tokio::spawn(heartbeat_loop(inner.clone())),
-            tokio::spawn(rescue_loop(inner.clone())),
+            crate::maintenance::spawn_reaper(
+                inner.store.clone(),
+                inner.settings.lease,
+                inner.stop_background.clone(),
+            ),
             crate::maintenance::spawn(
                 inner.store.clone(),
                 inner.settings.keeping,
@@ -712,25 +716,6 @@ async fn heartbeat_loop(inner: Arc<Inner>) {
                 }
             }
             Err(err) => tracing::warn!(error = %err, "cannot renew leases"),
-        }
-    }
-}
-
-async fn rescue_loop(inner: Arc<Inner>) {
-    let every =
-        (inner.settings.lease / 2).clamp(Duration::from_millis(250), Duration::from_secs(5));
-    loop {
-        match inner.store.rescue_expired().await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(
-                rescued = n,
-                "requeued tasks whose worker stopped renewing their lease"
-            ),
-            Err(err) => tracing::warn!(error = %err, "cannot rescue expired leases"),
-        }
-        tokio::select! {
-            _ = inner.stop_background.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
         }
     }
 }
