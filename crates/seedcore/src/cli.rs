@@ -318,9 +318,13 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let engine = start_engine(&store, &args.engine).await?;
     // Without workers the engine's housekeeping does not run: this process does it.
     let housekeeping = CancellationToken::new();
+    let engine_settings = EngineSettings::from(&args.engine);
     if engine.is_none() {
         let keeping = args.engine.keeping();
         crate::maintenance::spawn(store.clone(), keeping, housekeeping.clone());
+        // Pull workers' leases expire here too.
+        let lease = engine_settings.lease;
+        crate::maintenance::spawn_reaper(store.clone(), lease, housekeeping.clone());
     }
     let settings = ApiSettings {
         max_body_bytes: args.server.max_body_bytes,
@@ -337,7 +341,14 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
             lease: crate::config::seconds(args.server.action_lease_seconds),
         },
     };
-    let state = AppState::new(store.clone(), settings).with_auth(auth);
+    let pull = api::PullSettings {
+        default_lease: engine_settings.lease,
+        retry: engine_settings.retry,
+        ..api::PullSettings::default()
+    };
+    let state = AppState::new(store.clone(), settings)
+        .with_auth(auth)
+        .with_pull(pull);
     state
         .auth
         .prime()

@@ -3,8 +3,8 @@
 //! changes were made; moving finished tasks a few minutes old out of the hot table into the
 //! history (stores with one table have nothing to move), so that claims and completions touch
 //! small indexes however much history there is; and, with a retention period, deleting
-//! finished tasks (and their events) older than it. All are safe to run in any number of
-//! processes at once.
+//! finished tasks (and their events) older than it; and rescuing the tasks whose lease
+//! expired. All are safe to run in any number of processes at once.
 
 use std::time::Duration;
 
@@ -12,7 +12,10 @@ use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{DynStore, StoreResult};
+use crate::{
+    metrics::{self, AttemptOutcome},
+    store::{DynStore, StoreResult},
+};
 
 /// How often the counter deltas are folded.
 pub const FOLD_EVERY: Duration = Duration::from_secs(1);
@@ -61,6 +64,35 @@ pub fn spawn(store: DynStore, keeping: Keeping, stop: CancellationToken) -> Join
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(FOLD_EVERY) => {}
+            }
+        }
+    })
+}
+
+/// Requeues (or fails) running tasks whose lease expired, every half `lease` (within 0.25 to
+/// 5 s), until `stop` is cancelled. Every process runs it, with workers or without: the
+/// leases of workers elsewhere (over the pull API) expire too.
+pub fn spawn_reaper(store: DynStore, lease: Duration, stop: CancellationToken) -> JoinHandle<()> {
+    let every = (lease / 2).clamp(Duration::from_millis(250), Duration::from_secs(5));
+    tokio::spawn(async move {
+        loop {
+            match store.rescue_expired_tasks().await {
+                Ok(rescued) if rescued.is_empty() => {}
+                Ok(rescued) => {
+                    for task in &rescued {
+                        let expired = AttemptOutcome::LeaseExpired;
+                        metrics::attempt_ended(&task.queue, &task.task_type, expired);
+                    }
+                    tracing::warn!(
+                        rescued = rescued.len(),
+                        "requeued tasks whose worker stopped renewing their lease"
+                    )
+                }
+                Err(err) => tracing::warn!(error = %err, "cannot rescue expired leases"),
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
             }
         }
     })

@@ -21,6 +21,7 @@ mod fact_search;
 mod facts;
 #[cfg(test)]
 mod properties;
+mod pull;
 mod queues;
 mod schedule_body;
 mod schedules;
@@ -46,6 +47,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 pub use action_runner::{ActionRunner, ActionSettings};
 pub use error::ApiError;
 pub use event_hub::{EventHub, EventSettings};
+pub use pull::{MAX_CLAIM_WAIT, MAX_LEASE_SECONDS, PullSettings};
 
 use crate::auth::{Access, Auth, AuthSettings, Scope};
 use crate::store::DynStore;
@@ -90,6 +92,8 @@ pub struct AppState {
     pub events: Arc<EventHub>,
     /// Runs bulk actions.
     pub actions: Arc<ActionRunner>,
+    /// The pull API's settings and the wake-ups its long polls share.
+    pub pull: Arc<pull::Pull>,
 }
 
 impl AppState {
@@ -102,6 +106,15 @@ impl AppState {
             actions: ActionRunner::start(store.clone(), settings.actions.clone()),
             store,
             settings: Arc::new(settings),
+            pull: Arc::new(pull::Pull::default()),
+        }
+    }
+
+    /// The same state with these pull API settings.
+    pub fn with_pull(self, settings: pull::PullSettings) -> AppState {
+        AppState {
+            pull: Arc::new(pull::Pull::new(settings)),
+            ..self
         }
     }
 
@@ -125,7 +138,7 @@ impl AppState {
         (name = "facts", description = "Store and search facts"),
         (name = "workflows", description = "Tasks that depend on each other, created and followed together"),
         (name = "queues", description = "Queues: task counts, pause and resume"),
-        (name = "workers", description = "The worker processes sharing the database"),
+        (name = "workers", description = "The worker processes sharing the database, and the pull API through which workers in any language claim and finish tasks"),
         (name = "service", description = "Health, readiness and documentation"),
         (name = "schedules", description = "Cron schedules that create tasks"),
         (name = "tokens", description = "API tokens, for holders of tokens:admin"),
@@ -164,7 +177,16 @@ fn v1_routes() -> OpenApiRouter<AppState> {
             facts::update_fact,
             facts::delete_fact
         ))
-        .routes(routes!(workers::list_workers))
+        .routes(routes!(workers::list_workers, pull::register_worker))
+        .routes(routes!(pull::get_worker))
+        .routes(routes!(pull::worker_heartbeat))
+        .routes(routes!(pull::quiet_worker))
+        .routes(routes!(pull::terminate_worker))
+        .routes(routes!(pull::claim_tasks))
+        .routes(routes!(pull::task_heartbeat))
+        .routes(routes!(pull::complete_task))
+        .routes(routes!(pull::fail_task))
+        .routes(routes!(pull::release_task))
         .routes(routes!(
             schedules::create_schedule,
             schedules::list_schedules
@@ -220,6 +242,29 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = {
         ("patch", "/api/v1/facts/{fact_id}", Token(FactsWrite)),
         ("delete", "/api/v1/facts/{fact_id}", Token(FactsWrite)),
         ("get", "/api/v1/workers", Token(MetricsRead)),
+        ("post", "/api/v1/workers", Token(WorkersPull)),
+        ("get", "/api/v1/workers/{id}", Token(MetricsRead)),
+        ("post", "/api/v1/workers/{id}/heartbeat", Token(WorkersPull)),
+        // Draining a worker decides where queued work is consumed, as pausing a queue does.
+        ("post", "/api/v1/workers/{id}/quiet", Token(QueuesAdmin)),
+        ("post", "/api/v1/workers/{id}/terminate", Token(QueuesAdmin)),
+        ("post", "/api/v1/tasks/claim", Token(WorkersPull)),
+        (
+            "post",
+            "/api/v1/tasks/{task_id}/heartbeat",
+            Token(WorkersPull),
+        ),
+        (
+            "post",
+            "/api/v1/tasks/{task_id}/complete",
+            Token(WorkersPull),
+        ),
+        ("post", "/api/v1/tasks/{task_id}/fail", Token(WorkersPull)),
+        (
+            "post",
+            "/api/v1/tasks/{task_id}/release",
+            Token(WorkersPull),
+        ),
         ("get", "/api/v1/schedules", Token(TasksRead)),
         ("post", "/api/v1/schedules", Token(SchedulesAdmin)),
         ("get", "/api/v1/schedules/{schedule_id}", Token(TasksRead)),

@@ -274,7 +274,11 @@ impl Engine {
                 inner.stop_background.clone(),
             )),
             tokio::spawn(heartbeat_loop(inner.clone())),
-            tokio::spawn(rescue_loop(inner.clone())),
+            crate::maintenance::spawn_reaper(
+                inner.store.clone(),
+                inner.settings.lease,
+                inner.stop_background.clone(),
+            ),
             crate::maintenance::spawn(
                 inner.store.clone(),
                 inner.settings.keeping,
@@ -401,6 +405,7 @@ async fn claim_loop(inner: Arc<Inner>, lane_index: usize) {
             drift: lane.drift,
             queues: lane.queues.clone(),
             exclude_queues: lane.exclude_queues.clone(),
+            types: None,
         };
         let claimed = match inner.store.claim_tasks(&claim).await {
             Ok(claimed) => claimed,
@@ -644,17 +649,8 @@ impl Inner {
             Ended::Stopped => HandlerError::Retryable("stopped".into()),
         };
         match error {
-            HandlerError::Retryable(error)
-                if crate::model::transition::attempts_left(task.attempts, task.max_attempts) =>
-            {
-                let delay = self.settings.retry.delay(task.attempts);
-                let run_at =
-                    Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-                Outcome::Retry { error, run_at }
-            }
-            HandlerError::Retryable(error) | HandlerError::Permanent(error) => {
-                Outcome::Failed(error)
-            }
+            HandlerError::Retryable(error) => self.settings.retry.after_failure(task, error, None),
+            HandlerError::Permanent(error) => Outcome::Failed(error),
         }
     }
 
@@ -735,31 +731,6 @@ async fn heartbeat_loop(inner: Arc<Inner>) {
                 }
             }
             Err(err) => tracing::warn!(error = %err, "cannot renew leases"),
-        }
-    }
-}
-
-async fn rescue_loop(inner: Arc<Inner>) {
-    let every =
-        (inner.settings.lease / 2).clamp(Duration::from_millis(250), Duration::from_secs(5));
-    loop {
-        match inner.store.rescue_expired_tasks().await {
-            Ok(rescued) if rescued.is_empty() => {}
-            Ok(rescued) => {
-                for task in &rescued {
-                    let expired = AttemptOutcome::LeaseExpired;
-                    metrics::attempt_ended(&task.queue, &task.task_type, expired);
-                }
-                tracing::warn!(
-                    rescued = rescued.len(),
-                    "requeued tasks whose worker stopped renewing their lease"
-                )
-            }
-            Err(err) => tracing::warn!(error = %err, "cannot rescue expired leases"),
-        }
-        tokio::select! {
-            _ = inner.stop_background.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
         }
     }
 }

@@ -6,7 +6,10 @@
 
 use std::time::Duration;
 
+use chrono::Utc;
 use rand::Rng;
+
+use crate::{model::Task, store::Outcome};
 
 /// How long a task waits before its next attempt after a retryable failure.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -32,6 +35,19 @@ impl RetryPolicy {
         let half = nominal / 2;
         let jitter = rand::rng().random_range(0.0..=1.0);
         half + half.mul_f64(jitter)
+    }
+
+    /// How a retryable failure of the task's current attempt ends: a retry after this policy's
+    /// delay (or after `wait`, when the worker asked for one) while attempts are left, else a
+    /// final failure. Every kind of worker ends its attempts through this one rule.
+    pub fn after_failure(&self, task: &Task, error: String, wait: Option<Duration>) -> Outcome {
+        if !crate::model::transition::attempts_left(task.attempts, task.max_attempts) {
+            return Outcome::Failed(error);
+        }
+        let delay = wait.unwrap_or_else(|| self.delay(task.attempts));
+        let run_at =
+            Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        Outcome::Retry { error, run_at }
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod actor;
 pub mod fact;
 pub mod id;
+pub mod pull_worker;
 pub mod queue;
 pub mod schedule;
 pub mod task;
@@ -14,6 +15,7 @@ pub mod workflow;
 pub use actor::Actor;
 pub use fact::{Fact, FactCursor, FactPatch, NewFact};
 pub use id::IdRef;
+pub use pull_worker::{PullWorker, WorkerCommand};
 pub use queue::QueueInfo;
 pub use schedule::{
     MisfirePolicy, NewSchedule, Schedule, SchedulePatch, TaskTemplate, TemplatePatch,

@@ -7,6 +7,8 @@
 //! passes the cap, so a busy server still says it is alive. The event stream
 //! (`/api/v1/events`) is under the cap while it starts but not under the timeout: it is
 //! meant to stay open (the connection's clock still closes it when its client stops reading).
+//! A claim's long poll may wait up to [`MAX_CLAIM_WAIT`] before its work begins, so its time
+//! limit is the timeout plus that wait.
 
 use std::{sync::Arc, time::Duration};
 
@@ -21,6 +23,10 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use super::ListenerSettings;
+use crate::api::MAX_CLAIM_WAIT;
+
+/// The route of the pull API's long poll, as the server mounts it.
+const LONG_POLL: &str = "/api/v1/tasks/claim";
 
 /// What a refused client is told to wait, in seconds, before trying again.
 const RETRY_AFTER_SECONDS: &str = "1";
@@ -56,9 +62,14 @@ async fn admit(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> R
     if uri.path() == EVENT_STREAM {
         return next.run(request).await;
     }
-    match tokio::time::timeout(gate.timeout, next.run(request)).await {
+    let limit = if uri.path() == LONG_POLL {
+        gate.timeout + MAX_CLAIM_WAIT
+    } else {
+        gate.timeout
+    };
+    match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => timed_out(gate.timeout, &format!("{method} {}", uri.path())),
+        Err(_) => timed_out(limit, &format!("{method} {}", uri.path())),
     }
 }
 

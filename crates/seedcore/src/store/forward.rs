@@ -129,6 +129,41 @@ macro_rules! impl_store {
                 workers::stopped(self, id).await
             }
 
+            async fn register_pull_worker(
+                &self,
+                worker: &Worker,
+                pull: &crate::model::PullWorker,
+            ) -> StoreResult<()> {
+                pull::register(self, worker, pull).await
+            }
+
+            async fn pull_worker(&self, id: &str) -> StoreResult<crate::model::PullWorker> {
+                pull::get(self, id).await
+            }
+
+            async fn pull_worker_seen(&self, id: &str) -> StoreResult<crate::model::WorkerCommand> {
+                pull::seen(self, id).await
+            }
+
+            async fn set_pull_worker_state(
+                &self,
+                id: &str,
+                state: crate::model::WorkerCommand,
+            ) -> StoreResult<crate::model::PullWorker> {
+                pull::set_state(self, id, state).await
+            }
+
+            async fn finish_remembered(&self, lease: Lease, outcome: Outcome) -> StoreResult<bool> {
+                pull::finish_remembered(self, lease, outcome).await
+            }
+
+            async fn finished_lease(
+                &self,
+                lease: Lease,
+            ) -> StoreResult<Option<crate::model::TaskStatus>> {
+                pull::finished_lease(self, lease).await
+            }
+
             async fn list_workers(&self) -> StoreResult<Vec<Worker>> {
                 workers::list(self).await
             }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::model::Task;
+use crate::model::{Task, TaskStatus};
 
 /// Which tasks a claim may take, by drift score: `at_least <= drift_score < below`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -44,6 +44,8 @@ pub struct Claim {
     pub queues: Option<Vec<String>>,
     /// Never tasks of these queues (other lanes serve them).
     pub exclude_queues: Vec<String>,
+    /// Only tasks of these types; None takes every type.
+    pub types: Option<Vec<String>>,
 }
 
 impl Claim {
@@ -56,6 +58,7 @@ impl Claim {
             drift: DriftRange::ALL,
             queues: None,
             exclude_queues: Vec::new(),
+            types: None,
         }
     }
 }
@@ -103,4 +106,15 @@ pub enum Outcome {
     },
     /// A failure that is final.
     Failed(String),
+}
+
+impl Outcome {
+    /// The status the outcome leaves its task in.
+    pub fn status(&self) -> TaskStatus {
+        match self {
+            Outcome::Completed(_) => TaskStatus::Completed,
+            Outcome::Retry { .. } => TaskStatus::Retry,
+            Outcome::Failed(_) => TaskStatus::Failed,
+        }
+    }
 }

@@ -50,6 +50,7 @@ use crate::model::{
     WorkflowPlan, WorkflowSummary,
 };
 use crate::model::{NewSchedule, Schedule, SchedulePatch};
+use crate::model::{PullWorker, TaskStatus, WorkerCommand};
 
 pub use actions::{ActionFilter, ActionKind, ActionState, NewAction, TaskAction};
 pub use error::{Cause, StoreError, StoreResult};
@@ -192,6 +193,27 @@ pub trait Store: Send + Sync + 'static {
     async fn worker_stopped(&self, id: &str) -> StoreResult<()>;
     /// Registered workers, newest first; stopped ones older than a day are forgotten.
     async fn list_workers(&self) -> StoreResult<Vec<Worker>>;
+
+    // Workers that claim over HTTP (the pull API).
+    /// Records a pull worker: its `workers` row and what it registered, in one transaction.
+    async fn register_pull_worker(&self, worker: &Worker, pull: &PullWorker) -> StoreResult<()>;
+    /// The pull worker with this id (NotFound otherwise, as for a forgotten one).
+    async fn pull_worker(&self, id: &str) -> StoreResult<PullWorker>;
+    /// Marks the pull worker as seen now and returns the state its operator set (NotFound for
+    /// an unknown id); forgets the finished leases a day old on the way.
+    async fn pull_worker_seen(&self, id: &str) -> StoreResult<WorkerCommand>;
+    /// Sets what the operator asks of the pull worker and returns it (NotFound otherwise).
+    async fn set_pull_worker_state(
+        &self,
+        id: &str,
+        state: WorkerCommand,
+    ) -> StoreResult<PullWorker>;
+    /// Records how one attempt ended, as `finish_attempt` does, and in the same transaction
+    /// remembers that this lease finished it, and as what; false when the lease was not current.
+    async fn finish_remembered(&self, lease: Lease, outcome: Outcome) -> StoreResult<bool>;
+    /// What the lease finished its task as (completed, retry or failed), if it finished it
+    /// through `finish_remembered` within the last day.
+    async fn finished_lease(&self, lease: Lease) -> StoreResult<Option<TaskStatus>>;
 
     // Import of existing data (ids and times kept; ids already stored are left alone).
     /// Inserts the facts not stored yet, in one transaction; returns how many were new.

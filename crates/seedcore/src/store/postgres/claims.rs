@@ -30,6 +30,7 @@ pub(super) async fn claim(store: &PgStore, claim: &Claim) -> StoreResult<Vec<Cla
         .bind(claim.lease.as_secs_f64())
         .bind(&claim.queues)
         .bind(&claim.exclude_queues)
+        .bind(&claim.types)
         .fetch_all(&store.pool)
         .await?;
     rows.into_iter().map(TaskRow::into_claimed).collect()
@@ -69,6 +70,14 @@ impl From<&[(Lease, Outcome)]> for FinishColumns {
 }
 
 pub(super) async fn finish(store: &PgStore, batch: &[(Lease, Outcome)]) -> StoreResult<Vec<Lease>> {
+    finish_on(&store.pool, batch).await
+}
+
+/// `finish` on any connection, so a caller can add its own writes to the transaction.
+pub(super) async fn finish_on<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    batch: &[(Lease, Outcome)],
+) -> StoreResult<Vec<Lease>> {
     if batch.is_empty() {
         return Ok(Vec::new());
     }
@@ -80,7 +89,7 @@ pub(super) async fn finish(store: &PgStore, batch: &[(Lease, Outcome)]) -> Store
         .bind(&columns.results)
         .bind(&columns.errors)
         .bind(&columns.run_ats)
-        .fetch_all(&store.pool)
+        .fetch_all(executor)
         .await?;
     Ok(leases(recorded))
 }
@@ -154,7 +163,8 @@ mod tests {
 
     #[test]
     fn the_claim_function_beside_the_module_is_the_one_the_migration_installs() {
-        let migration = include_str!("../../../migrations/postgres/20261205000001_audit_actor.sql");
+        let migration =
+            include_str!("../../../migrations/postgres/20261205000006_pull_workers.sql");
         let statement = CLAIM_FUNCTION
             .split_once("create or replace function")
             .map(|(_, rest)| rest)

@@ -48,6 +48,7 @@ mod events;
 mod fact_search;
 mod facts;
 mod import;
+mod pull;
 mod queues;
 mod retention;
 mod rows;

@@ -28,21 +28,22 @@ pub(super) async fn claim(store: &SqliteStore, claim: &Claim) -> StoreResult<Vec
         .bind(claim.limit)
         .bind(claim.queues.as_ref().map(json_text).transpose()?)
         .bind(json_text(&claim.exclude_queues)?)
+        .bind(claim.types.as_ref().map(json_text).transpose()?)
         .fetch_all(&store.writer)
         .await?;
     rows.into_iter().map(TaskRow::into_claimed).collect()
 }
 
 /// One attempt's outcome as the columns `finish.sql` writes.
-struct Finish {
-    status: &'static str,
-    result: Option<String>,
-    error: Option<String>,
-    run_at: Option<String>,
+pub(super) struct Finish {
+    pub(super) status: &'static str,
+    pub(super) result: Option<String>,
+    pub(super) error: Option<String>,
+    pub(super) run_at: Option<String>,
 }
 
 impl Finish {
-    fn of(outcome: &Outcome) -> StoreResult<Finish> {
+    pub(super) fn of(outcome: &Outcome) -> StoreResult<Finish> {
         Ok(match outcome {
             Outcome::Completed(result) => Finish {
                 status: "completed",

@@ -61,6 +61,7 @@ mod fact_search;
 mod facts;
 mod fts;
 mod import;
+mod pull;
 mod queues;
 mod retention;
 mod rows;

@@ -1,9 +1,10 @@
--- The claim, as migration 20261205000001_audit_actor installs it (migrations are never
+-- The claim, as migration 20261205000006_pull_workers installs it (migrations are never
 -- edited: a change is a new migration, and this file follows it). `sql/claim.sql` calls it.
--- Picks up to `how_many` ready tasks (queued or retry, due, in the drift range and the lane's
--- queues, their queue not paused), higher priority first, then start time, then arrival; rows
--- another worker is claiming are skipped, not waited for. Each picked task becomes `running`
--- with the attempt counted, this worker as its owner and a fresh lease token and expiry.
+-- Picks up to `how_many` ready tasks (queued or retry, due, in the drift range, the lane's
+-- queues and the asked types, their queue not paused), higher priority first, then start
+-- time, then arrival; rows another worker is claiming are skipped, not waited for. Each
+-- picked task becomes `running` with the attempt counted, this worker as its owner and a
+-- fresh lease token and expiry. The actor is cleared: the worker's own changes are its.
 -- The planner settings keep the partial index of ready tasks in use (see the
 -- claim_function migration); PL/pgSQL keeps the plan for the session.
 create or replace function seedcore_claim(
@@ -13,7 +14,8 @@ create or replace function seedcore_claim(
     drift_below double precision,
     lease_seconds double precision,
     only_queues text[],
-    skip_queues text[]
+    skip_queues text[],
+    only_types text[]
 ) returns setof tasks
 language plpgsql
 set enable_bitmapscan = off
@@ -30,6 +32,7 @@ begin
           and drift_score >= drift_from and drift_score < drift_below
           and (only_queues is null or queue = any(only_queues))
           and not (queue = any(skip_queues))
+          and (only_types is null or type = any(only_types))
           and queue not in (select name from queues where paused)
         order by priority desc, run_at, seq
         limit how_many

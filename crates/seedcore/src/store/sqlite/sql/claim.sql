@@ -4,7 +4,8 @@
 -- ready tasks in claim order (priority, start time, arrival) and stops at the limit; without
 -- `indexed by` the planner, lacking statistics, would take the status index and sort every
 -- ready task. ?4 is now; ?8 a JSON array of the queues this lane serves (null: all), ?9 one of
--- the queues it leaves to other lanes. Paused queues are skipped. The actor is cleared: the
+-- the queues it leaves to other lanes; ?10 a JSON array of the task types taken (null: all).
+-- Paused queues are skipped. The actor is cleared: the
 -- worker's own changes are its (see `model::actor`).
 update tasks
 set status = 'running',
@@ -23,6 +24,7 @@ where id in (
       and drift_score >= ?5 and drift_score < ?6
       and (?8 is null or queue in (select value from json_each(?8)))
       and queue not in (select value from json_each(?9))
+      and (?10 is null or type in (select value from json_each(?10)))
       and queue not in (select name from queues where paused)
     order by priority desc, run_at, rowid
     limit ?7
