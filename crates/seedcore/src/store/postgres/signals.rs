@@ -82,17 +82,14 @@ impl PgStore {
     }
 
     async fn listen(&self, sink: &SignalSink, stop: &CancellationToken) {
-        let mut again = false;
         loop {
             let Some(mut listener) = self.subscribed(stop).await else {
                 return;
             };
-            // Notifications sent while no one listened are lost: look for work now. (Not on
-            // the first subscription: a process looks for work as it starts anyway.)
-            if again {
-                sink(Signal::TasksReady);
-            }
-            again = true;
+            // Notifications sent while no one listened are lost: look for work now. The first
+            // subscription too: a process's first look for work may come before its LISTEN
+            // took effect, and a task announced in between would wait for the poll.
+            sink(Signal::TasksReady);
             let lost = loop {
                 let received = tokio::select! {
                     _ = stop.cancelled() => return,
