@@ -60,6 +60,8 @@ const MAX_CLAIM_BATCH: usize = 100;
 
 /// Longest a busy lane waits for more slots to free before it claims a partial batch.
 const GATHER: Duration = Duration::from_millis(2);
+/// The longest a lane waits to claim again after failed claims (see [`after_failures`]).
+const MAX_CLAIM_RETRY: Duration = Duration::from_secs(5);
 
 /// How the engine of one process behaves.
 #[derive(Clone, Debug, PartialEq)]
@@ -394,6 +396,7 @@ impl Inner {
 
 async fn claim_loop(inner: Arc<Inner>, lane_index: usize) {
     let lane = &inner.lanes[lane_index];
+    let mut failures = 0;
     loop {
         let Some(mut permits) = free_slots(&inner, lane).await else {
             return;
@@ -410,14 +413,17 @@ async fn claim_loop(inner: Arc<Inner>, lane_index: usize) {
         let claimed = match inner.store.claim_tasks(&claim).await {
             Ok(claimed) => claimed,
             Err(err) => {
-                tracing::warn!(lane = %lane.name, error = %err, "claim failed; retrying after the poll interval");
+                failures += 1;
+                let wait = after_failures(failures, inner.settings.poll_interval);
+                tracing::warn!(lane = %lane.name, error = %err, ?wait, "claim failed; retrying");
                 drop(permits);
-                if pause(&inner, lane, true).await {
+                if stopped_within(&inner, wait).await {
                     return;
                 }
                 continue;
             }
         };
+        failures = 0;
         // Fewer tasks than free slots: nothing else was ready, so wait for a wake-up (one that
         // arrived while claiming is kept by `wake`) or the poll, rather than claim at once.
         let drained = claimed.len() < permits.len();
@@ -425,7 +431,7 @@ async fn claim_loop(inner: Arc<Inner>, lane_index: usize) {
             inner.start(lane_index, task, permit);
         }
         drop(permits);
-        if drained && pause(&inner, lane, false).await {
+        if drained && pause(&inner, lane).await {
             return;
         }
     }
@@ -467,11 +473,30 @@ fn take_free(lane: &Lane, permits: &mut Vec<OwnedSemaphorePermit>, up_to: usize)
     }
 }
 
-/// Waits for a wake-up (unless `poll_only`) or the poll interval; true when claiming stopped.
-async fn pause(inner: &Inner, lane: &Lane, poll_only: bool) -> bool {
+/// How long a lane waits before claiming again after `failures` failed claims in a row: a
+/// quarter second, doubling, at most [`MAX_CLAIM_RETRY`] and never more than the poll
+/// interval. Not the poll interval itself: a database that restarts fails the first claims
+/// after it, including the one a re-subscribed listener asks for, and a lane that then waited
+/// a long poll interval would leave ready work alone for all of it.
+fn after_failures(failures: u32, poll_interval: Duration) -> Duration {
+    let doubled =
+        Duration::from_millis(250).saturating_mul(1 << failures.clamp(1, 6).saturating_sub(1));
+    doubled.min(MAX_CLAIM_RETRY).min(poll_interval)
+}
+
+/// Sleeps for `wait`; true when claiming stopped meanwhile.
+async fn stopped_within(inner: &Inner, wait: Duration) -> bool {
     tokio::select! {
         _ = inner.stop_claiming.cancelled() => true,
-        _ = lane.wake.notified(), if !poll_only => false,
+        _ = tokio::time::sleep(wait) => false,
+    }
+}
+
+/// Waits for a wake-up or the poll interval; true when claiming stopped.
+async fn pause(inner: &Inner, lane: &Lane) -> bool {
+    tokio::select! {
+        _ = inner.stop_claiming.cancelled() => true,
+        _ = lane.wake.notified() => false,
         _ = tokio::time::sleep(inner.settings.poll_interval) => false,
     }
 }
@@ -805,5 +830,16 @@ mod tests {
         let matches = command.try_get_matches_from(["seedcore"]).unwrap();
         let config = EngineConfig::from_arg_matches(&matches).unwrap();
         assert_eq!(EngineSettings::from(&config), EngineSettings::default());
+    }
+
+    #[test]
+    fn a_failed_claim_is_retried_soon_backing_off_to_a_cap_within_the_poll_interval() {
+        let long_poll = Duration::from_secs(600);
+        let waits: Vec<u64> = (1..=8)
+            .map(|n| after_failures(n, long_poll).as_millis() as u64)
+            .collect();
+        assert_eq!(waits, [250, 500, 1000, 2000, 4000, 5000, 5000, 5000]);
+        let short_poll = Duration::from_millis(300);
+        assert_eq!(after_failures(4, short_poll), short_poll);
     }
 }
