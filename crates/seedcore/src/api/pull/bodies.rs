@@ -41,6 +41,7 @@ const QUEUES: Spec<List> = spec::strings(
 )
 .max_items(MAX_NAMES)
 .max_item_chars(100)
+.item_format(QUEUE_NAME)
 .stored();
 const TYPES: Spec<List> = spec::strings(
     "types",
@@ -332,7 +333,12 @@ fn error_text(error: &Map<String, Value>) -> Result<String, Vec<FieldError>> {
     let kind = fields.read_text(&ERROR_TYPE);
     let message = fields.read_text(&ERROR_MESSAGE);
     let stack = fields.read_text(&ERROR_STACK);
-    fields.finish()?;
+    let mut errors = fields.finish().err().unwrap_or_default();
+    // The text is stored, and PostgreSQL's text holds no NUL.
+    errors.extend(nul_errors(error, &spec::stored_keys(ERROR_FIELDS)));
+    if !errors.is_empty() {
+        return Err(errors);
+    }
     let mut text = format!(
         "{}: {}",
         kind.unwrap_or_default(),
@@ -495,6 +501,16 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(taken.lease, Some(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn a_nul_in_the_error_object_is_refused_where_it_is() {
+        let refused = errors_of(failure(&body(
+            json!({"lease_token": Uuid::new_v4().to_string(),
+            "error": {"type": "E", "message": "m", "stack": "a\u{0}b"}}),
+        )));
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].loc, vec![json!("error"), json!("stack")]);
     }
 
     #[test]
