@@ -16,7 +16,7 @@ use axum::{
 };
 use futures::{Stream, StreamExt, stream};
 use utoipa::{
-    IntoParams,
+    IntoParams, ToSchema,
     openapi::path::{Parameter, ParameterIn},
 };
 use uuid::Uuid;
@@ -55,14 +55,28 @@ impl IntoParams for EventParams {
     }
 }
 
+/// One event of the stream as the document describes it: its three SSE fields.
+#[derive(ToSchema)]
+#[allow(dead_code)] // written by hand on the wire; this type only documents its shape
+pub struct StreamedEvent {
+    /// The event's seq in the audit trail; send it back as `Last-Event-ID` to resume.
+    #[schema(pattern = "^[0-9]+$")]
+    id: String,
+    /// Always `task`.
+    event: String,
+    /// One JSON object: {seq, task_id, status, from_status, kind, type, queue, attempt, at,
+    /// workflow_id, error, actor}.
+    data: String,
+}
+
 #[utoipa::path(
     get, path = "/events", tag = "tasks",
     params(
         EventParams,
-        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id: the events after it are read from the audit trail, then live ones follow."),
+        ("Last-Event-ID" = Option<i64>, Header, minimum = 0, description = "Resume after this event id: the events after it are read from the audit trail, then live ones follow."),
     ),
     responses(
-        (status = 200, description = "A stream of Server-Sent Events: `id` the event's seq, `event: task`, `data` one JSON object {seq, task_id, status, from_status, kind, type, queue, attempt, at, workflow_id, error, actor}; `: keep-alive` comments while idle. Without a resume point it starts with the next change.", content_type = "text/event-stream", body = String),
+        (status = 200, description = "A stream of Server-Sent Events: `id` the event's seq, `event: task`, `data` one JSON object {seq, task_id, status, from_status, kind, type, queue, attempt, at, workflow_id, error, actor}; `: keep-alive` comments while idle. Without a resume point it starts with the next change.", content_type = "text/event-stream", body = StreamedEvent),
         (status = 422, description = "A parameter or the Last-Event-ID header is malformed, or a parameter is unknown", body = ValidationErrors),
         (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )

@@ -124,6 +124,9 @@ pub struct List {
     pub max_items: Option<usize>,
     /// Most characters in one item, if bounded.
     pub max_item_chars: Option<usize>,
+    /// The rule every item follows, if any (its pattern goes in the document; the body's
+    /// reader makes its check and names the item).
+    pub item_format: Option<Format>,
 }
 
 /// An RFC 3339 timestamp.
@@ -225,6 +228,7 @@ pub const fn strings(name: &'static str, doc: &'static str) -> Spec<List> {
             uuids: false,
             max_items: None,
             max_item_chars: None,
+            item_format: None,
         },
     )
 }
@@ -238,6 +242,7 @@ pub const fn uuids(name: &'static str, doc: &'static str) -> Spec<List> {
             uuids: true,
             max_items: None,
             max_item_chars: None,
+            item_format: None,
         },
     )
 }
@@ -397,6 +402,12 @@ impl Spec<List> {
     /// Each item at most `n` characters.
     pub const fn max_item_chars(mut self, n: usize) -> Self {
         self.kind.max_item_chars = Some(n);
+        self
+    }
+
+    /// Each item follows `format`.
+    pub const fn item_format(mut self, format: Format) -> Self {
+        self.kind.item_format = Some(format);
         self
     }
 }

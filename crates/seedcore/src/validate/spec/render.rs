@@ -94,10 +94,14 @@ impl Kind for List {
                 .schema_type(Type::String)
                 .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
         } else {
+            let pattern = match self.item_format {
+                Some(format) => Some(format.pattern),
+                None => stored.then_some(NUL_FREE),
+            };
             ObjectBuilder::new()
                 .schema_type(Type::String)
                 .max_length(self.max_item_chars)
-                .pattern(stored.then_some(NUL_FREE))
+                .pattern(pattern)
         };
         ArrayBuilder::new()
             .schema_type(types(Type::Array, nullable))
