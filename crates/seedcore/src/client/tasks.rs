@@ -363,12 +363,15 @@ async fn show_events(ctx: &Ctx, id: &str) -> Result<Exit, ClientError> {
                 ),
                 field(event, "attempt"),
                 field(event, "worker_id"),
+                field(event, "actor"),
                 field(event, "error"),
             ]
         })
         .collect();
     output::table(
-        &["SEQ", "AT", "KIND", "STATUS", "ATTEMPT", "WORKER", "ERROR"],
+        &[
+            "SEQ", "AT", "KIND", "STATUS", "ATTEMPT", "WORKER", "ACTOR", "ERROR",
+        ],
         rows,
     );
     Ok(Exit::Ok)
