@@ -802,3 +802,37 @@ async fn watch_resumes_the_event_stream_across_a_server_restart() {
     );
     second.stop();
 }
+
+sqlite_only!(quiet_and_terminate_reach_a_pull_worker_on_its_next_heartbeat);
+async fn quiet_and_terminate_reach_a_pull_worker_on_its_next_heartbeat() {
+    let app = TestApp::without_workers().await;
+    let base = &app.base;
+    let (status, worker) = app
+        .post(
+            "/api/v1/workers",
+            json!({"name": "py-1", "queues": ["default"]}),
+        )
+        .await;
+    assert!(status.is_success(), "{worker}");
+    let id = id_of(&worker);
+    let heartbeat = format!("/api/v1/workers/{id}/heartbeat");
+
+    let quiet = client(base, &["worker", "quiet", &id, "--json"])
+        .await
+        .json();
+    assert_eq!(quiet["state"], "quiet", "{quiet}");
+    let (_, answer) = app.post(&heartbeat, json!({})).await;
+    assert_eq!(answer["state"], "quiet", "{answer}");
+
+    let table = client(base, &["worker", "terminate", &id]).await;
+    assert!(
+        table.ok().contains("terminate") && table.stdout.contains("py-1"),
+        "{}",
+        table.stdout
+    );
+    let (_, answer) = app.post(&heartbeat, json!({})).await;
+    assert_eq!(answer["state"], "terminate", "{answer}");
+
+    let unknown = client(base, &["worker", "quiet", "pull:nobody"]).await;
+    assert_eq!(unknown.code, 3, "{}", unknown.stderr);
+}

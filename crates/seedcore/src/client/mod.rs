@@ -1,5 +1,5 @@
 //! The command-line client: `seedcore task|fact|queue|schedule|workflow …` and
-//! `seedcore worker list`, talking HTTP to a running server (`--url`, `--token`).
+//! `seedcore worker list|quiet|terminate`, talking HTTP to a running server (`--url`, `--token`).
 //!
 //! Each resource has its module; [`http`] holds the one way requests are sent and errors
 //! read, [`output`] the one way results are printed. Exit codes are fixed ([`Exit`]): 0 ok,
@@ -116,7 +116,7 @@ pub enum Request {
     Schedule(ClientArgs<ScheduleCommand>),
     /// `seedcore workflow …`
     Workflow(ClientArgs<WorkflowCommand>),
-    /// `seedcore worker list`
+    /// `seedcore worker list|quiet|terminate`
     Worker(WorkerClientCommand),
 }
 
@@ -153,10 +153,7 @@ async fn dispatch(request: Request) -> Result<Exit, ClientError> {
         Request::Queue(args) => queues::run(connect(&args.remote)?, args.command).await,
         Request::Schedule(args) => schedules::run(connect(&args.remote)?, args.command).await,
         Request::Workflow(args) => workflows::run(connect(&args.remote)?, args.command).await,
-        Request::Worker(command) => {
-            let WorkerClientCommand::List(remote) = &command;
-            workers::run(connect(remote)?, command).await
-        }
+        Request::Worker(command) => workers::run(connect(command.remote())?, command).await,
     }
 }
 
