@@ -51,7 +51,7 @@ pub struct Args {
     #[arg(long)]
     pub m1_rows: Option<u64>,
 
-    /// The workload to run (`all` runs W1–W4 and F1; M1 and M2 run when named).
+    /// The workload to run (`all` runs W1–W4 and F1; W5, M1 and M2 run when named).
     #[arg(value_enum)]
     pub workload: Selection,
 }
@@ -63,6 +63,7 @@ pub enum Selection {
     W2,
     W3,
     W4,
+    W5,
     F1,
     M1,
     M2,
@@ -76,6 +77,7 @@ pub enum Workload {
     W2,
     W3,
     W4,
+    W5,
     F1,
     M1,
     M2,
@@ -96,6 +98,7 @@ impl Workload {
             Workload::W2 => "w2",
             Workload::W3 => "w3",
             Workload::W4 => "w4",
+            Workload::W5 => "w5",
             Workload::F1 => "f1",
             Workload::M1 => "m1",
             Workload::M2 => "m2",
@@ -108,6 +111,7 @@ impl Workload {
             Workload::W2 => "pickup latency",
             Workload::W3 => "API throughput",
             Workload::W4 => "scale",
+            Workload::W5 => "pull API, Python client",
             Workload::F1 => "fact search",
             Workload::M1 => "metrics scrape",
             Workload::M2 => "metrics cost",
@@ -122,6 +126,7 @@ impl Selection {
             Selection::W2 => vec![Workload::W2],
             Selection::W3 => vec![Workload::W3],
             Selection::W4 => vec![Workload::W4],
+            Selection::W5 => vec![Workload::W5],
             Selection::F1 => vec![Workload::F1],
             Selection::M1 => vec![Workload::M1],
             Selection::M2 => vec![Workload::M2],

@@ -19,6 +19,7 @@ mod external;
 mod load;
 mod peer;
 mod process;
+mod python;
 mod report;
 mod stats;
 mod workloads;

@@ -17,13 +17,24 @@ const STALL: Duration = Duration::from_secs(120);
 /// Enqueues `count` queued `noop` tasks tagged with `batch` (in `domain`) in one statement;
 /// returns tasks per second. The statement-level trigger fires once, as for any bulk insert.
 pub async fn enqueue(pool: &PgPool, count: i64, batch: &str) -> Result<f64> {
+    enqueue_of_type(pool, count, "noop", batch).await
+}
+
+/// [`enqueue`] with tasks of `task_type`.
+pub async fn enqueue_of_type(
+    pool: &PgPool,
+    count: i64,
+    task_type: &str,
+    batch: &str,
+) -> Result<f64> {
     let started = Instant::now();
     sqlx::query(
         r"insert into tasks (id, type, status, domain)
-          select gen_random_uuid(), 'noop', 'queued', $2 from generate_series(1, $1)",
+          select gen_random_uuid(), $3, 'queued', $2 from generate_series(1, $1)",
     )
     .bind(count)
     .bind(batch)
+    .bind(task_type)
     .execute(pool)
     .await
     .context("enqueue the tasks")?;
@@ -43,6 +54,12 @@ pub async fn drain_with_worker(
     let mut worker = Seedcore::spawn(&ctx.seedcore, &["worker"], dsn, &[])?;
     wait_until_drained(pool, &mut worker).await?;
     drop(worker);
+    drained_rate(pool, count, batch).await
+}
+
+/// Tasks per second of `batch` from its first claim to its last completion, as the database
+/// recorded them; fails unless all `count` of them completed.
+pub async fn drained_rate(pool: &PgPool, count: i64, batch: &str) -> Result<f64> {
     let (completed, total, seconds): (i64, i64, Option<f64>) = sqlx::query_as(
         r"select count(*) filter (where status = 'completed'), count(*),
                  extract(epoch from max(finished_at) - min(started_at))::float8

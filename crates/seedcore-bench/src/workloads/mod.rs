@@ -10,6 +10,7 @@ mod w1;
 mod w2;
 mod w3;
 mod w4;
+mod w5;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -38,6 +39,7 @@ pub async fn run(workload: Workload, ctx: &Context) -> Result<Report> {
         Workload::W2 => w2::run(ctx).await?,
         Workload::W3 => w3::run(ctx).await?,
         Workload::W4 => w4::run(ctx).await?,
+        Workload::W5 => w5::run(ctx).await?,
         Workload::F1 => f1::run(ctx).await?,
         Workload::M1 => m1::run(ctx).await?,
         Workload::M2 => m2::run(ctx).await?,

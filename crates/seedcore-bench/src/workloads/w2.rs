@@ -79,7 +79,7 @@ async fn one_run(ctx: &Context, db: &BenchDb) -> Result<RunOutcome> {
     // Let the workers make their first (empty) claim and go idle on their wake-ups.
     tokio::time::sleep(SETTLE).await;
     let pool = db.pool(2).await?;
-    let enqueued = enqueue_steadily(&base, count, ctx.plan.pickup_rate).await?;
+    let enqueued = enqueue_steadily(&base, count, ctx.plan.pickup_rate, TASK).await?;
     wait_until_started(&pool, count, &mut serve).await?;
     let committed = commit_times(&pool).await?;
     pool.close().await;
@@ -207,14 +207,19 @@ fn push_since_commit(
 }
 
 /// One enqueue as the tool saw it.
-struct Enqueued {
-    id: Uuid,
-    sent: DateTime<Utc>,
-    answered: DateTime<Utc>,
+pub(super) struct Enqueued {
+    pub id: Uuid,
+    pub sent: DateTime<Utc>,
+    pub answered: DateTime<Utc>,
 }
 
-/// Sends the tasks one after another, one every 1/rate seconds.
-async fn enqueue_steadily(base: &str, count: usize, rate: f64) -> Result<Vec<Enqueued>> {
+/// Sends `task` (a create body) `count` times, one after another, one every 1/rate seconds.
+pub(super) async fn enqueue_steadily(
+    base: &str,
+    count: usize,
+    rate: f64,
+    task: &'static str,
+) -> Result<Vec<Enqueued>> {
     let client = http_client()?;
     let url = format!("{base}/api/v1/tasks");
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
@@ -225,7 +230,7 @@ async fn enqueue_steadily(base: &str, count: usize, rate: f64) -> Result<Vec<Enq
         let request = client
             .post(&url)
             .header("content-type", "application/json")
-            .body(TASK);
+            .body(task);
         let sent = Utc::now();
         let body = expect_ok(request)
             .await
@@ -309,13 +314,16 @@ fn started_at(line: &str) -> Option<(Uuid, DateTime<Utc>)> {
 }
 
 /// Milliseconds from each enqueue's answer, and from its request, to its handler's start.
-struct Waits {
-    since_answer: Vec<f64>,
-    since_request: Vec<f64>,
+pub(super) struct Waits {
+    pub since_answer: Vec<f64>,
+    pub since_request: Vec<f64>,
 }
 
 impl Waits {
-    fn of(enqueued: &[Enqueued], started: &HashMap<Uuid, DateTime<Utc>>) -> Result<Waits> {
+    pub(super) fn of(
+        enqueued: &[Enqueued],
+        started: &HashMap<Uuid, DateTime<Utc>>,
+    ) -> Result<Waits> {
         let mut waits = Waits {
             since_answer: Vec::with_capacity(enqueued.len()),
             since_request: Vec::with_capacity(enqueued.len()),
