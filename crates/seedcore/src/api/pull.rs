@@ -13,16 +13,18 @@
 //!   timeout plus that longest wait (see `server::gate`), so a short timeout setting does not
 //!   cut a poll short;
 //! - a completion or failure is remembered with its lease token for a day, so repeating it with
-//!   the same token answers the same outcome instead of 409;
+//!   the same token answers the same outcome instead of 409; those arriving together are
+//!   recorded in one transaction (`finisher`), each answered only after it committed;
 //! - a retryable failure ends by the engine's own rule (`RetryPolicy::after_failure`).
 
 mod bodies;
 mod claims;
+mod finisher;
 mod leases;
 mod wakeups;
 mod workers;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use super::ApiError;
 use crate::{engine::RetryPolicy, store::StoreError};
@@ -60,6 +62,7 @@ impl Default for PullSettings {
 pub struct Pull {
     settings: PullSettings,
     wakeups: Wakeups,
+    finisher: Arc<finisher::Finisher>,
 }
 
 impl Pull {
@@ -72,6 +75,7 @@ impl Pull {
                 ..settings
             },
             wakeups: Wakeups::default(),
+            finisher: Arc::default(),
         }
     }
 }

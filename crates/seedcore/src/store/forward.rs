@@ -153,8 +153,11 @@ macro_rules! impl_store {
                 pull::set_state(self, id, state).await
             }
 
-            async fn finish_remembered(&self, lease: Lease, outcome: Outcome) -> StoreResult<bool> {
-                pull::finish_remembered(self, lease, outcome).await
+            async fn finish_remembered(
+                &self,
+                batch: &[(Lease, Outcome)],
+            ) -> StoreResult<Vec<Lease>> {
+                pull::finish_remembered(self, batch).await
             }
 
             async fn finished_lease(

@@ -208,9 +208,11 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         state: WorkerCommand,
     ) -> StoreResult<PullWorker>;
-    /// Records how one attempt ended, as `finish_attempt` does, and in the same transaction
-    /// remembers that this lease finished it, and as what; false when the lease was not current.
-    async fn finish_remembered(&self, lease: Lease, outcome: Outcome) -> StoreResult<bool>;
+    /// Records how each attempt ended, as `finish_attempt` does, and in the same transaction
+    /// remembers that its lease finished it, and as what; returns the leases that were
+    /// current (and so recorded). One transaction for the batch: one outcome the database
+    /// refuses fails them all.
+    async fn finish_remembered(&self, batch: &[(Lease, Outcome)]) -> StoreResult<Vec<Lease>>;
     /// What the lease finished its task as (completed, retry or failed), if it finished it
     /// through `finish_remembered` within the last day.
     async fn finished_lease(&self, lease: Lease) -> StoreResult<Option<TaskStatus>>;

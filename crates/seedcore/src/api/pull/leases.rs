@@ -190,8 +190,9 @@ async fn end_attempt(
 ) -> Result<Json<AttemptEnded>, ApiError> {
     let status = outcome.status();
     let store = &state.store;
-    if store
-        .finish_remembered(lease, outcome)
+    let finisher = &state.pull.finisher;
+    if finisher
+        .finish(store, lease, outcome)
         .await
         .map_err(store_error)?
     {

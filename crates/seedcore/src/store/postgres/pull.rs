@@ -109,23 +109,33 @@ pub(super) async fn set_state(
 
 pub(super) async fn finish_remembered(
     store: &PgStore,
-    lease: Lease,
-    outcome: Outcome,
-) -> StoreResult<bool> {
-    let status = outcome.status();
-    let mut tx = store.pool.begin().await?;
-    let recorded = claims::finish_on(&mut *tx, &[(lease, outcome)]).await?;
-    if recorded.is_empty() {
-        return Ok(false);
+    batch: &[(Lease, Outcome)],
+) -> StoreResult<Vec<Lease>> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
     }
-    sqlx::query("insert into finished_leases (lease_token, task_id, outcome) values ($1, $2, $3)")
-        .bind(lease.token)
-        .bind(lease.task_id)
-        .bind(status.as_str())
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = store.pool.begin().await?;
+    let recorded = claims::finish_on(&mut *tx, batch).await?;
+    if recorded.is_empty() {
+        return Ok(recorded);
+    }
+    let (mut tokens, mut ids, mut outcomes) = (Vec::new(), Vec::new(), Vec::new());
+    for (lease, outcome) in batch.iter().filter(|(l, _)| recorded.contains(l)) {
+        tokens.push(lease.token);
+        ids.push(lease.task_id);
+        outcomes.push(outcome.status().as_str());
+    }
+    sqlx::query(
+        r"insert into finished_leases (lease_token, task_id, outcome)
+          select * from unnest($1::uuid[], $2::uuid[], $3::text[])",
+    )
+    .bind(&tokens)
+    .bind(&ids)
+    .bind(&outcomes)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(recorded)
 }
 
 pub(super) async fn finished_lease(

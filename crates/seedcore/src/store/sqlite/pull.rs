@@ -120,44 +120,56 @@ pub(super) async fn set_state(
 
 pub(super) async fn finish_remembered(
     store: &SqliteStore,
-    lease: Lease,
-    outcome: Outcome,
-) -> StoreResult<bool> {
-    let status = outcome.status();
-    let finish = Finish::of(&outcome)?;
+    batch: &[(Lease, Outcome)],
+) -> StoreResult<Vec<Lease>> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let finishes = batch
+        .iter()
+        .map(|(lease, outcome)| Ok((*lease, outcome.status(), Finish::of(outcome)?)))
+        .collect::<StoreResult<Vec<_>>>()?;
     let now = stamp(Utc::now());
+    let mut recorded = Vec::new();
+    let (mut retried, mut ended) = (false, false);
     let mut tx = store.writer.begin_with("begin immediate").await?;
-    let done = sqlx::query(include_str!("sql/finish.sql"))
-        .bind(finish.status)
-        .bind(finish.result)
-        .bind(finish.error)
-        .bind(finish.run_at)
-        .bind(&now)
-        .bind(lease.task_id.to_string())
+    for (lease, status, finish) in finishes {
+        let done = sqlx::query(include_str!("sql/finish.sql"))
+            .bind(finish.status)
+            .bind(finish.result)
+            .bind(finish.error)
+            .bind(finish.run_at)
+            .bind(&now)
+            .bind(lease.task_id.to_string())
+            .bind(lease.token.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            continue;
+        }
+        sqlx::query(
+            r"insert into finished_leases (lease_token, task_id, outcome, finished_at)
+              values (?1, ?2, ?3, ?4)",
+        )
         .bind(lease.token.to_string())
+        .bind(lease.task_id.to_string())
+        .bind(status.as_str())
+        .bind(&now)
         .execute(&mut *tx)
         .await?;
-    if done.rows_affected() == 0 {
-        return Ok(false);
+        retried |= status == TaskStatus::Retry;
+        ended |= status != TaskStatus::Retry;
+        recorded.push(lease);
     }
-    sqlx::query(
-        r"insert into finished_leases (lease_token, task_id, outcome, finished_at)
-          values (?1, ?2, ?3, ?4)",
-    )
-    .bind(lease.token.to_string())
-    .bind(lease.task_id.to_string())
-    .bind(status.as_str())
-    .bind(&now)
-    .execute(&mut *tx)
-    .await?;
     tx.commit().await?;
     // The same signals as `claims::finish` sends after its commit.
-    if status == TaskStatus::Retry {
+    if retried {
         store.watchers.send(Signal::TasksReady);
-    } else {
+    }
+    if ended {
         store.settled();
     }
-    Ok(true)
+    Ok(recorded)
 }
 
 pub(super) async fn finished_lease(
