@@ -127,7 +127,10 @@ impl Drop for Netns {
 
 /// `ip ARGS`, which must succeed; its stdout.
 fn ip(args: &[&str]) -> String {
-    let out = Command::new("ip").args(args).output().expect("run ip");
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("run ip (iproute2), which this test needs");
     assert!(
         out.status.success(),
         "ip {} failed: {}",
