@@ -3,7 +3,7 @@
 //! that what ran where and when is seen where the work happens.
 //!
 //! It speaks just enough HTTP/1.1 by hand to watch the connection while a task "runs"
-//! (sleeps `params.seconds`): a caller that drops the call closes the connection, and the call
+//! (sleeps `params.seconds`, or `params.slow_seconds` on the node `params.slow_on`): a caller that drops the call closes the connection, and the call
 //! is recorded as ended at that moment, unanswered. Answers are `{success: true}` with the
 //! task's id; connections are kept alive, as the nodes' HTTP client expects.
 
@@ -78,7 +78,7 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, calls: Arc<Mutex<Vec<Cal
             .as_str()
             .and_then(|id| id.parse().ok())
             .expect("a task id in the call");
-        let seconds = body["params"]["seconds"].as_f64().unwrap_or(0.0);
+        let seconds = duration(&body["params"], peer.ip());
         let index = {
             let mut calls = calls.lock().expect("calls");
             calls.push(Call {
@@ -115,6 +115,13 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, calls: Arc<Mutex<Vec<Cal
             return;
         }
     }
+}
+
+/// How long a call "runs": `seconds`, or `slow_seconds` when made by the node `slow_on` names.
+fn duration(params: &Value, caller: IpAddr) -> f64 {
+    let slow_here = params["slow_on"].as_str() == Some(caller.to_string().as_str());
+    let key = if slow_here { "slow_seconds" } else { "seconds" };
+    params[key].as_f64().unwrap_or(0.0)
 }
 
 /// Reads one request from `stream` (left-overs kept in `buffer`); its JSON body, or None once
