@@ -49,7 +49,8 @@ pub fn next_check(
 /// the time between heartbeats. A renewal that answers later would still be right (its
 /// deadline counts from when it was sent), but a heartbeat that waits for it cannot retry
 /// meanwhile; a claim that answers later would hand out tasks with little of their lease left.
-/// Over a silent network cut a statement gets no answer at all, and only this ends it.
+/// Over a silent network cut a statement gets no answer at all, and only this ends it. A claim
+/// given up on after the store ran it leaves its tasks to the rescue, like a crashed worker's.
 pub fn statement_timeout(lease: Duration) -> Duration {
     lease / 3
 }
