@@ -6,6 +6,10 @@
 //!   statement, and never holds a transaction while a handler runs;
 //! - every running task has a lease, renewed by one heartbeat per process; a task whose lease
 //!   could not be renewed (cancelled, rescued) has its handler stopped and its result dropped;
+//! - a process that cannot reach its database fences itself: a task whose lease is no longer
+//!   known to be held (see [`fence`]) has its handler stopped and its result dropped before the
+//!   lease can expire in the store, so a task is never run by two processes at once; claims and
+//!   renewals are bounded in time, so a silent network cut cannot hang them;
 //! - an attempt ends exactly once: completed, retry (retryable error with attempts left),
 //!   failed, or, when the process shuts down, released back to the queue uncounted;
 //! - wake-ups are hints; each lane also polls, so a lost notification only delays. After a full
@@ -15,6 +19,7 @@
 pub mod builtin;
 mod completer;
 pub mod drift;
+mod fence;
 pub mod handler;
 mod lanes;
 pub mod remote;
@@ -25,7 +30,7 @@ use std::{
     collections::HashMap,
     panic::AssertUnwindSafe,
     sync::{Arc, Mutex, OnceLock},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use chrono::Utc;
@@ -165,6 +170,8 @@ enum StopReason {
 /// A task this process is running.
 struct Running {
     lease: Lease,
+    /// Up to when the lease is known to be held, on this process's monotonic clock.
+    held_until: Instant,
     cancel: CancellationToken,
     reason: Arc<OnceLock<StopReason>>,
 }
@@ -276,6 +283,7 @@ impl Engine {
                 inner.stop_background.clone(),
             )),
             tokio::spawn(heartbeat_loop(inner.clone())),
+            tokio::spawn(fence_loop(inner.clone())),
             crate::maintenance::spawn_reaper(
                 inner.store.clone(),
                 inner.settings.lease,
@@ -410,7 +418,17 @@ async fn claim_loop(inner: Arc<Inner>, lane_index: usize) {
             exclude_queues: lane.exclude_queues.clone(),
             types: None,
         };
-        let claimed = match inner.store.claim_tasks(&claim).await {
+        let sent = Instant::now();
+        let answered = tokio::time::timeout(
+            fence::statement_timeout(inner.settings.lease),
+            inner.store.claim_tasks(&claim),
+        )
+        .await;
+        let answered = match answered {
+            Ok(answer) => answer.map_err(|err| err.to_string()),
+            Err(_) => Err("no answer in time".to_string()),
+        };
+        let claimed = match answered {
             Ok(claimed) => claimed,
             Err(err) => {
                 failures += 1;
@@ -427,8 +445,9 @@ async fn claim_loop(inner: Arc<Inner>, lane_index: usize) {
         // Fewer tasks than free slots: nothing else was ready, so wait for a wake-up (one that
         // arrived while claiming is kept by `wake`) or the poll, rather than claim at once.
         let drained = claimed.len() < permits.len();
+        let held_until = fence::held_until(sent, inner.settings.lease);
         for (task, permit) in claimed.into_iter().zip(permits.drain(..)) {
-            inner.start(lane_index, task, permit);
+            inner.start(lane_index, task, permit, held_until);
         }
         drop(permits);
         if drained && pause(&inner, lane).await {
@@ -515,12 +534,14 @@ impl Inner {
         lane_index: usize,
         claimed: ClaimedTask,
         permit: OwnedSemaphorePermit,
+        held_until: Instant,
     ) {
         record_wait(&claimed.task);
         let cancel = CancellationToken::new();
         let reason = Arc::new(OnceLock::new());
         let running = Running {
             lease: claimed.lease,
+            held_until,
             cancel: cancel.clone(),
             reason: reason.clone(),
         };
@@ -732,30 +753,104 @@ impl Inner {
     }
 }
 
+/// Renews the leases of the running tasks every third of the lease (sooner after a failure),
+/// moving their local deadlines on; stops the tasks whose lease the store no longer holds.
 async fn heartbeat_loop(inner: Arc<Inner>) {
-    let every = inner.settings.lease / 3;
+    let lease = inner.settings.lease;
+    let mut wait = lease / 3;
     loop {
         tokio::select! {
             _ = inner.stop_background.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
-        if let Err(err) = inner.store.worker_seen(&inner.worker_id).await {
-            tracing::warn!(error = %err, "cannot record this worker's heartbeat");
-        }
-        let held = inner.leases();
-        if held.is_empty() {
-            continue;
-        }
-        match inner.store.renew_leases(&held, inner.settings.lease).await {
-            Ok(renewed) => {
-                let running = inner.running.lock().expect("running map");
-                for lease in held.iter().filter(|l| !renewed.contains(l)) {
-                    if let Some(r) = running.get(&lease.task_id).filter(|r| r.lease == *lease) {
-                        r.stop(StopReason::Lost);
-                    }
-                }
+        wait = match inner.renew().await {
+            Ok(()) => {
+                inner.seen().await;
+                lease / 3
             }
-            Err(err) => tracing::warn!(error = %err, "cannot renew leases"),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot renew leases");
+                fence::renewal_retry(lease)
+            }
+        };
+    }
+}
+
+impl Inner {
+    /// Renews every lease held, in one statement bounded in time.
+    async fn renew(&self) -> Result<(), String> {
+        let held = self.leases();
+        if held.is_empty() {
+            return Ok(());
+        }
+        let lease = self.settings.lease;
+        let sent = Instant::now();
+        let renewed = tokio::time::timeout(
+            fence::statement_timeout(lease),
+            self.store.renew_leases(&held, lease),
+        )
+        .await
+        .map_err(|_| "no answer in time".to_string())?
+        .map_err(|err| err.to_string())?;
+        let held_until = fence::held_until(sent, lease);
+        let mut running = self.running.lock().expect("running map");
+        for lease in &held {
+            let Some(r) = running
+                .get_mut(&lease.task_id)
+                .filter(|r| r.lease == *lease)
+            else {
+                continue;
+            };
+            if renewed.contains(lease) {
+                r.held_until = r.held_until.max(held_until);
+            } else {
+                r.stop(StopReason::Lost);
+            }
+        }
+        Ok(())
+    }
+
+    /// Records that this process is alive, bounded in time like a renewal.
+    async fn seen(&self) {
+        let timeout = fence::statement_timeout(self.settings.lease);
+        match tokio::time::timeout(timeout, self.store.worker_seen(&self.worker_id)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(error = %err, "cannot record this worker's heartbeat"),
+            Err(_) => tracing::warn!("cannot record this worker's heartbeat: no answer in time"),
+        }
+    }
+
+    /// Stops the tasks whose lease is no longer known to be held; when to look again.
+    fn fence(&self, now: Instant, margin: Duration) -> Instant {
+        let running = self.running.lock().expect("running map");
+        let mut stopped = 0;
+        for r in running.values() {
+            if !r.cancel.is_cancelled() && fence::expired(r.held_until, now, margin) {
+                r.stop(StopReason::Lost);
+                stopped += 1;
+            }
+        }
+        if stopped > 0 {
+            tracing::warn!(
+                stopped,
+                "stopped tasks whose lease could not be renewed in time; their results are \
+                 dropped and the store hands them to another worker"
+            );
+        }
+        let live = running.values().filter(|r| !r.cancel.is_cancelled());
+        fence::next_check(live.map(|r| r.held_until), now, margin)
+    }
+}
+
+/// Stops each running task as its lease's local deadline comes within the margin, whatever the
+/// heartbeat is doing (a renewal may be waiting on a database that does not answer).
+async fn fence_loop(inner: Arc<Inner>) {
+    let margin = fence::margin(inner.settings.lease);
+    loop {
+        let next = inner.fence(Instant::now(), margin);
+        tokio::select! {
+            _ = inner.stop_background.cancelled() => return,
+            _ = tokio::time::sleep_until(next.into()) => {}
         }
     }
 }
