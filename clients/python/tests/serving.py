@@ -1,7 +1,8 @@
 """A real `seedcore serve` for the tests: embedded SQLite in a temporary folder, a free port,
 authentication off, 3-second leases and no built-in workers (so only pull workers take tasks).
 
-The binary is `SEEDCORE_BIN`, by default `target/debug/seedcore` of the repository.
+The binary is `SEEDCORE_BIN`, by default `target/debug/seedcore` of the repository. The tests
+import the package from `src/`, so they run without installing it.
 """
 
 from __future__ import annotations
@@ -9,13 +10,17 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 REPO = Path(__file__).resolve().parents[3]
+SRC = Path(__file__).resolve().parents[1] / "src"
+sys.path.insert(0, str(SRC))
 LEASE_SECONDS = 3
 
 
@@ -37,8 +42,13 @@ class Server:
         self._dir = tempfile.TemporaryDirectory(prefix="seedcore-py-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        inherited = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("DATABASE_URL", "PG_DSN", "POSTGRES_HOST")
+        }
         self._env = {
-            **os.environ,
+            **inherited,
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
             "SEEDCORE_DATA_DIR": self._dir.name,
@@ -51,8 +61,6 @@ class Server:
             "LOG_LEVEL": "WARNING",
             **(env or {}),
         }
-        for key in ("DATABASE_URL", "PG_DSN", "POSTGRES_HOST"):
-            self._env.pop(key, None)
         self._process: Optional[subprocess.Popen[bytes]] = None
         self._log = open(Path(self._dir.name) / "server.log", "ab")
 
@@ -71,9 +79,14 @@ class Server:
                 time.sleep(0.05)
         raise RuntimeError(f"seedcore serve did not answer within {timeout} s")
 
-    def stop(self) -> None:
+    def stop(self, kill: bool = False) -> None:
+        """Stops the server: SIGTERM (it finishes what it answers, long polls included), or
+        with `kill` SIGKILL, as a crash or a cut network would leave it."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
+        if process is not None and kill:
+            process.kill()
+            process.wait()
+        elif process is not None and process.poll() is None:
             process.terminate()
             try:
                 process.wait(10)
@@ -88,3 +101,46 @@ class Server:
 
     def log_text(self) -> str:
         return (Path(self._dir.name) / "server.log").read_text(errors="replace")[-4000:]
+
+
+class Events:
+    """A Worker's events as they come, for tests to wait on."""
+
+    def __init__(self) -> None:
+        self.items: List[Dict[str, Any]] = []
+        self._changed = threading.Condition()
+
+    def __call__(self, event: Dict[str, Any]) -> None:
+        with self._changed:
+            self.items.append(event)
+            self._changed.notify_all()
+
+    def of(self, kind: str, task: Optional[str] = None) -> List[Dict[str, Any]]:
+        with self._changed:
+            return [
+                e for e in self.items if e["event"] == kind and (task is None or e.get("task") == task)
+            ]
+
+    def wait_for(
+        self, kind: str, task: Optional[str] = None, timeout: float = 10.0
+    ) -> Dict[str, Any]:
+        """The first event of this kind (for this task), waiting up to `timeout` for it."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = self.of(kind, task)
+                if found:
+                    return found[0]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no {kind} event for {task} within {timeout} s: {self.items}")
+                self._changed.wait(left)
+
+
+def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Waits until `check()` is true; fails the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} s")
+        time.sleep(0.02)

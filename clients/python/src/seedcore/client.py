@@ -236,16 +236,18 @@ class Client:
         if lease_seconds is not None:
             body["lease_seconds"] = lease_seconds
         timeout = self.timeout + min(wait_ms, _MAX_WAIT_MS) / 1000.0
-        started = time.monotonic()
         answer = self._http.call("POST", "/api/v1/tasks/claim", body, timeout=timeout)
         if not answer:
             return []
+        # A long poll claims just before it answers: the lease starts about when the answer
+        # arrives, less the answer's trip, which the worker's fencing margin covers.
+        received = time.monotonic()
         tasks = []
         for data in answer["tasks"]:
             lease = lease_seconds
             if lease is None:
                 lease = seconds_until(data["lease_expires_at"])
-            tasks.append(Task(self, data, started + lease, lease_seconds))
+            tasks.append(Task(self, data, received + lease, lease_seconds))
         return tasks
 
     def heartbeat(

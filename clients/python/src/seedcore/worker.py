@@ -165,6 +165,7 @@ class Worker:
             self._shut_down()
         finally:
             self._finished.set()
+            self.client.close()
             self._emit({"event": "stopped"})
             self._done.set()
 
@@ -233,6 +234,12 @@ class Worker:
 
     def _claimer(self) -> None:
         self._claim_connection = self.client._http.connection()
+        try:
+            self._claim_tasks()
+        finally:
+            self.client.close()
+
+    def _claim_tasks(self) -> None:
         backoff = Backoff()
         while not self._stopping.is_set():
             wanted = self._await_demand()
@@ -301,6 +308,12 @@ class Worker:
     # Runners
 
     def _runner(self) -> None:
+        try:
+            self._run_tasks()
+        finally:
+            self.client.close()
+
+    def _run_tasks(self) -> None:
         while True:
             task = self._inbox.get()
             if task is None:
@@ -396,6 +409,7 @@ class Worker:
                 if task.reason is None:
                     self._beat_task(task)
             next_beat = started + self._interval()
+        self._beats.close()
 
     def _beat_worker(self) -> None:
         registration = self.registration
