@@ -75,15 +75,18 @@ def main() -> int:
 
     @worker.handler(TASK_TYPE)
     def work(task: Task) -> Dict[str, Any]:
-        seconds = float(task.params.get("seconds", 0) or 0)
+        seconds = float(task.params.get("seconds") or 0)
         deadline = time.monotonic() + seconds
-        while not task.aborted.is_set():
+        while True:
+            try:
+                task.check()
+            except Aborted:
+                late_completion(client, log, task, {"worker": name})
+                raise
             left = deadline - time.monotonic()
             if left <= 0:
                 return {"worker": name}
             task.aborted.wait(min(left, 0.05))
-        late_completion(client, log, task, {"worker": name})
-        raise Aborted(task.reason or "aborted")
 
     worker.run()
     return 0

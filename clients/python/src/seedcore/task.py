@@ -51,6 +51,7 @@ class Task:
         "lease_token",
         "lease_expires_at",
         "lease_deadline",
+        "fence_margin",
         "aborted",
         "reason",
         "_client",
@@ -76,6 +77,9 @@ class Task:
         self.lease_expires_at: Optional[str] = data.get("lease_expires_at")
         #: The same moment on this process's monotonic clock, never later than the server's.
         self.lease_deadline = deadline
+        #: The task is fenced (aborted, `lease_lost`) this long before `lease_deadline`: a
+        #: tenth of the lease, 0.1 to 2 s, for the trip of a heartbeat that would renew it.
+        self.fence_margin = min(2.0, max(0.1, (deadline - time.monotonic()) / 10.0))
         #: Set once the task is aborted; `reason` says why.
         self.aborted = threading.Event()
         self.reason: Optional[str] = None
@@ -87,9 +91,19 @@ class Task:
         return f"Task(id={self.id!r}, type={self.type!r}, attempt={self.attempt})"
 
     def check(self) -> None:
-        """Raises `Aborted` when the task was aborted; a long handler calls it between steps."""
+        """Raises `Aborted` when the task was aborted; a long handler calls it between steps.
+
+        A lease that no heartbeat renewed in time aborts the task here too (`lease_lost`).
+        """
+        self.fence()
         if self.aborted.is_set():
             raise Aborted(self.reason or "aborted")
+
+    def fence(self) -> bool:
+        """Aborts the task (`lease_lost`) if its lease may have run out; True if aborted."""
+        if self.reason is None and time.monotonic() >= self.lease_deadline - self.fence_margin:
+            self.abort("lease_lost")
+        return self.reason is not None
 
     def heartbeat(self, progress: Optional[float] = None) -> Optional[LeaseState]:
         """Renews the lease now and reports progress (0 to 1).

@@ -194,10 +194,8 @@ class Worker:
 
     def _fence(self) -> None:
         """Aborts each task whose lease would run out before any heartbeat renewed it."""
-        now = time.monotonic()
         for task in self.held:
-            if task.reason is None and now >= task.lease_deadline - _margin(task):
-                task.abort("lease_lost")
+            task.fence()
 
     def _shut_down(self) -> None:
         deadline = time.monotonic() + self.grace_seconds
@@ -380,7 +378,7 @@ class Worker:
         errors other than network errors, 503 and 409 are raised.
         """
         backoff = Backoff()
-        while task.reason is None:
+        while not task.fence():
             try:
                 send()
                 return True
@@ -470,8 +468,3 @@ class Worker:
         except Exception:  # noqa: BLE001 - a failing hook must not stop the worker
             pass
 
-
-def _margin(task: Task) -> float:
-    """How long before its lease runs out a task is fenced: a tenth of the lease, 0.1 to 2 s."""
-    lease = task._lease_seconds or 30.0
-    return min(2.0, max(0.1, lease / 10.0))
