@@ -10,6 +10,7 @@
  * - Self-fencing: a lease no heartbeat renewed before its expiry (as measured here, from when
  *   the request that set it was sent, minus a margin) is reported `lease_lost`, so the worker
  *   stops the handler before the server may hand the task to someone else.
+ * - Messages from the main thread come in batches (arrays), in the order they were sent.
  * - It reports to the main thread through the port it was given, never through `parentPort`,
  *   so that the main thread can read reports synchronously (`receiveMessageOnPort`).
  */
@@ -110,7 +111,9 @@ const ticker = setInterval(tick, setup.intervalMs);
 const fencer = setInterval(fence, Math.min(100, setup.intervalMs / 4));
 tick();
 
-parentPort?.on('message', (message: ToThread) => {
+parentPort?.on('message', (batch: ToThread[]) => batch.forEach(obey));
+
+function obey(message: ToThread): void {
   switch (message.kind) {
     case 'hold':
       held.set(message.taskId, { token: message.leaseToken, expiresAt: message.expiresAt, inFlight: false });
@@ -132,4 +135,4 @@ parentPort?.on('message', (message: ToThread) => {
       parentPort?.close();
       break;
   }
-});
+}

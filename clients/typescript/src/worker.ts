@@ -117,6 +117,7 @@ export class Worker extends EventEmitter {
   private state: WorkerState | null = null;
   private leaseSeconds = 30;
   private thread: Thread | null = null;
+  private outbox: ToThread[] = [];
   private reports: MessagePort | null = null;
   private claiming: AbortController | null = null;
   private stopping = false;
@@ -229,7 +230,8 @@ export class Worker extends EventEmitter {
   }
 
   private stopThread(): void {
-    this.tell({ kind: 'stop' });
+    this.flush();
+    this.thread?.postMessage([{ kind: 'stop' }]);
     this.reports?.close();
     this.reports = null;
     const thread = this.thread;
@@ -238,8 +240,17 @@ export class Worker extends EventEmitter {
     void thread?.terminate().catch(() => undefined);
   }
 
+  /** Queues a message for the thread; those of one turn of the event loop go as one batch. */
   private tell(message: ToThread): void {
-    this.thread?.postMessage(message);
+    if (!this.thread) return;
+    this.outbox.push(message);
+    if (this.outbox.length === 1) setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    const batch = this.outbox;
+    this.outbox = [];
+    if (batch.length > 0) this.thread?.postMessage(batch);
   }
 
   /** Handles what the heartbeat thread has reported and the event loop has not yet delivered. */
@@ -301,6 +312,9 @@ export class Worker extends EventEmitter {
         });
         backoff.reset();
         for (const task of tasks) this.start(task, sentAt);
+        // Handlers start on the next microtask; one may then block this thread for long, so
+        // the thread must learn of their leases now.
+        this.flush();
       } catch (error) {
         if (this.stopping) break;
         await this.pause(backoff.next(), 'claim', error);
