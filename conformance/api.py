@@ -72,6 +72,10 @@ class Api:
     def cancel(self, task_id: str) -> dict[str, Any]:
         return self.call("POST", f"/api/v1/tasks/{task_id}/cancel")
 
+    def worker_token(self, name: str) -> str:
+        """A new token of role `worker`: the pull routes and reading tasks, nothing more."""
+        return self.call("POST", "/api/v1/tokens", {"name": name, "role": "worker"})["token"]
+
     def quiet(self, worker_id: str) -> dict[str, Any]:
         return self.call("POST", f"/api/v1/workers/{worker_id}/quiet")
 

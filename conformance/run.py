@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from api import Api  # noqa: E402
+from api import Api, ApiError  # noqa: E402
 from scenarios import SCENARIOS, Run  # noqa: E402
 from server import Server, SetupError  # noqa: E402
 from workers import Client, ScenarioFailed  # noqa: E402
@@ -89,10 +89,12 @@ def indent(text: str) -> str:
     return "\n".join("      " + line for line in text.splitlines()) or "      (empty)"
 
 
-def run_scenario(client: Client, name: str, api: Api, server: Server, workdir: Path) -> bool:
+def run_scenario(
+    client: Client, name: str, api: Api, worker_token: str, server: Server, workdir: Path
+) -> bool:
     directory = workdir / client.name / name
     directory.mkdir(parents=True)
-    run = Run(client, name, api, directory)
+    run = Run(client, name, api, worker_token, directory)
     began = time.monotonic()
     try:
         summary = SCENARIOS[name](run)
@@ -155,7 +157,9 @@ def main() -> int:
             print(
                 f"conformance: seedcore at {server.url}, database {server.database}, logs in {workdir}"
             )
+            # The suite acts as an operator with the admin token; workers get a worker token.
             api = Api(server.url, server.token)
+            worker_token = api.worker_token("conformance-workers")
             for client in chosen:
                 why = missing(client)
                 if why:
@@ -163,8 +167,8 @@ def main() -> int:
                     failures += len(scenarios)
                     continue
                 for name in scenarios:
-                    failures += not run_scenario(client, name, api, server, workdir)
-    except SetupError as err:
+                    failures += not run_scenario(client, name, api, worker_token, server, workdir)
+    except (SetupError, ApiError) as err:
         print(f"conformance: {err}")
         return 1
     total = len(chosen) * len(scenarios)

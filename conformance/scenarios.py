@@ -30,9 +30,12 @@ CANCEL_BOUND_SECONDS = 1.5
 class Run:
     """What one scenario of one client works with: the server, a log, its workers."""
 
-    def __init__(self, client: Client, scenario: str, api: Api, workdir: Path) -> None:
+    def __init__(
+        self, client: Client, scenario: str, api: Api, worker_token: str, workdir: Path
+    ) -> None:
         self.client = client
         self.api = api
+        self.worker_token = worker_token
         self.queue = f"conformance-{client.name}-{scenario}"
         self.prefix = f"{client.name}-{scenario}"
         self.workdir = workdir
@@ -50,8 +53,7 @@ class Run:
         )
         env.pop("CONFORMANCE_LEASE_SECONDS", None)
         env.pop("CONFORMANCE_GRACE_SECONDS", None)
-        if self.api.token:
-            env["SEEDCORE_TOKEN"] = self.api.token
+        env["SEEDCORE_TOKEN"] = self.worker_token
         if grace is not None:
             env["CONFORMANCE_GRACE_SECONDS"] = str(grace)
         worker = Worker(self.client, env["CONFORMANCE_NAME"], self.log, self.workdir, env)
