@@ -116,6 +116,22 @@ def run_scenario(
     return True
 
 
+# A database connection handed back to the pool inside a transaction: later statements on it
+# run in that transaction, hold its locks and may be rolled back with it.
+LEAKED_TRANSACTION = "there is already a transaction in progress"
+
+
+def warn_about_server(server: Server) -> None:
+    """Says what the server logged that no scenario checks but that no run should show."""
+    text = server.log_path.read_text(errors="replace")
+    leaked = text.count(LEAKED_TRANSACTION)
+    if leaked:
+        print(
+            f"conformance: warning: the server logged {LEAKED_TRANSACTION!r} {leaked} time(s) "
+            f"(a database connection reused inside an unfinished transaction; see {server.log_path})"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -168,6 +184,7 @@ def main() -> int:
                     continue
                 for name in scenarios:
                     failures += not run_scenario(client, name, api, worker_token, server, workdir)
+            warn_about_server(server)
     except (SetupError, ApiError) as err:
         print(f"conformance: {err}")
         return 1
