@@ -7,9 +7,10 @@
  * - Every interval it heartbeats each held lease (one request per lease at a time) and the
  *   worker; a task whose heartbeat says `cancel_requested` or answers 409 is reported once
  *   (`cancelled` / `lease_lost`) and forgotten.
- * - Self-fencing: a lease no heartbeat renewed before its expiry (as measured here, from when
- *   the request that set it was sent, minus a margin) is reported `lease_lost`, so the worker
- *   stops the handler before the server may hand the task to someone else.
+ * - Self-fencing: a lease no heartbeat renewed before its expiry (as measured on this clock:
+ *   from when the renewing heartbeat was sent, or when the claim's answer came, less a margin)
+ *   is reported `lease_lost`, so the worker stops the handler before the server may hand the
+ *   task to someone else.
  * - Messages from the main thread come in batches (arrays), in the order they were sent.
  * - It reports to the main thread through the port it was given, never through `parentPort`,
  *   so that the main thread can read reports synchronously (`receiveMessageOnPort`).

@@ -299,7 +299,6 @@ export class Worker extends EventEmitter {
         continue;
       }
       this.claiming = new AbortController();
-      const sentAt = Date.now();
       try {
         const tasks = await this.client.claim({
           workerId,
@@ -311,7 +310,8 @@ export class Worker extends EventEmitter {
           signal: this.claiming.signal,
         });
         backoff.reset();
-        for (const task of tasks) this.start(task, sentAt);
+        const answeredAt = Date.now();
+        for (const task of tasks) this.start(task, answeredAt);
         // Handlers start on the next microtask; one may then block this thread for long, so
         // the thread must learn of their leases now.
         this.flush();
@@ -347,7 +347,7 @@ export class Worker extends EventEmitter {
     wake?.();
   }
 
-  private start(task: LeasedTask, sentAt: number): void {
+  private start(task: LeasedTask, answeredAt: number): void {
     const entry: Running = {
       task,
       controller: new AbortController(),
@@ -356,8 +356,11 @@ export class Worker extends EventEmitter {
       settled: Promise.resolve(),
     };
     this.running.set(task.id, entry);
-    // Measured from when the claim was sent: never later than the server's own expiry.
-    this.tell({ kind: 'hold', taskId: task.id, leaseToken: task.leaseToken, expiresAt: sentAt + this.leaseSeconds * 1000 });
+    // The server starts the lease as it answers (a long poll may have waited for long before),
+    // so the answer's arrival is the latest moment it can have started; the thread's margin
+    // covers the answer's time on the way.
+    const expiresAt = answeredAt + this.leaseSeconds * 1000;
+    this.tell({ kind: 'hold', taskId: task.id, leaseToken: task.leaseToken, expiresAt });
     entry.settled = this.process(entry)
       .catch((error) => this.fire('network_error', { operation: 'task', task: task.id, error: describe(error) }))
       .finally(() => {

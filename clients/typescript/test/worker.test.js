@@ -179,6 +179,27 @@ describe('a Worker', () => {
     assert.equal(claimed.attempt, 1, 'a release leaves the attempt uncounted');
   });
 
+  it('keeps a task whose claim waited longer than a lease before it answered', async () => {
+    const run = startWorker(client, { name: 'waiter', queues: ['waits'] }, {
+      short: async (_task, ctx) => {
+        await new Promise((r) => setTimeout(r, 500));
+        return { aborted: ctx.signal.aborted };
+      },
+    });
+    try {
+      await until(() => of(run.events, 'registered').length, 5_000, 'registration');
+      // The long poll is open all this time; the lease starts when it answers.
+      await new Promise((r) => setTimeout(r, 3_500));
+      const task = await client.createTask({ type: 'short', queue: 'waits' });
+      const done = await client.wait(task.id, { timeoutMs: 10_000 });
+      assert.equal(done.status, 'completed');
+      assert.deepEqual(done.result.result, { aborted: false });
+      assert.equal(of(run.events, 'aborted').length, 0);
+    } finally {
+      await run.stop();
+    }
+  });
+
   it('keeps the lease of a handler that blocks the event loop for longer than three leases', async () => {
     const run = startWorker(client, { name: 'blocker', queues: ['blocks'], concurrency: 1 }, {
       spin: () => {
