@@ -40,6 +40,8 @@ H = TypeVar("H", bound=Handler)
 MAX_CLAIM = 100
 #: How long an idle claim waits on the server for a task, in milliseconds.
 CLAIM_WAIT_MS = 20_000
+#: How long a claim waits for more free slots while tasks run (see `_await_demand`).
+BATCH_WAIT_SECONDS = 0.005
 #: How long a stop waits, after aborting what is left, for those handlers to return.
 ABORT_WAIT_SECONDS = 5.0
 #: How often the supervisor checks each lease against its deadline.
@@ -263,22 +265,34 @@ class Worker:
             self._hold(tasks)
 
     def _await_demand(self) -> int:
-        """Waits until the server's orders are `running` and a slot is free; how many are."""
+        """Waits until the server's orders are `running` and slots are free; how many are.
+
+        While tasks run, it waits up to `BATCH_WAIT_SECONDS` for a quarter of the slots to be
+        free, so that one claim (a write on the server) serves several tasks.
+        """
+        batch = max(1, self.concurrency // 4)
+        deadline: Optional[float] = None
         with self._changed:
             while not self._stopping.is_set():
                 free = self.concurrency - len(self._held)
-                if self.state in (None, "running") and free > 0:
+                if self.state not in (None, "running") or free == 0:
+                    self._changed.wait(1.0)
+                    continue
+                if free >= batch or not self._held:
                     return min(free, MAX_CLAIM)
-                self._changed.wait(1.0)
+                now = time.monotonic()
+                deadline = deadline or now + BATCH_WAIT_SECONDS
+                if now >= deadline:
+                    return min(free, MAX_CLAIM)
+                self._changed.wait(deadline - now)
         return 0
 
     def _claim(self, wanted: int) -> List[Task]:
         registration = self.registration
         assert registration is not None
-        lease = self.lease_seconds or registration.default_lease_seconds
         try:
             return self.client.claim(
-                registration.id, wanted, CLAIM_WAIT_MS, self.queues, self.types, lease
+                registration.id, wanted, CLAIM_WAIT_MS, self.queues, self.types, self._lease()
             )
         except NotFound:
             self._reregister()
@@ -403,8 +417,11 @@ class Worker:
         while not self._finished.wait(max(0.0, next_beat - time.monotonic())):
             started = time.monotonic()
             self._beat_worker()
+            # A lease taken or renewed less than half an interval ago needs no renewal yet: the
+            # next round still comes well before it runs out.
+            fresh = started + self._lease() - self._interval() / 2
             for task in self.held:
-                if task.reason is None:
+                if task.reason is None and task.lease_deadline < fresh:
                     self._beat_task(task)
             next_beat = started + self._interval()
         self._beats.close()
@@ -430,9 +447,8 @@ class Worker:
 
     def _beat_task(self, task: Task) -> None:
         started = time.monotonic()
-        lease = self.lease_seconds or self._default_lease()
         try:
-            answer = self._beats.heartbeat(task.id, task.lease_token, extend_seconds=lease)
+            answer = self._beats.heartbeat(task.id, task.lease_token, extend_seconds=self._lease())
         except LeaseLost:
             task.abort("lease_lost")
             return
@@ -445,7 +461,10 @@ class Worker:
         registration = self.registration
         return registration.heartbeat_interval_seconds if registration else 1.0
 
-    def _default_lease(self) -> float:
+    def _lease(self) -> float:
+        """The lease each claim and heartbeat asks for."""
+        if self.lease_seconds:
+            return self.lease_seconds
         registration = self.registration
         return registration.default_lease_seconds if registration else 30.0
 
