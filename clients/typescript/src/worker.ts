@@ -224,9 +224,26 @@ export class Worker extends EventEmitter {
       },
       transferList: [channel.port2],
     });
-    this.thread.on('error', (error) => this.fire('network_error', { operation: 'heartbeat thread', error: String(error) }));
+    const thread = this.thread;
+    thread.on('error', (error) => this.fire('network_error', { operation: 'heartbeat thread', error: String(error) }));
+    thread.on('exit', () => this.onThreadExit(thread, registered));
     this.reports = channel.port1;
     this.reports.on('message', (message: FromThread) => this.onReport(message));
+  }
+
+  /**
+   * A thread that ended unasked renewed nothing since: every lease it kept may be gone, so
+   * their handlers are aborted, and a new thread keeps the leases claimed from now on.
+   */
+  private onThreadExit(thread: Thread, registered: Registered): void {
+    if (this.thread !== thread) return;
+    this.readPendingReports();
+    this.reports?.close();
+    this.reports = null;
+    this.thread = null;
+    this.outbox = [];
+    for (const entry of this.running.values()) this.abort(entry, 'lease_lost');
+    if (!this.stopping) this.startThread(registered);
   }
 
   private stopThread(): void {
