@@ -179,6 +179,25 @@ describe('a Worker', () => {
     assert.equal(claimed.attempt, 1, 'a release leaves the attempt uncounted');
   });
 
+  it('stops claiming when quieted and stops altogether when told to terminate', async () => {
+    const run = startWorker(client, { name: 'obedient', queues: ['orders'] }, { echo: (t) => t.params });
+    const workerId = await until(() => run.worker.workerId, 5_000, 'registration');
+    await until(() => of(run.events, 'state').length, 5_000, 'the first state');
+    await client.quietWorker(workerId);
+    await until(() => run.events.some((e) => e.event === 'state' && e.state === 'quiet'), 5_000, 'quiet');
+    const task = await client.createTask({ type: 'echo', queue: 'orders' });
+    await new Promise((r) => setTimeout(r, 1_500));
+    assert.equal((await client.getTask(task.id)).status, 'queued', 'a quiet worker claims nothing');
+    await client.terminateWorker(workerId);
+    await run.running;
+    assert.deepEqual(
+      run.events.filter((e) => e.event === 'state').map((e) => e.state),
+      ['running', 'quiet', 'terminate'],
+    );
+    assert.equal(run.events.at(-1).event, 'stopped');
+    await client.cancelTask(task.id);
+  });
+
   it('keeps a task whose claim waited longer than a lease before it answered', async () => {
     const run = startWorker(client, { name: 'waiter', queues: ['waits'] }, {
       short: async (_task, ctx) => {
@@ -247,6 +266,30 @@ describe('a Worker whose server goes away', () => {
       const done = await client.wait(task.id, { timeoutMs: 15_000 });
       assert.equal(done.status, 'completed');
       assert.deepEqual(done.result.result, { back: true });
+    } finally {
+      await run.stop();
+    }
+  });
+
+  it('aborts a handler whose lease no heartbeat could renew before it ran out', async () => {
+    const client = new Client({ url: server.url, timeoutMs: 2_000 });
+    let reason = null;
+    const run = startWorker(client, { name: 'fenced', queues: ['cut'] }, {
+      long: (_task, ctx) =>
+        new Promise((resolve) => ctx.signal.addEventListener('abort', () => resolve((reason = ctx.signal.reason)))),
+    });
+    try {
+      const task = await client.createTask({ type: 'long', queue: 'cut' });
+      await until(() => of(run.events, 'started', task.id).length, 5_000, 'the handler to start');
+      const cutAt = Date.now();
+      await server.kill();
+      await until(() => reason, 5_000, 'the handler to be aborted');
+      // The lease is 3 s, renewed every second until the cut.
+      assert.ok(Date.now() - cutAt < 3_000, `aborted ${Date.now() - cutAt} ms after the cut`);
+      assert.equal(reason.reason, 'lease_lost');
+      assert.equal(of(run.events, 'aborted', task.id)[0].reason, 'lease_lost');
+      await until(() => of(run.events, 'result_dropped', task.id).length, 2_000, 'the drop');
+      assert.equal(of(run.events, 'completed', task.id).length, 0);
     } finally {
       await run.stop();
     }
