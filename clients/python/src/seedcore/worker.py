@@ -44,6 +44,8 @@ CLAIM_WAIT_MS = 20_000
 BATCH_WAIT_SECONDS = 0.005
 #: How long a stop waits, after aborting what is left, for those handlers to return.
 ABORT_WAIT_SECONDS = 5.0
+#: How many times a stop tries to release a task over network errors.
+RELEASE_TRIES = 3
 #: How often the supervisor checks each lease against its deadline.
 FENCE_TICK_SECONDS = 0.05
 
@@ -223,12 +225,20 @@ class Worker:
             self._release(task)
 
     def _release(self, task: Task) -> None:
-        try:
-            self.client.release(task.id, task.lease_token)
-        except SeedcoreError as err:
-            self._error("release", err, task)
+        """Hands the task back, trying a few times over network errors: a stop should not
+        leave a task to wait out its lease."""
+        backoff = Backoff()
+        for tries_left in range(RELEASE_TRIES - 1, -1, -1):
+            try:
+                self.client.release(task.id, task.lease_token)
+            except SeedcoreError as err:
+                self._error("release", err, task)
+                if tries_left and (err.status is None or err.status == 503):
+                    time.sleep(backoff.next())
+                    continue
+                return
+            self._emit({"event": "released", "task": task.id})
             return
-        self._emit({"event": "released", "task": task.id})
 
     # Claimer
 
