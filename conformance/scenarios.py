@@ -12,17 +12,19 @@ import os
 import random
 import signal
 import time
-from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
 from api import Api
+from server import LEASE_SECONDS
 from workers import Client, Log, ScenarioFailed, Worker, wait_for
 
 FENCE_TASKS = 1000
 LONG_SECONDS = 0.5
 FENCE_CONCURRENCY = 8
-HEARTBEAT_SECONDS = 1.0
+# Registration answers with a third of the lease.
+HEARTBEAT_SECONDS = LEASE_SECONDS / 3
 # A cancel is seen at the next task heartbeat; this is one interval plus a little slack.
 CANCEL_BOUND_SECONDS = 1.5
 
@@ -110,35 +112,48 @@ def fence(run: Run) -> str:
         for n in range(FENCE_TASKS)
     ]
     ids = run.api.create_tasks(run.queue, seconds)
-    wanted = set(ids)
     long_tasks = {task_id for task_id, s in zip(ids, seconds) if s == LONG_SECONDS}
-    victim, survivor = (
-        run.start_worker(1, FENCE_CONCURRENCY),
-        run.start_worker(2, FENCE_CONCURRENCY),
-    )
-    victim_id, survivor_id = run.registered(victim), run.registered(survivor)
+    victim = run.start_worker(1, FENCE_CONCURRENCY)
+    survivor = run.start_worker(2, FENCE_CONCURRENCY)
+    worker_ids = {w.name: run.registered(w) for w in (victim, survivor)}
 
-    def completed_lines() -> list[dict[str, Any]]:
-        return [
-            entry
-            for entry in run.log.lines()
-            if entry["event"] == "completed" and entry.get("task") in wanted
-        ]
+    killed_at = kill_mid_run(run, victim, survivor, set(ids), long_tasks)
+    wait_drained(run, survivor, set(ids))
+    stop_gracefully(survivor)
+
+    check = FenceCheck(run.log.lines(), worker_ids, victim.name, survivor.name)
+    for task_id, events in audit_trails(run.api, ids).items():
+        check.task(task_id, events)
+    check.overall()
+    return (
+        f"{FENCE_TASKS} tasks completed once each; killed {victim.name} after {killed_at} "
+        f"completions; {len(check.rescued)} of its tasks rescued and completed by {survivor.name}"
+    )
+
+
+def completed(lines: list[dict[str, Any]], tasks: set[str]) -> list[dict[str, Any]]:
+    return [e for e in lines if e["event"] == "completed" and e.get("task") in tasks]
+
+
+def kill_mid_run(
+    run: Run, victim: Worker, survivor: Worker, tasks: set[str], long_tasks: set[str]
+) -> int:
+    """SIGKILLs the victim once a quarter of the tasks are completed and it has just started a
+    long one (so it surely holds a task); returns how many were completed by then."""
 
     def time_to_kill() -> bool:
         lines = run.log.lines()
-        done = {entry["task"] for entry in lines if entry["event"] == "completed"}
-        if len(done & wanted) < FENCE_TASKS // 4:
+        done = {e["task"] for e in completed(lines, tasks)}
+        if len(done) < FENCE_TASKS // 4:
             return False
-        # A long task the victim started just now is still running when the kill lands.
         recent = time.time() - LONG_SECONDS / 2
         return any(
-            entry["event"] == "started"
-            and entry["worker"] == victim.name
-            and entry.get("task") in long_tasks
-            and entry["task"] not in done
-            and entry.get("ts", 0) > recent
-            for entry in lines
+            e["event"] == "started"
+            and e["worker"] == victim.name
+            and e.get("task") in long_tasks
+            and e["task"] not in done
+            and e.get("ts", 0) > recent
+            for e in lines
         )
 
     wait_for(
@@ -149,106 +164,85 @@ def fence(run: Run) -> str:
     )
     victim.signal(signal.SIGKILL)
     victim.wait_exit(10)
-    killed_at = len(completed_lines())
+    return len(completed(run.log.lines(), tasks))
+
+
+def wait_drained(run: Run, survivor: Worker, tasks: set[str]) -> None:
+    """Waits until the server has every task completed."""
 
     def all_done() -> bool:
-        missing = wanted - {entry["task"] for entry in completed_lines()}
+        missing = tasks - {e["task"] for e in completed(run.log.lines(), tasks)}
         # A completion the server took just before the kill may never have reached the log.
         return len(missing) <= 4 * FENCE_CONCURRENCY and all(
             run.api.task(t)["status"] == "completed" for t in missing
         )
 
     wait_for("every task to be completed", all_done, 90.0, [survivor], every=0.2)
-    stop_gracefully(survivor)
 
-    lines = run.log.lines()
-    ids_by_name = {victim.name: victim_id, survivor.name: survivor_id}
-    completions = Counter(
-        entry["task"]
-        for entry in lines
-        if entry["event"] == "completed" and entry.get("task") in wanted
-    )
-    twice = [t for t, n in completions.items() if n > 1]
-    expect(not twice, f"{len(twice)} tasks logged `completed` more than once, e.g. {twice[:3]}")
-    held_by_victim = {
-        entry["task"]
-        for entry in lines
-        if entry["event"] == "started" and entry["worker"] == victim.name
-    }
-    held_by_victim -= {
-        entry["task"]
-        for entry in lines
-        if entry["event"] == "completed" and entry["worker"] == victim.name
-    }
 
-    trails = audit_trails(run.api, ids)
-    rescued: list[str] = []
-    unlogged = 0
-    for task_id in ids:
-        events = trails[task_id]
+class FenceCheck:
+    """Each task's audit trail against the workers' lines, after the fence scenario."""
+
+    def __init__(
+        self, lines: list[dict[str, Any]], worker_ids: dict[str, str], victim: str, survivor: str
+    ) -> None:
+        self.lines_by_task: dict[str, list[dict[str, Any]]] = {}
+        for entry in lines:
+            if entry["event"] == "completed":
+                self.lines_by_task.setdefault(entry.get("task", ""), []).append(entry)
+        self.actors = {name: f"worker:{wid}" for name, wid in worker_ids.items()}
+        self.victim_id = worker_ids[victim]
+        self.victim, self.survivor = self.actors[victim], self.actors[survivor]
+        started = {e["task"] for e in lines if e["event"] == "started" and e["worker"] == victim}
+        finished = {e["task"] for e in lines if e["event"] == "completed" and e["worker"] == victim}
+        self.held_by_victim = started - finished
+        self.rescued: list[str] = []
+        self.unlogged = 0
+
+    def task(self, task_id: str, events: list[dict[str, Any]]) -> None:
         done = [e for e in events if e["kind"] == "completed"]
-        expect(
-            len(done) == 1,
-            f"task {task_id} has {len(done)} completions in its trail: {trail(events)}",
-        )
-        expect(
-            events[-1]["to_status"] == "completed", f"task {task_id} ends {events[-1]['to_status']}"
-        )
-        line = [
-            entry
-            for entry in lines
-            if entry["event"] == "completed" and entry.get("task") == task_id
-        ]
-        finisher = done[0].get("actor")
-        if line:
+        expect(len(done) == 1, f"task {task_id}: {len(done)} completions in {trail(events)}")
+        expect(events[-1]["to_status"] == "completed", f"task {task_id}: {trail(events)}")
+        finisher, attempt = done[0].get("actor"), done[0]["attempt"]
+        logged = self.lines_by_task.get(task_id, [])
+        expect(len(logged) <= 1, f"task {task_id} was logged `completed` {len(logged)} times")
+        if logged:
             expect(
-                finisher == f"worker:{ids_by_name.get(line[0]['worker'])}",
-                f"task {task_id}: {line[0]['worker']} logged its completion, the trail says {finisher}",
+                finisher == self.actors.get(logged[0]["worker"]),
+                f"task {task_id}: {logged[0]['worker']} logged its completion, the trail says "
+                f"{finisher}",
             )
             expect(
-                line[0].get("attempt") == done[0]["attempt"],
-                f"task {task_id}: completed logged as attempt {line[0].get('attempt')}, "
-                f"stored as {done[0]['attempt']}",
+                logged[0].get("attempt") == attempt,
+                f"task {task_id}: logged as attempt {logged[0].get('attempt')}, stored as {attempt}",
             )
         else:
-            expect(
-                finisher == f"worker:{victim_id}",
-                f"task {task_id} has no `completed` line, yet was completed by {finisher}",
-            )
-            unlogged += 1
-        if any(e["kind"] == "rescued" and e.get("worker_id") == victim_id for e in events):
-            rescued.append(task_id)
-            expect(
-                done[0]["attempt"] > 1,
-                f"rescued task {task_id} completed as attempt {done[0]['attempt']}",
-            )
-            expect(
-                finisher == f"worker:{survivor_id}",
-                f"rescued task {task_id} completed by {finisher}",
-            )
+            # Only the killed worker can have had a completion accepted and not logged it.
+            expect(finisher == self.victim, f"task {task_id}: not logged, completed by {finisher}")
+            self.unlogged += 1
+        if any(e["kind"] == "rescued" and e.get("worker_id") == self.victim_id for e in events):
+            self.rescued.append(task_id)
+            expect(attempt > 1, f"rescued task {task_id} completed as attempt {attempt}")
+            expect(finisher == self.survivor, f"rescued task {task_id} completed by {finisher}")
         else:
             expect(
-                task_id not in held_by_victim or finisher == f"worker:{victim_id}",
-                f"task {task_id} was running in the killed worker, yet its trail shows no rescue "
-                f"naming it: {trail(events)}",
+                task_id not in self.held_by_victim or finisher == self.victim,
+                f"task {task_id} was running in the killed worker, yet its trail shows no "
+                f"rescue naming it: {trail(events)}",
             )
-    expect(bool(rescued), "the killed worker held no task when it was killed: no rescue to check")
-    # A completion the server accepted while the answer was still on its way to the killed
-    # worker is never logged; at most one per handler slot can be on its way.
-    expect(
-        unlogged <= FENCE_CONCURRENCY,
-        f"{unlogged} completions by the killed worker are missing from its log "
-        f"(at most the {FENCE_CONCURRENCY} in flight at the kill may be)",
-    )
-    return (
-        f"{FENCE_TASKS} tasks completed once each; killed {victim.name} after {killed_at} "
-        f"completions; {len(rescued)} of its tasks rescued and completed by {survivor.name}"
-    )
+
+    def overall(self) -> None:
+        expect(bool(self.rescued), "the killed worker held no task when killed: nothing rescued")
+        # A completion the server accepted while its answer was on the way to the killed worker
+        # is never logged; at most one per handler slot can be on the way.
+        expect(
+            self.unlogged <= FENCE_CONCURRENCY,
+            f"{self.unlogged} completions by the killed worker are missing from its log (at "
+            f"most the {FENCE_CONCURRENCY} in flight at the kill may be)",
+        )
 
 
 def audit_trails(api: Api, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(max_workers=8) as pool:
         return dict(zip(ids, pool.map(api.events, ids)))
 
@@ -260,22 +254,17 @@ def lease_lost(run: Run) -> str:
     """A worker frozen past its lease loses the task to another; once thawed it aborts the
     handler, and its late completion is refused."""
     first, second = run.start_worker(1, concurrency=1), run.start_worker(2, concurrency=1)
-    ids_by_name = {w.name: run.registered(w) for w in (first, second)}
+    worker_ids = {w.name: run.registered(w) for w in (first, second)}
     task_id = run.api.create_task(run.queue, 8)
     started = wait_for(
         "a worker to start the task",
         lambda: one(
-            [
-                entry
-                for entry in run.log.lines()
-                if entry["event"] == "started" and entry.get("task") == task_id
-            ]
+            [e for e in run.log.lines() if e["event"] == "started" and e.get("task") == task_id]
         ),
         10.0,
         [first, second],
     )
-    holder = first if started["worker"] == first.name else second
-    rescuer = second if holder is first else first
+    holder, rescuer = (first, second) if started["worker"] == first.name else (second, first)
     holder.signal(signal.SIGSTOP)
     frozen_at = time.time()
     rescued = wait_for(
@@ -286,64 +275,82 @@ def lease_lost(run: Run) -> str:
     )
     holder.signal(signal.SIGCONT)
     frozen_for = time.time() - frozen_at
-    aborted = wait_for(
-        f"{holder.name} to log `aborted` once thawed",
-        lambda: one(holder.lines("aborted", task=task_id)),
-        2 * HEARTBEAT_SECONDS + 3,
-        [holder],
+    expect_aborted_and_refused(holder, task_id, "lease_lost", 2 * HEARTBEAT_SECONDS + 3)
+    wait_for(
+        f"{rescuer.name} to complete the task",
+        lambda: rescuer_completion(rescuer, task_id, rescued["ts"]),
+        15.0,
+        [rescuer],
     )
-    expect(
-        aborted.get("reason") == "lease_lost",
-        f"{holder.name} aborted with reason {aborted.get('reason')!r}, not 'lease_lost'",
-    )
-    late = wait_for(
-        f"{holder.name} to log `late_completion`",
-        lambda: one(holder.lines("late_completion", task=task_id)),
-        5.0,
-        [holder],
-    )
-    expect(late.get("status") == 409, f"the late completion got {late.get('status')}, not 409")
-
-    def rescuer_done() -> dict[str, Any] | None:
-        gave_up = one(rescuer.lines("aborted", task=task_id))
-        if gave_up:
-            late = one(rescuer.lines("late_completion", task=task_id)) or {}
-            raise ScenarioFailed(
-                f"{rescuer.name} aborted the task it rescued (reason {gave_up.get('reason')!r}, "
-                f"{gave_up['ts'] - rescued['ts']:.3f} s after starting it; its late completion "
-                f"got {late.get('status')}), though its lease was current"
-            )
-        return one(rescuer.lines("completed", task=task_id))
-
-    wait_for(f"{rescuer.name} to complete the task", rescuer_done, 15.0, [rescuer])
     expect(
         not holder.lines("completed", task=task_id),
         f"{holder.name} logged `completed` for the task it lost",
     )
-
-    task = run.api.task(task_id)
-    expect(task["status"] == "completed", f"the task ended {task['status']}")
-    expect(
-        task["worker_id"] == ids_by_name[rescuer.name],
-        f"the task was completed by {task['worker_id']}",
-    )
-    expect(
-        task.get("result", {}).get("result") == {"worker": rescuer.name},
-        f"the stored result is {task.get('result')}",
-    )
-    events = run.api.events(task_id)
-    rescues = [e for e in events if e["kind"] == "rescued"]
-    expect(
-        len(rescues) == 1 and rescues[0].get("worker_id") == ids_by_name[holder.name],
-        f"the trail should show one rescue from {holder.name}: {trail(events)}",
-    )
-    expect(
-        kinds(events).count("completed") == 1,
-        f"the trail shows more than one completion: {trail(events)}",
+    check_taken_over(
+        run.api, task_id, worker_ids[holder.name], worker_ids[rescuer.name], rescuer.name
     )
     for worker in (holder, rescuer):
         stop_gracefully(worker)
-    return f"{holder.name} frozen {frozen_for:.1f} s, lost the task to {rescuer.name}; late completion refused 409"
+    return (
+        f"{holder.name} frozen {frozen_for:.1f} s, lost the task to {rescuer.name}; "
+        "late completion refused 409"
+    )
+
+
+def expect_aborted_and_refused(worker: Worker, task_id: str, reason: str, within: float) -> float:
+    """Waits for the worker's `aborted` line (with this reason) and its refused late
+    completion; returns when it aborted (its `ts`)."""
+    aborted = wait_for(
+        f"{worker.name} to log `aborted`",
+        lambda: one(worker.lines("aborted", task=task_id)),
+        within,
+        [worker],
+    )
+    expect(
+        aborted.get("reason") == reason,
+        f"{worker.name} aborted with reason {aborted.get('reason')!r}, not {reason!r}",
+    )
+    late = wait_for(
+        f"{worker.name} to log `late_completion`",
+        lambda: one(worker.lines("late_completion", task=task_id)),
+        5.0,
+        [worker],
+    )
+    expect(late.get("status") == 409, f"the late completion got {late.get('status')}, not 409")
+    return float(aborted["ts"])
+
+
+def rescuer_completion(rescuer: Worker, task_id: str, started: float) -> dict[str, Any] | None:
+    """The rescuer's `completed` line; fails at once if it gave the task up instead."""
+    gave_up = one(rescuer.lines("aborted", task=task_id))
+    if gave_up:
+        late = one(rescuer.lines("late_completion", task=task_id)) or {}
+        raise ScenarioFailed(
+            f"{rescuer.name} aborted the task it rescued (reason {gave_up.get('reason')!r}, "
+            f"{gave_up['ts'] - started:.3f} s after starting it; its late completion got "
+            f"{late.get('status')}), though its lease was current"
+        )
+    return one(rescuer.lines("completed", task=task_id))
+
+
+def check_taken_over(api: Api, task_id: str, loser: str, winner: str, winner_name: str) -> None:
+    """The task was claimed by `loser`, rescued from it, then claimed and completed by `winner`."""
+    task = api.task(task_id)
+    expect(task["status"] == "completed", f"the task ended {task['status']}")
+    expect(task["worker_id"] == winner, f"the task was completed by {task['worker_id']}")
+    result = (task.get("result") or {}).get("result")
+    expect(result == {"worker": winner_name}, f"the stored result is {task.get('result')}")
+    events = api.events(task_id)
+    expected = [
+        ("created", None),
+        ("claimed", f"worker:{loser}"),
+        ("rescued", "system:lease-expired"),
+        ("claimed", f"worker:{winner}"),
+        ("completed", f"worker:{winner}"),
+    ]
+    got = [(e["kind"], e.get("actor") if e["kind"] != "created" else None) for e in events]
+    expect(got == expected, f"the trail is {trail(events)}")
+    expect(events[2].get("worker_id") == loser, f"the rescue names {events[2].get('worker_id')}")
 
 
 # --- 3. a cancel ----------------------------------------------------------------------------
@@ -359,28 +366,13 @@ def cancel(run: Run) -> str:
     )
     run.api.cancel(task_id)
     cancelled_at = time.time()
-    aborted = wait_for(
-        "`aborted` after the cancel",
-        lambda: one(worker.lines("aborted", task=task_id)),
-        CANCEL_BOUND_SECONDS + 5,
-        [worker],
-    )
-    delay = aborted["ts"] - cancelled_at
-    expect(
-        aborted.get("reason") == "cancelled",
-        f"aborted with reason {aborted.get('reason')!r}, not 'cancelled'",
-    )
+    aborted_at = expect_aborted_and_refused(worker, task_id, "cancelled", CANCEL_BOUND_SECONDS + 5)
+    delay = aborted_at - cancelled_at
     expect(
         delay <= CANCEL_BOUND_SECONDS,
-        f"the handler was aborted {delay:.2f} s after the cancel; one heartbeat is {HEARTBEAT_SECONDS:.0f} s",
+        f"the handler was aborted {delay:.2f} s after the cancel; a heartbeat is "
+        f"{HEARTBEAT_SECONDS:.0f} s",
     )
-    late = wait_for(
-        "`late_completion`",
-        lambda: one(worker.lines("late_completion", task=task_id)),
-        5.0,
-        [worker],
-    )
-    expect(late.get("status") == 409, f"the late completion got {late.get('status')}, not 409")
     expect(not worker.lines("completed", task=task_id), "the cancelled task was logged `completed`")
     expect(not worker.lines("failed", task=task_id), "the cancelled task was logged `failed`")
     status = run.api.task(task_id)["status"]
