@@ -34,14 +34,22 @@ client.claim = async (options) => {
   return tasks;
 };
 for (let made = 0; made < total; made += 1000) {
-  const batch = Array.from({ length: Math.min(1000, total - made) }, () => ({ type: 'noop.bench', queue }));
+  const batch = Array.from({ length: Math.min(1000, total - made) }, () => ({
+    type: 'noop.bench',
+    queue,
+  }));
   await client.createTasks(batch);
 }
 
 let done = 0;
 let finished;
 const all = new Promise((resolve) => (finished = resolve));
-const worker = new Worker(client, { name: 'drain', queues: [queue], concurrency, handleSignals: false });
+const worker = new Worker(client, {
+  name: 'drain',
+  queues: [queue],
+  concurrency,
+  handleSignals: false,
+});
 worker.register('noop.bench', () => null);
 worker.on('completed', () => {
   if (++done === total) finished();
@@ -55,6 +63,8 @@ const seconds = (Date.now() - started) / 1000;
 await worker.stop();
 await running;
 await server?.stop();
-console.log(`${done} of ${total} tasks in ${seconds.toFixed(2)} s: ${(done / seconds).toFixed(0)} tasks/s (concurrency ${concurrency}); ` +
+console.log(
+  `${done} of ${total} tasks in ${seconds.toFixed(2)} s: ${(done / seconds).toFixed(0)} tasks/s (concurrency ${concurrency}); ` +
     `${claims.count} claims of ${(claims.tasks / claims.count).toFixed(1)} tasks on average, ` +
-    `${(claims.ms / claims.count).toFixed(1)} ms each`);
+    `${(claims.ms / claims.count).toFixed(1)} ms each`,
+);

@@ -63,7 +63,9 @@ export class Client {
   /** Creates many tasks in one transaction (up to 10,000); resolves with their ids in order. */
   async createTasks(tasks: CreateTask[]): Promise<string[]> {
     const items = tasks.map(createBody);
-    const answer = await this.http.request<{ ids: string[] }>('POST', `${API}/tasks/bulk`, { tasks: items });
+    const answer = await this.http.request<{ ids: string[] }>('POST', `${API}/tasks/bulk`, {
+      tasks: items,
+    });
     return answer.ids;
   }
 
@@ -133,7 +135,11 @@ export class Client {
   async heartbeat(
     taskId: string,
     leaseToken: string,
-    options: { extendSeconds?: number | undefined; progress?: number | undefined; timeoutMs?: number } = {},
+    options: {
+      extendSeconds?: number | undefined;
+      progress?: number | undefined;
+      timeoutMs?: number;
+    } = {},
   ): Promise<LeaseState> {
     const body: Record<string, unknown> = { lease_token: leaseToken };
     if (options.extendSeconds !== undefined) body.extend_seconds = options.extendSeconds;
@@ -178,7 +184,10 @@ export class Client {
   }
 
   /** Tells the server the worker is alive; answers what its operator asks of it. */
-  async workerHeartbeat(workerId: string, options: { timeoutMs?: number } = {}): Promise<{ state: WorkerState }> {
+  async workerHeartbeat(
+    workerId: string,
+    options: { timeoutMs?: number } = {},
+  ): Promise<{ state: WorkerState }> {
     return this.http.request<{ state: WorkerState }>(
       'POST',
       `${API}/workers/${enc(workerId)}/heartbeat`,

@@ -34,7 +34,10 @@ function numberFrom(value: string | undefined): number | undefined {
   return Number.isFinite(parsed) ? parsed : undefined;
 }
 
-const client = new Client({ url: env.SEEDCORE_URL ?? 'http://127.0.0.1:8000', token: env.SEEDCORE_TOKEN || undefined });
+const client = new Client({
+  url: env.SEEDCORE_URL ?? 'http://127.0.0.1:8000',
+  token: env.SEEDCORE_TOKEN || undefined,
+});
 
 async function work(task: LeasedTask, ctx: TaskContext): Promise<unknown> {
   const seconds = Number(task.params.seconds ?? 0) || 0;
@@ -58,7 +61,10 @@ async function lateCompletion(task: LeasedTask): Promise<void> {
     if (thrown instanceof SeedcoreError) status = thrown.status;
     else error = thrown instanceof Error ? thrown.message : String(thrown);
   }
-  log('late_completion', error === undefined ? { task: task.id, status } : { task: task.id, status, error });
+  log(
+    'late_completion',
+    error === undefined ? { task: task.id, status } : { task: task.id, status, error },
+  );
 }
 
 /** The worker's events as the protocol's lines. */

@@ -117,7 +117,11 @@ parentPort?.on('message', (batch: ToThread[]) => batch.forEach(obey));
 function obey(message: ToThread): void {
   switch (message.kind) {
     case 'hold':
-      held.set(message.taskId, { token: message.leaseToken, expiresAt: message.expiresAt, inFlight: false });
+      held.set(message.taskId, {
+        token: message.leaseToken,
+        expiresAt: message.expiresAt,
+        inFlight: false,
+      });
       break;
     case 'renewed': {
       const lease = held.get(message.taskId);

@@ -18,7 +18,12 @@
  */
 
 import { EventEmitter } from 'node:events';
-import { MessageChannel, Worker as Thread, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import {
+  MessageChannel,
+  Worker as Thread,
+  receiveMessageOnPort,
+  type MessagePort,
+} from 'node:worker_threads';
 
 import { Backoff } from './backoff.js';
 import { sleep, type Client } from './client.js';
@@ -225,7 +230,9 @@ export class Worker extends EventEmitter {
       transferList: [channel.port2],
     });
     const thread = this.thread;
-    thread.on('error', (error) => this.fire('network_error', { operation: 'heartbeat thread', error: String(error) }));
+    thread.on('error', (error) =>
+      this.fire('network_error', { operation: 'heartbeat thread', error: String(error) }),
+    );
     thread.on('exit', () => this.onThreadExit(thread, registered));
     this.reports = channel.port1;
     this.reports.on('message', (message: FromThread) => this.onReport(message));
@@ -379,7 +386,9 @@ export class Worker extends EventEmitter {
     const expiresAt = answeredAt + this.leaseSeconds * 1000;
     this.tell({ kind: 'hold', taskId: task.id, leaseToken: task.leaseToken, expiresAt });
     entry.settled = this.process(entry)
-      .catch((error) => this.fire('network_error', { operation: 'task', task: task.id, error: describe(error) }))
+      .catch((error) =>
+        this.fire('network_error', { operation: 'task', task: task.id, error: describe(error) }),
+      )
       .finally(() => {
         this.running.delete(task.id);
         this.tell({ kind: 'drop', taskId: task.id });
@@ -416,7 +425,12 @@ export class Worker extends EventEmitter {
             progress,
           });
           if (state.cancel_requested) this.abort(entry, 'cancelled');
-          else this.tell({ kind: 'renewed', taskId: task.id, expiresAt: sentAt + this.leaseSeconds * 1000 });
+          else
+            this.tell({
+              kind: 'renewed',
+              taskId: task.id,
+              expiresAt: sentAt + this.leaseSeconds * 1000,
+            });
           return state;
         } catch (error) {
           if (error instanceof LeaseLostError) this.abort(entry, 'lease_lost');
@@ -439,7 +453,8 @@ export class Worker extends EventEmitter {
           return this.fire('completed', { task: task.id, attempt: task.attempt, type: task.type });
         }
         const { error, retryable, retryAfterSeconds } = failureOf(outcome.error);
-        const options = retryAfterSeconds === undefined ? { retryable } : { retryable, retryAfterSeconds };
+        const options =
+          retryAfterSeconds === undefined ? { retryable } : { retryable, retryAfterSeconds };
         const ended = await this.client.fail(task.id, task.leaseToken, error, options);
         return this.fire('failed', {
           task: task.id,
@@ -504,7 +519,11 @@ export class Worker extends EventEmitter {
       } catch (error) {
         // A lease already gone needs no release; the server rescues an unreleased one.
         if (!isRetryable(error) || tries >= RELEASE_TRIES) {
-          this.fire('network_error', { operation: 'release', task: task.id, error: describe(error) });
+          this.fire('network_error', {
+            operation: 'release',
+            task: task.id,
+            error: describe(error),
+          });
           break;
         }
         await sleep(backoff.next());
@@ -535,7 +554,13 @@ async function within(promise: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const expiry = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
   try {
-    await Promise.race([promise.then(() => undefined, () => undefined), expiry]);
+    await Promise.race([
+      promise.then(
+        () => undefined,
+        () => undefined,
+      ),
+      expiry,
+    ]);
   } finally {
     clearTimeout(timer);
   }

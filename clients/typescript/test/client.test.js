@@ -36,7 +36,11 @@ describe('the producer API', () => {
     worker.register('add', (task) => ({ sum: task.params.a + task.params.b }));
     const running = worker.run();
     try {
-      const created = await client.createTask({ type: 'add', params: { a: 2, b: 3 }, queue: 'produce' });
+      const created = await client.createTask({
+        type: 'add',
+        params: { a: 2, b: 3 },
+        queue: 'produce',
+      });
       assert.equal(created.status, 'queued');
       const done = await client.wait(created.id, { timeoutMs: 10_000 });
       assert.equal(done.status, 'completed');
@@ -107,7 +111,10 @@ describe('a server that asks for tokens', () => {
     assert.equal(unauthorized.status, 401);
 
     const operator = new Client({ url: server.url, token: admin });
-    const made = await operator.http.request('POST', '/api/v1/tokens', { name: 'reader', role: 'viewer' });
+    const made = await operator.http.request('POST', '/api/v1/tokens', {
+      name: 'reader',
+      role: 'viewer',
+    });
     const viewer = new Client({ url: server.url, token: made.token });
     const forbidden = await viewer.registerWorker({ name: 'w' }).catch((e) => e);
     assert.ok(forbidden instanceof ForbiddenError, String(forbidden));

@@ -38,7 +38,8 @@ async function until(check, timeoutMs, what) {
   }
 }
 
-const of = (events, name, task) => events.filter((e) => e.event === name && (!task || e.task === task));
+const of = (events, name, task) =>
+  events.filter((e) => e.event === name && (!task || e.task === task));
 
 describe('a Worker', () => {
   const server = new Server();
@@ -52,9 +53,13 @@ describe('a Worker', () => {
   after(() => server.stop());
 
   it('completes every task it claims with what its handler returned', async () => {
-    const run = startWorker(client, { name: 'doubler', queues: ['many'], concurrency: 4 }, {
-      double: async (task) => ({ twice: task.params.n * 2 }),
-    });
+    const run = startWorker(
+      client,
+      { name: 'doubler', queues: ['many'], concurrency: 4 },
+      {
+        double: async (task) => ({ twice: task.params.n * 2 }),
+      },
+    );
     try {
       const created = [];
       for (let n = 0; n < 30; n++) {
@@ -77,11 +82,15 @@ describe('a Worker', () => {
     class QuotaExceeded extends Error {
       name = 'QuotaExceeded';
     }
-    const run = startWorker(client, { name: 'thrower', queues: ['throws'] }, {
-      charge: () => {
-        throw new QuotaExceeded('over the limit');
+    const run = startWorker(
+      client,
+      { name: 'thrower', queues: ['throws'] },
+      {
+        charge: () => {
+          throw new QuotaExceeded('over the limit');
+        },
       },
-    });
+    );
     try {
       const task = await client.createTask({ type: 'charge', queue: 'throws', maxAttempts: 1 });
       const done = await client.wait(task.id, { timeoutMs: 10_000 });
@@ -97,16 +106,20 @@ describe('a Worker', () => {
   it('lets a plain error be retried and fails a PermanentError at once', async () => {
     const calls = new Map();
     const count = (task) => calls.set(task.id, (calls.get(task.id) ?? 0) + 1);
-    const run = startWorker(client, { name: 'retrier', queues: ['retries'] }, {
-      flaky: (task) => {
-        count(task);
-        throw new Error(`attempt ${task.attempt}`);
+    const run = startWorker(
+      client,
+      { name: 'retrier', queues: ['retries'] },
+      {
+        flaky: (task) => {
+          count(task);
+          throw new Error(`attempt ${task.attempt}`);
+        },
+        doomed: (task) => {
+          count(task);
+          throw new PermanentError('bad input');
+        },
       },
-      doomed: (task) => {
-        count(task);
-        throw new PermanentError('bad input');
-      },
-    });
+    );
     try {
       const flaky = await client.createTask({ type: 'flaky', queue: 'retries', maxAttempts: 3 });
       const doomed = await client.createTask({ type: 'doomed', queue: 'retries', maxAttempts: 3 });
@@ -127,17 +140,21 @@ describe('a Worker', () => {
     let started = 0;
     let aborted = 0;
     let reason = null;
-    const run = startWorker(client, { name: 'cancellable', queues: ['cancels'] }, {
-      long: (_task, ctx) =>
-        new Promise((resolve) => {
-          started = Date.now();
-          ctx.signal.addEventListener('abort', () => {
-            aborted = Date.now();
-            reason = ctx.signal.reason;
-            resolve('finished anyway');
-          });
-        }),
-    });
+    const run = startWorker(
+      client,
+      { name: 'cancellable', queues: ['cancels'] },
+      {
+        long: (_task, ctx) =>
+          new Promise((resolve) => {
+            started = Date.now();
+            ctx.signal.addEventListener('abort', () => {
+              aborted = Date.now();
+              reason = ctx.signal.reason;
+              resolve('finished anyway');
+            });
+          }),
+      },
+    );
     try {
       const task = await client.createTask({ type: 'long', queue: 'cancels' });
       await until(() => started, 5_000, 'the handler to start');
@@ -159,12 +176,16 @@ describe('a Worker', () => {
 
   it('releases on stop the tasks whose handlers outlive the grace', async () => {
     let reason = null;
-    const run = startWorker(client, { name: 'stopper', queues: ['stops'], graceSeconds: 0.3 }, {
-      endless: (_task, ctx) =>
-        new Promise((resolve) => {
-          ctx.signal.addEventListener('abort', () => resolve((reason = ctx.signal.reason)));
-        }),
-    });
+    const run = startWorker(
+      client,
+      { name: 'stopper', queues: ['stops'], graceSeconds: 0.3 },
+      {
+        endless: (_task, ctx) =>
+          new Promise((resolve) => {
+            ctx.signal.addEventListener('abort', () => resolve((reason = ctx.signal.reason)));
+          }),
+      },
+    );
     const task = await client.createTask({ type: 'endless', queue: 'stops' });
     await until(() => of(run.events, 'started', task.id).length, 5_000, 'the handler to start');
     await run.stop();
@@ -180,11 +201,19 @@ describe('a Worker', () => {
   });
 
   it('stops claiming when quieted and stops altogether when told to terminate', async () => {
-    const run = startWorker(client, { name: 'obedient', queues: ['orders'] }, { echo: (t) => t.params });
+    const run = startWorker(
+      client,
+      { name: 'obedient', queues: ['orders'] },
+      { echo: (t) => t.params },
+    );
     const workerId = await until(() => run.worker.workerId, 5_000, 'registration');
     await until(() => of(run.events, 'state').length, 5_000, 'the first state');
     await client.quietWorker(workerId);
-    await until(() => run.events.some((e) => e.event === 'state' && e.state === 'quiet'), 5_000, 'quiet');
+    await until(
+      () => run.events.some((e) => e.event === 'state' && e.state === 'quiet'),
+      5_000,
+      'quiet',
+    );
     const task = await client.createTask({ type: 'echo', queue: 'orders' });
     await new Promise((r) => setTimeout(r, 1_500));
     assert.equal((await client.getTask(task.id)).status, 'queued', 'a quiet worker claims nothing');
@@ -199,12 +228,16 @@ describe('a Worker', () => {
   });
 
   it('keeps a task whose claim waited longer than a lease before it answered', async () => {
-    const run = startWorker(client, { name: 'waiter', queues: ['waits'] }, {
-      short: async (_task, ctx) => {
-        await new Promise((r) => setTimeout(r, 500));
-        return { aborted: ctx.signal.aborted };
+    const run = startWorker(
+      client,
+      { name: 'waiter', queues: ['waits'] },
+      {
+        short: async (_task, ctx) => {
+          await new Promise((r) => setTimeout(r, 500));
+          return { aborted: ctx.signal.aborted };
+        },
       },
-    });
+    );
     try {
       await until(() => of(run.events, 'registered').length, 5_000, 'registration');
       // The long poll is open all this time; the lease starts when it answers.
@@ -220,15 +253,19 @@ describe('a Worker', () => {
   });
 
   it('keeps the lease of a handler that blocks the event loop for longer than three leases', async () => {
-    const run = startWorker(client, { name: 'blocker', queues: ['blocks'], concurrency: 1 }, {
-      spin: () => {
-        const end = Date.now() + 10_000;
-        while (Date.now() < end) {
-          // Synchronous work: no timer of this thread runs meanwhile.
-        }
-        return { spun: true };
+    const run = startWorker(
+      client,
+      { name: 'blocker', queues: ['blocks'], concurrency: 1 },
+      {
+        spin: () => {
+          const end = Date.now() + 10_000;
+          while (Date.now() < end) {
+            // Synchronous work: no timer of this thread runs meanwhile.
+          }
+          return { spun: true };
+        },
       },
-    });
+    );
     try {
       const task = await client.createTask({ type: 'spin', queue: 'blocks' });
       // No request of this thread is in flight while it is blocked: its timeout would lapse.
@@ -252,17 +289,26 @@ describe('a Worker whose server goes away', () => {
 
   it('backs off while the server is down and works again once it is back', async () => {
     const client = new Client({ url: server.url, timeoutMs: 2_000 });
-    const run = startWorker(client, { name: 'patient', queues: ['outage'] }, { echo: (t) => t.params });
+    const run = startWorker(
+      client,
+      { name: 'patient', queues: ['outage'] },
+      { echo: (t) => t.params },
+    );
     try {
       await until(() => of(run.events, 'registered').length, 5_000, 'registration');
       await server.kill();
-      const retries = () => run.events.filter((e) => e.event === 'network_error' && e.operation === 'claim');
+      const retries = () =>
+        run.events.filter((e) => e.event === 'network_error' && e.operation === 'claim');
       await until(() => retries().length >= 4, 10_000, 'four claim retries');
       const pauses = retries().map((e) => e.retry_in_ms);
       assert.ok(pauses[0] <= 100, `first pause ${pauses[0]}`);
       assert.ok(pauses[3] >= 400, `the pause doubles: ${pauses}`);
       await server.start();
-      const task = await client.createTask({ type: 'echo', params: { back: true }, queue: 'outage' });
+      const task = await client.createTask({
+        type: 'echo',
+        params: { back: true },
+        queue: 'outage',
+      });
       const done = await client.wait(task.id, { timeoutMs: 15_000 });
       assert.equal(done.status, 'completed');
       assert.deepEqual(done.result.result, { back: true });
@@ -274,10 +320,16 @@ describe('a Worker whose server goes away', () => {
   it('aborts a handler whose lease no heartbeat could renew before it ran out', async () => {
     const client = new Client({ url: server.url, timeoutMs: 2_000 });
     let reason = null;
-    const run = startWorker(client, { name: 'fenced', queues: ['cut'] }, {
-      long: (_task, ctx) =>
-        new Promise((resolve) => ctx.signal.addEventListener('abort', () => resolve((reason = ctx.signal.reason)))),
-    });
+    const run = startWorker(
+      client,
+      { name: 'fenced', queues: ['cut'] },
+      {
+        long: (_task, ctx) =>
+          new Promise((resolve) =>
+            ctx.signal.addEventListener('abort', () => resolve((reason = ctx.signal.reason))),
+          ),
+      },
+    );
     try {
       const task = await client.createTask({ type: 'long', queue: 'cut' });
       await until(() => of(run.events, 'started', task.id).length, 5_000, 'the handler to start');
