@@ -42,6 +42,7 @@ interface Held {
 const setup = workerData as Setup;
 const client = new Client(setup.http);
 const held = new Map<string, Held>();
+let workerId = setup.workerId;
 const requestTimeoutMs = Math.max(1_000, setup.intervalMs);
 let stopped = false;
 
@@ -83,7 +84,7 @@ async function renew(taskId: string, lease: Held): Promise<void> {
 
 async function workerBeat(): Promise<void> {
   try {
-    const { state } = await client.workerHeartbeat(setup.workerId, { timeoutMs: requestTimeoutMs });
+    const { state } = await client.workerHeartbeat(workerId, { timeoutMs: requestTimeoutMs });
     report({ kind: 'state', state });
   } catch (error) {
     const operation = 'worker heartbeat';
@@ -130,6 +131,9 @@ function obey(message: ToThread): void {
     }
     case 'drop':
       held.delete(message.taskId);
+      break;
+    case 'worker':
+      workerId = message.workerId;
       break;
     case 'stop':
       stopped = true;

@@ -13,6 +13,7 @@ export type ToThread =
   | { kind: 'hold'; taskId: string; leaseToken: string; expiresAt: number }
   | { kind: 'renewed'; taskId: string; expiresAt: number }
   | { kind: 'drop'; taskId: string }
+  | { kind: 'worker'; workerId: string }
   | { kind: 'stop' };
 
 /** Heartbeat thread → main thread. */

@@ -27,7 +27,13 @@ import {
 
 import { Backoff } from './backoff.js';
 import { sleep, type Client } from './client.js';
-import { LeaseLostError, PermanentError, SeedcoreError, isRetryable } from './errors.js';
+import {
+  LeaseLostError,
+  NotFoundError,
+  PermanentError,
+  SeedcoreError,
+  isRetryable,
+} from './errors.js';
 import type { AbortReason, FromThread, ToThread } from './thread-messages.js';
 import type { LeasedTask, LeaseState, Registered, TaskErrorInfo, WorkerState } from './types.js';
 
@@ -123,6 +129,7 @@ export class Worker extends EventEmitter {
   private leaseSeconds = 30;
   private thread: Thread | null = null;
   private outbox: ToThread[] = [];
+  private forgotten = false;
   private reports: MessagePort | null = null;
   private claiming: AbortController | null = null;
   private stopping = false;
@@ -182,7 +189,7 @@ export class Worker extends EventEmitter {
       this.leaseSeconds = this.options.leaseSeconds ?? this.registered.default_lease_seconds;
       this.fire('registered', { worker_id: this.registered.id });
       this.startThread(this.registered);
-      await this.claimLoop(this.registered.id, types);
+      await this.claimLoop(types);
       await this.drain();
     } finally {
       this.stopThread();
@@ -250,7 +257,7 @@ export class Worker extends EventEmitter {
     this.thread = null;
     this.outbox = [];
     for (const entry of this.running.values()) this.abort(entry, 'lease_lost');
-    if (!this.stopping) this.startThread(registered);
+    if (!this.stopping) this.startThread(this.registered ?? registered);
   }
 
   private stopThread(): void {
@@ -299,6 +306,8 @@ export class Worker extends EventEmitter {
         break;
       case 'worker_missing':
         this.fire('network_error', { operation: 'worker heartbeat', error: 'worker not found' });
+        this.forgotten = true;
+        this.notify();
         break;
       case 'problem':
         this.fire('network_error', { operation: message.operation, error: message.error });
@@ -314,9 +323,13 @@ export class Worker extends EventEmitter {
     this.notify();
   }
 
-  private async claimLoop(workerId: string, types: string[]): Promise<void> {
+  private async claimLoop(types: string[]): Promise<void> {
     const backoff = new Backoff();
     while (!this.stopping) {
+      if (this.forgotten) {
+        await this.registerAgain(types);
+        continue;
+      }
       const free = this.concurrency - this.running.size;
       if (this.state === 'quiet' || free <= 0) {
         await this.changed();
@@ -325,7 +338,7 @@ export class Worker extends EventEmitter {
       this.claiming = new AbortController();
       try {
         const tasks = await this.client.claim({
-          workerId,
+          workerId: this.registered?.id ?? '',
           max: Math.min(free, MAX_CLAIM),
           waitMs: this.options.waitMs ?? 20_000,
           queues: this.options.queues,
@@ -341,11 +354,26 @@ export class Worker extends EventEmitter {
         this.flush();
       } catch (error) {
         if (this.stopping) break;
-        await this.pause(backoff.next(), 'claim', error);
+        if (error instanceof NotFoundError) this.forgotten = true;
+        else await this.pause(backoff.next(), 'claim', error);
       } finally {
         this.claiming = null;
       }
     }
+  }
+
+  /**
+   * The server no longer knows this worker (it forgets one idle for a day, or lost its
+   * database): register anew and carry on. Leases held are the tasks' own and stay renewed.
+   */
+  private async registerAgain(types: string[]): Promise<void> {
+    this.forgotten = false;
+    const registered = await this.registerPatiently(types);
+    if (!registered) return;
+    this.registered = registered;
+    this.fire('registered', { worker_id: registered.id });
+    this.tell({ kind: 'worker', workerId: registered.id });
+    this.flush();
   }
 
   /** Waits `ms` (or until stop), after an error worth an event. */

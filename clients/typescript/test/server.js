@@ -7,7 +7,7 @@
  */
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -94,6 +94,13 @@ export class Server {
     const exited = new Promise((r) => child.once('exit', r));
     child.kill(signal);
     await exited;
+  }
+
+  /** Stopped, its data is gone: started again, it is a new, empty server on the same port. */
+  async wipe() {
+    await this.kill();
+    rmSync(this.dir, { recursive: true, force: true });
+    mkdirSync(this.dir);
   }
 
   async stop() {

@@ -317,6 +317,29 @@ describe('a Worker whose server goes away', () => {
     }
   });
 
+  it('registers again when a server that lost its data no longer knows it', async () => {
+    const client = new Client({ url: server.url, timeoutMs: 2_000 });
+    const run = startWorker(
+      client,
+      { name: 'reborn', queues: ['reborn'] },
+      { echo: (t) => t.params },
+    );
+    try {
+      const first = await until(() => run.worker.workerId, 5_000, 'registration');
+      await server.wipe();
+      await server.start();
+      const task = await client.createTask({ type: 'echo', params: { n: 1 }, queue: 'reborn' });
+      const done = await client.wait(task.id, { timeoutMs: 15_000 });
+      assert.equal(done.status, 'completed');
+      const ids = of(run.events, 'registered').map((e) => e.worker_id);
+      assert.equal(ids.length, 2, `registrations: ${ids}`);
+      assert.equal(ids[0], first);
+      assert.equal(done.worker_id, ids[1]);
+    } finally {
+      await run.stop();
+    }
+  });
+
   it('aborts a handler whose lease no heartbeat could renew before it ran out', async () => {
     const client = new Client({ url: server.url, timeoutMs: 2_000 });
     let reason = null;
