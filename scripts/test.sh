@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's whole test run: formatting, lints and every test, the
 # behavioural ones on both a real PostgreSQL and the embedded SQLite store, with
-# Chromium available for the browser tests. A PostgreSQL test that finds no
+# Chromium available for the browser tests, then the client libraries' tests and
+# their conformance suite (scripts/conformance.sh). A PostgreSQL test that finds no
 # server fails here rather than skipping, as it would under a plain `cargo test`.
 #
 # Usage:
@@ -260,6 +261,10 @@ if [[ -n ${SEEDCORE_TEST_BACKEND:-} ]]; then
     unset SEEDCORE_TEST_BACKEND
 fi
 cargo test --locked --all-targets "$@"
+
+# The client libraries: their own tests, then the conformance suite against their workers, on
+# the binary the tests above built.
+SEEDCORE_BIN=${CARGO_TARGET_DIR:-target}/debug/seedcore scripts/conformance.sh
 
 # The API against its own OpenAPI document, on both backends.
 scripts/schemathesis.sh

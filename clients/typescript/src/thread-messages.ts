@@ -1,0 +1,24 @@
+/**
+ * The messages between the `Worker` (main thread) and its heartbeat thread. Times are the
+ * local clock's milliseconds (`Date.now()`), never the server's.
+ */
+
+import type { WorkerState } from './types.js';
+
+/** Why a handler's signal was aborted. */
+export type AbortReason = 'lease_lost' | 'cancelled' | 'shutdown';
+
+/** Main thread → heartbeat thread. */
+export type ToThread =
+  | { kind: 'hold'; taskId: string; leaseToken: string; expiresAt: number }
+  | { kind: 'renewed'; taskId: string; expiresAt: number }
+  | { kind: 'drop'; taskId: string }
+  | { kind: 'worker'; workerId: string }
+  | { kind: 'stop' };
+
+/** Heartbeat thread → main thread. */
+export type FromThread =
+  | { kind: 'abort'; taskId: string; reason: AbortReason }
+  | { kind: 'state'; state: WorkerState }
+  | { kind: 'worker_missing' }
+  | { kind: 'problem'; operation: string; error: string };
