@@ -853,3 +853,86 @@ async fn a_server_without_workers_still_rescues_a_pull_workers_expired_lease() {
     .await;
     server.stop();
 }
+
+both_backends!(a_batch_of_completions_records_each_current_lease_and_refuses_the_others);
+async fn a_batch_of_completions_records_each_current_lease_and_refuses_the_others() {
+    let app = TestApp::without_workers().await;
+    let worker = any_worker(&app).await;
+    for n in 0..3 {
+        queued(&app, json!({"type": "t", "params": {"n": n}})).await;
+    }
+    let tasks = claim(&app, json!({"worker_id": worker, "max": 3})).await;
+    assert_eq!(tasks.len(), 3, "{tasks:?}");
+    let stale = uuid::Uuid::new_v4().to_string();
+    let item = |task: &Value, token: &str, n: i64| json!({"task_id": id_of(task), "lease_token": token, "result": {"n": n}});
+    let body = json!({"completions": [
+        item(&tasks[0], &token_of(&tasks[0]), 0),
+        item(&tasks[1], &stale, 1),
+        item(&tasks[2], &token_of(&tasks[2]), 2),
+    ]});
+
+    let (status, answer) = app.post("/api/v1/tasks/complete", body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let outcomes: Vec<(String, String)> = answer["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| {
+            let id = item["task_id"].as_str().unwrap().to_string();
+            (id, item["outcome"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let expected: Vec<(String, String)> = tasks
+        .iter()
+        .zip(["completed", "lease_lost", "completed"])
+        .map(|(task, outcome)| (id_of(task), outcome.to_string()))
+        .collect();
+    assert_eq!(outcomes, expected);
+    let first = app.task(&id_of(&tasks[0])).await;
+    assert_eq!(first.status, TaskStatus::Completed);
+    assert_eq!(first.result.unwrap()["result"], json!({"n": 0}));
+    assert_eq!(
+        app.task(&id_of(&tasks[1])).await.status,
+        TaskStatus::Running
+    );
+
+    // The same batch again answers the same: the repeats by their tokens, the stale one refused.
+    let (status, again) = app.post("/api/v1/tasks/complete", body).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again, answer);
+}
+
+both_backends!(a_batch_with_a_bad_item_or_a_task_twice_records_nothing);
+async fn a_batch_with_a_bad_item_or_a_task_twice_records_nothing() {
+    let app = TestApp::without_workers().await;
+    let worker = any_worker(&app).await;
+    queued(&app, json!({"type": "t"})).await;
+    let task = claim_one(&app, &worker).await;
+    let good = json!({"task_id": id_of(&task), "lease_token": token_of(&task)});
+
+    let bad = json!({"completions": [good, {"task_id": "nope", "lease_token": token_of(&task)}]});
+    let (status, refused) = app.post("/api/v1/tasks/complete", bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(
+        refused["detail"][0]["loc"],
+        json!(["body", "completions", 1, "task_id"])
+    );
+    let twice = json!({"completions": [good, good]});
+    let (status, refused) = app.post("/api/v1/tasks/complete", twice).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(
+        refused["detail"][0]["loc"],
+        json!(["body", "completions", 1, "task_id"])
+    );
+    let none = json!({"completions": []});
+    let (status, _) = app.post("/api/v1/tasks/complete", none).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let too_many: Vec<Value> = (0..101).map(|_| good.clone()).collect();
+    let (status, refused) = app
+        .post("/api/v1/tasks/complete", json!({"completions": too_many}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["detail"][0]["type"], "list_length");
+
+    assert_eq!(app.task(&id_of(&task)).await.status, TaskStatus::Running);
+}

@@ -106,6 +106,16 @@ pub fn bulk_items<T>(
     key: &str,
     item: impl Fn(&Map<String, Value>) -> Result<T, Vec<FieldError>>,
 ) -> Result<Vec<T>, ApiError> {
+    bulk_items_up_to(body, key, MAX_BULK, item)
+}
+
+/// [`bulk_items`] with a list of at most `max` items.
+pub fn bulk_items_up_to<T>(
+    body: &Map<String, Value>,
+    key: &str,
+    max: usize,
+    item: impl Fn(&Map<String, Value>) -> Result<T, Vec<FieldError>>,
+) -> Result<Vec<T>, ApiError> {
     let items = match body.get(key) {
         Some(Value::Array(items)) => items,
         Some(_) => {
@@ -123,14 +133,11 @@ pub fn bulk_items<T>(
             ));
         }
     };
-    if items.is_empty() || items.len() > MAX_BULK {
+    if items.is_empty() || items.len() > max {
         return Err(ApiError::invalid(
             &["body", key],
             "list_length",
-            format!(
-                "The list should hold 1 to {MAX_BULK} {key}, not {}",
-                items.len()
-            ),
+            format!("The list should hold 1 to {max} {key}, not {}", items.len()),
         ));
     }
     let mut good = Vec::with_capacity(items.len());

@@ -185,6 +185,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(pull::claim_tasks))
         .routes(routes!(pull::task_heartbeat))
         .routes(routes!(pull::complete_task))
+        .routes(routes!(pull::complete_tasks))
         .routes(routes!(pull::fail_task))
         .routes(routes!(pull::release_task))
         .routes(routes!(
@@ -249,6 +250,7 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = {
         ("post", "/api/v1/workers/{id}/quiet", Token(QueuesAdmin)),
         ("post", "/api/v1/workers/{id}/terminate", Token(QueuesAdmin)),
         ("post", "/api/v1/tasks/claim", Token(WorkersPull)),
+        ("post", "/api/v1/tasks/complete", Token(WorkersPull)),
         (
             "post",
             "/api/v1/tasks/{task_id}/heartbeat",

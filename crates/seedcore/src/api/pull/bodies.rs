@@ -13,7 +13,10 @@ use utoipa::{
 use uuid::Uuid;
 
 use crate::{
-    api::{ApiError, extract::WHOLE_ID},
+    api::{
+        ApiError,
+        extract::{WHOLE_ID, bulk_items_up_to},
+    },
     validate::{
         FieldError, Fields, QUEUE_NAME, limits, nul_errors,
         spec::{self, Boolean, Documented, Integer, Kind, List, Number, Object, Spec, Text},
@@ -163,6 +166,15 @@ const RETRY_AFTER_SECONDS: Spec<Number> = spec::number(
 .at_least(0.0)
 .at_most(limits::MAX_DELAY_SECONDS);
 
+/// Most completions one `POST /api/v1/tasks/complete` carries.
+pub const MAX_COMPLETIONS: usize = 100;
+const COMPLETION_TASK_ID: Spec<Text> = {
+    let mut id = WHOLE_ID.with_name("task_id");
+    id.doc = "The task whose attempt the lease is for (each task at most once per request).";
+    id
+};
+const COMPLETION_FIELDS: &[&dyn Documented] = &[&COMPLETION_TASK_ID, &LEASE_TOKEN, &RESULT];
+
 const HEARTBEAT_FIELDS: &[&dyn Documented] = &[&LEASE_TOKEN, &EXTEND_SECONDS, &PROGRESS];
 const COMPLETE_FIELDS: &[&dyn Documented] = &[&LEASE_TOKEN, &RESULT];
 const FAIL_FIELDS: &[&dyn Documented] = &[&LEASE_TOKEN, &ERROR, &RETRYABLE, &RETRY_AFTER_SECONDS];
@@ -289,6 +301,55 @@ pub fn completion(body: &Map<String, Value>) -> Result<(Uuid, Value), ApiError> 
     Ok((token.unwrap_or_default(), result))
 }
 
+/// One completion of a batch: the lease and the task's result.
+pub type CompletionItem = (Uuid, Uuid, Value);
+
+/// The completions of `POST /api/v1/tasks/complete`, each task at most once.
+pub fn completions(body: &Map<String, Value>) -> Result<Vec<CompletionItem>, ApiError> {
+    let items = bulk_items_up_to(body, "completions", MAX_COMPLETIONS, completion_item)?;
+    let mut seen = std::collections::HashSet::new();
+    let repeated: Vec<FieldError> = items
+        .iter()
+        .enumerate()
+        .filter(|(_, (task_id, _, _))| !seen.insert(*task_id))
+        .map(|(i, _)| {
+            FieldError::new(
+                vec![
+                    "body".into(),
+                    "completions".into(),
+                    i.into(),
+                    "task_id".into(),
+                ],
+                "value_error",
+                "Value error, this task is already completed earlier in the list",
+            )
+        })
+        .collect();
+    if !repeated.is_empty() {
+        return Err(ApiError::Validation(repeated));
+    }
+    Ok(items)
+}
+
+fn completion_item(item: &Map<String, Value>) -> Result<CompletionItem, Vec<FieldError>> {
+    let mut fields = Fields::new(item);
+    let task_id = fields
+        .read_text(&COMPLETION_TASK_ID)
+        .and_then(|text| Uuid::try_parse(&text).ok());
+    let token = read_token(&mut fields);
+    let mut errors = fields.finish().err().unwrap_or_default();
+    errors.extend(nul_errors(item, &spec::stored_keys(COMPLETION_FIELDS)));
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let result = item.get(RESULT.name).cloned().unwrap_or(Value::Null);
+    Ok((
+        task_id.unwrap_or_default(),
+        token.unwrap_or_default(),
+        result,
+    ))
+}
+
 pub fn failure(body: &Map<String, Value>) -> Result<FailRequest, ApiError> {
     let mut fields = Fields::new(body);
     let token = read_token(&mut fields);
@@ -413,6 +474,29 @@ body_schema!(
     COMPLETE_FIELDS,
     "Ends the attempt as completed. Unknown keys are ignored."
 );
+/// The body of `POST /api/v1/tasks/complete`.
+pub struct CompleteManyBody;
+
+impl PartialSchema for CompleteManyBody {
+    fn schema() -> RefOr<Schema> {
+        let item = spec::body_schema(
+            COMPLETION_FIELDS,
+            false,
+            "One completion, as for `POST /api/v1/tasks/{task_id}/complete`, with its task's id. \
+             Unknown keys are ignored.",
+        );
+        spec::bulk_schema(
+            "completions",
+            item,
+            MAX_COMPLETIONS,
+            "1 to 100 completions, recorded together; each only if its lease is current.",
+        )
+        .into()
+    }
+}
+
+impl ToSchema for CompleteManyBody {}
+
 body_schema!(
     FailBody,
     FAIL_FIELDS,

@@ -44,22 +44,43 @@ impl Finisher {
         lease: Lease,
         outcome: Outcome,
     ) -> StoreResult<bool> {
-        let (done, answer) = oneshot::channel();
+        let recorded = self.finish_many(store, vec![(lease, outcome)]).await?;
+        Ok(recorded.first().copied().unwrap_or(false))
+    }
+
+    /// Records each outcome under its lease, all queued at once so they share a write; for
+    /// each, whether its lease was current.
+    pub async fn finish_many(
+        self: &Arc<Self>,
+        store: &DynStore,
+        outcomes: Vec<(Lease, Outcome)>,
+    ) -> StoreResult<Vec<bool>> {
+        let mut answers = Vec::with_capacity(outcomes.len());
         let start_writer = {
             let mut pending = self.lock();
-            pending.queue.push(Entry {
-                lease,
-                outcome,
-                done,
-            });
+            for (lease, outcome) in outcomes {
+                let (done, answer) = oneshot::channel();
+                pending.queue.push(Entry {
+                    lease,
+                    outcome,
+                    done,
+                });
+                answers.push(answer);
+            }
             !std::mem::replace(&mut pending.writing, true)
         };
         if start_writer {
             tokio::spawn(write_batches(self.clone(), store.clone()));
         }
-        answer
-            .await
-            .unwrap_or(Err(StoreError::Unavailable(sqlx::Error::WorkerCrashed)))
+        let mut recorded = Vec::with_capacity(answers.len());
+        for answer in answers {
+            recorded.push(
+                answer
+                    .await
+                    .unwrap_or(Err(StoreError::Unavailable(sqlx::Error::WorkerCrashed)))?,
+            );
+        }
+        Ok(recorded)
     }
 
     fn lock(&self) -> MutexGuard<'_, Pending> {

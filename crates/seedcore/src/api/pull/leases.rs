@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::{
     bodies,
-    bodies::{CompleteBody, FailBody, HeartbeatBody, ReleaseBody},
+    bodies::{CompleteBody, CompleteManyBody, FailBody, HeartbeatBody, ReleaseBody},
     lease_lost, store_error,
 };
 use crate::{
@@ -139,9 +139,82 @@ pub async fn complete_task(
     JsonObject(body): JsonObject,
 ) -> Result<Json<AttemptEnded>, ApiError> {
     let (token, result) = bodies::completion(&body)?;
-    let envelope = json!({"success": true, "path": "pull", "handler": null, "result": result});
     let lease = Lease { task_id, token };
-    end_attempt(&state, lease, Outcome::Completed(envelope)).await
+    end_attempt(&state, lease, completed(result)).await
+}
+
+/// What became of one completion of a batch.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CompletionOutcome {
+    /// Recorded (or recorded earlier with the same lease token).
+    Completed,
+    /// The token is not the task's current one: nothing changed for this task.
+    LeaseLost,
+}
+
+/// One completion's answer.
+#[derive(Serialize, ToSchema)]
+pub struct CompletionAnswer {
+    task_id: Uuid,
+    outcome: CompletionOutcome,
+}
+
+/// The answers to a batch of completions, in the order sent.
+#[derive(Serialize, ToSchema)]
+pub struct CompletionAnswers {
+    items: Vec<CompletionAnswer>,
+}
+
+#[utoipa::path(
+    post, path = "/tasks/complete", tag = "workers",
+    request_body = CompleteManyBody,
+    responses(
+        (status = 200, description = "Each completion recorded, or refused as `lease_lost` (that task unchanged); in the order sent", body = CompletionAnswers),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+        (status = 422, description = "Invalid body (a task listed twice included): nothing was recorded", body = ValidationErrors),
+        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
+    )
+)]
+pub async fn complete_tasks(
+    State(state): State<AppState>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<CompletionAnswers>, ApiError> {
+    let outcomes: Vec<(Lease, Outcome)> = bodies::completions(&body)?
+        .into_iter()
+        .map(|(task_id, token, result)| (Lease { task_id, token }, completed(result)))
+        .collect();
+    let leases: Vec<Lease> = outcomes.iter().map(|(lease, _)| *lease).collect();
+    let recorded = state
+        .pull
+        .finisher
+        .finish_many(&state.store, outcomes)
+        .await
+        .map_err(store_error)?;
+    let mut items = Vec::with_capacity(leases.len());
+    for (lease, recorded) in leases.into_iter().zip(recorded) {
+        let completed = recorded
+            || state
+                .store
+                .finished_lease(lease)
+                .await
+                .map_err(store_error)?
+                == Some(TaskStatus::Completed);
+        let outcome = match completed {
+            true => CompletionOutcome::Completed,
+            false => CompletionOutcome::LeaseLost,
+        };
+        items.push(CompletionAnswer {
+            task_id: lease.task_id,
+            outcome,
+        });
+    }
+    Ok(Json(CompletionAnswers { items }))
+}
+
+/// A pull worker's result as the task's result envelope.
+fn completed(result: serde_json::Value) -> Outcome {
+    Outcome::Completed(json!({"success": true, "path": "pull", "handler": null, "result": result}))
 }
 
 #[utoipa::path(
