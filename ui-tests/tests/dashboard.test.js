@@ -1,0 +1,143 @@
+// @ts-check
+/**
+ * The dashboard in a real browser against a real server, open on loopback without tokens:
+ * the overview's counts, a task created and followed to completion without a reload, a
+ * queued task cancelled, a thousand tasks cancelled through "all matching", a queue paused
+ * and resumed.
+ */
+
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { openBrowser, startServer } from "../lib/harness.js";
+
+/** @type {Awaited<ReturnType<typeof startServer>>} */
+let server;
+
+before(async () => {
+  server = await startServer({ env: { SEEDCORE_ACTION_BATCH_SIZE: "100" } });
+});
+after(async () => {
+  await server?.stop();
+});
+
+/** Polls `check` until it returns a truthy value, up to `ms`. */
+async function eventually(check, ms = 15_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe("the dashboard, open without tokens", () => {
+  test("the overview shows every queue with its real counts and the paused one as paused", async () => {
+    await server.api("POST", "/api/v1/queues/held/pause");
+    for (let i = 0; i < 3; i++) await server.api("POST", "/api/v1/tasks", { type: "echo", queue: "counted", run_immediately: true });
+    for (let i = 0; i < 2; i++) await server.api("POST", "/api/v1/tasks", { type: "echo", queue: "held", run_immediately: true });
+    await eventually(async () => (await server.api("GET", "/api/v1/tasks?status=completed")).total >= 3);
+    const b = await openBrowser("overview");
+    try {
+      await b.page.goto(`${server.ui}/`);
+      const completed = b.page.locator('tr[data-queue="counted"] td[data-status="completed"]');
+      await completed.waitFor();
+      assert.equal(await completed.textContent(), "3");
+      assert.equal(await b.page.locator('tr[data-queue="held"] td[data-status="queued"]').textContent(), "2");
+      assert.equal(await b.page.locator('tr[data-queue="held"] .paused').textContent(), "paused");
+      assert.match(await b.page.locator('tr[data-queue="held"] td:last-child').textContent() ?? "", /\d+ s/);
+      await b.shot("counts");
+      assert.deepEqual(b.problems, []);
+    } finally {
+      await b.close();
+    }
+  });
+
+  test("a task created from the dashboard completes on screen without a reload", async () => {
+    const b = await openBrowser("create");
+    try {
+      await b.page.goto(`${server.ui}/tasks`);
+      await b.page.evaluate(() => { /** @type {any} */ (window).sameDocument = true; });
+      await b.page.click("summary");
+      await b.page.fill("#n-type", "sleep");
+      await b.page.fill("#n-params", '{"seconds": 1}');
+      await b.shot("form");
+      await b.page.click("text=Create task");
+      await b.page.locator('#task-status[data-status="running"], #task-status[data-status="queued"]').waitFor();
+      await b.shot("waiting");
+      await b.page.locator('#task-status[data-status="completed"]').waitFor({ timeout: 15_000 });
+      assert.equal(await b.page.evaluate(() => /** @type {any} */ (window).sameDocument), true);
+      assert.match(await b.page.locator("ol.timeline").textContent() ?? "", /completed/);
+      await b.shot("completed");
+    } finally {
+      await b.close();
+    }
+  });
+
+  test("a queued task is cancelled from its page", async () => {
+    await server.api("POST", "/api/v1/queues/held/pause");
+    const task = await server.api("POST", "/api/v1/tasks", { type: "echo", queue: "held", run_immediately: true });
+    const b = await openBrowser("cancel");
+    try {
+      await b.page.goto(`${server.ui}/tasks/${task.id}`);
+      await b.page.locator('#task-status[data-status="queued"]').waitFor();
+      await b.shot("queued");
+      await b.page.click("button:text-is('Cancel')");
+      await b.page.locator('#task-status[data-status="cancelled"]').waitFor();
+      await b.shot("cancelled");
+      assert.equal((await server.api("GET", `/api/v1/tasks/${task.id}`)).status, "cancelled");
+    } finally {
+      await b.close();
+    }
+  });
+
+  test("a thousand tasks matching a filter are cancelled through all matching, with progress", async () => {
+    await server.api("POST", "/api/v1/queues/bulk/pause");
+    const tasks = Array.from({ length: 1000 }, (_, i) => ({ type: "bulkjob", queue: "bulk", params: { i }, run_immediately: true }));
+    await server.api("POST", "/api/v1/tasks/bulk", { tasks });
+    const other = await server.api("POST", "/api/v1/tasks", { type: "otherjob", queue: "bulk", run_immediately: true });
+    const b = await openBrowser("bulk");
+    try {
+      await b.page.goto(`${server.ui}/tasks?type=bulkjob&status=queued`);
+      await b.page.locator("tr[data-task]").first().waitFor();
+      await b.page.check('input[aria-label="Select every task on this page"]');
+      await b.page.click("text=Select all 1,000 matching");
+      await b.page.click('button[data-action="cancel"]');
+      const dialog = b.page.locator("dialog");
+      assert.match(await dialog.textContent() ?? "", /all 1,000 matching tasks/);
+      await b.shot("confirm");
+      await dialog.locator("button[value=ok]").click();
+      await b.page.locator("progress").waitFor();
+      await b.shot("progress");
+      await b.page.locator("text=1,000 cancelled, 0 skipped.").waitFor({ timeout: 30_000 });
+      assert.equal(await b.page.locator("progress").evaluate((p) => /** @type {HTMLProgressElement} */ (p).value), 1000);
+      await b.shot("done");
+      assert.equal((await server.api("GET", "/api/v1/tasks?type=bulkjob&status=cancelled&limit=1")).total, 1000);
+      assert.equal((await server.api("GET", `/api/v1/tasks/${other.id}`)).status, "queued");
+    } finally {
+      await b.close();
+    }
+  });
+
+  test("a queue paused from the dashboard stops claims and shows it until resumed", async () => {
+    await server.api("POST", "/api/v1/tasks", { type: "noop", queue: "switch", run_immediately: true });
+    const b = await openBrowser("pause");
+    try {
+      await b.page.goto(`${server.ui}/queues`);
+      const row = b.page.locator('tr[data-queue="switch"]');
+      await row.locator("button:text-is('Pause')").click();
+      await row.locator(".paused").waitFor();
+      await b.shot("paused");
+      const task = await server.api("POST", "/api/v1/tasks", { type: "noop", queue: "switch", run_immediately: true });
+      // Workers look every 100 ms here: a second unclaimed is ten looks that passed it by.
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.equal((await server.api("GET", `/api/v1/tasks/${task.id}`)).status, "queued");
+      await row.locator("button:text-is('Resume')").click();
+      await eventually(async () => (await server.api("GET", `/api/v1/tasks/${task.id}`)).status === "completed");
+      await row.locator("button:text-is('Pause')").waitFor();
+      await b.shot("resumed");
+    } finally {
+      await b.close();
+    }
+  });
+});
