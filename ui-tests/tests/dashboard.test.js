@@ -3,7 +3,7 @@
  * The dashboard in a real browser against a real server, open on loopback without tokens:
  * the overview's counts, a task created and followed to completion without a reload, a
  * queued task cancelled, a thousand tasks cancelled through "all matching", a queue paused
- * and resumed.
+ * and resumed, a workflow's graph completing node by node, a fact's whole life.
  */
 
 import assert from "node:assert/strict";
@@ -136,6 +136,65 @@ describe("the dashboard, open without tokens", () => {
       await eventually(async () => (await server.api("GET", `/api/v1/tasks/${task.id}`)).status === "completed");
       await row.locator("button:text-is('Pause')").waitFor();
       await b.shot("resumed");
+    } finally {
+      await b.close();
+    }
+  });
+
+  test("a workflow's graph turns complete node by node", async () => {
+    const created = await server.api("POST", "/api/v1/workflows", { name: "nightly", tasks: [
+      { key: "extract", type: "sleep", params: { seconds: 0.5 } },
+      { key: "clean", type: "sleep", params: { seconds: 1.5 }, depends_on: ["extract"] },
+      { key: "report", type: "echo", depends_on: ["clean"] },
+    ] });
+    const b = await openBrowser("workflow");
+    try {
+      await b.page.goto(`${server.ui}/workflows/${created.id}`);
+      const node = (/** @type {string} */ key) => b.page.locator(`g.node[data-key="${key}"]`);
+      await node("report").waitFor();
+      await b.shot("started");
+      await b.page.locator('g.node[data-key="extract"][data-status="completed"]').waitFor();
+      assert.notEqual(await node("report").getAttribute("data-status"), "completed");
+      await b.shot("first-done");
+      await b.page.locator('#workflow-status[data-status="completed"]').waitFor({ timeout: 15_000 });
+      for (const key of ["extract", "clean", "report"]) assert.equal(await node(key).getAttribute("data-status"), "completed");
+      await b.shot("completed");
+      await node("report").click();
+      await b.page.locator('#task-status[data-status="completed"]').waitFor();
+    } finally {
+      await b.close();
+    }
+  });
+
+  test("a fact is created, found by full text, edited and deleted", async () => {
+    const b = await openBrowser("facts");
+    try {
+      await b.page.goto(`${server.ui}/facts`);
+      await b.page.click("summary:text-is('New fact')");
+      await b.page.fill("#c-text", "The Moon orbits the Earth");
+      await b.page.fill("#c-tags", "astro, moon");
+      await b.page.click("text=Store fact");
+      await b.page.locator("text=Fact stored.").waitFor();
+      await b.page.fill("#s-q", "orbiting moons");
+      await b.page.selectOption("#s-mode", "text");
+      await b.page.click("button:text-is('Search')");
+      const row = b.page.locator("tr[data-fact]");
+      await row.waitFor();
+      assert.equal(await row.count(), 1);
+      assert.match(await row.textContent() ?? "", /The Moon orbits the Earth/);
+      await b.shot("found");
+      const id = await row.getAttribute("data-fact");
+      await row.locator("button:text-is('Edit')").click();
+      await b.page.fill('tr[data-editing] textarea[name="text"]', "The Moon orbits the Earth once a month");
+      await b.page.click("button:text-is('Save')");
+      await b.page.locator("tr[data-fact] >> text=once a month").waitFor();
+      assert.equal((await server.api("GET", `/api/v1/facts/${id}`)).text, "The Moon orbits the Earth once a month");
+      await b.shot("edited");
+      await b.page.click("tr[data-fact] button:text-is('Delete')");
+      await b.page.locator("dialog button[value=ok]").click();
+      await b.page.locator(".empty").waitFor();
+      await b.shot("deleted");
+      await assert.rejects(server.api("GET", `/api/v1/facts/${id}`), /404/);
     } finally {
       await b.close();
     }

@@ -31,6 +31,8 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("task.js", JS, include_bytes!("assets/task.js")),
     ("queues.js", JS, include_bytes!("assets/queues.js")),
     ("workers.js", JS, include_bytes!("assets/workers.js")),
+    ("workflows.js", JS, include_bytes!("assets/workflows.js")),
+    ("facts.js", JS, include_bytes!("assets/facts.js")),
 ];
 
 /// The digest of all the files, 16 hex digits.

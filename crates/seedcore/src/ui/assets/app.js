@@ -16,6 +16,8 @@ import { tasks } from "./tasks.js";
 import { task } from "./task.js";
 import { queues } from "./queues.js";
 import { workers } from "./workers.js";
+import { workflow, workflows } from "./workflows.js";
+import { facts } from "./facts.js";
 
 /** @type {[RegExp, Function][]} */
 const ROUTES = [
@@ -24,9 +26,13 @@ const ROUTES = [
   [/^tasks\/([^/]+)$/, task],
   [/^queues$/, queues],
   [/^workers$/, workers],
+  [/^workflows$/, workflows],
+  [/^workflows\/([^/]+)$/, workflow],
+  [/^facts$/, facts],
 ];
 
-const PAGES = [["", "Overview"], ["tasks", "Tasks"], ["queues", "Queues"], ["workers", "Workers"]];
+const PAGES = [["", "Overview"], ["tasks", "Tasks"], ["workflows", "Workflows"], ["queues", "Queues"],
+  ["workers", "Workers"], ["facts", "Facts"]];
 
 const root = url("/ui");
 /** @type {Function | undefined} */

@@ -95,7 +95,7 @@ function fields(t) {
     ["Run at", time(t.run_at)], ["Started", time(t.started_at)], ["Finished", time(t.finished_at)],
     ["Worker", t.worker_id ? h("code", {}, t.worker_id) : "—"],
     ["Parents", t.depends_on.length ? t.depends_on.map((p) => [link(`tasks/${p}`, h("code", {}, p.slice(0, 8))), " "]) : "—"],
-    ["Workflow", t.workflow_id ? [h("code", {}, t.workflow_id.slice(0, 8)), ` (${t.workflow_key})`] : "—"],
+    ["Workflow", t.workflow_id ? [link(`workflows/${t.workflow_id}`, h("code", {}, t.workflow_id.slice(0, 8))), ` (${t.workflow_key})`] : "—"],
     ["Facts", t.attached_fact_ids.length ? t.attached_fact_ids.map((f) => [h("code", {}, f.slice(0, 8)), " "]) : "—"],
   ];
   return h("dl", { class: "fields" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
