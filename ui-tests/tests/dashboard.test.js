@@ -3,7 +3,8 @@
  * The dashboard in a real browser against a real server, open on loopback without tokens:
  * the overview's counts, a task created and followed to completion without a reload, a
  * queued task cancelled, a thousand tasks cancelled through "all matching", a queue paused
- * and resumed, a workflow's graph completing node by node, a fact's whole life.
+ * and resumed, a workflow's graph completing node by node, a fact's whole life, a schedule made with its
+ * cron checked as it is typed, paused and resumed.
  */
 
 import assert from "node:assert/strict";
@@ -195,6 +196,38 @@ describe("the dashboard, open without tokens", () => {
       await b.page.locator(".empty").waitFor();
       await b.shot("deleted");
       await assert.rejects(server.api("GET", `/api/v1/facts/${id}`), /404/);
+    } finally {
+      await b.close();
+    }
+  });
+
+  test("a schedule is made with its cron checked as it is typed, then paused and resumed", async () => {
+    const b = await openBrowser("schedule");
+    try {
+      await b.page.goto(`${server.ui}/schedules`);
+      await b.page.locator(".empty").waitFor();
+      await b.page.click("button:text-is('New schedule')");
+      await b.page.fill("#e-name", "every-five");
+      await b.page.fill("#e-cron", "61 * * * *");
+      await b.page.locator("#cron-preview .error").waitFor();
+      assert.match(await b.page.locator("#cron-preview").textContent() ?? "", /cron/i);
+      await b.shot("refused");
+      await b.page.fill("#e-cron", "*/5 * * * *");
+      await b.page.locator("#cron-preview li >> nth=4").waitFor();
+      assert.equal(await b.page.locator("#cron-preview li").count(), 5);
+      await b.shot("previewed");
+      await b.page.click("button:text-is('Create schedule')");
+      const row = b.page.locator('tr[data-schedule="every-five"]');
+      await row.locator("text=active").waitFor();
+      await row.locator("button:text-is('Pause')").click();
+      await row.locator(".paused").waitFor();
+      await b.shot("paused");
+      const [stored] = (await server.api("GET", "/api/v1/schedules")).items;
+      assert.equal(stored.enabled, false);
+      assert.equal(stored.cron, "*/5 * * * *");
+      await row.locator("button:text-is('Resume')").click();
+      await row.locator("text=active").waitFor();
+      assert.equal((await server.api("GET", `/api/v1/schedules/${stored.id}`)).enabled, true);
     } finally {
       await b.close();
     }

@@ -459,3 +459,32 @@ async fn a_viewers_session_shows_its_scopes_and_is_refused_what_they_lack() {
             .contains("tasks:admin")
     );
 }
+
+both_backends!(the_cron_preview_lists_the_next_five_fires_or_names_the_bad_parameter);
+async fn the_cron_preview_lists_the_next_five_fires_or_names_the_bad_parameter() {
+    let app = UiApp::start(UiSettings::default()).await;
+    let good = app
+        .get("/ui/api/cron?cron=*/5+*+*+*+*&timezone=Europe/Zurich", &[])
+        .await;
+    assert_eq!(good.status, StatusCode::OK, "{}", good.text);
+    let times = good.json()["next_fire_times"].as_array().unwrap().clone();
+    assert_eq!(times.len(), 5);
+    for time in &times {
+        let at: chrono::DateTime<chrono::Utc> = time.as_str().unwrap().parse().unwrap();
+        assert_eq!(chrono::Timelike::minute(&at) % 5, 0, "{at}");
+    }
+    for (query, field) in [
+        ("cron=61+*+*+*+*", "cron"),
+        ("cron=0+0+30+2+*", "cron"),
+        ("cron=*+*+*+*+*&timezone=Mars/Base", "timezone"),
+        ("timezone=UTC", "cron"),
+    ] {
+        let bad = app.get(&format!("/ui/api/cron?{query}"), &[]).await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+        assert_eq!(
+            bad.json()["detail"][0]["loc"],
+            json!(["query", field]),
+            "{query}"
+        );
+    }
+}

@@ -303,6 +303,7 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = {
         // Checks the session's CSRF token itself.
         ("post", "/ui/logout", Always),
         ("get", "/ui/api/overview", Token(TasksRead)),
+        ("get", "/ui/api/cron", Token(TasksRead)),
     ]
 };
 

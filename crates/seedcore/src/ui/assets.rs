@@ -33,6 +33,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("workers.js", JS, include_bytes!("assets/workers.js")),
     ("workflows.js", JS, include_bytes!("assets/workflows.js")),
     ("facts.js", JS, include_bytes!("assets/facts.js")),
+    ("schedules.js", JS, include_bytes!("assets/schedules.js")),
 ];
 
 /// The digest of all the files, 16 hex digits.

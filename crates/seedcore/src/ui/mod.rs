@@ -1,5 +1,6 @@
 //! The dashboard at `/ui`: a page shell, its files compiled into the binary, the login and
-//! logout of browser sessions, and the one read the API does not offer (the overview).
+//! logout of browser sessions, and the reads the API does not offer (the overview, a cron
+//! preview).
 //!
 //! Invariants:
 //! - nothing is fetched at run time and nothing needs building besides `cargo build`: the
@@ -11,9 +12,11 @@
 //!   the browser sees;
 //! - the pages check the session themselves (their routes are `Always` in the route table):
 //!   they answer a visitor without one with the login page rather than a 401, while the
-//!   overview's data, like every API route, goes through the token check.
+//!   reads under `/ui/api/` (the overview, the cron preview), like every API route, go
+//!   through the token check.
 
 mod assets;
+mod cron;
 mod pages;
 
 use std::collections::BTreeMap;
@@ -75,6 +78,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/login", get(login_page).post(log_in))
         .route("/ui/logout", axum::routing::post(log_out))
         .route("/ui/api/overview", get(overview))
+        .route("/ui/api/cron", get(cron::preview))
 }
 
 /// The page shell for any path under `/ui` (the page routes in the browser), or the login

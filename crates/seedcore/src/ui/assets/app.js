@@ -18,6 +18,7 @@ import { queues } from "./queues.js";
 import { workers } from "./workers.js";
 import { workflow, workflows } from "./workflows.js";
 import { facts } from "./facts.js";
+import { schedules } from "./schedules.js";
 
 /** @type {[RegExp, Function][]} */
 const ROUTES = [
@@ -29,10 +30,11 @@ const ROUTES = [
   [/^workflows$/, workflows],
   [/^workflows\/([^/]+)$/, workflow],
   [/^facts$/, facts],
+  [/^schedules$/, schedules],
 ];
 
-const PAGES = [["", "Overview"], ["tasks", "Tasks"], ["workflows", "Workflows"], ["queues", "Queues"],
-  ["workers", "Workers"], ["facts", "Facts"]];
+const PAGES = [["", "Overview"], ["tasks", "Tasks"], ["workflows", "Workflows"], ["schedules", "Schedules"],
+  ["queues", "Queues"], ["workers", "Workers"], ["facts", "Facts"]];
 
 const root = url("/ui");
 /** @type {Function | undefined} */
