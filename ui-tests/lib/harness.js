@@ -104,6 +104,13 @@ export async function openBrowser(testName) {
   const page = await context.newPage();
   const problems = [];
   page.on("pageerror", (err) => problems.push(err.message));
+  // Failed requests go to the test's output, where a failure's cause is looked for.
+  page.on("requestfailed", (r) => {
+    if (!r.url().includes("/api/v1/events")) console.error(`${testName}: ${r.method()} ${r.url()} failed: ${r.failure()?.errorText}`);
+  });
+  page.on("console", (m) => {
+    if (m.type() === "error") console.error(`${testName}: console: ${m.text()}`);
+  });
   mkdirSync(SHOTS, { recursive: true });
   let n = 0;
   return {
@@ -112,7 +119,16 @@ export async function openBrowser(testName) {
       n += 1;
       await page.screenshot({ path: join(SHOTS, `${testName}-${String(n).padStart(2, "0")}-${name}.png`), fullPage: true });
     },
+    /** Saves the page as it was left (the last word on a failure), then closes the browser. */
     async close() {
+      await this.shot("last").catch(() => {});
+      const started = await page.evaluate(() => !document.getElementById("boot") || document.querySelectorAll("#nav a").length > 0)
+        .catch(() => true);
+      if (!started) {
+        const loaded = await page.evaluate(() => performance.getEntriesByType("resource")
+          .map((e) => `${e.name} ${Math.round(e.duration)} ms`)).catch(() => []);
+        console.error(`${testName}: the page never started; resources loaded: ${loaded.join(", ")}`);
+      }
       await browser.close();
     },
   };

@@ -48,6 +48,20 @@ describe("the dashboard, open without tokens", () => {
       assert.equal(await b.page.locator('tr[data-queue="held"] .paused').textContent(), "paused");
       assert.match(await b.page.locator('tr[data-queue="held"] td:last-child').textContent() ?? "", /\d+ s/);
       await b.shot("counts");
+      // The keyboard reaches the pages: past the skip link and the brand, the second page.
+      await b.page.keyboard.press("Tab");
+      await b.page.keyboard.press("Tab");
+      await b.page.keyboard.press("Tab");
+      await b.page.keyboard.press("Tab");
+      await b.page.keyboard.press("Enter");
+      await b.page.waitForURL(/\/ui\/tasks$/);
+      await b.page.locator("tr[data-task]").first().waitFor();
+      // At phone width nothing spills sideways out of the page; wide tables scroll in place.
+      await b.page.setViewportSize({ width: 390, height: 844 });
+      await b.page.goto(`${server.ui}/`);
+      await b.page.locator('tr[data-queue="held"]').waitFor();
+      assert.equal(await b.page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), true);
+      await b.shot("phone");
       assert.deepEqual(b.problems, []);
     } finally {
       await b.close();
@@ -60,6 +74,13 @@ describe("the dashboard, open without tokens", () => {
       await b.page.goto(`${server.ui}/tasks`);
       await b.page.evaluate(() => { /** @type {any} */ (window).sameDocument = true; });
       await b.page.click("summary");
+      await b.page.fill("#n-queue", "no spaces allowed");
+      await b.page.click("text=Create task");
+      const refusal = b.page.locator("details .error");
+      await refusal.waitFor();
+      assert.match(await refusal.textContent() ?? "", /queue/);
+      await b.shot("refused");
+      await b.page.fill("#n-queue", "");
       await b.page.fill("#n-type", "sleep");
       await b.page.fill("#n-params", '{"seconds": 1}');
       await b.shot("form");
@@ -70,6 +91,15 @@ describe("the dashboard, open without tokens", () => {
       assert.equal(await b.page.evaluate(() => /** @type {any} */ (window).sameDocument), true);
       assert.match(await b.page.locator("ol.timeline").textContent() ?? "", /completed/);
       await b.shot("completed");
+      const first = b.page.url();
+      await b.page.click("text=Retry with edited parameters");
+      await b.page.fill("#retry-params", '{"seconds": 0.2}');
+      await b.page.click("text=Run with these parameters");
+      await b.page.waitForURL((url) => url.href !== first);
+      await b.page.locator('#task-status[data-status="completed"]').waitFor({ timeout: 15_000 });
+      assert.match(await b.page.locator("pre").first().textContent() ?? "", /"seconds": 0.2/);
+      assert.equal(await b.page.evaluate(() => /** @type {any} */ (window).sameDocument), true);
+      await b.shot("retried");
     } finally {
       await b.close();
     }
@@ -228,6 +258,41 @@ describe("the dashboard, open without tokens", () => {
       await row.locator("button:text-is('Resume')").click();
       await row.locator("text=active").waitFor();
       assert.equal((await server.api("GET", `/api/v1/schedules/${stored.id}`)).enabled, true);
+    } finally {
+      await b.close();
+    }
+  });
+
+  test("paused live updates hold the page still until resumed", async () => {
+    const b = await openBrowser("live");
+    try {
+      await b.page.goto(`${server.ui}/tasks?type=livecheck`);
+      await b.page.locator(".empty").waitFor();
+      await b.page.click("#live");
+      assert.equal(await b.page.locator("#live").getAttribute("aria-pressed"), "true");
+      const task = await server.api("POST", "/api/v1/tasks", { type: "livecheck", queue: "held", run_immediately: true });
+      // The list follows changes within a second when live: two seconds is well past that.
+      await new Promise((r) => setTimeout(r, 2000));
+      assert.equal(await b.page.locator("tr[data-task]").count(), 0);
+      await b.shot("paused");
+      await b.page.click("#live");
+      await b.page.locator(`tr[data-task="${task.id}"]`).waitFor({ timeout: 5000 });
+      await b.shot("resumed");
+    } finally {
+      await b.close();
+    }
+  });
+
+  test("the workers page shows this server's worker with the task it runs", async () => {
+    const task = await server.api("POST", "/api/v1/tasks", { type: "sleep", params: { seconds: 3 }, run_immediately: true });
+    await eventually(async () => (await server.api("GET", `/api/v1/tasks/${task.id}`)).status === "running");
+    const b = await openBrowser("workers");
+    try {
+      await b.page.goto(`${server.ui}/workers`);
+      const row = b.page.locator("tr[data-worker]", { hasText: task.id.slice(0, 8) });
+      await row.waitFor();
+      assert.match(await row.textContent() ?? "", /active/);
+      await b.shot("running");
     } finally {
       await b.close();
     }

@@ -2,7 +2,8 @@
 /**
  * One task: its fields, parameters, result and error, its attempts, the audit timeline, its
  * parents, workflow and attached facts, and the actions the visitor's scopes allow (run
- * again, cancel, clone as a new task, delete). It follows the task's changes live.
+ * again, cancel, clone as a new task, retry with edited parameters as a new task, delete).
+ * It follows the task's changes live; an open parameter editor survives the redraws.
  */
 
 import { api, can } from "./api.js";
@@ -15,6 +16,7 @@ const FINISHED = ["completed", "failed", "cancelled"];
 /** @param {HTMLElement} main @param {string[]} params */
 export function task(main, [id]) {
   const body = h("div", { "aria-live": "polite" });
+  const editor = h("div", {});
   main.append(body);
   let alive = true;
   let fullId = id;
@@ -25,7 +27,7 @@ export function task(main, [id]) {
         api("GET", `/api/v1/tasks/${encodeURIComponent(id)}/events`).then((e) => e.items),
       ]);
       fullId = t.id;
-      if (alive) body.replaceChildren(...view(t, events, refresh));
+      if (alive) body.replaceChildren(...view(t, events, refresh, editor));
     } catch (err) {
       if (alive) body.replaceChildren(h("h1", {}, "Task"), errorBox(err), link("tasks", "Back to the tasks"));
     }
@@ -41,7 +43,7 @@ export function task(main, [id]) {
   };
 }
 
-function view(t, events, refresh) {
+function view(t, events, refresh, editor) {
   const message = h("div", {});
   const act = async (/** @type {() => Promise<any>} */ call) => {
     message.replaceChildren();
@@ -65,6 +67,9 @@ function view(t, events, refresh) {
       navigate(`tasks/${copy.id}`);
     }) }, "Clone as new task"));
   }
+  if (can("tasks:write")) {
+    actions.append(h("button", { type: "button", onclick: () => editor.replaceChildren(editForm(t, message)) }, "Retry with edited parameters"));
+  }
   if (can("tasks:admin") && FINISHED.includes(t.status)) {
     actions.append(h("button", { type: "button", class: "danger", onclick: async () => {
       if (!(await confirmDialog("Delete this task and its audit trail?", "Delete"))) return;
@@ -76,7 +81,7 @@ function view(t, events, refresh) {
   }
   return [
     h("h1", {}, `Task ${t.id.slice(0, 8)} `, h("span", { id: "task-status", "data-status": t.status }, status(t.status))),
-    actions, message,
+    actions, message, editor,
     h("div", { class: "grid" },
       h("section", { class: "card" }, h("h2", {}, "Task"), fields(t)),
       h("section", { class: "card" }, h("h2", {}, "Parameters"), json(t.params),
@@ -126,6 +131,30 @@ function timeline(events) {
     e.from_status ? [status(e.from_status), " → "] : "", status(e.to_status),
     e.actor ? h("span", { class: "muted" }, ` by ${typeof e.actor === "string" ? e.actor : JSON.stringify(e.actor)}`) : "",
     e.error ? h("div", { class: "error" }, e.error) : "")));
+}
+
+/** A form to run a copy of `t` with other parameters (the task itself keeps its own). */
+function editForm(t, message) {
+  const params = /** @type {HTMLTextAreaElement} */ (h("textarea", { id: "retry-params", "aria-label": "Parameters (JSON)" }, JSON.stringify(t.params, null, 2)));
+  const submit = async (/** @type {Event} */ e) => {
+    e.preventDefault();
+    let edited;
+    try {
+      edited = JSON.parse(params.value);
+    } catch {
+      message.replaceChildren(errorBox("Parameters must be JSON"));
+      return;
+    }
+    try {
+      const copy = await api("POST", "/api/v1/tasks", { ...clone(t), params: edited });
+      navigate(`tasks/${copy.id}`);
+    } catch (err) {
+      message.replaceChildren(errorBox(err));
+    }
+  };
+  return h("form", { class: "card", onsubmit: submit },
+    h("label", { for: "retry-params" }, "Parameters of the new attempt, as a new task (this one stays as it is)"), params,
+    h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, "Run with these parameters")));
 }
 
 /** The create request that makes a copy of `t`. */
