@@ -62,6 +62,12 @@ describe("the dashboard, open without tokens", () => {
       await b.page.locator('tr[data-queue="held"]').waitFor();
       assert.equal(await b.page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), true);
       await b.shot("phone");
+      // Light and dark follow the system's preference.
+      const background = () => b.page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+      const light = await background();
+      await b.page.emulateMedia({ colorScheme: "dark" });
+      assert.notEqual(await background(), light);
+      await b.shot("dark");
       assert.deepEqual(b.problems, []);
     } finally {
       await b.close();
