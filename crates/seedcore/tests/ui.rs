@@ -488,3 +488,49 @@ async fn the_cron_preview_lists_the_next_five_fires_or_names_the_bad_parameter()
         );
     }
 }
+
+both_backends!(a_client_that_accepts_gzip_gets_the_same_files_compressed);
+async fn a_client_that_accepts_gzip_gets_the_same_files_compressed() {
+    let app = UiApp::start(UiSettings::default()).await;
+    let shell = app.get("/ui", &[]).await;
+    let path = references("", &shell.text)
+        .into_iter()
+        .find(|a| a.ends_with("/app.js"))
+        .expect("app.js");
+    let plain = app.get(&path, &[]).await;
+    assert!(plain.headers.get(header::CONTENT_ENCODING).is_none());
+    let url = format!("{}{path}", app.base);
+    let response = app
+        .client
+        .get(&url)
+        .header(header::ACCEPT_ENCODING, "br, gzip")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip");
+    assert_eq!(response.headers()[header::VARY], "accept-encoding");
+    let etag = response.headers()[header::ETAG]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(etag, plain.header(header::ETAG));
+    let body = response.bytes().await.expect("body");
+    assert!(
+        body.len() < plain.text.len(),
+        "{} bytes gzipped",
+        body.len()
+    );
+    let mut unpacked = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut unpacked)
+        .expect("gzip");
+    assert_eq!(unpacked, plain.text);
+    let again = app
+        .get(
+            &path,
+            &[("accept-encoding", "gzip"), ("if-none-match", &etag)],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    let refused = app.get(&path, &[("accept-encoding", "gzip;q=0")]).await;
+    assert!(refused.headers.get(header::CONTENT_ENCODING).is_none());
+}

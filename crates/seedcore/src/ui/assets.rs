@@ -3,15 +3,18 @@
 //! Invariants: every file is addressed as `/ui/assets/<version>/<name>`, where the version is
 //! a digest of all the files together, so a URL of the current version always names the same
 //! bytes and is cached for a year (`immutable`). A request naming another version (a page
-//! loaded before an upgrade) gets the current bytes with `no-cache`. The ETag is the version.
-//! Modules import each other by relative paths, so they stay within one version.
+//! loaded before an upgrade) gets the current bytes with `no-cache`. The ETag is the version
+//! (with `-gzip` for the compressed form). Modules import each other by relative paths, so
+//! they stay within one version. A client that accepts gzip gets each file compressed once,
+//! on its first request, and kept for the life of the process.
 
-use std::sync::OnceLock;
+use std::{io::Write, sync::OnceLock};
 
 use axum::{
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use flate2::{Compression, write::GzEncoder};
 use sha2::{Digest, Sha256};
 
 const JS: &str = "text/javascript; charset=utf-8";
@@ -58,12 +61,17 @@ pub fn serve(path: &str, headers: &HeaderMap) -> Response {
     let Some((version, name)) = path.split_once('/') else {
         return not_found();
     };
-    let Some((_, content_type, bytes)) = FILES.iter().find(|(file, _, _)| *file == name) else {
+    let Some(index) = FILES.iter().position(|(file, _, _)| *file == name) else {
         return not_found();
     };
-    let current = version == self::version();
-    let etag = format!("\"{}\"", self::version());
-    let cache = if current {
+    let (_, content_type, plain) = FILES[index];
+    let gzip = accepts_gzip(headers);
+    let (bytes, etag) = if gzip {
+        (compressed(index), format!("\"{}-gzip\"", self::version()))
+    } else {
+        (plain, format!("\"{}\"", self::version()))
+    };
+    let cache = if version == self::version() {
         "public, max-age=31536000, immutable"
     } else {
         "no-cache"
@@ -71,16 +79,53 @@ pub fn serve(path: &str, headers: &HeaderMap) -> Response {
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .is_some_and(|sent| sent.as_bytes() == etag.as_bytes());
-    let head = [
-        (header::CONTENT_TYPE, *content_type),
-        (header::CACHE_CONTROL, cache),
-        (header::ETAG, etag.as_str()),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-    ];
-    if fresh {
-        return (StatusCode::NOT_MODIFIED, head).into_response();
+    let mut response = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        bytes.into_response()
+    };
+    let head = response.headers_mut();
+    head.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    head.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    head.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    head.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(etag) = HeaderValue::from_str(&etag) {
+        head.insert(header::ETAG, etag);
     }
-    (head, *bytes).into_response()
+    if gzip {
+        head.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
+}
+
+/// Whether `Accept-Encoding` lists gzip (without `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            parts
+                .next()
+                .is_some_and(|name| name.eq_ignore_ascii_case("gzip"))
+                && parts.all(|param| param.replace(' ', "") != "q=0")
+        })
+}
+
+/// The file at `index` of [`FILES`], gzipped once.
+fn compressed(index: usize) -> &'static [u8] {
+    static GZIPPED: [OnceLock<Vec<u8>>; FILES.len()] = [const { OnceLock::new() }; FILES.len()];
+    GZIPPED[index].get_or_init(|| {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
+        // Writing to a Vec cannot fail.
+        let _ = encoder.write_all(FILES[index].2);
+        encoder.finish().unwrap_or_default()
+    })
 }
 
 fn not_found() -> Response {
