@@ -348,7 +348,11 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     };
     let state = AppState::new(store.clone(), settings)
         .with_auth(auth)
-        .with_pull(pull);
+        .with_pull(pull)
+        .with_ui(crate::ui::UiSettings {
+            base_path: args.server.base_path.clone(),
+            tls: args.server.tls_cert.is_some(),
+        });
     state
         .auth
         .prime()

@@ -278,6 +278,13 @@ pub struct ServerConfig {
     /// PEM file with the private key of SEEDCORE_TLS_CERT (PKCS#8, PKCS#1 or SEC1).
     #[arg(long, env = "SEEDCORE_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+
+    /// The path prefix under which a reverse proxy publishes the server (e.g. /seedcore),
+    /// which it strips before passing requests on: the dashboard at /ui builds its links and
+    /// its session cookie's path from it. Empty when served at the root.
+    #[arg(long, env = "SEEDCORE_BASE_PATH", default_value = "",
+          value_parser = crate::ui::base_path)]
+    pub base_path: String,
 }
 
 /// A number of seconds that must be above zero (and at most a year): a timeout of zero or

@@ -47,6 +47,7 @@
 //! - [`store`] is the storage trait and its implementations, PostgreSQL and embedded SQLite;
 //! - [`engine`] runs the workers: claiming, leases, retries and the handler router;
 //! - [`api`] is the HTTP API (axum) with its OpenAPI document;
+//! - [`ui`] is the dashboard at `/ui`, its files compiled into the binary;
 //! - [`server`] is the HTTP listener of `seedcore serve`: connection and request limits, HTTPS;
 //! - [`model`] holds the task and fact types and the task state machine;
 //! - [`metrics`] counts what the process does and answers Prometheus scrapes (`/metrics`);
@@ -71,6 +72,7 @@ pub mod model;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod ui;
 pub mod validate;
 
 /// The version reported by `/health`, `/` and `--version`.

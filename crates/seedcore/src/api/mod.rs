@@ -94,6 +94,8 @@ pub struct AppState {
     pub actions: Arc<ActionRunner>,
     /// The pull API's settings and the wake-ups its long polls share.
     pub pull: Arc<pull::Pull>,
+    /// How the dashboard at `/ui` is published.
+    pub ui: Arc<crate::ui::UiSettings>,
 }
 
 impl AppState {
@@ -107,6 +109,15 @@ impl AppState {
             store,
             settings: Arc::new(settings),
             pull: Arc::new(pull::Pull::default()),
+            ui: Arc::default(),
+        }
+    }
+
+    /// The same state with these dashboard settings.
+    pub fn with_ui(self, ui: crate::ui::UiSettings) -> AppState {
+        AppState {
+            ui: Arc::new(ui),
+            ..self
         }
     }
 
@@ -283,6 +294,18 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = {
         ("get", "/api/v1/tokens", Strict(TokensAdmin)),
         ("post", "/api/v1/tokens", Strict(TokensAdmin)),
         ("delete", "/api/v1/tokens/{token_id}", Strict(TokensAdmin)),
+        // The dashboard's pages and files: its pages send a visitor without a session to the
+        // login page themselves, and its files are the same for everyone.
+        ("get", "/ui", Always),
+        ("get", "/ui/", Always),
+        ("get", "/ui/{*page}", Always),
+        ("get", "/ui/assets/{*file}", Always),
+        ("get", "/ui/login", Always),
+        ("post", "/ui/login", Always),
+        // Checks the session's CSRF token itself.
+        ("post", "/ui/logout", Always),
+        ("get", "/ui/api/overview", Token(TasksRead)),
+        ("get", "/ui/api/cron", Token(TasksRead)),
     ]
 };
 
@@ -304,12 +327,14 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .nest("/api/v1", v1_routes())
 }
 
-/// The whole API: service routes, `/api/v1`, `/docs` and `/openapi.json`.
+/// The whole API: service routes, `/api/v1`, `/docs`, `/openapi.json` and the dashboard at
+/// `/ui`.
 pub fn app(state: AppState) -> Router {
     let (router, openapi) = documented_routes().split_for_parts();
     let guard = from_fn_with_state(state.auth.clone(), crate::auth::require);
     router
         .merge(docs::routes(auth::secured(openapi)))
+        .merge(crate::ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(guard)

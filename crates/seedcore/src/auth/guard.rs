@@ -5,6 +5,10 @@
 //! route passes on to the 404 fallback; one whose method has no entry in the table (a 405 to
 //! be) needs a valid token but no particular scope, so a route missing from the table is
 //! never open by mistake.
+//!
+//! A browser shows its token through a session cookie instead (`session`): the request is
+//! checked as if it had sent the session's token, and a change made that way must carry the
+//! session's CSRF token, else it is refused with 403 before its route runs.
 
 use std::{sync::Arc, time::Instant};
 
@@ -18,8 +22,9 @@ use axum::{
 use chrono::Utc;
 use serde_json::json;
 
-use super::{Access, ApiToken, Auth, Caller, Scope, public_id};
+use super::{Access, ApiToken, Auth, Caller, Scope, public_id, session};
 use crate::api::{ApiError, route_access};
+use crate::store::StoreError;
 
 /// Lets the request through when its route is open or its token holds the route's scope;
 /// answers 401, 403 or 429 otherwise (see the module docs of `auth`).
@@ -38,7 +43,7 @@ pub async fn require(State(auth): State<Arc<Auth>>, mut request: Request, next: 
             return next.run(request).await;
         }
     }
-    let token = match verify(&auth, request.headers()).await {
+    let token = match verify(&auth, request.method(), request.headers()).await {
         Ok(token) => token,
         Err(refusal) => return refusal,
     };
@@ -66,27 +71,79 @@ fn method_of(method: &Method) -> &Method {
     }
 }
 
-/// The token the request shows, if it is one we made, unrevoked and unexpired.
-async fn verify(auth: &Auth, headers: &HeaderMap) -> Result<ApiToken, Response> {
-    let Some(presented) = bearer(headers) else {
+/// The token the request shows, by its `Authorization` header or its session cookie, if it
+/// is one we made, unrevoked and unexpired; a change made with a session cookie also needs
+/// the session's CSRF token.
+async fn verify(auth: &Auth, method: &Method, headers: &HeaderMap) -> Result<ApiToken, Response> {
+    if let Some(presented) = bearer(headers) {
+        return check(auth, presented).await.map_err(Refusal::into_response);
+    }
+    let Some(open) = session::session_id(headers).and_then(|id| auth.sessions.get(id)) else {
         return Err(unauthorized(
             "Not authenticated: send Authorization: Bearer <token>",
             None,
         ));
     };
-    let invalid = || unauthorized("Invalid token", Some("invalid_token"));
-    let id = public_id(presented).ok_or_else(invalid)?;
+    let token = check(auth, &open.token)
+        .await
+        .map_err(Refusal::into_response)?;
+    if session::is_change(method) && !session::csrf_matches(headers, &open) {
+        return Err((
+            StatusCode::FORBIDDEN,
+            Json(json!({"detail": "CSRF token missing or invalid: send the session's token in X-CSRF-Token"})),
+        )
+            .into_response());
+    }
+    Ok(token)
+}
+
+/// Why a presented token was not accepted.
+#[derive(Debug)]
+pub enum Refusal {
+    /// Not a token of ours, or its secret does not match.
+    Invalid,
+    /// Revoked.
+    Revoked,
+    /// Past its expiry.
+    Expired,
+    /// The database could not be asked.
+    Store(StoreError),
+}
+
+impl Refusal {
+    /// What the caller is told.
+    pub fn detail(&self) -> &'static str {
+        match self {
+            Refusal::Invalid => "Invalid token",
+            Refusal::Revoked => "Token revoked",
+            Refusal::Expired => "Token expired",
+            Refusal::Store(_) => "The database is unavailable; try again shortly",
+        }
+    }
+
+    /// The API's answer: 401 with the bearer challenge, or the store's error.
+    pub fn into_response(self) -> Response {
+        match self {
+            Refusal::Store(err) => ApiError::from_store(err, String::new).into_response(),
+            other => unauthorized(other.detail(), Some("invalid_token")),
+        }
+    }
+}
+
+/// The token `presented` stands for, if it is one we made, unrevoked and unexpired.
+pub(super) async fn check(auth: &Auth, presented: &str) -> Result<ApiToken, Refusal> {
+    let id = public_id(presented).ok_or(Refusal::Invalid)?;
     let stored = match auth.lookup(id).await {
         Ok(Some(stored)) if stored.matches(presented) => stored,
-        Ok(_) => return Err(invalid()),
-        Err(err) => return Err(ApiError::from_store(err, String::new).into_response()),
+        Ok(_) => return Err(Refusal::Invalid),
+        Err(err) => return Err(Refusal::Store(err)),
     };
     let token = stored.token;
     if token.revoked_at.is_some() {
-        return Err(unauthorized("Token revoked", Some("invalid_token")));
+        return Err(Refusal::Revoked);
     }
     if !token.usable_at(Utc::now()) {
-        return Err(unauthorized("Token expired", Some("invalid_token")));
+        return Err(Refusal::Expired);
     }
     Ok(token)
 }

@@ -27,6 +27,7 @@ mod command;
 mod guard;
 mod rate;
 mod scope;
+pub mod session;
 mod token;
 
 use std::{
@@ -39,6 +40,7 @@ use std::{
 };
 
 pub use command::{TokenCommand, bootstrap, check_exposure, run as run_command};
+pub use guard::Refusal;
 pub use guard::require;
 pub use rate::{Limiter, RateLimit};
 pub use scope::{Role, Scope, names, parse_scopes};
@@ -134,6 +136,26 @@ pub struct Auth {
     tokens_seen: AtomicBool,
     verified: Mutex<HashMap<String, (Instant, StoredToken)>>,
     touched: Mutex<HashMap<String, Instant>>,
+    /// Browser sessions opened with a token (`session` says how they are checked).
+    sessions: session::Sessions,
+}
+
+/// Who is looking at a page of the dashboard.
+#[derive(Clone, Debug)]
+pub enum Visitor {
+    /// Nobody needs a token: every control is shown.
+    Open,
+    /// A logged-in session: its token's name and scopes, and the CSRF token its changes carry.
+    Session {
+        /// The token's name.
+        name: String,
+        /// The token's scopes.
+        scopes: Vec<String>,
+        /// The session's CSRF token.
+        csrf: String,
+    },
+    /// Tokens are needed and the request shows no valid session.
+    Anonymous,
 }
 
 impl Auth {
@@ -147,7 +169,55 @@ impl Auth {
             tokens_seen: AtomicBool::new(false),
             verified: Mutex::new(HashMap::new()),
             touched: Mutex::new(HashMap::new()),
+            sessions: session::Sessions::default(),
         }
+    }
+
+    /// Whether tokens are asked for now (see the module docs).
+    pub async fn needs_token(&self) -> bool {
+        self.enforcing().await
+    }
+
+    /// Who the request's session cookie stands for.
+    pub async fn visitor(&self, headers: &axum::http::HeaderMap) -> Visitor {
+        if !self.enforcing().await {
+            return Visitor::Open;
+        }
+        let Some(session) = session::session_id(headers).and_then(|id| self.sessions.get(id))
+        else {
+            return Visitor::Anonymous;
+        };
+        match guard::check(self, &session.token).await {
+            Ok(token) => Visitor::Session {
+                name: token.name,
+                scopes: token.scopes,
+                csrf: session.csrf,
+            },
+            Err(_) => Visitor::Anonymous,
+        }
+    }
+
+    /// Opens a session for a token that checks out, returning the cookie's value.
+    pub async fn log_in(&self, presented: &str) -> Result<String, Refusal> {
+        let presented = presented.trim();
+        guard::check(self, presented).await?;
+        Ok(self.sessions.open(presented).0)
+    }
+
+    /// Closes the session the request's cookie names when `csrf` is its CSRF token;
+    /// false when there is no such session or the token differs.
+    pub fn log_out(&self, headers: &axum::http::HeaderMap, csrf: &str) -> bool {
+        let Some(id) = session::session_id(headers) else {
+            return false;
+        };
+        let Some(open) = self.sessions.get(id) else {
+            return false;
+        };
+        let matches = subtle::ConstantTimeEq::ct_eq(csrf.as_bytes(), open.csrf.as_bytes());
+        if bool::from(matches) {
+            self.sessions.close(id);
+        }
+        bool::from(matches)
     }
 
     /// The settings this state was made with.
