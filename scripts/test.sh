@@ -266,5 +266,8 @@ cargo test --locked --all-targets "$@"
 # the binary the tests above built.
 SEEDCORE_BIN=${CARGO_TARGET_DIR:-target}/debug/seedcore scripts/conformance.sh
 
+# The dashboard in headless Chromium, on the same binary.
+SEEDCORE_BIN=${CARGO_TARGET_DIR:-target}/debug/seedcore scripts/ui-tests.sh
+
 # The API against its own OpenAPI document, on both backends.
 scripts/schemathesis.sh
