@@ -2,7 +2,8 @@
 # The project's whole test run: formatting, lints and every test, the
 # behavioural ones on both a real PostgreSQL and the embedded SQLite store, with
 # Chromium available for the browser tests, then the client libraries' tests and
-# their conformance suite (scripts/conformance.sh). A PostgreSQL test that finds no
+# their conformance suite (scripts/conformance.sh), and the dashboard in headless Chromium
+# (scripts/ui-tests.sh). A PostgreSQL test that finds no
 # server fails here rather than skipping, as it would under a plain `cargo test`.
 #
 # Usage:
