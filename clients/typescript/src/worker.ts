@@ -626,7 +626,9 @@ export class Worker extends EventEmitter {
       const verdicts = new Map(outcomes.map((o) => [o.task_id, o.outcome]));
       for (const item of batch) {
         const completed = verdicts.get(item.entry.task.id) === 'completed';
-        item.settle(completed ? { kind: 'completed', batch: batch.length } : { kind: 'lease_lost' });
+        item.settle(
+          completed ? { kind: 'completed', batch: batch.length } : { kind: 'lease_lost' },
+        );
       }
       return;
     }

@@ -127,7 +127,7 @@ describe('a Worker', () => {
     }
   });
 
-  it("drops a result whose lease was lost and completes the rest of its batch", async () => {
+  it('drops a result whose lease was lost and completes the rest of its batch', async () => {
     let open;
     const gate = new Promise((resolve) => (open = resolve));
     let stolen = false;
