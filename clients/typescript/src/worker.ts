@@ -165,6 +165,7 @@ export class Worker extends EventEmitter {
   private thread: Thread | null = null;
   private outbox: ToThread[] = [];
   private forgotten = false;
+  private reregistering = false;
   private reports: MessagePort | null = null;
   private claiming: AbortController | null = null;
   private stopping = false;
@@ -341,6 +342,8 @@ export class Worker extends EventEmitter {
         break;
       case 'worker_missing':
         this.fire('network_error', { operation: 'worker heartbeat', error: 'worker not found' });
+        // A registration under way, or made since that heartbeat left, answers it already.
+        if (this.reregistering || message.workerId !== this.registered?.id) break;
         this.forgotten = true;
         this.notify();
         break;
@@ -403,7 +406,13 @@ export class Worker extends EventEmitter {
    */
   private async registerAgain(types: string[]): Promise<void> {
     this.forgotten = false;
-    const registered = await this.registerPatiently(types);
+    this.reregistering = true;
+    let registered: Registered | null;
+    try {
+      registered = await this.registerPatiently(types);
+    } finally {
+      this.reregistering = false;
+    }
     if (!registered) return;
     this.registered = registered;
     this.fire('registered', { worker_id: registered.id });
@@ -570,24 +579,29 @@ export class Worker extends EventEmitter {
   private completeInBatch(entry: Running, value: unknown): Promise<Verdict> {
     return new Promise((settle) => {
       this.waiting.push({ entry, value, settle });
-      if (!this.sending) {
-        this.sending = new Promise<void>((resolve) => setImmediate(resolve))
-          .then(() => this.sendWaiting())
-          .finally(() => (this.sending = null));
-      }
+      if (!this.sending) this.sending = this.sendWaiting();
     });
   }
 
-  /** Sends batches until none waits: one request in flight, the next gathering meanwhile. */
+  /**
+   * Sends batches until none waits: one request in flight, the next gathering meanwhile. It
+   * clears `sending` in the same step that finds nothing waiting, so no result is left behind.
+   */
   private async sendWaiting(): Promise<void> {
-    while (this.waiting.length > 0) {
-      const batch = this.waiting.splice(0, MAX_BATCH);
-      try {
-        await this.sendBatch(batch);
-      } catch (error) {
-        this.fire('network_error', { operation: 'complete', error: describe(error) });
-        for (const item of batch) item.settle({ kind: 'single' });
+    // The results of handlers that finished in this turn of the event loop go together.
+    await new Promise((resolve) => setImmediate(resolve));
+    try {
+      while (this.waiting.length > 0) {
+        const batch = this.waiting.splice(0, MAX_BATCH);
+        try {
+          await this.sendBatch(batch);
+        } catch (error) {
+          this.fire('network_error', { operation: 'complete', error: describe(error) });
+          for (const item of batch) item.settle({ kind: 'single' });
+        }
       }
+    } finally {
+      this.sending = null;
     }
   }
 
