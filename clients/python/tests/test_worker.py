@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import unittest
 from typing import Any, Dict, List, Optional
@@ -101,6 +102,73 @@ class Outcomes(WorkerTestCase):
         failed = self.client.wait(doomed_id, timeout=15)
         self.assertEqual((failed["status"], failed["attempts"]), ("failed", 1))
         self.assertTrue(failed["error"].startswith("PermanentError: bad input"))
+
+
+class Batches(WorkerTestCase):
+    def test_many_quick_tasks_complete_through_batches_of_several(self) -> None:
+        worker = self.worker("batches", concurrency=16)
+        worker.register("quick", lambda task: {"n": task.params["n"]})
+        ids = self.client.create_tasks(
+            [{"type": "quick", "queue": "batches", "params": {"n": n}} for n in range(300)]
+        )
+        worker.start()
+        done = [self.client.wait(i, timeout=30) for i in ids]
+        self.assertEqual([d["status"] for d in done], ["completed"] * 300)
+        self.assertEqual([d["result"]["result"]["n"] for d in done], list(range(300)))
+        completed = self.events.of("completed")
+        self.assertEqual(sorted(e["task"] for e in completed), sorted(ids))
+        self.assertGreater(max(e["batch"] for e in completed), 1)
+        eventually(lambda: not worker.held)
+
+    def test_a_lease_lost_inside_a_batch_drops_that_task_only(self) -> None:
+        ids = self.client.create_tasks([{"type": "t", "queue": "lost"} for _ in range(3)])
+        registered = self.client.register_worker("lost", ["lost"], ["t"])
+        tasks = self.client.claim(registered.id, max=3, queues=["lost"])
+        self.assertEqual(sorted(t.id for t in tasks), sorted(ids))
+        stale = tasks[1]
+        self.client.release(stale.id, stale.lease_token)
+        answer = self.client.complete_many(
+            [{"task_id": t.id, "lease_token": t.lease_token, "result": t.id} for t in tasks]
+        )
+        outcomes = [(item["task_id"], item["outcome"]) for item in answer]
+        expected = [(t.id, "lease_lost" if t is stale else "completed") for t in tasks]
+        self.assertEqual(outcomes, expected)
+        self.assertEqual(self.client.get_task(stale.id)["status"], "queued")
+        for task in (tasks[0], tasks[2]):
+            stored = self.client.get_task(task.id)
+            self.assertEqual((stored["status"], stored["result"]["result"]), ("completed", task.id))
+
+    def test_the_worker_drops_a_result_whose_lease_was_lost_and_completes_the_rest(self) -> None:
+        worker = self.worker("mixed", concurrency=8)
+        gate = threading.Event()
+        stolen: List[str] = []
+
+        @worker.handler("gated")
+        def gated(task: Task) -> str:
+            gate.wait(10)
+            return "kept"
+
+        @worker.handler("stolen")
+        def stolen_handler(task: Task) -> str:
+            if not stolen:
+                # Its lease is taken away while the others wait: its result is refused, the
+                # others' are taken.
+                self.client.release(task.id, task.lease_token)
+                stolen.append(task.id)
+            gate.wait(10)
+            return f"attempt of token {task.lease_token}"
+
+        kept = self.client.create_tasks([{"type": "gated", "queue": "mixed"} for _ in range(5)])
+        lost = self.create("mixed", "stolen", max_attempts=1)
+        worker.start()
+        eventually(lambda: len(self.events.of("started")) >= 6)
+        gate.set()
+        for task in kept:
+            self.assertEqual(self.client.wait(task, timeout=10)["status"], "completed")
+        self.assertEqual(self.events.wait_for("dropped", lost)["reason"], "lease_lost")
+        done = self.client.wait(lost, timeout=10)
+        self.assertEqual(done["status"], "completed")
+        self.assertEqual(len(self.events.of("completed", lost)), 1)
 
 
 class Aborts(WorkerTestCase):

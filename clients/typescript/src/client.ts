@@ -13,6 +13,8 @@ import {
   leasedTask,
   type AttemptEnded,
   type ClaimOptions,
+  type Completion,
+  type CompletionOutcome,
   type CreateTask,
   type LeasedTask,
   type LeaseState,
@@ -158,6 +160,28 @@ export class Client {
       lease_token: leaseToken,
       result: result === undefined ? null : result,
     });
+  }
+
+  /**
+   * Completes up to 100 attempts of distinct tasks in one request; one outcome per item, in
+   * order. A repeat with the same token answers `completed` again. A malformed body is a
+   * `ValidationError` for the whole request (nothing recorded); a server without the route
+   * answers 404 or 405.
+   */
+  async completeMany(completions: Completion[]): Promise<CompletionOutcome[]> {
+    const body = {
+      completions: completions.map((c) => ({
+        task_id: c.taskId,
+        lease_token: c.leaseToken,
+        result: c.result === undefined ? null : c.result,
+      })),
+    };
+    const answer = await this.http.request<{ items: CompletionOutcome[] }>(
+      'POST',
+      `${API}/tasks/complete`,
+      body,
+    );
+    return answer.items;
   }
 
   async fail(

@@ -83,12 +83,13 @@ async function renew(taskId: string, lease: Held): Promise<void> {
 }
 
 async function workerBeat(): Promise<void> {
+  const beatFor = workerId;
   try {
-    const { state } = await client.workerHeartbeat(workerId, { timeoutMs: requestTimeoutMs });
+    const { state } = await client.workerHeartbeat(beatFor, { timeoutMs: requestTimeoutMs });
     report({ kind: 'state', state });
   } catch (error) {
     const operation = 'worker heartbeat';
-    if (error instanceof NotFoundError) report({ kind: 'worker_missing' });
+    if (error instanceof NotFoundError) report({ kind: 'worker_missing', workerId: beatFor });
     else report({ kind: 'problem', operation, error: describe(error) });
   }
 }

@@ -20,5 +20,6 @@ export type ToThread =
 export type FromThread =
   | { kind: 'abort'; taskId: string; reason: AbortReason }
   | { kind: 'state'; state: WorkerState }
-  | { kind: 'worker_missing' }
+  /** The server did not know `workerId` (the id this heartbeat was sent for). */
+  | { kind: 'worker_missing'; workerId: string }
   | { kind: 'problem'; operation: string; error: string };

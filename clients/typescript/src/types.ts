@@ -138,6 +138,20 @@ export interface AttemptEnded {
   status: TaskStatus;
 }
 
+/** One item of a batch completion: the attempt's lease and its result (any JSON). */
+export interface Completion {
+  taskId: string;
+  leaseToken: string;
+  result?: unknown;
+}
+
+/** What the server did with one item of a batch completion, in the order sent. */
+export interface CompletionOutcome {
+  task_id: string;
+  /** `lease_lost`: the token is no longer the task's; nothing changed for it. */
+  outcome: 'completed' | 'lease_lost';
+}
+
 /** The error object a failure reports. */
 export interface TaskErrorInfo {
   type: string;

@@ -5,13 +5,19 @@
  * runs each task's handler, and reports the outcome under the task's lease. Leases and the
  * worker's own heartbeat are kept by a thread of their own (`heartbeat-thread.ts`).
  *
+ * A handler's slot frees as it returns. Its result joins the completions waiting to be sent:
+ * one batch completion request (up to 100) is in flight at a time, and what arrives meanwhile
+ * goes in the next. A server without the batch route (404/405) gets one request per task.
+ *
  * Invariants:
  * - A task whose signal was aborted (lease lost, cancelled, shutdown) is never completed or
  *   failed by the Worker: before every report it reads the heartbeat thread's pending news
  *   synchronously, and a result it may not send is dropped (event `result_dropped`).
- * - `completed` / `failed` events follow only an answer 2xx from the server.
+ * - `completed` / `failed` events follow only an answer 2xx from the server, and `completed`
+ *   only an answer `completed` for that task; its lease is kept until then.
  * - On stop (SIGTERM, SIGINT, `stop()`, or the server's `terminate`) it claims nothing more,
- *   gives handlers `graceSeconds`, then releases the rest, then aborts their signals (so a
+ *   gives handlers `graceSeconds`, sends the completions waiting, then releases the rest,
+ *   then aborts their signals (so a
  *   handler's own late call finds the lease already gone).
  * - No loop ever throws out of `run()` for a network failure: it backs off and tries again.
  *   Listener errors are swallowed; no promise is left to reject unhandled.
@@ -35,7 +41,14 @@ import {
   isRetryable,
 } from './errors.js';
 import type { AbortReason, FromThread, ToThread } from './thread-messages.js';
-import type { LeasedTask, LeaseState, Registered, TaskErrorInfo, WorkerState } from './types.js';
+import type {
+  CompletionOutcome,
+  LeasedTask,
+  LeaseState,
+  Registered,
+  TaskErrorInfo,
+  WorkerState,
+} from './types.js';
 
 export type { AbortReason } from './thread-messages.js';
 
@@ -112,7 +125,22 @@ interface Running {
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
+/** What became of a result sent in a batch; `single`: send it alone (the server's choice). */
+type Verdict =
+  | { kind: 'completed'; batch: number }
+  | { kind: 'lease_lost' }
+  | { kind: 'dropped' }
+  | { kind: 'single' };
+
+interface Waiting {
+  entry: Running;
+  value: unknown;
+  settle: (verdict: Verdict) => void;
+}
+
 const MAX_CLAIM = 100;
+/** Most completions one batch request carries (the server's bound). */
+const MAX_BATCH = 100;
 /** How long stop waits for aborted handlers to return before it resolves anyway. */
 const ABORTED_RETURN_MS = 5_000;
 /** Attempts to hand a task back on shutdown. */
@@ -124,12 +152,20 @@ export class Worker extends EventEmitter {
   private readonly concurrency: number;
   private readonly handlers = new Map<string, Handler>();
   private readonly running = new Map<string, Running>();
+  /** Handlers running now: the slots taken (`running` also holds results being sent). */
+  private busy = 0;
+  /** Results waiting for the next batch, and the batches being sent (null when idle). */
+  private waiting: Waiting[] = [];
+  private sending: Promise<void> | null = null;
+  /** False once the server answered that it has no batch route. */
+  private batches = true;
   private registered: Registered | null = null;
   private state: WorkerState | null = null;
   private leaseSeconds = 30;
   private thread: Thread | null = null;
   private outbox: ToThread[] = [];
   private forgotten = false;
+  private reregistering = false;
   private reports: MessagePort | null = null;
   private claiming: AbortController | null = null;
   private stopping = false;
@@ -306,6 +342,8 @@ export class Worker extends EventEmitter {
         break;
       case 'worker_missing':
         this.fire('network_error', { operation: 'worker heartbeat', error: 'worker not found' });
+        // A registration under way, or made since that heartbeat left, answers it already.
+        if (this.reregistering || message.workerId !== this.registered?.id) break;
         this.forgotten = true;
         this.notify();
         break;
@@ -330,7 +368,7 @@ export class Worker extends EventEmitter {
         await this.registerAgain(types);
         continue;
       }
-      const free = this.concurrency - this.running.size;
+      const free = this.concurrency - this.busy;
       if (this.state === 'quiet' || free <= 0) {
         await this.changed();
         continue;
@@ -368,7 +406,13 @@ export class Worker extends EventEmitter {
    */
   private async registerAgain(types: string[]): Promise<void> {
     this.forgotten = false;
-    const registered = await this.registerPatiently(types);
+    this.reregistering = true;
+    let registered: Registered | null;
+    try {
+      registered = await this.registerPatiently(types);
+    } finally {
+      this.reregistering = false;
+    }
     if (!registered) return;
     this.registered = registered;
     this.fire('registered', { worker_id: registered.id });
@@ -408,6 +452,7 @@ export class Worker extends EventEmitter {
       settled: Promise.resolve(),
     };
     this.running.set(task.id, entry);
+    this.busy++;
     // The server starts the lease as it answers (a long poll may have waited for long before),
     // so the answer's arrival is the latest moment it can have started; the thread's margin
     // covers the answer's time on the way.
@@ -437,6 +482,8 @@ export class Worker extends EventEmitter {
       outcome = { ok: false, error };
     }
     entry.handlerDone = true;
+    this.busy--;
+    this.notify();
     await this.report(entry, outcome);
   }
 
@@ -471,6 +518,22 @@ export class Worker extends EventEmitter {
   /** Sends the outcome under the lease, retrying while the lease may still be good. */
   private async report(entry: Running, outcome: Outcome): Promise<void> {
     const { task } = entry;
+    if (outcome.ok && this.batches) {
+      const verdict = await this.completeInBatch(entry, outcome.value);
+      switch (verdict.kind) {
+        case 'completed':
+          return this.fire('completed', {
+            task: task.id,
+            attempt: task.attempt,
+            type: task.type,
+            batch: verdict.batch,
+          });
+        case 'lease_lost':
+          return this.drop(entry, 'lease_lost');
+        case 'dropped':
+          return this.drop(entry, entry.aborted ?? 'lease_lost');
+      }
+    }
     const backoff = new Backoff();
     for (;;) {
       this.readPendingReports();
@@ -478,7 +541,12 @@ export class Worker extends EventEmitter {
       try {
         if (outcome.ok) {
           await this.client.complete(task.id, task.leaseToken, outcome.value);
-          return this.fire('completed', { task: task.id, attempt: task.attempt, type: task.type });
+          return this.fire('completed', {
+            task: task.id,
+            attempt: task.attempt,
+            type: task.type,
+            batch: 1,
+          });
         }
         const { error, retryable, retryAfterSeconds } = failureOf(outcome.error);
         const options =
@@ -507,6 +575,79 @@ export class Worker extends EventEmitter {
     }
   }
 
+  /** Hands a result to the batches; starts sending at the end of this turn if idle. */
+  private completeInBatch(entry: Running, value: unknown): Promise<Verdict> {
+    return new Promise((settle) => {
+      this.waiting.push({ entry, value, settle });
+      if (!this.sending) this.sending = this.sendWaiting();
+    });
+  }
+
+  /**
+   * Sends batches until none waits: one request in flight, the next gathering meanwhile. It
+   * clears `sending` in the same step that finds nothing waiting, so no result is left behind.
+   */
+  private async sendWaiting(): Promise<void> {
+    // The results of handlers that finished in this turn of the event loop go together.
+    await new Promise((resolve) => setImmediate(resolve));
+    try {
+      while (this.waiting.length > 0) {
+        const batch = this.waiting.splice(0, MAX_BATCH);
+        try {
+          await this.sendBatch(batch);
+        } catch (error) {
+          this.fire('network_error', { operation: 'complete', error: describe(error) });
+          for (const item of batch) item.settle({ kind: 'single' });
+        }
+      }
+    } finally {
+      this.sending = null;
+    }
+  }
+
+  /**
+   * Sends one batch until the server answered: each task is fenced right before each try (a
+   * fenced one is dropped). A refusal of the whole batch, or a server without the route,
+   * sends each result alone so that each gets its own verdict.
+   */
+  private async sendBatch(batch: Waiting[]): Promise<void> {
+    const backoff = new Backoff();
+    for (;;) {
+      this.readPendingReports();
+      for (const item of batch) if (item.entry.aborted) item.settle({ kind: 'dropped' });
+      batch = batch.filter((item) => !item.entry.aborted);
+      if (batch.length === 0) return;
+      let outcomes: CompletionOutcome[];
+      try {
+        outcomes = await this.client.completeMany(
+          batch.map(({ entry, value }) => ({
+            taskId: entry.task.id,
+            leaseToken: entry.task.leaseToken,
+            result: value,
+          })),
+        );
+      } catch (error) {
+        if (isRetryable(error)) {
+          await this.pause(backoff.next(), 'complete', error);
+          continue;
+        }
+        if (error instanceof SeedcoreError && (error.status === 404 || error.status === 405)) {
+          this.batches = false;
+        }
+        for (const item of batch) item.settle({ kind: 'single' });
+        return;
+      }
+      const verdicts = new Map(outcomes.map((o) => [o.task_id, o.outcome]));
+      for (const item of batch) {
+        const completed = verdicts.get(item.entry.task.id) === 'completed';
+        item.settle(
+          completed ? { kind: 'completed', batch: batch.length } : { kind: 'lease_lost' },
+        );
+      }
+      return;
+    }
+  }
+
   private drop(entry: Running, reason: AbortReason): void {
     const { task } = entry;
     this.fire('result_dropped', { task: task.id, attempt: task.attempt, reason });
@@ -524,6 +665,7 @@ export class Worker extends EventEmitter {
   private async drain(): Promise<void> {
     const graceMs = (this.options.graceSeconds ?? 30) * 1000;
     await within(this.allSettled(), graceMs);
+    while (this.sending) await this.sending;
     const late = [...this.running.values()].filter((e) => !e.handlerDone && !e.aborted);
     await Promise.all(late.map((entry) => this.handBack(entry)));
     await within(this.allSettled(), ABORTED_RETURN_MS);

@@ -78,6 +78,97 @@ describe('a Worker', () => {
     assert.equal(run.events.at(-1).event, 'stopped');
   });
 
+  it('completes many quick tasks through batches holding several completions', async () => {
+    const run = startWorker(
+      client,
+      { name: 'batcher', queues: ['batches'], concurrency: 16 },
+      { quick: async (task) => ({ n: task.params.n }) },
+    );
+    try {
+      const bodies = Array.from({ length: 300 }, (_, n) => ({
+        type: 'quick',
+        params: { n },
+        queue: 'batches',
+      }));
+      const ids = await client.createTasks(bodies);
+      for (const [n, id] of ids.entries()) {
+        const done = await client.wait(id, { timeoutMs: 30_000 });
+        assert.equal(done.status, 'completed');
+        assert.deepEqual(done.result.result, { n });
+      }
+      const completed = of(run.events, 'completed');
+      assert.deepEqual(completed.map((e) => e.task).sort(), [...ids].sort());
+      assert.ok(Math.max(...completed.map((e) => e.batch)) > 1, 'some batch held several');
+    } finally {
+      await run.stop();
+    }
+  });
+
+  it('reports a lease lost inside a batch for that task only', async () => {
+    const ids = await client.createTasks(
+      Array.from({ length: 3 }, () => ({ type: 't', queue: 'lost' })),
+    );
+    const worker = await client.registerWorker({ name: 'lost', queues: ['lost'], types: ['t'] });
+    const tasks = await client.claim({ workerId: worker.id, max: 3, queues: ['lost'] });
+    assert.deepEqual(tasks.map((t) => t.id).sort(), [...ids].sort());
+    const stale = tasks[1];
+    await client.release(stale.id, stale.leaseToken);
+    const outcomes = await client.completeMany(
+      tasks.map((t) => ({ taskId: t.id, leaseToken: t.leaseToken, result: t.id })),
+    );
+    assert.deepEqual(
+      outcomes.map((o) => [o.task_id, o.outcome]),
+      tasks.map((t) => [t.id, t === stale ? 'lease_lost' : 'completed']),
+    );
+    assert.equal((await client.getTask(stale.id)).status, 'queued');
+    for (const task of [tasks[0], tasks[2]]) {
+      const stored = await client.getTask(task.id);
+      assert.deepEqual([stored.status, stored.result.result], ['completed', task.id]);
+    }
+  });
+
+  it('drops a result whose lease was lost and completes the rest of its batch', async () => {
+    let open;
+    const gate = new Promise((resolve) => (open = resolve));
+    let stolen = false;
+    const run = startWorker(
+      client,
+      { name: 'mixed', queues: ['mixed'], concurrency: 8 },
+      {
+        gated: async () => {
+          await gate;
+          return 'kept';
+        },
+        stolen: async (task) => {
+          if (!stolen) {
+            // Its lease is taken away while the others wait: its result is refused alone.
+            stolen = true;
+            await client.release(task.id, task.leaseToken);
+          }
+          await gate;
+          return `token ${task.leaseToken}`;
+        },
+      },
+    );
+    try {
+      const kept = await client.createTasks(
+        Array.from({ length: 5 }, () => ({ type: 'gated', queue: 'mixed' })),
+      );
+      const lost = await client.createTask({ type: 'stolen', queue: 'mixed', maxAttempts: 1 });
+      await until(() => of(run.events, 'started').length >= 6, 10_000, 'six handlers');
+      open();
+      for (const id of kept) {
+        assert.equal((await client.wait(id, { timeoutMs: 10_000 })).status, 'completed');
+      }
+      await until(() => of(run.events, 'result_dropped', lost.id).length, 10_000, 'the drop');
+      assert.equal(of(run.events, 'result_dropped', lost.id)[0].reason, 'lease_lost');
+      assert.equal((await client.wait(lost.id, { timeoutMs: 10_000 })).status, 'completed');
+      assert.equal(of(run.events, 'completed', lost.id).length, 1);
+    } finally {
+      await run.stop();
+    }
+  });
+
   it('fails a task with the type and message of the error its handler threw', async () => {
     class QuotaExceeded extends Error {
       name = 'QuotaExceeded';

@@ -276,6 +276,26 @@ class Client:
         )
         return ended
 
+    def complete_many(self, completions: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+        """Completes up to 100 attempts (distinct tasks) in one request.
+
+        Each item is a dict of `task_id`, `lease_token` and optionally `result` (any JSON,
+        default null). Returns one `{"task_id", "outcome"}` per item in the order sent:
+        `outcome` is `completed` (a repeat with the same token answers so too) or `lease_lost`
+        (nothing changed for that task). A malformed body is a ValidationError for the whole
+        request, nothing recorded; a server without the endpoint answers 404 or 405.
+        """
+        items = [
+            {
+                "task_id": item["task_id"],
+                "lease_token": item["lease_token"],
+                "result": item.get("result"),
+            }
+            for item in completions
+        ]
+        answer = self._http.call("POST", "/api/v1/tasks/complete", {"completions": items})
+        return list(answer["items"])
+
     def fail(
         self,
         task_id: str,

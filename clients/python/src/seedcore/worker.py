@@ -3,7 +3,11 @@
 Threads and what each owns:
 - the claimer long-polls `claim` for as many tasks as there are free slots, while the server's
   orders are `running`;
-- `concurrency` runners each run one handler at a time and report its outcome;
+- `concurrency` runners each run one handler at a time; a failure they report themselves, a
+  result they hand to the completer and take the next task at once;
+- the completer sends the results that accumulated as one batch completion (up to 100; it
+  sends as soon as there is one, and more gather while a batch is in flight); against a server
+  without the batch endpoint it falls back to one completion per task;
 - the heartbeater renews every held lease and the worker's own heartbeat each
   `heartbeat_interval_seconds`, and turns `cancel_requested` or 409 into an abort; it runs on
   its own so that a busy handler never starves it;
@@ -15,6 +19,9 @@ Invariants:
   shutdown; a handler's result that arrives after the abort is dropped (event `dropped`);
 - a task's `reason` is set, and its `aborted` event emitted, before its handler can see the
   flag; on shutdown its lease is released before that too, so a late completion is refused;
+- a task stays held (heartbeated and fenced) until the server took its outcome; it is fenced
+  right before each send, and `completed` is emitted only once the server answered so for it;
+- a stop sends the pending completions before it aborts or releases anything;
 - no loop ends on a network error: each backs off (0.1 s doubling to 5 s, with jitter).
 """
 
@@ -25,7 +32,7 @@ import signal
 import threading
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional, Sequence, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from .backoff import Backoff
 from .client import Client, Registration
@@ -48,6 +55,8 @@ ABORT_WAIT_SECONDS = 5.0
 RELEASE_TRIES = 3
 #: How often the supervisor checks each lease against its deadline.
 FENCE_TICK_SECONDS = 0.05
+#: Most completions one batch carries (the server's bound).
+MAX_BATCH = 100
 
 
 class Worker:
@@ -57,8 +66,8 @@ class Worker:
     `lease_seconds` is asked for on each claim (default: the server's); `grace_seconds` is how
     long a stop lets running handlers finish before aborting them and releasing their tasks.
     `on_event(event)` receives each lifecycle event as a dict with an `event` key:
-    `registered`, `state`, `started`, `completed`, `failed`, `aborted`, `dropped`,
-    `released`, `error` and `stopped`.
+    `registered`, `state`, `started`, `completed` (with `batch`: how many completions its
+    request carried), `failed`, `aborted`, `dropped`, `released`, `error` and `stopped`.
     """
 
     def __init__(
@@ -88,6 +97,13 @@ class Worker:
         self.state: Optional[str] = None
         self._handlers: Dict[str, Handler] = {}
         self._held: Dict[str, Task] = {}
+        #: Handlers running now: the slots taken (`_held` also counts results being sent).
+        self._busy = 0
+        #: Results waiting for the completer, and how many it is sending now.
+        self._results: List[Tuple[Task, Any]] = []
+        self._sending = 0
+        #: False once the server answered that it has no batch endpoint.
+        self._batches = True
         self._changed = threading.Condition()
         self._stopping = threading.Event()
         self._finished = threading.Event()
@@ -192,6 +208,7 @@ class Worker:
         for i in range(self.concurrency):
             threading.Thread(target=self._runner, name=f"seedcore-runner-{i}", daemon=True).start()
         threading.Thread(target=self._heartbeater, name="seedcore-heartbeat", daemon=True).start()
+        threading.Thread(target=self._completer, name="seedcore-completer", daemon=True).start()
         threading.Thread(target=self._claimer, name="seedcore-claimer", daemon=True).start()
         while not self._stopping.wait(FENCE_TICK_SECONDS):
             self._fence()
@@ -207,6 +224,7 @@ class Worker:
             self._fence()
             with self._changed:
                 self._changed.wait(FENCE_TICK_SECONDS)
+        self._await_results()
         for task in self.held:
             task.abort("shutdown")
         deadline = time.monotonic() + ABORT_WAIT_SECONDS
@@ -215,6 +233,15 @@ class Worker:
                 self._changed.wait(FENCE_TICK_SECONDS)
         for _ in range(self.concurrency):
             self._inbox.put(None)
+
+    def _await_results(self) -> None:
+        """Waits until the completer sent every result it was given (each ends: taken, or
+        dropped once its lease is fenced), so that no finished task is released."""
+        with self._changed:
+            while self._results or self._sending:
+                self._changed.wait(FENCE_TICK_SECONDS)
+                for task, _ in self._results:
+                    task.fence()
 
     def _on_abort(self, task: Task, reason: str) -> None:
         """Runs before the handler can see the flag: the event, then the release on shutdown."""
@@ -284,11 +311,11 @@ class Worker:
         deadline: Optional[float] = None
         with self._changed:
             while not self._stopping.is_set():
-                free = self.concurrency - len(self._held)
+                free = self.concurrency - self._busy
                 if self.state not in (None, "running") or free == 0:
                     self._changed.wait(1.0)
                     continue
-                if free >= batch or not self._held:
+                if free >= batch or not self._busy:
                     return min(free, MAX_CLAIM)
                 now = time.monotonic()
                 deadline = deadline or now + BATCH_WAIT_SECONDS
@@ -313,6 +340,7 @@ class Worker:
             for task in tasks:
                 task._on_abort = self._on_abort
                 self._held[task.id] = task
+            self._busy += len(tasks)
         for task in tasks:
             self._inbox.put(task)
 
@@ -340,36 +368,47 @@ class Worker:
             task = self._inbox.get()
             if task is None:
                 return
+            handed = False
             try:
-                self._execute(task)
+                handed = self._execute(task)
             except Exception as err:  # noqa: BLE001 - a runner outlives any one task
                 self._error("run", err, task)
             finally:
                 with self._changed:
-                    self._held.pop(task.id, None)
+                    self._busy -= 1
+                    if not handed:
+                        self._held.pop(task.id, None)
                     self._changed.notify_all()
 
-    def _execute(self, task: Task) -> None:
+    def _execute(self, task: Task) -> bool:
+        """Runs the task's handler and reports a failure; True when the result went to the
+        completer (which then owns the task until the server took it)."""
         if self.on_event is not None:
             self._emit({"event": "started", "task": task.id, "attempt": task.attempt})
         handler = self._handlers.get(task.type)
         if handler is None:
             self._fail(task, "UnsupportedTaskType", f"No handler for type '{task.type}'", "", False)
-            return
+            return False
         try:
             result = handler(task)
         except Aborted as err:
             if task.reason is None:
                 self._fail(task, "Aborted", str(err), traceback.format_exc(), True)
-            return
+            return False
         except Exception as err:  # noqa: BLE001 - a handler's error is the task's failure
             if task.reason is not None:
                 self._dropped(task)
-                return
+                return False
             retryable = not isinstance(err, PermanentError)
             self._fail(task, type(err).__name__, str(err), traceback.format_exc(), retryable)
-            return
-        self._complete(task, result)
+            return False
+        if not self._batches:
+            self._complete(task, result)
+            return False
+        with self._changed:
+            self._results.append((task, result))
+            self._changed.notify_all()
+        return True
 
     def _complete(self, task: Task, result: Any) -> None:
         try:
@@ -381,7 +420,10 @@ class Worker:
             self._fail(task, type(err).__name__, f"the result was refused: {err}", "", False)
             return
         if ended:
-            self._emit({"event": "completed", "task": task.id, "attempt": task.attempt})
+            self._completed(task, 1)
+
+    def _completed(self, task: Task, batch: int) -> None:
+        self._emit({"event": "completed", "task": task.id, "attempt": task.attempt, "batch": batch})
 
     def _fail(self, task: Task, kind: str, message: str, stack: str, retryable: bool) -> None:
         def send() -> Any:
@@ -419,6 +461,86 @@ class Worker:
     def _dropped(self, task: Task) -> None:
         event = {"event": "dropped", "task": task.id, "attempt": task.attempt}
         self._emit({**event, "reason": task.reason or "lease_lost"})
+
+    # Completer
+
+    def _completer(self) -> None:
+        try:
+            while True:
+                batch = self._next_batch()
+                if batch is None:
+                    return
+                try:
+                    self._send_batch(batch)
+                except Exception as err:  # noqa: BLE001 - the completer outlives any one batch
+                    self._error("complete", err)
+                finally:
+                    with self._changed:
+                        for task, _ in batch:
+                            self._held.pop(task.id, None)
+                        self._sending = 0
+                        self._changed.notify_all()
+        finally:
+            self.client.close()
+
+    def _next_batch(self) -> Optional[List[Tuple[Task, Any]]]:
+        """The results waiting (up to `MAX_BATCH`), as soon as there is one; None once the
+        worker finished and nothing waits."""
+        with self._changed:
+            while not self._results:
+                if self._finished.is_set():
+                    return None
+                self._changed.wait(1.0)
+            batch = self._results[:MAX_BATCH]
+            del self._results[:MAX_BATCH]
+            self._sending = len(batch)
+            return batch
+
+    def _send_batch(self, batch: List[Tuple[Task, Any]]) -> None:
+        """Sends the batch until the server took it; each task is fenced right before each try
+        and a fenced one is dropped. Falls back to single completions when the server has no
+        batch endpoint, or refused the batch as a whole (so each result gets its own verdict).
+        """
+        backoff = Backoff()
+        while batch:
+            live = [(task, result) for task, result in batch if not task.fence()]
+            for task, _ in batch:
+                if task.reason is not None:
+                    self._dropped(task)
+            batch = live
+            if not batch:
+                return
+            try:
+                items = self.client.complete_many(
+                    {"task_id": task.id, "lease_token": task.lease_token, "result": result}
+                    for task, result in batch
+                )
+            except (TypeError, ValueError):
+                self._complete_each(batch)  # a result that is not JSON fails alone
+                return
+            except SeedcoreError as err:
+                if err.status in (404, 405):
+                    self._batches = False
+                if err.status is not None and err.status != 503:
+                    self._complete_each(batch)
+                    return
+                self._error("complete", err)
+                self._finished.wait(backoff.next())
+                continue
+            self._settle(batch, items)
+            return
+
+    def _settle(self, batch: List[Tuple[Task, Any]], items: List[Dict[str, Any]]) -> None:
+        outcomes = {item.get("task_id"): item.get("outcome") for item in items}
+        for task, _ in batch:
+            if outcomes.get(task.id) == "completed":
+                self._completed(task, len(batch))
+            else:
+                self._dropped(task)
+
+    def _complete_each(self, batch: List[Tuple[Task, Any]]) -> None:
+        for task, result in batch:
+            self._complete(task, result)
 
     # Heartbeater
 
