@@ -64,6 +64,9 @@ setup_node() {
 setup_binary() {
     if [[ -n ${SEEDCORE_BIN:-} ]]; then
         [[ -x $SEEDCORE_BIN ]] || die "SEEDCORE_BIN=$SEEDCORE_BIN is not executable"
+        # The tests run from ui-tests/: a relative path would point nowhere there.
+        SEEDCORE_BIN=$(realpath "$SEEDCORE_BIN")
+        export SEEDCORE_BIN
         return
     fi
     cargo build --locked -p seedcore --bin seedcore
