@@ -104,6 +104,40 @@ class Outcomes(WorkerTestCase):
         self.assertTrue(failed["error"].startswith("PermanentError: bad input"))
 
 
+class QueueLimits(WorkerTestCase):
+    def test_a_queue_limit_keeps_that_queue_to_its_count_while_others_use_the_slots(self) -> None:
+        events = Events()
+        worker = Worker(
+            self.client,
+            "test-limits",
+            queues=["limited", "open"],
+            concurrency=4,
+            queue_concurrency={"limited": 1},
+            on_event=events,
+        )
+        self.addCleanup(stop, worker)
+        lock = threading.Lock()
+        running = {"limited": 0, "open": 0}
+        most = {"limited": 0, "open": 0}
+
+        @worker.handler("slow")
+        def slow(task: Task) -> None:
+            queue = task.params["queue"]
+            with lock:
+                running[queue] += 1
+                most[queue] = max(most[queue], running[queue])
+            time.sleep(0.3)
+            with lock:
+                running[queue] -= 1
+
+        ids = [self.create(q, "slow", {"queue": q}) for q in ["limited"] * 3 + ["open"] * 3]
+        worker.start()
+        results = [self.client.wait(i, timeout=20) for i in ids]
+        self.assertEqual([r["status"] for r in results], ["completed"] * 6)
+        self.assertEqual(most["limited"], 1)
+        self.assertGreater(most["open"], 1)
+
+
 class Batches(WorkerTestCase):
     def test_many_quick_tasks_complete_through_batches_of_several(self) -> None:
         worker = self.worker("batches", concurrency=16)

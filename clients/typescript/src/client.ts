@@ -124,6 +124,8 @@ export class Client {
     if (options.queues) body.queues = options.queues;
     if (options.types) body.types = options.types;
     if (options.leaseSeconds !== undefined) body.lease_seconds = options.leaseSeconds;
+    const limits = Object.entries(options.queueConcurrency ?? {});
+    if (limits.length > 0) body.queue_concurrency = limits.map(([queue, n]) => `${queue}=${n}`);
     const answer = await this.http.request<{ tasks: WireLeasedTask[] } | undefined>(
       'POST',
       `${API}/tasks/claim`,

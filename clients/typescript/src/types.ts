@@ -89,6 +89,8 @@ export interface ClaimOptions {
   queues?: string[] | undefined;
   types?: string[] | undefined;
   leaseSeconds?: number | undefined;
+  /** Per-queue caps: no task of a queue is claimed while the worker holds that many running. */
+  queueConcurrency?: Record<string, number> | undefined;
   /** Aborts the long poll. */
   signal?: AbortSignal | undefined;
 }

@@ -73,6 +73,8 @@ export interface WorkerOptions {
   types?: string[];
   /** Handlers run at once (default 4). */
   concurrency?: number;
+  /** Per-queue caps within that, e.g. `{ emails: 4 }`: at most 4 of its tasks at once. */
+  queueConcurrency?: Record<string, number>;
   /** Lease asked for on each claim (default: the server's). */
   leaseSeconds?: number;
   /** On stop, how long running handlers may take before they are aborted (default 30). */
@@ -382,6 +384,7 @@ export class Worker extends EventEmitter {
           queues: this.options.queues,
           types,
           leaseSeconds: this.options.leaseSeconds,
+          queueConcurrency: this.options.queueConcurrency,
           signal: this.claiming.signal,
         });
         backoff.reset();

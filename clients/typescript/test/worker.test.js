@@ -78,6 +78,43 @@ describe('a Worker', () => {
     assert.equal(run.events.at(-1).event, 'stopped');
   });
 
+  it('keeps a limited queue to its count while other queues use the free slots', async () => {
+    const running = { limited: 0, open: 0 };
+    const most = { limited: 0, open: 0 };
+    const run = startWorker(
+      client,
+      {
+        name: 'limits',
+        queues: ['limited', 'open'],
+        concurrency: 4,
+        queueConcurrency: { limited: 1 },
+      },
+      {
+        slow: async (task) => {
+          const queue = task.params.queue;
+          running[queue] += 1;
+          most[queue] = Math.max(most[queue], running[queue]);
+          await new Promise((r) => setTimeout(r, 300));
+          running[queue] -= 1;
+        },
+      },
+    );
+    try {
+      const created = [];
+      for (const queue of ['limited', 'limited', 'limited', 'open', 'open', 'open']) {
+        created.push(await client.createTask({ type: 'slow', params: { queue }, queue }));
+      }
+      for (const task of created) {
+        const done = await client.wait(task.id, { timeoutMs: 10_000 });
+        assert.equal(done.status, 'completed');
+      }
+      assert.equal(most.limited, 1);
+      assert.ok(most.open > 1, `open ran ${most.open} at once`);
+    } finally {
+      await run.stop();
+    }
+  });
+
   it('completes many quick tasks through batches holding several completions', async () => {
     const run = startWorker(
       client,

@@ -936,3 +936,54 @@ async fn a_batch_with_a_bad_item_or_a_task_twice_records_nothing() {
 
     assert_eq!(app.task(&id_of(&task)).await.status, TaskStatus::Running);
 }
+
+both_backends!(a_per_queue_limit_holds_a_queue_to_its_count_while_other_queues_fill_the_claim);
+async fn a_per_queue_limit_holds_a_queue_to_its_count_while_other_queues_fill_the_claim() {
+    let app = TestApp::without_workers().await;
+    let worker = any_worker(&app).await;
+    for queue in ["emails", "emails", "emails", "other", "other"] {
+        queued(&app, json!({"type": "t", "queue": queue})).await;
+    }
+    let limited = json!({"worker_id": worker, "max": 10, "queue_concurrency": ["emails=1"]});
+    let first = claim(&app, limited.clone()).await;
+    let queues_of = |tasks: &[Value]| {
+        let mut queues: Vec<String> = tasks
+            .iter()
+            .map(|t| t["queue"].as_str().unwrap().to_string())
+            .collect();
+        queues.sort();
+        queues
+    };
+    assert_eq!(queues_of(&first), ["emails", "other", "other"]);
+
+    // While it holds its one `emails` task, the limit leaves nothing to claim.
+    assert!(claim(&app, limited.clone()).await.is_empty());
+    let held = first.iter().find(|t| t["queue"] == "emails").unwrap();
+    let (status, _) = complete(&app, held, json!(null)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(queues_of(&claim(&app, limited).await), ["emails"]);
+}
+
+both_backends!(a_queue_limit_that_is_not_queue_equals_a_count_is_refused);
+async fn a_queue_limit_that_is_not_queue_equals_a_count_is_refused() {
+    let app = TestApp::without_workers().await;
+    let worker = any_worker(&app).await;
+    for bad in [
+        "emails",
+        "emails=0",
+        "emails=10000",
+        "emails=01",
+        "bad name=1",
+        "=3",
+    ] {
+        let body = json!({"worker_id": worker, "queue_concurrency": ["ok=2", bad]});
+        let (status, refused) = app.post("/api/v1/tasks/claim", body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {refused}");
+        assert_eq!(
+            refused["detail"][0]["loc"],
+            json!(["body", "queue_concurrency", 1]),
+            "{bad}"
+        );
+        assert_eq!(refused["detail"][0]["type"], "queue_limit", "{bad}");
+    }
+}

@@ -224,9 +224,12 @@ class Client:
         queues: Optional[Sequence[str]] = None,
         types: Optional[Sequence[str]] = None,
         lease_seconds: Optional[float] = None,
+        queue_concurrency: Optional[Mapping[str, int]] = None,
     ) -> List[Task]:
         """Claims up to `max` (1 to 100) tasks, waiting up to `wait_ms` (at most 30,000) for
         one to be ready; an empty list when none came or the worker was told to stop claiming.
+        `queue_concurrency` caps a queue: no task of it is claimed while the worker holds that
+        many of them running (e.g. `{"emails": 4}`).
         """
         body: Dict[str, Any] = {"worker_id": worker_id, "max": max, "wait_ms": wait_ms}
         if queues is not None:
@@ -235,6 +238,8 @@ class Client:
             body["types"] = list(types)
         if lease_seconds is not None:
             body["lease_seconds"] = lease_seconds
+        if queue_concurrency:
+            body["queue_concurrency"] = [f"{q}={n}" for q, n in queue_concurrency.items()]
         timeout = self.timeout + min(wait_ms, _MAX_WAIT_MS) / 1000.0
         answer = self._http.call("POST", "/api/v1/tasks/claim", body, timeout=timeout)
         if not answer:

@@ -32,7 +32,7 @@ import signal
 import threading
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 from .backoff import Backoff
 from .client import Client, Registration
@@ -63,6 +63,7 @@ class Worker:
     """Runs handlers for the task types registered with `handler` or `register`.
 
     `queues` and `types` choose what it claims (types default to the registered handlers);
+    `queue_concurrency` caps some queues (`{"emails": 4}`: at most 4 of its tasks at once);
     `lease_seconds` is asked for on each claim (default: the server's); `grace_seconds` is how
     long a stop lets running handlers finish before aborting them and releasing their tasks.
     `on_event(event)` receives each lifecycle event as a dict with an `event` key:
@@ -81,6 +82,7 @@ class Worker:
         grace_seconds: float = 30.0,
         labels: Optional[Dict[str, Any]] = None,
         on_event: Optional[EventHook] = None,
+        queue_concurrency: Optional[Mapping[str, int]] = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -89,6 +91,7 @@ class Worker:
         self.queues = list(queues) if queues is not None else None
         self.types = list(types) if types is not None else None
         self.concurrency = concurrency
+        self.queue_concurrency = dict(queue_concurrency or {})
         self.lease_seconds = lease_seconds
         self.grace_seconds = grace_seconds
         self.labels = labels
@@ -329,7 +332,13 @@ class Worker:
         assert registration is not None
         try:
             return self.client.claim(
-                registration.id, wanted, CLAIM_WAIT_MS, self.queues, self.types, self._lease()
+                registration.id,
+                wanted,
+                CLAIM_WAIT_MS,
+                self.queues,
+                self.types,
+                self._lease(),
+                self.queue_concurrency,
             )
         except NotFound:
             self._reregister()

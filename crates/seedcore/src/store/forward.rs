@@ -167,6 +167,14 @@ macro_rules! impl_store {
                 pull::finished_lease(self, lease).await
             }
 
+            async fn running_by_queue(
+                &self,
+                worker_id: &str,
+                queues: &[String],
+            ) -> StoreResult<Vec<(String, i64)>> {
+                pull::running_by_queue(self, worker_id, queues).await
+            }
+
             async fn list_workers(&self) -> StoreResult<Vec<Worker>> {
                 workers::list(self).await
             }

@@ -216,6 +216,13 @@ pub trait Store: Send + Sync + 'static {
     /// What the lease finished its task as (completed, retry or failed), if it finished it
     /// through `finish_remembered` within the last day.
     async fn finished_lease(&self, lease: Lease) -> StoreResult<Option<TaskStatus>>;
+    /// How many tasks the worker runs now in each of `queues` (queues it runs none in are
+    /// left out).
+    async fn running_by_queue(
+        &self,
+        worker_id: &str,
+        queues: &[String],
+    ) -> StoreResult<Vec<(String, i64)>>;
 
     // Import of existing data (ids and times kept; ids already stored are left alone).
     /// Inserts the facts not stored yet, in one transaction; returns how many were new.

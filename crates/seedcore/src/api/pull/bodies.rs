@@ -19,7 +19,10 @@ use crate::{
     },
     validate::{
         FieldError, Fields, QUEUE_NAME, limits, nul_errors,
-        spec::{self, Boolean, Documented, Integer, Kind, List, Number, Object, Spec, Text},
+        spec::{
+            self, Boolean, Documented, Format, Integer, Invalid, Kind, List, Number, Object, Spec,
+            Text,
+        },
     },
 };
 
@@ -100,8 +103,34 @@ const LEASE_SECONDS: Spec<Number> = spec::number(
 .above(0.0)
 .at_most(MAX_LEASE_SECONDS);
 
-const CLAIM_FIELDS: &[&dyn Documented] =
-    &[&WORKER_ID, &QUEUES, &TYPES, &MAX, &WAIT_MS, &LEASE_SECONDS];
+/// `queue=n`: at most n (1 to 9999) tasks of that queue held at once.
+const QUEUE_LIMIT: Format = Format {
+    pattern: "^[A-Za-z0-9_.:-]{1,100}=[1-9][0-9]{0,3}$",
+    check: |item| parse_queue_limit(item).is_some(),
+    invalid: Invalid {
+        kind: "queue_limit",
+        msg: "A queue limit is `queue=n`: a queue name, '=' and a number from 1 to 9999",
+    },
+};
+const QUEUE_CONCURRENCY: Spec<List> = spec::strings(
+    "queue_concurrency",
+    "Per-queue limits for this worker, as `queue=n` (e.g. `emails=4`): a claim takes no task \
+     of that queue while the worker holds n of them running. A queue listed twice keeps the \
+     smaller limit. Other queues are limited only by `max`.",
+)
+.max_items(MAX_NAMES)
+.max_item_chars(105)
+.item_format(QUEUE_LIMIT);
+
+const CLAIM_FIELDS: &[&dyn Documented] = &[
+    &WORKER_ID,
+    &QUEUES,
+    &TYPES,
+    &MAX,
+    &WAIT_MS,
+    &LEASE_SECONDS,
+    &QUEUE_CONCURRENCY,
+];
 
 const LEASE_TOKEN: Spec<Text> = {
     let mut token = WHOLE_ID.with_name("lease_token");
@@ -214,6 +243,8 @@ pub struct ClaimRequest {
     pub max: i64,
     pub wait: Duration,
     pub lease: Option<Duration>,
+    /// Per-queue limits: the most tasks of each queue the worker may hold running.
+    pub queue_limits: Vec<(String, i64)>,
 }
 
 /// A task heartbeat's request.
@@ -242,7 +273,7 @@ pub fn registration(body: &Map<String, Value>) -> Result<Registration, ApiError>
     let client_name = fields.read_text(&CLIENT_NAME).unwrap_or_default();
     let client_version = fields.read_text(&CLIENT_VERSION).unwrap_or_default();
     let mut errors = fields.finish().err().unwrap_or_default();
-    errors.extend(queue_errors(&QUEUES, queues.as_deref()));
+    errors.extend(format_errors(&QUEUES, queues.as_deref()));
     errors.extend(nul_errors(body, &spec::stored_keys(REGISTER_FIELDS)));
     done(errors)?;
     Ok(Registration {
@@ -264,8 +295,10 @@ pub fn claim(body: &Map<String, Value>) -> Result<ClaimRequest, ApiError> {
     let max = fields.read_integer(&MAX).unwrap_or(1);
     let wait_ms = fields.read_integer(&WAIT_MS).unwrap_or(0);
     let lease = fields.read_number(&LEASE_SECONDS);
+    let limits = fields.read_strings(&QUEUE_CONCURRENCY);
     let mut errors = fields.finish().err().unwrap_or_default();
-    errors.extend(queue_errors(&QUEUES, queues.as_deref()));
+    errors.extend(format_errors(&QUEUES, queues.as_deref()));
+    errors.extend(format_errors(&QUEUE_CONCURRENCY, limits.as_deref()));
     errors.extend(nul_errors(body, &spec::stored_keys(CLAIM_FIELDS)));
     done(errors)?;
     Ok(ClaimRequest {
@@ -275,7 +308,28 @@ pub fn claim(body: &Map<String, Value>) -> Result<ClaimRequest, ApiError> {
         max,
         wait: Duration::from_millis(wait_ms as u64),
         lease: lease.map(Duration::from_secs_f64),
+        queue_limits: queue_limits(limits.unwrap_or_default()),
     })
+}
+
+/// `queue=n` as the queue and n, if it is one.
+fn parse_queue_limit(item: &str) -> Option<(&str, i64)> {
+    let (queue, n) = item.rsplit_once('=')?;
+    let digits = n.len() <= 4 && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit());
+    let n: i64 = n.parse().ok().filter(|_| digits)?;
+    ((QUEUE_NAME.check)(queue) && n >= 1).then_some((queue, n))
+}
+
+/// The limits by queue, each queue once with its smallest limit.
+fn queue_limits(items: Vec<String>) -> Vec<(String, i64)> {
+    let mut limits: Vec<(String, i64)> = Vec::new();
+    for (queue, n) in items.iter().filter_map(|item| parse_queue_limit(item)) {
+        match limits.iter_mut().find(|(q, _)| q == queue) {
+            Some(limit) => limit.1 = limit.1.min(n),
+            None => limits.push((queue.to_string(), n)),
+        }
+    }
+    limits
 }
 
 pub fn heartbeat(body: &Map<String, Value>) -> Result<HeartbeatRequest, ApiError> {
@@ -412,19 +466,20 @@ fn error_text(error: &Map<String, Value>) -> Result<String, Vec<FieldError>> {
     Ok(text)
 }
 
-fn queue_errors(spec: &Spec<List>, queues: Option<&[String]>) -> Vec<FieldError> {
-    let Some(queues) = queues else {
+/// An error for each item of the list that its spec's item format refuses.
+fn format_errors(spec: &Spec<List>, items: Option<&[String]>) -> Vec<FieldError> {
+    let (Some(items), Some(format)) = (items, spec.kind.item_format) else {
         return Vec::new();
     };
-    queues
+    items
         .iter()
         .enumerate()
-        .filter(|(_, queue)| !(QUEUE_NAME.check)(queue))
+        .filter(|(_, item)| !(format.check)(item))
         .map(|(i, _)| {
             FieldError::new(
                 vec![spec.name.into(), i.into()],
-                QUEUE_NAME.invalid.kind,
-                QUEUE_NAME.invalid.msg,
+                format.invalid.kind,
+                format.invalid.msg,
             )
         })
         .collect()
@@ -539,7 +594,7 @@ mod tests {
         let tried = conformance::assert_bounds_enforced_but(
             &schema,
             &body(json!({"worker_id": "w"})),
-            &["queue_name"],
+            &["queue_name", "queue_limit"],
             |b| errors_of(claim(b)),
         );
         assert!(tried >= 6, "only {tried} cases");
@@ -551,7 +606,7 @@ mod tests {
         let tried = conformance::assert_bounds_enforced_but(
             &schema,
             &body(json!({"name": "w"})),
-            &["queue_name"],
+            &["queue_name", "queue_limit"],
             |b| errors_of(registration(b)),
         );
         assert!(tried >= 4, "only {tried} cases");

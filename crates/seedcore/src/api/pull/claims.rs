@@ -22,7 +22,7 @@ use crate::{
         extract::JsonObject,
     },
     model::WorkerCommand,
-    store::{Claim, ClaimedTask, DriftRange, DynStore},
+    store::{Claim, ClaimedTask, DriftRange, DynStore, StoreError},
 };
 
 /// A task handed to a pull worker, with the lease that lets it finish the attempt.
@@ -116,8 +116,12 @@ pub async fn claim_tasks(
         exclude_queues: Vec::new(),
         types: request.types.or(worker.types),
     };
+    let wanted = Wanted {
+        claim,
+        limits: request.queue_limits,
+    };
     let deadline = Instant::now() + request.wait;
-    Ok(match poll(&state, &claim, deadline).await? {
+    Ok(match poll(&state, &wanted, deadline).await? {
         Some(tasks) => Json(ClaimedTasks { tasks }).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     })
@@ -127,9 +131,10 @@ pub async fn claim_tasks(
 /// while waiting (None). Interest in wake-ups is registered before each query.
 async fn poll(
     state: &AppState,
-    claim: &Claim,
+    wanted: &Wanted,
     deadline: Instant,
 ) -> Result<Option<Vec<LeasedTask>>, ApiError> {
+    let claim = &wanted.claim;
     let store = &state.store;
     let mut waited = false;
     loop {
@@ -140,7 +145,7 @@ async fn poll(
         }
         // Taken before the claim, so the expiry reported is never later than the stored one.
         let expires = Utc::now() + chrono::Duration::from_std(claim.lease).unwrap_or_default();
-        let claimed = store.claim_tasks(claim).await.map_err(store_error)?;
+        let claimed = claim_once(store, wanted).await.map_err(store_error)?;
         if !claimed.is_empty() {
             let tasks = claimed.into_iter().map(|c| LeasedTask::of(c, expires));
             return Ok(Some(tasks.collect()));
@@ -156,6 +161,59 @@ async fn poll(
         }
         waited = true;
     }
+}
+
+/// A claim and the worker's per-queue limits.
+struct Wanted {
+    claim: Claim,
+    limits: Vec<(String, i64)>,
+}
+
+/// One claim without waiting: the queues without a limit first, then each limited queue up to
+/// what its limit leaves beside the tasks of it the worker holds now, all within `max`. The
+/// holdings are read before claiming, so claims a worker sends at the same time may together
+/// pass a limit (the clients send one at a time).
+async fn claim_once(store: &DynStore, wanted: &Wanted) -> Result<Vec<ClaimedTask>, StoreError> {
+    let base = &wanted.claim;
+    let served = |queue: &String| base.queues.as_ref().is_none_or(|qs| qs.contains(queue));
+    let limits: Vec<&(String, i64)> = wanted.limits.iter().filter(|(q, _)| served(q)).collect();
+    if limits.is_empty() {
+        return store.claim_tasks(base).await;
+    }
+    let limited: Vec<String> = limits.iter().map(|(q, _)| q.clone()).collect();
+    let held = store.running_by_queue(&base.worker_id, &limited).await?;
+    let mut taken = Vec::new();
+    let open = base.queues.as_ref().map(|qs| {
+        qs.iter()
+            .filter(|q| !limited.contains(q))
+            .cloned()
+            .collect::<Vec<_>>()
+    });
+    if open.as_ref().is_none_or(|qs| !qs.is_empty()) {
+        let mut exclude = base.exclude_queues.clone();
+        exclude.extend(limited.iter().cloned());
+        let unlimited = Claim {
+            queues: open,
+            exclude_queues: exclude,
+            ..base.clone()
+        };
+        taken.extend(store.claim_tasks(&unlimited).await?);
+    }
+    for (queue, limit) in limits {
+        let left = base.limit - taken.len() as i64;
+        let holding = held.iter().find(|(q, _)| q == queue).map_or(0, |(_, n)| *n);
+        let allowed = (limit - holding).min(left);
+        if allowed <= 0 {
+            continue;
+        }
+        let one = Claim {
+            queues: Some(vec![queue.clone()]),
+            limit: allowed,
+            ..base.clone()
+        };
+        taken.extend(store.claim_tasks(&one).await?);
+    }
+    Ok(taken)
 }
 
 async fn still_running(store: &DynStore, id: &str) -> Result<bool, ApiError> {

@@ -154,6 +154,22 @@ pub(super) async fn finished_lease(
         .transpose()
 }
 
+pub(super) async fn running_by_queue(
+    store: &PgStore,
+    worker_id: &str,
+    queues: &[String],
+) -> StoreResult<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        r"select queue, count(*) from tasks
+          where status = 'running' and worker_id = $1 and queue = any($2)
+          group by queue",
+    )
+    .bind(worker_id)
+    .bind(queues)
+    .fetch_all(&store.pool)
+    .await?)
+}
+
 fn command(state: &str) -> StoreResult<WorkerCommand> {
     WorkerCommand::parse(state).ok_or_else(|| StoreError::Corrupt(format!("worker state {state}")))
 }

@@ -172,6 +172,27 @@ pub(super) async fn finish_remembered(
     Ok(recorded)
 }
 
+pub(super) async fn running_by_queue(
+    store: &SqliteStore,
+    worker_id: &str,
+    queues: &[String],
+) -> StoreResult<Vec<(String, i64)>> {
+    let mut counts = Vec::new();
+    for queue in queues {
+        let running: i64 = sqlx::query_scalar(
+            "select count(*) from tasks where status = 'running' and worker_id = ?1 and queue = ?2",
+        )
+        .bind(worker_id)
+        .bind(queue)
+        .fetch_one(&store.reader)
+        .await?;
+        if running > 0 {
+            counts.push((queue.clone(), running));
+        }
+    }
+    Ok(counts)
+}
+
 pub(super) async fn finished_lease(
     store: &SqliteStore,
     lease: Lease,
