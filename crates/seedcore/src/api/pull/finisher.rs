@@ -4,12 +4,16 @@
 //! outcome and adds no wait; under load one round trip records many, as the built-in workers'
 //! completer does.
 //!
-//! Invariants: at most one batch write per process is in flight; every queued outcome gets an
-//! answer (recorded, lease lost, or the store's error), even if its request went away, so an
-//! acknowledged completion is committed and an abandoned one is still recorded. One outcome the
-//! database refuses does not sink the others: a failed batch is retried one outcome at a time.
+//! Invariants: at most one batch write per process is in flight, holding each task at most
+//! once; every queued outcome gets an answer (recorded, lease lost, or the store's error), even
+//! if its request went away, so an acknowledged completion is committed and an abandoned one is
+//! still recorded. One outcome the database refuses does not sink the others: a failed batch is
+//! retried one outcome at a time.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex, MutexGuard},
+};
 
 use tokio::sync::oneshot;
 
@@ -88,15 +92,23 @@ impl Finisher {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The next batch, or None (and no writer any more) when nothing is queued.
+    /// The next batch, or None (and no writer any more) when nothing is queued. A batch holds
+    /// each task once: a second outcome for the same task (a repeat, or a completion racing a
+    /// failure) waits for the next batch, so that it meets the first one's result, as it would
+    /// one request after the other.
     fn next_batch(&self) -> Option<Vec<Entry>> {
         let mut pending = self.lock();
         if pending.queue.is_empty() {
             pending.writing = false;
             return None;
         }
-        let take = pending.queue.len().min(MAX_BATCH);
-        Some(pending.queue.drain(..take).collect())
+        let mut tasks = HashSet::new();
+        let (batch, later): (Vec<Entry>, Vec<Entry>) = pending
+            .queue
+            .drain(..)
+            .partition(|entry| tasks.len() < MAX_BATCH && tasks.insert(entry.lease.task_id));
+        pending.queue = later;
+        Some(batch)
     }
 }
 
@@ -148,5 +160,41 @@ async fn write(store: &DynStore, batch: Vec<Entry>) {
                 let _ = entry.done.send(answer);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn queue(finisher: &Finisher, task_id: Uuid) {
+        let (done, _) = oneshot::channel();
+        let lease = Lease {
+            task_id,
+            token: Uuid::new_v4(),
+        };
+        let outcome = Outcome::Completed(Value::Null);
+        finisher.lock().queue.push(Entry {
+            lease,
+            outcome,
+            done,
+        });
+    }
+
+    #[test]
+    fn a_second_outcome_for_a_task_waits_for_the_next_batch() {
+        let finisher = Finisher::default();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        for task in [a, b, a] {
+            queue(&finisher, task);
+        }
+        let tasks = |batch: Vec<Entry>| batch.iter().map(|e| e.lease.task_id).collect::<Vec<_>>();
+        assert_eq!(tasks(finisher.next_batch().unwrap()), [a, b]);
+        assert_eq!(tasks(finisher.next_batch().unwrap()), [a]);
+        assert!(finisher.next_batch().is_none());
+        assert!(!finisher.lock().writing);
     }
 }
