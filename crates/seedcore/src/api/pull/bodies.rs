@@ -199,7 +199,8 @@ const RETRY_AFTER_SECONDS: Spec<Number> = spec::number(
 pub const MAX_COMPLETIONS: usize = 100;
 const COMPLETION_TASK_ID: Spec<Text> = {
     let mut id = WHOLE_ID.with_name("task_id");
-    id.doc = "The task whose attempt the lease is for (each task at most once per request).";
+    id.doc = "The task whose attempt the lease is for. A task listed twice is answered as two \
+              requests one after the other would be.";
     id
 };
 const COMPLETION_FIELDS: &[&dyn Documented] = &[&COMPLETION_TASK_ID, &LEASE_TOKEN, &RESULT];
@@ -358,31 +359,9 @@ pub fn completion(body: &Map<String, Value>) -> Result<(Uuid, Value), ApiError> 
 /// One completion of a batch: the lease and the task's result.
 pub type CompletionItem = (Uuid, Uuid, Value);
 
-/// The completions of `POST /api/v1/tasks/complete`, each task at most once.
+/// The completions of `POST /api/v1/tasks/complete`.
 pub fn completions(body: &Map<String, Value>) -> Result<Vec<CompletionItem>, ApiError> {
-    let items = bulk_items_up_to(body, "completions", MAX_COMPLETIONS, completion_item)?;
-    let mut seen = std::collections::HashSet::new();
-    let repeated: Vec<FieldError> = items
-        .iter()
-        .enumerate()
-        .filter(|(_, (task_id, _, _))| !seen.insert(*task_id))
-        .map(|(i, _)| {
-            FieldError::new(
-                vec![
-                    "body".into(),
-                    "completions".into(),
-                    i.into(),
-                    "task_id".into(),
-                ],
-                "value_error",
-                "Value error, this task is already completed earlier in the list",
-            )
-        })
-        .collect();
-    if !repeated.is_empty() {
-        return Err(ApiError::Validation(repeated));
-    }
-    Ok(items)
+    bulk_items_up_to(body, "completions", MAX_COMPLETIONS, completion_item)
 }
 
 fn completion_item(item: &Map<String, Value>) -> Result<CompletionItem, Vec<FieldError>> {

@@ -172,7 +172,7 @@ pub struct CompletionAnswers {
     responses(
         (status = 200, description = "Each completion recorded, or refused as `lease_lost` (that task unchanged); in the order sent", body = CompletionAnswers),
         (status = 413, description = "Body over the size limit", body = ErrorBody),
-        (status = 422, description = "Invalid body (a task listed twice included): nothing was recorded", body = ValidationErrors),
+        (status = 422, description = "Invalid body: nothing was recorded", body = ValidationErrors),
         (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
     )
 )]
