@@ -640,9 +640,10 @@ export class Worker extends EventEmitter {
         for (const item of batch) item.settle({ kind: 'single' });
         return;
       }
-      const verdicts = new Map(outcomes.map((o) => [o.task_id, o.outcome]));
-      for (const item of batch) {
-        const completed = verdicts.get(item.entry.task.id) === 'completed';
+      // The answers come in the order sent; a task may be in the batch twice (two leases).
+      for (const [i, item] of batch.entries()) {
+        const verdict = outcomes[i];
+        const completed = verdict?.task_id === item.entry.task.id && verdict.outcome === 'completed';
         item.settle(
           completed ? { kind: 'completed', batch: batch.length } : { kind: 'lease_lost' },
         );

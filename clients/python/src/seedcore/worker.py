@@ -540,12 +540,14 @@ class Worker:
             return
 
     def _settle(self, batch: List[Tuple[Task, Any]], items: List[Dict[str, Any]]) -> None:
-        outcomes = {item.get("task_id"): item.get("outcome") for item in items}
-        for task, _ in batch:
-            if outcomes.get(task.id) == "completed":
+        # The answers come in the order sent; a task may be in the batch twice (two leases).
+        for (task, _), item in zip(batch, items):
+            if item.get("task_id") == task.id and item.get("outcome") == "completed":
                 self._completed(task, len(batch))
             else:
                 self._dropped(task)
+        for task, _ in batch[len(items):]:
+            self._dropped(task)
 
     def _complete_each(self, batch: List[Tuple[Task, Any]]) -> None:
         for task, result in batch:
