@@ -17,29 +17,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-log() { printf 'conformance.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-as_root() {
-    if [[ $EUID -eq 0 ]]; then
-        "$@"
-    elif command -v sudo >/dev/null; then
-        sudo -n "$@"
-    else
-        die "need root or sudo to run: $*"
-    fi
-}
-
-APT_UPDATED=
-apt_install() {
-    command -v apt-get >/dev/null || die "apt-get not found; install $* by hand"
-    local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -q -o Acquire::Retries=3 -o DPkg::Lock::Timeout=300)
-    if [[ -z $APT_UPDATED ]]; then
-        as_root "${apt[@]}" update || return
-        APT_UPDATED=1
-    fi
-    as_root "${apt[@]}" install -y --no-install-recommends "$@"
-}
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 # A digest of a directory's files (caches and build output left out): what a stamp records.
 digest() {
@@ -72,10 +51,7 @@ setup_python() {
 }
 
 setup_typescript() {
-    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-        log "installing Node.js and npm with apt-get"
-        apt_install nodejs npm
-    fi
+    setup_node 18
     local stamp=clients/typescript/node_modules/.seedcore-lock.sha256 now
     now=$(sha256sum clients/typescript/package-lock.json | cut -d' ' -f1)
     if [[ ! -f $stamp || $(<"$stamp") != "$now" ]]; then

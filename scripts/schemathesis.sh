@@ -29,25 +29,8 @@ SEED=${SCHEMATHESIS_SEED:-1}
 RUN_TIMEOUT=${SCHEMATHESIS_TIMEOUT:-150}
 ADMIN_URL=${SEEDCORE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 
-log() { printf 'schemathesis.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-as_root() {
-    if [[ $EUID -eq 0 ]]; then
-        "$@"
-    elif command -v sudo >/dev/null; then
-        sudo -n "$@"
-    else
-        die "need root or sudo to run: $*"
-    fi
-}
-
-apt_install() {
-    command -v apt-get >/dev/null || die "apt-get not found; install $* by hand"
-    local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -q -o Acquire::Retries=3 -o DPkg::Lock::Timeout=300)
-    as_root "${apt[@]}" update
-    as_root "${apt[@]}" install -y --no-install-recommends "$@"
-}
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 # --- schemathesis ---------------------------------------------------------------------------
 

@@ -26,32 +26,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-log() { printf 'test.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-# Runs a command as root, through sudo when we are not root (CI runners often aren't).
-as_root() {
-    if [[ $EUID -eq 0 ]]; then
-        "$@"
-    elif command -v sudo >/dev/null; then
-        sudo -n "$@"
-    else
-        die "need root or sudo to run: $*"
-    fi
-}
-
-APT_UPDATED=
-# Installs Debian packages non-interactively; the lock timeout rides out a
-# concurrent unattended upgrade on a fresh machine.
-apt_install() {
-    command -v apt-get >/dev/null || die "apt-get not found; install $* by hand"
-    local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -q -o Acquire::Retries=3 -o DPkg::Lock::Timeout=300)
-    if [[ -z $APT_UPDATED ]]; then
-        as_root "${apt[@]}" update || return
-        APT_UPDATED=1
-    fi
-    as_root "${apt[@]}" install -y --no-install-recommends "$@"
-}
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 # Prints the URL with any password masked, for logs.
 redact() { sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#' <<<"$1"; }
@@ -203,24 +179,6 @@ setup_postgres() {
     log "PostgreSQL: $source, $(redact "$url")"
 }
 
-# --- Chromium -----------------------------------------------------------------
-
-setup_chromium() {
-    if [[ ! -x /usr/bin/chromium ]] && ! command -v chromium >/dev/null; then
-        log "installing Chromium with apt-get"
-        apt_install chromium
-    fi
-    local chromium
-    chromium=$(command -v chromium || echo /usr/bin/chromium)
-    [[ -x $chromium ]] || die "chromium not found after installing it"
-    # Catches missing shared libraries now rather than as browser test failures.
-    local err
-    err=$(timeout 120 "$chromium" --headless --no-sandbox --disable-gpu --dump-dom about:blank 2>&1 >/dev/null) ||
-        { printf '%s\n' "$err" >&2; die "$chromium does not run headless"; }
-    export SEEDCORE_CHROMIUM=$chromium
-    log "Chromium: $chromium"
-}
-
 # --- main ---------------------------------------------------------------------
 
 # Make interrupts go through the EXIT trap, which stops a private cluster.
@@ -242,6 +200,7 @@ fi
 setup_postgres
 ensure_pg_binaries
 setup_chromium
+log "Chromium: $SEEDCORE_CHROMIUM"
 # There is a server now: a PostgreSQL test that cannot reach it fails, never skips.
 export SEEDCORE_TEST_REQUIRE_POSTGRES=1
 

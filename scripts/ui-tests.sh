@@ -9,57 +9,13 @@
 # Installs what is missing: Chromium with apt-get, the npm packages with `npm ci`. Needs
 # Node.js 20 or later (installed with apt-get when there is none). Builds the binary with
 # cargo unless SEEDCORE_BIN names one. SEEDCORE_CHROMIUM names another browser binary.
-# The run is bounded: past UI_TESTS_TIMEOUT seconds (default 150) it is stopped and fails.
+# The run is bounded: past UI_TESTS_TIMEOUT seconds (default 300) it is stopped and fails.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-log() { printf 'ui-tests.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-as_root() {
-    if [[ $EUID -eq 0 ]]; then
-        "$@"
-    elif command -v sudo >/dev/null; then
-        sudo -n "$@"
-    else
-        die "need root or sudo to run: $*"
-    fi
-}
-
-APT_UPDATED=
-apt_install() {
-    command -v apt-get >/dev/null || die "apt-get not found; install $* by hand"
-    local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -q -o Acquire::Retries=3 -o DPkg::Lock::Timeout=300)
-    if [[ -z $APT_UPDATED ]]; then
-        as_root "${apt[@]}" update
-        APT_UPDATED=1
-    fi
-    as_root "${apt[@]}" install -y --no-install-recommends "$@"
-}
-
-setup_chromium() {
-    if [[ -n ${SEEDCORE_CHROMIUM:-} ]]; then
-        [[ -x $SEEDCORE_CHROMIUM ]] || die "SEEDCORE_CHROMIUM=$SEEDCORE_CHROMIUM is not executable"
-        return
-    fi
-    if ! command -v chromium >/dev/null; then
-        log "installing Chromium with apt-get"
-        apt_install chromium
-    fi
-    SEEDCORE_CHROMIUM=$(command -v chromium)
-    export SEEDCORE_CHROMIUM
-}
-
-setup_node() {
-    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-        log "installing Node.js with apt-get"
-        apt_install nodejs npm
-    fi
-    local major
-    major=$(node -p 'process.versions.node.split(".")[0]')
-    ((major >= 20)) || die "Node.js $(node --version) is too old: the tests need 20 or later"
-}
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 setup_binary() {
     if [[ -n ${SEEDCORE_BIN:-} ]]; then
@@ -75,11 +31,11 @@ setup_binary() {
 }
 
 setup_chromium
-setup_node
+setup_node 20
 setup_binary
 (cd ui-tests && npm ci --no-audit --no-fund --loglevel=error)
 mkdir -p target/ui-screenshots
 log "Chromium: $SEEDCORE_CHROMIUM; seedcore: $SEEDCORE_BIN"
 cd ui-tests
-exec timeout --kill-after=10 "${UI_TESTS_TIMEOUT:-150}" \
+exec timeout --kill-after=10 "${UI_TESTS_TIMEOUT:-300}" \
     node --test --test-concurrency=1 --test-timeout=60000 "$@" tests/
