@@ -21,7 +21,7 @@ import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Client } from './client.js';
 import { LeaseLostError, NotFoundError } from './errors.js';
 import type { HttpSettings } from './http.js';
-import type { ToThread, FromThread } from './thread-messages.js';
+import { holdKey, type ToThread, type FromThread } from './thread-messages.js';
 
 interface Setup {
   http: HttpSettings;
@@ -33,6 +33,7 @@ interface Setup {
 }
 
 interface Held {
+  taskId: string;
   token: string;
   /** Local clock (ms) after which the server may consider the lease gone. */
   expiresAt: number;
@@ -54,7 +55,8 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-async function renew(taskId: string, lease: Held): Promise<void> {
+async function renew(key: string, lease: Held): Promise<void> {
+  const { taskId, token: leaseToken } = lease;
   lease.inFlight = true;
   const sentAt = Date.now();
   try {
@@ -62,18 +64,18 @@ async function renew(taskId: string, lease: Held): Promise<void> {
       extendSeconds: setup.extendSeconds,
       timeoutMs: requestTimeoutMs,
     });
-    if (held.get(taskId) !== lease) return;
+    if (held.get(key) !== lease) return;
     if (state.cancel_requested) {
-      held.delete(taskId);
-      report({ kind: 'abort', taskId, reason: 'cancelled' });
+      held.delete(key);
+      report({ kind: 'abort', taskId, leaseToken, reason: 'cancelled' });
     } else {
       lease.expiresAt = Math.max(lease.expiresAt, sentAt + setup.extendSeconds * 1000);
     }
   } catch (error) {
-    if (held.get(taskId) !== lease) return;
+    if (held.get(key) !== lease) return;
     if (error instanceof LeaseLostError) {
-      held.delete(taskId);
-      report({ kind: 'abort', taskId, reason: 'lease_lost' });
+      held.delete(key);
+      report({ kind: 'abort', taskId, leaseToken, reason: 'lease_lost' });
     } else {
       report({ kind: 'problem', operation: 'task heartbeat', error: describe(error) });
     }
@@ -96,16 +98,16 @@ async function workerBeat(): Promise<void> {
 
 function tick(): void {
   void workerBeat();
-  for (const [taskId, lease] of held) if (!lease.inFlight) void renew(taskId, lease);
+  for (const [key, lease] of held) if (!lease.inFlight) void renew(key, lease);
 }
 
 /** Reports every lease about to run out unrenewed. */
 function fence(): void {
   const now = Date.now();
-  for (const [taskId, lease] of held) {
+  for (const [key, lease] of held) {
     if (now >= lease.expiresAt - setup.marginMs) {
-      held.delete(taskId);
-      report({ kind: 'abort', taskId, reason: 'lease_lost' });
+      held.delete(key);
+      report({ kind: 'abort', taskId: lease.taskId, leaseToken: lease.token, reason: 'lease_lost' });
     }
   }
 }
@@ -119,19 +121,20 @@ parentPort?.on('message', (batch: ToThread[]) => batch.forEach(obey));
 function obey(message: ToThread): void {
   switch (message.kind) {
     case 'hold':
-      held.set(message.taskId, {
+      held.set(holdKey(message.taskId, message.leaseToken), {
+        taskId: message.taskId,
         token: message.leaseToken,
         expiresAt: message.expiresAt,
         inFlight: false,
       });
       break;
     case 'renewed': {
-      const lease = held.get(message.taskId);
+      const lease = held.get(holdKey(message.taskId, message.leaseToken));
       if (lease) lease.expiresAt = Math.max(lease.expiresAt, message.expiresAt);
       break;
     }
     case 'drop':
-      held.delete(message.taskId);
+      held.delete(holdKey(message.taskId, message.leaseToken));
       break;
     case 'worker':
       workerId = message.workerId;

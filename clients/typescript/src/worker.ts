@@ -40,7 +40,7 @@ import {
   SeedcoreError,
   isRetryable,
 } from './errors.js';
-import type { AbortReason, FromThread, ToThread } from './thread-messages.js';
+import { holdKey, type AbortReason, type FromThread, type ToThread } from './thread-messages.js';
 import type {
   CompletionOutcome,
   LeasedTask,
@@ -153,6 +153,7 @@ export class Worker extends EventEmitter {
   private readonly options: WorkerOptions;
   private readonly concurrency: number;
   private readonly handlers = new Map<string, Handler>();
+  /** Held tasks by `holdKey` (id and lease token). */
   private readonly running = new Map<string, Running>();
   /** Handlers running now: the slots taken (`running` also holds results being sent). */
   private busy = 0;
@@ -335,7 +336,7 @@ export class Worker extends EventEmitter {
   private onReport(message: FromThread): void {
     switch (message.kind) {
       case 'abort': {
-        const entry = this.running.get(message.taskId);
+        const entry = this.running.get(holdKey(message.taskId, message.leaseToken));
         if (entry) this.abort(entry, message.reason);
         break;
       }
@@ -454,7 +455,8 @@ export class Worker extends EventEmitter {
       handlerDone: false,
       settled: Promise.resolve(),
     };
-    this.running.set(task.id, entry);
+    const key = holdKey(task.id, task.leaseToken);
+    this.running.set(key, entry);
     this.busy++;
     // The server starts the lease as it answers (a long poll may have waited for long before),
     // so the answer's arrival is the latest moment it can have started; the thread's margin
@@ -466,8 +468,8 @@ export class Worker extends EventEmitter {
         this.fire('network_error', { operation: 'task', task: task.id, error: describe(error) }),
       )
       .finally(() => {
-        this.running.delete(task.id);
-        this.tell({ kind: 'drop', taskId: task.id });
+        this.running.delete(key);
+        this.tell({ kind: 'drop', taskId: task.id, leaseToken: task.leaseToken });
         this.notify();
       });
   }
@@ -507,6 +509,7 @@ export class Worker extends EventEmitter {
             this.tell({
               kind: 'renewed',
               taskId: task.id,
+              leaseToken: task.leaseToken,
               expiresAt: sentAt + this.leaseSeconds * 1000,
             });
           return state;

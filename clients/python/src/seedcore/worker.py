@@ -99,7 +99,10 @@ class Worker:
         self.registration: Optional[Registration] = None
         self.state: Optional[str] = None
         self._handlers: Dict[str, Handler] = {}
-        self._held: Dict[str, Task] = {}
+        #: Held tasks by id and lease token (one claim's tasks share a token): a task released and
+        #: claimed again while its first handler still runs is two entries, each heartbeated and
+        #: fenced on its own lease.
+        self._held: Dict[Tuple[str, str], Task] = {}
         #: Handlers running now: the slots taken (`_held` also counts results being sent).
         self._busy = 0
         #: Results waiting for the completer, and how many it is sending now.
@@ -348,7 +351,7 @@ class Worker:
         with self._changed:
             for task in tasks:
                 task._on_abort = self._on_abort
-                self._held[task.id] = task
+                self._held[(task.id, task.lease_token)] = task
             self._busy += len(tasks)
         for task in tasks:
             self._inbox.put(task)
@@ -386,7 +389,7 @@ class Worker:
                 with self._changed:
                     self._busy -= 1
                     if not handed:
-                        self._held.pop(task.id, None)
+                        self._held.pop((task.id, task.lease_token), None)
                     self._changed.notify_all()
 
     def _execute(self, task: Task) -> bool:
@@ -486,7 +489,7 @@ class Worker:
                 finally:
                     with self._changed:
                         for task, _ in batch:
-                            self._held.pop(task.id, None)
+                            self._held.pop((task.id, task.lease_token), None)
                         self._sending = 0
                         self._changed.notify_all()
         finally:
