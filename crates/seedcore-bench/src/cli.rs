@@ -46,12 +46,12 @@ pub struct Args {
     #[arg(long)]
     pub w4_rows: Option<u64>,
 
-    /// Finished tasks M1 loads into the history before its second measurement (default
-    /// 10,000,000; 10,000 with --smoke).
+    /// Finished tasks M1 and D1 load into the history before their second measurement
+    /// (default 10,000,000; 10,000 with --smoke).
     #[arg(long)]
     pub m1_rows: Option<u64>,
 
-    /// The workload to run (`all` runs W1–W4 and F1; W5, M1 and M2 run when named).
+    /// The workload to run (`all` runs W1–W4 and F1; W5, M1, M2 and D1 run when named).
     #[arg(value_enum)]
     pub workload: Selection,
 }
@@ -67,6 +67,7 @@ pub enum Selection {
     F1,
     M1,
     M2,
+    D1,
     All,
 }
 
@@ -81,6 +82,7 @@ pub enum Workload {
     F1,
     M1,
     M2,
+    D1,
 }
 
 impl Workload {
@@ -102,6 +104,7 @@ impl Workload {
             Workload::F1 => "f1",
             Workload::M1 => "m1",
             Workload::M2 => "m2",
+            Workload::D1 => "d1",
         }
     }
 
@@ -115,6 +118,7 @@ impl Workload {
             Workload::F1 => "fact search",
             Workload::M1 => "metrics scrape",
             Workload::M2 => "metrics cost",
+            Workload::D1 => "dashboard task list",
         }
     }
 }
@@ -130,6 +134,7 @@ impl Selection {
             Selection::F1 => vec![Workload::F1],
             Selection::M1 => vec![Workload::M1],
             Selection::M2 => vec![Workload::M2],
+            Selection::D1 => vec![Workload::D1],
             Selection::All => Workload::ALL.to_vec(),
         }
     }

@@ -1,4 +1,5 @@
 //! Keeps the benchmark tool from rotting: runs the built `seedcore-bench --smoke --json all`
+//! (and the workloads `all` leaves out, M1 and D1)
 //! against the test PostgreSQL (`SEEDCORE_TEST_DATABASE_URL`, else the local default) and the
 //! seedcore binary of this workspace, and checks that every workload printed its figures and,
 //! where it has one, a positive baseline. Timings are never asserted. Like seedcore's own
@@ -82,10 +83,11 @@ fn seedcore_binary() -> PathBuf {
     binary
 }
 
-/// Runs the tool and returns its stdout, failing the test on a non-zero exit or a hang.
-fn run_bench(seedcore: &Path) -> String {
+/// Runs the tool on `workload` and returns its stdout, failing the test on a non-zero exit or
+/// a hang.
+fn run_bench(seedcore: &Path, workload: &str) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_seedcore-bench"))
-        .args(["--smoke", "--json", "all", "--seedcore"])
+        .args(["--smoke", "--json", workload, "--seedcore"])
         .arg(seedcore)
         .args(["--dsn", &admin_url()])
         .stdout(Stdio::piped())
@@ -153,31 +155,43 @@ fn check_figures(report: &Value) -> usize {
     baselines
 }
 
-#[test]
-fn every_workload_reports_figures_and_a_baseline() {
-    if let Some(why) = postgres_absent() {
-        let line = format!(
-            "no PostgreSQL at {}: {why}; set SEEDCORE_TEST_DATABASE_URL or run scripts/test.sh",
-            admin_url()
-        );
-        assert!(
-            !postgres_required(),
-            "SEEDCORE_TEST_REQUIRE_POSTGRES is set, but: {line}"
-        );
-        // Straight to stderr: libtest would capture eprintln! of a passing test.
-        let _ = writeln!(
-            std::io::stderr(),
-            "\nSKIPPED: seedcore-bench's smoke run ({line})\n"
-        );
-        return;
-    }
-    let seedcore = seedcore_binary();
-    let stdout = run_bench(&seedcore);
-    let reports: Vec<Value> = stdout
+/// Whether the test must skip: no PostgreSQL answers (and none is required).
+fn skip_without_postgres() -> bool {
+    let Some(why) = postgres_absent() else {
+        return false;
+    };
+    let line = format!(
+        "no PostgreSQL at {}: {why}; set SEEDCORE_TEST_DATABASE_URL or run scripts/test.sh",
+        admin_url()
+    );
+    assert!(
+        !postgres_required(),
+        "SEEDCORE_TEST_REQUIRE_POSTGRES is set, but: {line}"
+    );
+    // Straight to stderr: libtest would capture eprintln! of a passing test.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\nSKIPPED: seedcore-bench's smoke run ({line})\n"
+    );
+    true
+}
+
+/// The JSON reports the tool printed, one per line.
+fn reports(stdout: &str) -> Vec<Value> {
+    stdout
         .lines()
         .filter(|line| !line.trim().is_empty())
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect();
+        .collect()
+}
+
+#[test]
+fn every_workload_reports_figures_and_a_baseline() {
+    if skip_without_postgres() {
+        return;
+    }
+    let stdout = run_bench(&seedcore_binary(), "all");
+    let reports = reports(&stdout);
     let names: Vec<&str> = reports
         .iter()
         .map(|r| r["workload"].as_str().unwrap_or("?"))
@@ -190,5 +204,24 @@ fn every_workload_reports_figures_and_a_baseline() {
         if report["workload"] != "w2" {
             assert!(baselines > 0, "no baseline in {report}");
         }
+    }
+}
+
+#[test]
+fn the_workloads_run_only_when_named_report_figures_against_their_baselines() {
+    if skip_without_postgres() {
+        return;
+    }
+    let seedcore = seedcore_binary();
+    for workload in ["m1", "d1"] {
+        let stdout = run_bench(&seedcore, workload);
+        let reports = reports(&stdout);
+        assert_eq!(reports.len(), 1, "stdout:\n{stdout}");
+        assert_eq!(reports[0]["workload"], workload);
+        assert!(
+            check_figures(&reports[0]) > 0,
+            "no baseline in {}",
+            reports[0]
+        );
     }
 }

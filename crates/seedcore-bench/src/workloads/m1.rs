@@ -3,7 +3,7 @@
 //! into it; the figure is the loaded p50/p99 and its ratio to the empty one. The target is a
 //! scrape under 50 ms with 10 million rows in the history.
 
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 
 use crate::{
     db::{BenchDb, with_database},
@@ -12,11 +12,9 @@ use crate::{
     process::{Seedcore, db_init},
     report::{Better, Measure, RunOutcome},
     stats::Latencies,
-    workloads::{Context, SETTLE, Table, progress, vacuum_analyze},
+    workloads::{Context, SETTLE, Table, history, progress, vacuum_analyze},
 };
 
-/// History rows per insert statement (as W4 loads them).
-const LOAD_CHUNK: i64 = 1_000_000;
 /// Unmeasured scrapes before each measurement. Back-to-back statements outrun the pool's
 /// return of connections, so the first few dozen scrapes after a start open new connections
 /// (about 100 ms each here) until the pool holds enough: a start-up cost, not a scrape's.
@@ -44,7 +42,7 @@ async fn all_runs(ctx: &Context, db: &BenchDb) -> Result<Vec<RunOutcome>> {
         empty.push(scrapes(ctx, &base).await?);
     }
     progress(format_args!("m1 loading {} finished tasks", plan.m1_rows));
-    let triggers_skipped = load_history(db, plan.m1_rows).await?;
+    let triggers_skipped = history::load(db, plan.m1_rows, HISTORY_ROWS, "m1").await?;
     vacuum_analyze(&pool, Table::Tasks).await?;
     let mut loaded = Vec::new();
     for run in 1..=plan.runs {
@@ -103,51 +101,15 @@ async fn enqueue_backlog(pool: &PgPool, count: i64) -> Result<()> {
     Ok(())
 }
 
-/// Inserts `rows` completed tasks into the history by `insert … select generate_series`, in
-/// chunks, skipping the statement triggers where the role may (then recounting once).
-/// Returns whether the triggers were skipped.
-async fn load_history(db: &BenchDb, rows: i64) -> Result<bool> {
-    let mut conn = db.connect().await?;
-    let triggers_skipped = sqlx::raw_sql("set session_replication_role = replica")
-        .execute(&mut conn)
-        .await
-        .is_ok();
-    let mut first = 1;
-    while first <= rows {
-        let last = (first + LOAD_CHUNK - 1).min(rows);
-        insert_history(&mut conn, first, last).await?;
-        progress(format_args!("m1 loaded {last} of {rows}"));
-        first = last + 1;
-    }
-    if triggers_skipped {
-        sqlx::query("select seedcore_recount()")
-            .execute(&mut conn)
-            .await
-            .context("recount the loaded tasks")?;
-    }
-    conn.close().await.ok();
-    Ok(triggers_skipped)
-}
-
-/// Rows `first..=last`, spread over the queues of the backlog, finished over the past weeks.
-async fn insert_history(conn: &mut PgConnection, first: i64, last: i64) -> Result<()> {
-    sqlx::query(
-        r#"insert into task_history (id, type, status, queue, result, attempts, created_at,
-                                     updated_at, run_at, started_at, finished_at, worker_id)
-           select gen_random_uuid(), 'noop', 'completed', 'm1-' || (g % $3),
-                  '{"success": true, "path": "fast", "handler": "noop", "result": {}}',
-                  1, ts, ts, ts, ts, ts, 'bench-history'
-           from (select g, now() - interval '10 minutes' - g * interval '250 ms' as ts
-                 from generate_series($1::bigint, $2::bigint) g) s"#,
-    )
-    .bind(first)
-    .bind(last)
-    .bind(QUEUES)
-    .execute(conn)
-    .await
-    .context("load finished tasks")?;
-    Ok(())
-}
+/// Rows `$1..=$2`, spread over the [`QUEUES`] queues of the backlog, finished over the past
+/// weeks.
+const HISTORY_ROWS: &str = r#"insert into task_history (id, type, status, queue, result, attempts, created_at,
+                                 updated_at, run_at, started_at, finished_at, worker_id)
+       select gen_random_uuid(), 'noop', 'completed', 'm1-' || (g % 10),
+              '{"success": true, "path": "fast", "handler": "noop", "result": {}}',
+              1, ts, ts, ts, ts, ts, 'bench-history'
+       from (select g, now() - interval '10 minutes' - g * interval '250 ms' as ts
+             from generate_series($1::bigint, $2::bigint) g) s"#;
 
 fn outcome(empty: &Latencies, loaded: &Latencies, note: &str) -> RunOutcome {
     let mut out = RunOutcome::default();
@@ -185,10 +147,6 @@ fn notes(ctx: &Context, triggers_skipped: bool) -> String {
         plan.scrape_requests,
         plan.m1_ready,
         plan.m1_rows,
-        if triggers_skipped {
-            "triggers skipped, counters rebuilt with seedcore_recount()"
-        } else {
-            "with the statement triggers"
-        },
+        history::how_loaded(triggers_skipped),
     )
 }

@@ -1,8 +1,10 @@
 //! The workloads of docs/benchmarks.md, one module each, and what they share: the context they run
 //! in and the progress lines they print on stderr.
 
+mod d1;
 mod drain;
 mod f1;
+mod history;
 mod m1;
 mod m2;
 mod per_row;
@@ -43,6 +45,7 @@ pub async fn run(workload: Workload, ctx: &Context) -> Result<Report> {
         Workload::F1 => f1::run(ctx).await?,
         Workload::M1 => m1::run(ctx).await?,
         Workload::M2 => m2::run(ctx).await?,
+        Workload::D1 => d1::run(ctx).await?,
     };
     Ok(Report::from_runs(workload, ctx.plan.smoke, runs))
 }
