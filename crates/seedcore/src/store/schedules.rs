@@ -249,10 +249,14 @@ impl BatchPlan {
         });
     }
 
-    /// The history rows of the planned tasks that were inserted (`created`): a fire whose key
-    /// was already used created nothing, and records nothing.
-    pub fn recorded(&self, created: &[Task]) -> Vec<FireRecord> {
-        let ids: std::collections::HashSet<Uuid> = created.iter().map(|t| t.id).collect();
+    /// The history rows of the planned tasks that were inserted (the ids of `inserted`): a fire
+    /// whose key was already used created nothing, and records nothing.
+    pub fn recorded(&self, inserted: &[Task]) -> Vec<FireRecord> {
+        self.recorded_ids(inserted.iter().map(|t| t.id))
+    }
+
+    fn recorded_ids(&self, inserted: impl IntoIterator<Item = Uuid>) -> Vec<FireRecord> {
+        let ids: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
         self.fires
             .iter()
             .filter(|f| ids.contains(&f.task_id))
@@ -357,5 +361,47 @@ mod tests {
         let batch = plan_batch(&[broken], at("2026-11-28T12:00:10Z"));
         assert!(batch.tasks.is_empty());
         assert_eq!(batch.advances[0].next_fire_at, None);
+    }
+
+    #[test]
+    fn only_the_fires_whose_tasks_were_inserted_are_recorded() {
+        let once = hourly(MisfirePolicy::RunOnce, "2026-11-28T11:00:00Z");
+        let batch = plan_batch(&[once.clone()], at("2026-11-28T12:00:10Z"));
+        assert_eq!(batch.fires.len(), 2);
+        // The first fire's key was already used: only the second task was inserted.
+        let recorded = batch.recorded_ids([batch.tasks[1].id]);
+        assert_eq!(recorded.len(), 1);
+        assert_eq!(
+            (
+                recorded[0].task_id,
+                recorded[0].fired_at,
+                recorded[0].manual
+            ),
+            (batch.tasks[1].id, at("2026-11-28T12:00:00Z"), false)
+        );
+        assert_eq!(touched(&batch.fires), [once.id]);
+    }
+
+    #[test]
+    fn a_manual_fire_is_the_templates_task_under_a_key_of_its_own_acted_by_the_caller() {
+        let schedule = hourly(MisfirePolicy::RunOnce, "2026-11-28T13:00:00Z");
+        let now = at("2026-11-28T12:34:56.789Z");
+        let (task, fire) = manual_fire(&schedule, Actor::token("ops"), now);
+        assert_eq!(task.task_type, "noop");
+        assert!(task.run_immediately);
+        assert_eq!(
+            task.idempotency_key,
+            Some(format!("schedule:{}:manual:{}", schedule.id, task.id))
+        );
+        assert_eq!(task.actor, Some(Actor::token("ops")));
+        assert_eq!(
+            fire,
+            FireRecord {
+                schedule_id: schedule.id,
+                fired_at: now,
+                task_id: task.id,
+                manual: true
+            }
+        );
     }
 }
