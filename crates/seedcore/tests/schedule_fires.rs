@@ -253,6 +253,45 @@ async fn a_schedules_history_is_deleted_with_it_and_its_tasks_stay() {
     assert_eq!(app.task(&id_of(&task)).await.status, TaskStatus::Queued);
 }
 
+both_backends!(a_fire_whose_task_was_deleted_shows_no_task_and_one_archived_still_does);
+async fn a_fire_whose_task_was_deleted_shows_no_task_and_one_archived_still_does() {
+    let app = TestApp::without_workers().await;
+    let schedule = create(
+        &app,
+        json!({"name": "n", "cron": "@daily", "task": {"type": "noop"}}),
+    )
+    .await;
+    let id = id_of(&schedule);
+    let (kept, deleted) = (trigger(&app, &id).await, trigger(&app, &id).await);
+    for task in [&kept, &deleted] {
+        let (status, _) = app
+            .post_empty(&format!("/api/v1/tasks/{}/cancel", id_of(task)))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, _) = app
+        .delete(&format!("/api/v1/tasks/{}", id_of(&deleted)))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // PostgreSQL moves finished tasks out of the hot table; their fires still find them.
+    let moved = app
+        .store
+        .archive_finished(Utc::now() + chrono::TimeDelta::hours(1), 100)
+        .await
+        .unwrap();
+    let expected = if app.store.backend() == "postgres" {
+        1
+    } else {
+        0
+    };
+    assert_eq!(moved, expected, "the cancelled task moved to the history");
+    let recorded = fires(&app, &id, None).await;
+    assert_eq!(recorded[0]["task_id"], deleted["id"]);
+    assert_eq!(recorded[0]["task"], Value::Null, "the task is gone");
+    assert_eq!(recorded[1]["task"]["status"], "cancelled");
+    assert!(recorded[1]["task"]["finished_at"].is_string());
+}
+
 both_backends!(a_fire_whose_key_was_taken_records_nothing);
 async fn a_fire_whose_key_was_taken_records_nothing() {
     let app = TestApp::without_workers().await;
