@@ -366,7 +366,7 @@ mod tests {
     #[test]
     fn only_the_fires_whose_tasks_were_inserted_are_recorded() {
         let once = hourly(MisfirePolicy::RunOnce, "2026-11-28T11:00:00Z");
-        let batch = plan_batch(&[once.clone()], at("2026-11-28T12:00:10Z"));
+        let batch = plan_batch(std::slice::from_ref(&once), at("2026-11-28T12:00:10Z"));
         assert_eq!(batch.fires.len(), 2);
         // The first fire's key was already used: only the second task was inserted.
         let recorded = batch.recorded_ids([batch.tasks[1].id]);
