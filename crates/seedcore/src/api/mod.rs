@@ -24,6 +24,7 @@ mod properties;
 mod pull;
 mod queues;
 mod schedule_body;
+mod schedule_fires;
 mod schedules;
 mod service;
 mod tasks;
@@ -208,6 +209,8 @@ fn v1_routes() -> OpenApiRouter<AppState> {
             schedules::update_schedule,
             schedules::delete_schedule
         ))
+        .routes(routes!(schedule_fires::list_fires))
+        .routes(routes!(schedule_fires::trigger_schedule))
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
 }
@@ -289,6 +292,17 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = {
         (
             "delete",
             "/api/v1/schedules/{schedule_id}",
+            Token(SchedulesAdmin),
+        ),
+        (
+            "get",
+            "/api/v1/schedules/{schedule_id}/fires",
+            Token(TasksRead),
+        ),
+        // Creating a task from a schedule's template is a change to what the schedule does.
+        (
+            "post",
+            "/api/v1/schedules/{schedule_id}/trigger",
             Token(SchedulesAdmin),
         ),
         ("get", "/api/v1/tokens", Strict(TokensAdmin)),

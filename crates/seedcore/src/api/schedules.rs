@@ -231,7 +231,7 @@ async fn off_thread<T: Send + 'static>(
     })
 }
 
-fn store_error(err: StoreError) -> ApiError {
+pub(super) fn store_error(err: StoreError) -> ApiError {
     ApiError::from_store(err, || "Schedule not found".into())
 }
 

@@ -20,7 +20,7 @@ pub enum Scope {
     FactsWrite,
     /// `queues:admin`: pause and resume queues.
     QueuesAdmin,
-    /// `schedules:admin`: create, change and delete schedules.
+    /// `schedules:admin`: create, change, delete and trigger schedules.
     SchedulesAdmin,
     /// `workflows:write`: create workflows.
     WorkflowsWrite,

@@ -265,6 +265,18 @@ macro_rules! impl_store {
                 schedules::fire_due(self, limit).await
             }
 
+            async fn trigger_schedule(&self, id: Uuid, actor: Actor) -> StoreResult<Task> {
+                schedules::trigger(self, id, actor).await
+            }
+
+            async fn schedule_fires(
+                &self,
+                id: Uuid,
+                limit: i64,
+            ) -> StoreResult<Vec<ScheduleFire>> {
+                schedules::list_fires(self, id, limit).await
+            }
+
             async fn create_token(&self, token: NewToken) -> StoreResult<ApiToken> {
                 tokens::create(self, token).await
             }

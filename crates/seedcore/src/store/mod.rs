@@ -63,7 +63,7 @@ pub use query::{
     CountMode, ESTIMATE_EXACT_UP_TO, FactPage, FactQuery, MetaFilter, Page, RecordKind, TagCount,
     TaskQuery, like_literal,
 };
-pub use schedules::{FIRE_BATCH, Firing, MissedFires};
+pub use schedules::{FIRE_BATCH, FIRE_HISTORY, FiredTask, Firing, MissedFires, ScheduleFire};
 pub use sqlite::SqliteStore;
 pub use target::{DatabaseTarget, PgTls, SSL_MODES, TargetError, parse_ssl_mode};
 pub use watchers::{Signal, SignalSink};
@@ -323,6 +323,13 @@ pub trait Store: Send + Sync + 'static {
     /// firing, creates the tasks of their fires (queued, keyed by fire time, a key in use
     /// creating nothing), and moves each schedule to its next fire. Announces the new tasks.
     async fn fire_due_schedules(&self, limit: i64) -> StoreResult<Firing>;
+    /// In one transaction: creates the schedule's task now (paused or not; queued, under a key
+    /// of its own, acted by `actor`) and records it as a manual fire, without moving the
+    /// schedule's next fire. NotFound when there is no such schedule.
+    async fn trigger_schedule(&self, id: Uuid, actor: Actor) -> StoreResult<Task>;
+    /// The schedule's newest `limit` fires (the history keeps [`FIRE_HISTORY`]), newest first,
+    /// each with its task's current state. NotFound when there is no such schedule.
+    async fn schedule_fires(&self, id: Uuid, limit: i64) -> StoreResult<Vec<ScheduleFire>>;
 
     // API tokens (see `auth::token`: only a hash of each token is stored).
     /// Stores a new token; a name in use is `Conflict`.

@@ -5,6 +5,11 @@
 //! tasks with `on conflict (idempotency_key) do nothing`, and advances `next_fire_at`, all in
 //! one transaction. A PATCH locks its row too (`for update`), so it never interleaves with a
 //! firing of the same schedule.
+//!
+//! Each task inserted gets its row in `schedule_fires` in the same transaction, which then
+//! prunes the touched schedules' history to the newest [`FIRE_HISTORY`]. A manual trigger
+//! holds its schedule `for share` (a delete waits, a firing of another schedule does not),
+//! inserts one task and its history row, and leaves the schedule row as it is.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Postgres, postgres::PgArguments, query::QueryAs, types::Json};
@@ -12,15 +17,19 @@ use uuid::Uuid;
 
 use super::{
     IMPORT_CHUNK, PgStore, ScheduleRow, TaskRow,
+    rows::Pg,
     tasks::{KEEP_FIRST, insert_tasks},
 };
 use crate::{
-    model::{NewSchedule, Schedule, SchedulePatch, Task, TaskStatus},
+    model::{Actor, NewSchedule, NewTask, Schedule, SchedulePatch, Task, TaskStatus},
     store::{
         Page, StoreError, StoreResult,
         parents::starts,
         rows::{schedules, tasks},
-        schedules::{BatchPlan, Firing, invalid, name_taken, plan_batch, task_for_key},
+        schedules::{
+            BatchPlan, FIRE_HISTORY, FireRecord, FireRow, Firing, ScheduleFire, fires, invalid,
+            manual_fire, name_taken, plan_batch, task_for_key, touched,
+        },
     },
 };
 
@@ -152,6 +161,7 @@ pub(super) async fn fire_due(store: &PgStore, limit: i64) -> StoreResult<Firing>
     let due = schedules(rows)?;
     let batch = plan_batch(&due, now);
     let tasks = insert_fires(&mut tx, &batch).await?;
+    record(&mut tx, &batch.recorded(&tasks)).await?;
     advance(&mut tx, &batch).await?;
     let next_due: Option<DateTime<Utc>> =
         sqlx::query_scalar("select min(next_fire_at) from schedules where enabled")
@@ -209,4 +219,98 @@ async fn advance(conn: &mut PgConnection, batch: &BatchPlan) -> StoreResult<()> 
         .await?;
     }
     Ok(())
+}
+
+/// Creates the schedule's task now and records it as a manual fire; see the module docs.
+pub(super) async fn trigger(store: &PgStore, id: Uuid, actor: Actor) -> StoreResult<Task> {
+    let mut tx = store.pool.begin().await?;
+    let row: Option<ScheduleRow> =
+        sqlx::query_as("select * from schedules where id = $1 for share")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    // The database's clock, as a firing uses: fire times of one schedule compare across hosts.
+    let now: DateTime<Utc> = sqlx::query_scalar("select now()")
+        .fetch_one(&mut *tx)
+        .await?;
+    let schedule = row.ok_or(StoreError::NotFound)?.into_schedule()?;
+    let (task, fire) = manual_fire(&schedule, actor, now);
+    let task = insert_one(&mut tx, &task).await?;
+    record(&mut tx, &[fire]).await?;
+    tx.commit().await?;
+    if task.status == TaskStatus::Queued {
+        store.announce();
+    }
+    Ok(task)
+}
+
+async fn insert_one(conn: &mut PgConnection, task: &NewTask) -> StoreResult<Task> {
+    let tasks = std::slice::from_ref(task);
+    let starts = starts(tasks, &Default::default())?;
+    let mut insert = insert_tasks(tasks.iter().zip(&starts));
+    insert.push(" returning *");
+    let row: TaskRow = insert.build_query_as().fetch_one(&mut *conn).await?;
+    row.into_task()
+}
+
+/// Writes the history rows of tasks inserted in this transaction, then keeps only the newest
+/// [`FIRE_HISTORY`] of each schedule they belong to (a bounded scan: the index holds those
+/// schedules' rows in order, and there are never many more than the limit).
+async fn record(conn: &mut PgConnection, records: &[FireRecord]) -> StoreResult<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        r"insert into schedule_fires (schedule_id, fired_at, task_id, manual)
+          select * from unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::boolean[])",
+    )
+    .bind(records.iter().map(|r| r.schedule_id).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.fired_at).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.task_id).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.manual).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        r"delete from schedule_fires
+          where seq in (
+              select seq from (
+                  select seq, row_number() over (
+                      partition by schedule_id order by fired_at desc, seq desc) as n
+                  from schedule_fires
+                  where schedule_id = any($1)
+              ) ranked
+              where n > $2)",
+    )
+    .bind(touched(records))
+    .bind(FIRE_HISTORY)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The newest `limit` fires of the schedule, each with its task as it is now (hot or moved to
+/// the history); NotFound when there is no such schedule.
+pub(super) async fn list_fires(
+    store: &PgStore,
+    id: Uuid,
+    limit: i64,
+) -> StoreResult<Vec<ScheduleFire>> {
+    let known: Option<bool> = sqlx::query_scalar("select true from schedules where id = $1")
+        .bind(id)
+        .fetch_optional(&store.pool)
+        .await?;
+    known.ok_or(StoreError::NotFound)?;
+    let rows: Vec<FireRow<Pg>> = sqlx::query_as(
+        r"select f.fired_at, f.manual, f.task_id, t.id, t.status, t.created_at, t.finished_at
+          from schedule_fires f
+          left join all_tasks t on t.id = f.task_id
+          where f.schedule_id = $1
+          order by f.fired_at desc, f.seq desc
+          limit $2",
+    )
+    .bind(id)
+    .bind(limit)
+    .fetch_all(&store.pool)
+    .await?;
+    fires(rows)
 }

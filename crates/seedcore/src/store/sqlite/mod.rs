@@ -43,8 +43,8 @@ use uuid::Uuid;
 
 use super::{
     Claim, ClaimedTask, FactPage, FactQuery, Firing, Lease, MigrationReport, NewAction, Outcome,
-    Page, PoolStats, RecordKind, Rescued, SignalSink, Store, StoreError, StoreResult, TagCount,
-    TaskAction, TaskChange, TaskQuery, forward::impl_store, watchers::Watchers,
+    Page, PoolStats, RecordKind, Rescued, ScheduleFire, SignalSink, Store, StoreError, StoreResult,
+    TagCount, TaskAction, TaskChange, TaskQuery, forward::impl_store, watchers::Watchers,
 };
 use crate::auth::{ApiToken, NewToken, StoredToken};
 use crate::legacy::LegacyTask;

@@ -5,6 +5,11 @@
 //! advances `next_fire_at` in one `begin immediate` transaction, which also keeps a second
 //! process on the same file from firing the same schedule. A PATCH reads and writes its row in
 //! such a transaction too. Times come from this process's clock, as everywhere in this store.
+//!
+//! Each task inserted gets its row in `schedule_fires` in the same transaction, which then
+//! prunes the touched schedules' history to the newest [`FIRE_HISTORY`]. A manual trigger
+//! reads its schedule, inserts one task and its history row in one `begin immediate`
+//! transaction, and leaves the schedule row as it is. SQLite keeps every task in `tasks`.
 
 use chrono::{DateTime, Utc};
 use sqlx::{Sqlite, SqliteConnection, query::QueryAs, sqlite::SqliteArguments};
@@ -12,15 +17,18 @@ use uuid::Uuid;
 
 use super::{
     ScheduleRow, SqliteStore, TaskRow,
-    rows::{json_text, parse_id, parse_time_opt, stamp},
+    rows::{Lite, json_text, parse_id, parse_time_opt, stamp},
     tasks::{self, KEEP_FIRST},
 };
 use crate::{
-    model::{NewSchedule, Schedule, SchedulePatch, Task},
+    model::{Actor, NewSchedule, NewTask, Schedule, SchedulePatch, Task, TaskStatus},
     store::{
         Page, Signal, StoreError, StoreResult,
         rows::schedules,
-        schedules::{BatchPlan, Firing, invalid, name_taken, plan_batch, task_for_key},
+        schedules::{
+            BatchPlan, FIRE_HISTORY, FireRecord, FireRow, Firing, ScheduleFire, fires, invalid,
+            manual_fire, name_taken, plan_batch, task_for_key, touched,
+        },
     },
 };
 
@@ -156,6 +164,7 @@ pub(super) async fn fire_due(store: &SqliteStore, limit: i64) -> StoreResult<Fir
     let due = schedules(rows)?;
     let batch = plan_batch(&due, now);
     let tasks = insert_fires(&mut tx, &batch).await?;
+    record(&mut tx, &batch.recorded(&tasks)).await?;
     advance(&mut tx, &batch).await?;
     let next_due: Option<String> =
         sqlx::query_scalar("select min(next_fire_at) from schedules where enabled")
@@ -220,4 +229,95 @@ async fn advance(conn: &mut SqliteConnection, batch: &BatchPlan) -> StoreResult<
         .await?;
     }
     Ok(())
+}
+
+/// Creates the schedule's task now and records it as a manual fire; see the module docs.
+pub(super) async fn trigger(store: &SqliteStore, id: Uuid, actor: Actor) -> StoreResult<Task> {
+    let mut tx = store.writer.begin_with("begin immediate").await?;
+    let row: Option<ScheduleRow> = sqlx::query_as("select * from schedules where id = ?1")
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+    let schedule = row.ok_or(StoreError::NotFound)?.into_schedule()?;
+    let (task, fire) = manual_fire(&schedule, actor, Utc::now());
+    let task = insert_one(&mut tx, task).await?;
+    record(&mut tx, &[fire]).await?;
+    tx.commit().await?;
+    if task.status == TaskStatus::Queued {
+        store.watchers.send(Signal::TasksReady);
+    }
+    Ok(task)
+}
+
+async fn insert_one(conn: &mut SqliteConnection, task: NewTask) -> StoreResult<Task> {
+    let rows = tasks::columns_of(conn, vec![task]).await?;
+    let mut insert = tasks::insert(&rows, &stamp(Utc::now()));
+    insert.push(" returning *");
+    let row: TaskRow = insert.build_query_as().fetch_one(&mut *conn).await?;
+    row.into_task()
+}
+
+/// Writes the history rows of tasks inserted in this transaction, then keeps only the newest
+/// [`FIRE_HISTORY`] of each schedule they belong to (a bounded scan: the index holds those
+/// schedules' rows in order, and there are never many more than the limit).
+async fn record(conn: &mut SqliteConnection, records: &[FireRecord]) -> StoreResult<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = records
+        .iter()
+        .map(|r| (r.schedule_id, stamp(r.fired_at), r.task_id, r.manual))
+        .collect();
+    sqlx::query(
+        r"insert into schedule_fires (schedule_id, fired_at, task_id, manual, at)
+          select value ->> 0, value ->> 1, value ->> 2, value ->> 3, ?2
+          from json_each(?1)",
+    )
+    .bind(json_text(&rows)?)
+    .bind(stamp(Utc::now()))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        r"delete from schedule_fires
+          where seq in (
+              select seq from (
+                  select seq, row_number() over (
+                      partition by schedule_id order by fired_at desc, seq desc) as n
+                  from schedule_fires
+                  where schedule_id in (select value from json_each(?1))
+              )
+              where n > ?2)",
+    )
+    .bind(json_text(&touched(records))?)
+    .bind(FIRE_HISTORY)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The newest `limit` fires of the schedule, each with its task as it is now; NotFound when
+/// there is no such schedule.
+pub(super) async fn list_fires(
+    store: &SqliteStore,
+    id: Uuid,
+    limit: i64,
+) -> StoreResult<Vec<ScheduleFire>> {
+    let known: Option<i64> = sqlx::query_scalar("select 1 from schedules where id = ?1")
+        .bind(id.to_string())
+        .fetch_optional(&store.reader)
+        .await?;
+    known.ok_or(StoreError::NotFound)?;
+    let rows: Vec<FireRow<Lite>> = sqlx::query_as(
+        r"select f.fired_at, f.manual, f.task_id, t.id, t.status, t.created_at, t.finished_at
+          from schedule_fires f
+          left join tasks t on t.id = f.task_id
+          where f.schedule_id = ?1
+          order by f.fired_at desc, f.seq desc
+          limit ?2",
+    )
+    .bind(id.to_string())
+    .bind(limit)
+    .fetch_all(&store.reader)
+    .await?;
+    fires(rows)
 }

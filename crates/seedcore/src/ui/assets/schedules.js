@@ -1,23 +1,34 @@
 // @ts-check
 /**
- * Schedules: the list with the next fire times, the last fire and the task it made; pause,
- * resume, edit and delete for holders of `schedules:admin`, and a form whose cron expression
- * is checked as it is typed (the next five fire times, or why it is refused).
+ * Schedules: the list with the next fire times, the last fire and the task it made; under
+ * each schedule its last fires (scheduled or manual, with the task's status now); pause,
+ * resume, trigger now, edit and delete for holders of `schedules:admin`, and a form whose
+ * cron expression is checked as it is typed (the next five fire times, or why it is refused).
+ *
+ * A trigger's task goes to the top of its schedule's fires at once; the page's refresh (on
+ * task events) brings the statuses up to date. A refused trigger's message stays beside its
+ * button across refreshes until the next trigger of that schedule succeeds.
  */
 
 import { api, can, query } from "./api.js";
-import { confirmDialog, errorBox, h, link, time } from "./dom.js";
+import { confirmDialog, errorBox, h, link, status, time } from "./dom.js";
 import { onChange, throttle } from "./live.js";
+
+/** How many of its last fires each schedule shows. */
+const FIRES_SHOWN = 5;
 
 /** @param {HTMLElement} main */
 export function schedules(main) {
   const body = h("div", { "aria-live": "polite" });
   const editor = h("div", {});
   let alive = true;
+  /** Why the last trigger of a schedule failed, by schedule id. */
+  const refusals = new Map();
   const refresh = async () => {
     try {
       const page = await api("GET", "/api/v1/schedules?limit=1000");
-      if (alive) body.replaceChildren(view(page.items, refresh, (s) => editor.replaceChildren(form(s, refresh, () => editor.replaceChildren(newButton())))));
+      const fires = await lastFires(page.items);
+      if (alive) body.replaceChildren(view(page.items, fires, refusals, refresh, (s) => editor.replaceChildren(form(s, refresh, () => editor.replaceChildren(newButton())))));
     } catch (err) {
       if (alive) body.replaceChildren(errorBox(err));
     }
@@ -36,7 +47,19 @@ export function schedules(main) {
   };
 }
 
-function view(items, refresh, edit) {
+/** Each schedule's last fires, or the error that kept them from being read, by schedule id. */
+async function lastFires(items) {
+  const read = await Promise.all(items.map(async (s) => {
+    try {
+      return [s.id, (await api("GET", `/api/v1/schedules/${s.id}/fires?limit=${FIRES_SHOWN}`)).items];
+    } catch (err) {
+      return [s.id, err instanceof Error ? err : new Error(String(err))];
+    }
+  }));
+  return new Map(read);
+}
+
+function view(items, fires, refusals, refresh, edit) {
   if (items.length === 0) {
     return h("div", { class: "empty card" }, h("p", {}, "No schedules yet: ",
       can("schedules:admin") ? "create one with New schedule." : "one with schedules:admin can create them."));
@@ -45,7 +68,47 @@ function view(items, refresh, edit) {
   return h("div", { class: "scroll" }, h("table", {},
     h("thead", {}, h("tr", {}, ["Schedule", "Cron", "Task", "State", "Next fires", "Last fire", admin ? "Action" : null]
       .filter(Boolean).map((x) => h("th", {}, x)))),
-    h("tbody", {}, items.map((s) => row(s, admin, refresh, edit)))));
+    h("tbody", {}, items.flatMap((s) => [row(s, admin, refresh, edit), firesRow(s, fires.get(s.id), admin, refusals, admin ? 7 : 6)]))));
+}
+
+/** The row under a schedule: its last fires, and the trigger button for `schedules:admin`. */
+function firesRow(s, fires, admin, refusals, span) {
+  const list = h("ol", { class: "fires", "aria-label": `Last fires of ${s.name}` },
+    Array.isArray(fires) ? fires.map(fireItem) : []);
+  const message = h("span", { class: "fire-message" }, refusals.has(s.id) ? errorBox(refusals.get(s.id)) : "");
+  const button = /** @type {HTMLButtonElement} */ (h("button", { type: "button", onclick: async () => {
+    button.disabled = true;
+    try {
+      const task = await api("POST", `/api/v1/schedules/${s.id}/trigger`);
+      refusals.delete(s.id);
+      message.replaceChildren();
+      list.querySelector(".none")?.remove();
+      list.prepend(fireItem({ fired_at: task.created_at, manual: true, task_id: task.id, task }));
+      while (list.children.length > FIRES_SHOWN) list.lastElementChild?.remove();
+    } catch (err) {
+      refusals.set(s.id, err);
+      message.replaceChildren(errorBox(err));
+    } finally {
+      button.disabled = false;
+    }
+  } }, "Trigger now"));
+  if (Array.isArray(fires) && fires.length === 0) list.append(h("li", { class: "none muted" }, "no fires yet"));
+  return h("tr", { class: "fires-row", "data-fires": s.name },
+    h("td", { colspan: span },
+      h("div", { class: "fires-bar" },
+        h("span", { class: "muted" }, "Last fires"),
+        admin ? button : null,
+        message),
+      fires instanceof Error ? errorBox(fires) : list));
+}
+
+/** One fire: when (the viewer's zone, UTC on hover), whether manual, its task's status now. */
+function fireItem(fire) {
+  return h("li", { "data-task": fire.task_id, "data-manual": fire.manual ? "true" : "false" },
+    time(fire.fired_at), " ",
+    fire.manual ? h("span", { class: "manual" }, "manual") : null, " ",
+    fire.task ? status(fire.task.status) : h("span", { class: "muted" }, "task gone"), " ",
+    fire.task ? link(`tasks/${fire.task_id}`, "task") : null);
 }
 
 function row(s, admin, refresh, edit) {
