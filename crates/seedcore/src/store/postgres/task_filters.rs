@@ -26,8 +26,9 @@ pub(super) fn push_task_filters(builder: &mut QueryBuilder<Postgres>, filter: &T
         builder.push(" and workflow_id = ").push_bind(workflow);
     }
     if let Some(parent) = filter.parent {
+        // The predicate of the children indexes first, so that the planner may use them.
         builder
-            .push(" and depends_on @> array[")
+            .push(" and depends_on <> '{}' and depends_on @> array[")
             .push_bind(parent)
             .push("]::uuid[]");
     }
