@@ -11,9 +11,9 @@
 //!
 //! Layout: the trait and the types it speaks in live here and in the shared modules beside it
 //! (queries, leases, rows, errors, schedule plans); each backend has the same modules
-//! (`tasks`, `claims`, `workflows`, `facts`, `fact_search`, `queues`, `workers`, `schedules`,
-//! `import`, `retention`, `schema`, `rows`, `errors`, `signals`) with its SQL in its own `sql/`
-//! folder, and `forward` writes their `impl Store` once for both.
+//! (`tasks`, `task_filters`, `claims`, `workflows`, `facts`, `fact_search`, `counting`, `queues`,
+//! `workers`, `schedules`, `import`, `retention`, `schema`, `rows`, `errors`, `signals`) with its
+//! SQL in its own `sql/` folder, and `forward` writes their `impl Store` once for both.
 
 pub mod actions;
 mod coalesce;
