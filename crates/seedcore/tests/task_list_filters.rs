@@ -106,6 +106,34 @@ async fn queue_parent_and_time_filters_keep_exactly_the_matching_tasks() {
     assert_eq!(between, [middle.to_string()], "both bounds are strict");
 }
 
+both_backends!(workflow_id_keeps_the_tasks_of_that_workflow);
+async fn workflow_id_keeps_the_tasks_of_that_workflow() {
+    let app = TestApp::without_workers().await;
+    task_with(&app, json!({})).await;
+    let body = json!({"name": "nightly", "tasks": [
+        {"key": "extract", "type": "echo"},
+        {"key": "report", "type": "echo", "depends_on": ["extract"]},
+    ]});
+    let (status, workflow) = app.post("/api/v1/workflows", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{workflow}");
+    let workflow_id = id_of(&workflow);
+    let listed = list(&app, &[("workflow_id", &workflow_id)]).await;
+    assert_eq!(listed["total"], 2);
+    for task in listed["items"].as_array().unwrap() {
+        assert_eq!(task["workflow_id"], workflow_id.as_str());
+    }
+    // Created in one transaction, the two share their creation time: the id breaks the tie.
+    let filter = ("workflow_id", workflow_id.as_str());
+    let first = list(&app, &[filter, ("limit", "1")]).await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = list(&app, &[filter, ("limit", "1"), ("cursor", cursor)]).await;
+    let mut both = [ids_of(&first), ids_of(&second)].concat();
+    both.sort();
+    let mut expected = ids_of(&listed);
+    expected.sort();
+    assert_eq!(both, expected);
+}
+
 both_backends!(q_finds_a_substring_of_the_parameters_or_of_the_error_literally);
 async fn q_finds_a_substring_of_the_parameters_or_of_the_error_literally() {
     let app = TestApp::without_workers().await;
