@@ -26,10 +26,12 @@ use super::{
 };
 use crate::{
     model::TaskStatus,
-    store::{ActionFilter, ActionKind, NewAction, StoreError, TaskAction},
+    store::{ActionFilter, ActionKind, NewAction, ParamFilter, StoreError, TaskAction},
     validate::{
-        FieldError, Fields, QUEUE_NAME,
-        spec::{self, Choice, Documented, Integer, Object, Spec, Text, Timestamp},
+        FieldError, Fields, QUEUE_NAME, limits,
+        spec::{
+            self, Choice, Documented, Format, Integer, Invalid, List, Object, Spec, Text, Timestamp,
+        },
     },
 };
 
@@ -71,6 +73,39 @@ const CREATED_BEFORE: Spec<Timestamp> = spec::timestamp(
     "Only tasks created strictly before this instant.",
 );
 
+const PARENT: Spec<Text> = Spec {
+    name: "parent",
+    doc: "Only the tasks that depend on this task (its children; a whole UUID).",
+    required: false,
+    ..WHOLE_ID
+};
+const Q: Spec<Text> = spec::text(
+    "q",
+    "Only tasks whose parameters as JSON text or error hold this, case-insensitively and literally.",
+)
+.stored();
+const PARAMS: Spec<List> = spec::strings(
+    "params",
+    "Parameter filters `<path>=<value>`, each as the task list's `params.<path>=<value>`: the \
+     value at the dot-separated path of object keys under the parameters equals the value (JSON \
+     when it is a JSON scalar, else a string). All must match.",
+)
+.max_items(limits::MAX_QUERY_VALUES)
+.item_format(PARAM_FILTER);
+/// A `params` item: non-empty keys joined by dots, `=`, then any value; no U+0000.
+const PARAM_FILTER: Format = Format {
+    pattern: "^[^.=\\x00]+(?:\\.[^.=\\x00]+)*=[^\\x00]*$",
+    check: is_param_filter,
+    invalid: Invalid {
+        kind: "param_filter",
+        msg: "Expected <path>=<value>: non-empty keys joined by dots, and no NUL character",
+    },
+};
+
+fn is_param_filter(text: &str) -> bool {
+    ParamFilter::parse(text).is_some()
+}
+
 const FILTER_FIELDS: &[&dyn Documented] = &[
     &STATUS,
     &TYPE,
@@ -79,6 +114,9 @@ const FILTER_FIELDS: &[&dyn Documented] = &[
     &WORKFLOW_ID,
     &CREATED_AFTER,
     &CREATED_BEFORE,
+    &PARENT,
+    &Q,
+    &PARAMS,
 ];
 
 const ACTIONS_LIMIT: Spec<Integer> =
@@ -220,19 +258,36 @@ fn read_filter(object: &Map<String, Value>) -> Result<ActionFilter, Vec<FieldErr
             .and_then(|id| Uuid::try_parse(&id).ok()),
         created_after: fields.read_timestamp(&CREATED_AFTER),
         created_before: fields.read_timestamp(&CREATED_BEFORE),
+        parent: fields
+            .read_text(&PARENT)
+            .and_then(|id| Uuid::try_parse(&id).ok()),
+        q: fields.read_text(&Q),
+        params: fields.read_strings(&PARAMS).unwrap_or_default(),
     };
     let mut errors = fields.finish().err().unwrap_or_default();
+    errors.extend(param_filter_errors(&filter.params));
     let known: Vec<&str> = FILTER_FIELDS.iter().map(|f| f.name()).collect();
     errors.extend(unknown_keys(object, &known));
     errors.extend(crate::validate::nul_errors(
         object,
-        &["type", "queue", "domain"],
+        &["type", "queue", "domain", "q"],
     ));
     if errors.is_empty() {
         Ok(filter)
     } else {
         Err(errors)
     }
+}
+
+/// An error for each `params` item that is not a parameter filter.
+fn param_filter_errors(items: &[String]) -> Vec<FieldError> {
+    let invalid = PARAM_FILTER.invalid;
+    items
+        .iter()
+        .enumerate()
+        .filter(|(_, item)| !is_param_filter(item))
+        .map(|(i, _)| FieldError::new(vec!["params".into(), i.into()], invalid.kind, invalid.msg))
+        .collect()
 }
 
 fn unknown_keys(object: &Map<String, Value>, known: &[&str]) -> Vec<FieldError> {
@@ -277,5 +332,25 @@ impl<S: Send + Sync> FromRequestParts<S> for ActionIdPath {
                 format!("Input should be a valid UUID, got '{raw}'"),
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::spec::conformance;
+
+    #[test]
+    fn the_param_filter_pattern_is_what_a_filter_parses_from() {
+        conformance::assert_pattern_is_the_check(
+            &PARAM_FILTER,
+            &[
+                "customer_id=42",
+                "customer.tier=gold",
+                "a=",
+                "note=x=y",
+                "a b=\"c\"",
+            ],
+        );
     }
 }

@@ -19,7 +19,7 @@ use super::{
     extract::{LIMIT, OFFSET, QueryParams},
 };
 use crate::{
-    model::{Fact, FactCursor},
+    model::{Cursor, Fact},
     store::{CountMode, FactPage, FactQuery, MetaFilter, TagCount},
     validate::{
         limits,
@@ -85,7 +85,9 @@ const CURSOR: Spec<Text> = spec::text(
     "cursor",
     "Continue after the previous page's `next_cursor` (stable while facts are added); not with `search`.",
 )
-.format(Format {
+.format(CURSOR_FORMAT);
+/// A `next_cursor` of the fact or task list.
+pub(super) const CURSOR_FORMAT: Format = Format {
     // Microseconds since the epoch, then the id in any form a UUID parses from. Eighteen digits
     // reach beyond year 30,000; the 19-digit times the check also takes are left out.
     pattern: "^[+-]?0*[0-9]{1,18}_(?:[0-9A-Fa-f]{32}|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|\\{[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\\}|urn:uuid:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})$",
@@ -94,8 +96,8 @@ const CURSOR: Spec<Text> = spec::text(
         kind: "enum",
         msg: "Input should be a next_cursor from an earlier page",
     },
-});
-const COUNT: Spec<Choice> = spec::choice(
+};
+pub(super) const COUNT: Spec<Choice> = spec::choice(
     "count",
     count_names,
     "one of exact, estimate, none",
@@ -103,7 +105,7 @@ const COUNT: Spec<Choice> = spec::choice(
 );
 
 fn is_cursor(text: &str) -> bool {
-    FactCursor::decode(text).is_some()
+    Cursor::decode(text).is_some()
 }
 
 fn count_names() -> Vec<&'static str> {
@@ -163,7 +165,7 @@ fn fact_query(params: &mut QueryParams) -> FactQuery {
         cursor: params
             .formatted(&CURSOR)
             .as_deref()
-            .and_then(FactCursor::decode),
+            .and_then(Cursor::decode),
         count: params
             .choice(&COUNT)
             .and_then(count_mode)
@@ -181,7 +183,7 @@ fn fact_query(params: &mut QueryParams) -> FactQuery {
     query
 }
 
-fn count_mode(text: &str) -> Option<CountMode> {
+pub(super) fn count_mode(text: &str) -> Option<CountMode> {
     match text {
         "exact" => Some(CountMode::Exact),
         "estimate" => Some(CountMode::Estimate),

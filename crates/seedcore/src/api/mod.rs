@@ -27,6 +27,7 @@ mod schedule_body;
 mod schedule_fires;
 mod schedules;
 mod service;
+mod task_list;
 mod tasks;
 mod tokens;
 mod workers;
@@ -161,7 +162,7 @@ struct ApiDoc;
 /// The `/api/v1` routes with their OpenAPI description, relative to where they are mounted.
 fn v1_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(tasks::create_task, tasks::list_tasks))
+        .routes(routes!(tasks::create_task, task_list::list_tasks))
         .routes(routes!(tasks::create_tasks))
         .routes(routes!(
             workflows::create_workflow,

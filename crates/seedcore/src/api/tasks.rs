@@ -1,37 +1,31 @@
-//! Task endpoints: create, list, get, run, cancel, delete, status and the event trail.
+//! Task endpoints: create, get, run, cancel, delete, status and the event trail. The list lives
+//! in `task_list`.
 
 use axum::{Json, extract::State};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Map;
 use utoipa::{
-    IntoParams, PartialSchema, ToSchema,
-    openapi::{
-        RefOr, Schema,
-        path::{Parameter, ParameterIn},
-    },
+    PartialSchema, ToSchema,
+    openapi::{RefOr, Schema},
 };
 use uuid::Uuid;
 
 use super::{
     ApiError, AppState,
     error::{ErrorBody, ValidationErrors},
-    extract::{
-        BulkJsonObject, CallerActor, JsonObject, LIMIT, MAX_BULK, OFFSET, QueryParams, TaskIdPath,
-        bulk_items,
-    },
+    extract::{BulkJsonObject, CallerActor, JsonObject, MAX_BULK, TaskIdPath, bulk_items},
 };
 use crate::{
     config::seconds,
     model::{IdRef, NewTask, Task, TaskEvent, TaskStatus, task::DEFAULT_QUEUE},
-    store::{Page, TaskQuery},
     telemetry::traceparent::TraceParentHeader,
     validate::{
         FieldError, Fields, QUEUE_NAME,
         limits::{self, Size},
         nul_errors,
         spec::{
-            self, Boolean, Choice, Documented, Integer, List, Number, Object, Refused, Spec, Text,
+            self, Boolean, Documented, Integer, List, Number, Object, Refused, Spec, Text,
             Timestamp,
         },
     },
@@ -253,14 +247,6 @@ fn bulk_task(
     new_task_fields(item, default_attempts)
 }
 
-/// A page of tasks, newest first.
-#[derive(Serialize, ToSchema)]
-pub struct TaskList {
-    /// Tasks matching the filters, before paging.
-    total: i64,
-    items: Vec<Task>,
-}
-
 /// Just a task's status.
 #[derive(Serialize, ToSchema)]
 pub struct TaskStatusView {
@@ -275,28 +261,6 @@ pub struct TaskStatusView {
 pub struct TaskEvents {
     task_id: Uuid,
     items: Vec<TaskEvent>,
-}
-
-/// The query parameters of `GET /api/v1/tasks`.
-pub struct TaskListParams;
-
-const STATUS: Spec<Choice> = spec::choice(
-    "status",
-    status_names,
-    "one of created, blocked, queued, running, retry, completed, failed, cancelled",
-    "Only tasks in this status.",
-);
-const TYPE_FILTER: Spec<Text> = spec::text("type", "Only tasks of this type.").stored();
-const DOMAIN_FILTER: Spec<Text> = spec::text("domain", "Only tasks in this domain.").stored();
-
-fn status_names() -> Vec<&'static str> {
-    TaskStatus::ALL.iter().map(|s| s.as_str()).collect()
-}
-
-impl IntoParams for TaskListParams {
-    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        spec::query_parameters(&[&LIMIT, &OFFSET, &STATUS, &TYPE_FILTER, &DOMAIN_FILTER])
-    }
 }
 
 #[utoipa::path(
@@ -402,31 +366,6 @@ pub(super) fn new_task_fields(
         actor: None,
         traceparent: None,
     })
-}
-
-#[utoipa::path(
-    get, path = "/tasks", tag = "tasks",
-    params(TaskListParams),
-    responses(
-        (status = 200, description = "Tasks, newest first", body = TaskList),
-        (status = 422, description = "A parameter is out of range or malformed", body = ValidationErrors),
-        (status = 503, description = "The database is unavailable; try again shortly", body = ErrorBody),
-    )
-)]
-pub async fn list_tasks(
-    State(state): State<AppState>,
-    mut params: QueryParams,
-) -> Result<Json<TaskList>, ApiError> {
-    let query = TaskQuery {
-        limit: params.integer(&LIMIT),
-        offset: params.integer(&OFFSET),
-        status: params.choice(&STATUS).and_then(TaskStatus::parse),
-        task_type: params.stored_text(&TYPE_FILTER),
-        domain: params.stored_text(&DOMAIN_FILTER),
-    };
-    params.finish()?;
-    let Page { total, items } = state.store.list_tasks(&query).await.map_err(store_error)?;
-    Ok(Json(TaskList { total, items }))
 }
 
 #[utoipa::path(

@@ -2,6 +2,7 @@
 //! machine.
 
 pub mod actor;
+pub mod cursor;
 pub mod fact;
 pub mod id;
 pub mod pull_worker;
@@ -13,7 +14,8 @@ pub mod worker;
 pub mod workflow;
 
 pub use actor::Actor;
-pub use fact::{Fact, FactCursor, FactPatch, NewFact};
+pub use cursor::Cursor;
+pub use fact::{Fact, FactPatch, NewFact};
 pub use id::IdRef;
 pub use pull_worker::{PullWorker, WorkerCommand};
 pub use queue::QueueInfo;

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::model::TaskStatus;
 use crate::store::rows::Dialect;
-use crate::store::{StoreError, StoreResult};
+use crate::store::{ParamFilter, StoreError, StoreResult, TaskFilter};
 
 /// What a bulk action does to each matching task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -73,8 +73,8 @@ impl ActionKind {
     }
 }
 
-/// Which tasks an action applies to: the task list's filters and a few more. Every field is
-/// optional; all given ones must match.
+/// Which tasks an action applies to: the task list's filters (see [`TaskFilter`]). Every field
+/// is optional; all given ones must match.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ActionFilter {
     /// Only tasks in this status.
@@ -98,9 +98,38 @@ pub struct ActionFilter {
     /// Only tasks created strictly before this instant.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_before: Option<DateTime<Utc>>,
+    /// Only the tasks that depend on this one (its children).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Uuid>,
+    /// Case-insensitive substring of the parameters as JSON text or of the error; literal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
+    /// `path=value` parameter filters, as the task list's `params.<path>=<value>` takes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<String>,
 }
 
 impl ActionFilter {
+    /// The filters it shares with the task list.
+    pub fn task_filter(&self) -> TaskFilter {
+        TaskFilter {
+            task_type: self.task_type.clone(),
+            queue: self.queue.clone(),
+            domain: self.domain.clone(),
+            workflow_id: self.workflow_id,
+            parent: self.parent,
+            created_after: self.created_after,
+            created_before: self.created_before,
+            q: self.q.clone(),
+            // Checked when the action was accepted.
+            params: self
+                .params
+                .iter()
+                .filter_map(|p| ParamFilter::parse(p))
+                .collect(),
+        }
+    }
+
     /// The statuses to read: those the action applies to, narrowed to the filter's status.
     pub fn statuses(&self, kind: ActionKind) -> Vec<&'static str> {
         kind.applies_to()

@@ -53,7 +53,7 @@ macro_rules! impl_store {
                 tasks::get(self, id).await
             }
 
-            async fn list_tasks(&self, query: &TaskQuery) -> StoreResult<Page<Task>> {
+            async fn list_tasks(&self, query: &TaskQuery) -> StoreResult<TaskPage> {
                 tasks::list(self, query).await
             }
 

@@ -11,9 +11,9 @@
 //!
 //! Layout: the trait and the types it speaks in live here and in the shared modules beside it
 //! (queries, leases, rows, errors, schedule plans); each backend has the same modules
-//! (`tasks`, `claims`, `workflows`, `facts`, `fact_search`, `queues`, `workers`, `schedules`,
-//! `import`, `retention`, `schema`, `rows`, `errors`, `signals`) with its SQL in its own `sql/`
-//! folder, and `forward` writes their `impl Store` once for both.
+//! (`tasks`, `task_filters`, `claims`, `workflows`, `facts`, `fact_search`, `counting`, `queues`,
+//! `workers`, `schedules`, `import`, `retention`, `schema`, `rows`, `errors`, `signals`) with its
+//! SQL in its own `sql/` folder, and `forward` writes their `impl Store` once for both.
 
 pub mod actions;
 mod coalesce;
@@ -32,6 +32,7 @@ mod rows;
 pub mod schedules;
 pub mod sqlite;
 mod target;
+mod task_filter;
 mod tokens;
 mod watchers;
 
@@ -61,11 +62,12 @@ pub use open::{OpenError, open, open_target};
 pub use postgres::PgStore;
 pub use query::{
     CountMode, ESTIMATE_EXACT_UP_TO, FactPage, FactQuery, MetaFilter, Page, RecordKind, TagCount,
-    TaskQuery, like_literal,
+    TaskPage, TaskQuery, TaskSort, like_literal,
 };
 pub use schedules::{FIRE_BATCH, FIRE_HISTORY, FiredTask, Firing, MissedFires, ScheduleFire};
 pub use sqlite::SqliteStore;
 pub use target::{DatabaseTarget, PgTls, SSL_MODES, TargetError, parse_ssl_mode};
+pub use task_filter::{ParamFilter, TaskFilter};
 pub use watchers::{Signal, SignalSink};
 
 /// One database connection pool of this process.
@@ -140,8 +142,8 @@ pub trait Store: Send + Sync + 'static {
     async fn resolve_task(&self, id: &IdRef) -> StoreResult<Uuid>;
     /// The task with this id (NotFound otherwise).
     async fn get_task(&self, id: Uuid) -> StoreResult<Task>;
-    /// The tasks matching the query, newest first.
-    async fn list_tasks(&self, query: &TaskQuery) -> StoreResult<Page<Task>>;
+    /// The tasks matching the query in its order, with their total as it asks.
+    async fn list_tasks(&self, query: &TaskQuery) -> StoreResult<TaskPage>;
     /// Queues a `created`, `failed` or `cancelled` task; returns any other task unchanged.
     async fn run_task(&self, id: Uuid, actor: &Actor) -> StoreResult<Task>;
     /// Cancels a task that is not finished; returns a finished one unchanged.

@@ -1,11 +1,11 @@
 //! The types a caller passes to and gets from the store's reads: pages, the task and fact list
-//! queries with their filters, tag counts, and the escaping of literal LIKE patterns.
+//! queries with their orders and filters, tag counts, and the escaping of literal LIKE patterns.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{Database, Encode, QueryBuilder, Type};
 
-use crate::model::{Fact, FactCursor, TaskStatus};
+use super::task_filter::TaskFilter;
+use crate::model::{Cursor, Fact, Task, TaskStatus};
 
 /// One page of a list and the number of rows matching before paging.
 #[derive(Clone, Debug, PartialEq)]
@@ -16,37 +16,133 @@ pub struct Page<T> {
     pub items: Vec<T>,
 }
 
-/// Filters and paging for the task list.
+/// Filters, order and paging for the task list.
 #[derive(Clone, Debug, Default)]
 pub struct TaskQuery {
     /// Only tasks in this status.
     pub status: Option<TaskStatus>,
-    /// Only tasks of this type.
-    pub task_type: Option<String>,
-    /// Only tasks in this domain.
-    pub domain: Option<String>,
-    /// Most tasks to return; the list is newest first.
+    /// The other filters, shared with bulk actions.
+    pub filter: TaskFilter,
+    /// The order; newest created first by default.
+    pub sort: TaskSort,
+    /// Continue after this position of the sort (keyset paging).
+    pub cursor: Option<Cursor>,
+    /// How `total` is counted; exactly by default.
+    pub count: CountMode,
+    /// Most tasks to return.
     pub limit: i64,
     /// Tasks to skip before the page starts.
     pub offset: i64,
 }
 
 impl TaskQuery {
-    /// The list's `where` clause, the same on both backends.
-    pub(crate) fn push_filters<DB>(&self, builder: &mut QueryBuilder<DB>)
-    where
-        DB: Database,
-        for<'t> &'t str: Encode<'t, DB> + Type<DB>,
-    {
-        builder.push(" where true");
-        if let Some(status) = self.status {
-            builder.push(" and status = ").push_bind(status.as_str());
+    /// Whether the query uses more than the original service's parameters: the answer then
+    /// carries `next_cursor` (and says when its total is an estimate).
+    pub fn is_extended(&self) -> bool {
+        self.filter.is_extended()
+            || self.sort != TaskSort::default()
+            || self.cursor.is_some()
+            || self.count != CountMode::Exact
+    }
+
+    /// Whether it filters on nothing but perhaps the status: the counters know the total.
+    pub fn counted_by_status(&self) -> bool {
+        self.filter == TaskFilter::default()
+    }
+}
+
+/// The orders of the task list: by creation or last update time, either way, ties broken by
+/// id in the same direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TaskSort {
+    /// Newest created first (the contract's order).
+    #[default]
+    CreatedDesc,
+    /// Oldest created first.
+    CreatedAsc,
+    /// Most recently updated first.
+    UpdatedDesc,
+    /// Least recently updated first.
+    UpdatedAsc,
+}
+
+impl TaskSort {
+    /// Every order, as the API spells them.
+    pub const NAMES: [&str; 4] = ["-created_at", "created_at", "-updated_at", "updated_at"];
+
+    /// The order spelt `text` (`-` for descending).
+    pub fn parse(text: &str) -> Option<TaskSort> {
+        match text {
+            "-created_at" => Some(TaskSort::CreatedDesc),
+            "created_at" => Some(TaskSort::CreatedAsc),
+            "-updated_at" => Some(TaskSort::UpdatedDesc),
+            "updated_at" => Some(TaskSort::UpdatedAsc),
+            _ => None,
         }
-        if let Some(task_type) = &self.task_type {
-            builder.push(" and type = ").push_bind(task_type.as_str());
+    }
+
+    /// The time column sorted on.
+    pub fn column(self) -> &'static str {
+        match self {
+            TaskSort::CreatedDesc | TaskSort::CreatedAsc => "created_at",
+            TaskSort::UpdatedDesc | TaskSort::UpdatedAsc => "updated_at",
         }
-        if let Some(domain) = &self.domain {
-            builder.push(" and domain = ").push_bind(domain.as_str());
+    }
+
+    /// Whether the latest comes first.
+    pub fn descending(self) -> bool {
+        matches!(self, TaskSort::CreatedDesc | TaskSort::UpdatedDesc)
+    }
+
+    /// `asc` or `desc`.
+    pub fn direction(self) -> &'static str {
+        if self.descending() { "desc" } else { "asc" }
+    }
+
+    /// The comparison that keeps the rows past a cursor.
+    pub fn past(self) -> &'static str {
+        if self.descending() { "<" } else { ">" }
+    }
+
+    /// The position of `task` in this order.
+    pub fn cursor_of(self, task: &Task) -> Cursor {
+        match self {
+            TaskSort::CreatedDesc | TaskSort::CreatedAsc => Cursor::new(task.created_at, task.id),
+            TaskSort::UpdatedDesc | TaskSort::UpdatedAsc => Cursor::new(task.updated_at, task.id),
+        }
+    }
+}
+
+/// A page of tasks with what the extended list reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskPage {
+    /// None with `count=none`.
+    pub total: Option<i64>,
+    /// True when `total` is an estimate.
+    pub total_estimated: bool,
+    /// The rows of this page, in the query's order.
+    pub items: Vec<Task>,
+    /// Where the next page starts, when this one was full.
+    pub next_cursor: Option<Cursor>,
+}
+
+impl TaskPage {
+    /// A page of `query`'s list with its total; a full page tells where the next one starts.
+    pub(crate) fn new(
+        query: &TaskQuery,
+        (total, total_estimated): (Option<i64>, bool),
+        items: Vec<Task>,
+    ) -> TaskPage {
+        let full = items.len() as i64 == query.limit;
+        let next_cursor = items
+            .last()
+            .filter(|_| full)
+            .map(|task| query.sort.cursor_of(task));
+        TaskPage {
+            total,
+            total_estimated,
+            items,
+            next_cursor,
         }
     }
 }
@@ -69,7 +165,7 @@ pub struct FactQuery {
     /// Only facts created strictly before this instant.
     pub created_before: Option<DateTime<Utc>>,
     /// Continue after this position of the newest-first order (keyset paging).
-    pub cursor: Option<FactCursor>,
+    pub cursor: Option<Cursor>,
     /// How `total` is counted; exactly by default.
     pub count: CountMode,
     /// Most facts to return.
@@ -101,7 +197,7 @@ pub struct MetaFilter {
     pub values: Vec<Value>,
 }
 
-/// How the total of a fact list is counted.
+/// How the total of a task or fact list is counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CountMode {
     /// Every match is counted (the contract's behaviour).
@@ -127,7 +223,7 @@ pub struct FactPage {
     /// Each fact with its full-text rank when the query searched.
     pub items: Vec<(Fact, Option<f32>)>,
     /// Where the next page starts, when this one was full and ordered by recency.
-    pub next_cursor: Option<FactCursor>,
+    pub next_cursor: Option<Cursor>,
 }
 
 impl FactPage {
@@ -140,7 +236,11 @@ impl FactPage {
     ) -> FactPage {
         let full = items.len() as i64 == query.limit;
         let next_cursor = (full && query.search.is_none())
-            .then(|| items.last().map(|(fact, _)| FactCursor::after(fact)))
+            .then(|| {
+                items
+                    .last()
+                    .map(|(fact, _)| Cursor::new(fact.created_at, fact.id))
+            })
             .flatten();
         FactPage {
             total,

@@ -9,8 +9,8 @@ use std::time::Duration;
 use sqlx::{Postgres, QueryBuilder, types::Json};
 use uuid::Uuid;
 
-use super::PgStore;
 use super::rows::Pg;
+use super::{PgStore, task_filters::push_task_filters};
 use crate::model::TaskStatus;
 use crate::model::transition::{PARENT_DONE, PARENT_DONE_ON_FAILURE, names};
 use crate::store::{
@@ -171,24 +171,7 @@ fn candidates(action: &TaskAction, batch: i64) -> QueryBuilder<Postgres> {
     if let Some(cursor) = action.cursor {
         query.push(" and id > ").push_bind(cursor);
     }
-    if let Some(task_type) = &filter.task_type {
-        query.push(" and type = ").push_bind(task_type.clone());
-    }
-    if let Some(queue) = &filter.queue {
-        query.push(" and queue = ").push_bind(queue.clone());
-    }
-    if let Some(domain) = &filter.domain {
-        query.push(" and domain = ").push_bind(domain.clone());
-    }
-    if let Some(workflow) = filter.workflow_id {
-        query.push(" and workflow_id = ").push_bind(workflow);
-    }
-    if let Some(after) = filter.created_after {
-        query.push(" and created_at > ").push_bind(after);
-    }
-    if let Some(before) = filter.created_before {
-        query.push(" and created_at < ").push_bind(before);
-    }
+    push_task_filters(&mut query, &filter.task_filter());
     query.push(" order by id limit ").push_bind(batch);
     query
 }

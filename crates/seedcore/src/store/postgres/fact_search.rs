@@ -1,16 +1,13 @@
 //! The fact list on PostgreSQL with every filter of [`FactQuery`]: the `where` clause, the
-//! page (newest first, or best rank first with `search=`), and the total, counted exactly,
-//! estimated by the planner, read from the counters, or not at all.
+//! page (newest first, or best rank first with `search=`), and the total, read from the
+//! counters or as `counting` finds it.
 //!
 //! Every statement here runs unprepared (see [`fact_filters`] for why).
 
-use serde_json::Value;
 use sqlx::{Postgres, QueryBuilder, types::Json};
 
-use super::{FactRow, PgStore};
-use crate::store::{
-    CountMode, ESTIMATE_EXACT_UP_TO, FactPage, FactQuery, StoreResult, like_literal,
-};
+use super::{FactRow, PgStore, counting::count_matches};
+use crate::store::{CountMode, FactPage, FactQuery, StoreResult, like_literal};
 
 /// The columns of a fact as the API shows it, of the facts aliased `f`.
 pub(super) const FACT_COLUMNS: &str =
@@ -137,49 +134,11 @@ async fn count(store: &PgStore, query: &FactQuery) -> StoreResult<(Option<i64>, 
             .await?;
         return Ok((Some(total), false));
     }
-    match query.count {
-        CountMode::None => Ok((None, false)),
-        CountMode::Exact => {
-            let mut count = QueryBuilder::new("select count(*)");
-            count.push(fact_source(query));
-            fact_filters(&mut count, query);
-            Ok((
-                Some(
-                    count
-                        .build_query_scalar()
-                        .persistent(false)
-                        .fetch_one(&store.pool)
-                        .await?,
-                ),
-                false,
-            ))
-        }
-        CountMode::Estimate => {
-            // The planner first (a millisecond): when it expects many matches, its
-            // estimate is the answer, and no match is visited.
-            let expected = planner_estimate(store, query).await?;
-            if expected > ESTIMATE_EXACT_UP_TO {
-                return Ok((Some(expected), true));
-            }
-            // It expects few: count them, stopping one past the cap in case it was wrong.
-            let mut capped = QueryBuilder::new("select count(*) from (select 1");
-            capped.push(fact_source(query));
-            fact_filters(&mut capped, query);
-            capped
-                .push(" limit ")
-                .push_bind(ESTIMATE_EXACT_UP_TO + 1)
-                .push(") capped");
-            let counted: i64 = capped
-                .build_query_scalar()
-                .persistent(false)
-                .fetch_one(&store.pool)
-                .await?;
-            if counted <= ESTIMATE_EXACT_UP_TO {
-                return Ok((Some(counted), false));
-            }
-            Ok((Some(expected.max(counted)), true))
-        }
-    }
+    count_matches(store, query.count, |matches| {
+        matches.push(fact_source(query));
+        fact_filters(matches, query);
+    })
+    .await
 }
 
 /// One page of facts matching the query, each with its rank when `search=` is given.
@@ -195,19 +154,6 @@ async fn page(store: &PgStore, query: &FactQuery) -> StoreResult<Vec<RankedFactR
         .await?)
 }
 
-/// The planner's row estimate for the query's filters.
-async fn planner_estimate(store: &PgStore, query: &FactQuery) -> StoreResult<i64> {
-    let mut explain = QueryBuilder::new("explain (format json) select 1");
-    explain.push(fact_source(query));
-    fact_filters(&mut explain, query);
-    let plan: Json<Value> = explain
-        .build_query_scalar()
-        .persistent(false)
-        .fetch_one(&store.pool)
-        .await?;
-    Ok(plan.0[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0) as i64)
-}
-
 /// A page of facts, newest first (keyset-paged by `cursor`, or by `offset`).
 fn newest_page(query: &FactQuery) -> QueryBuilder<Postgres> {
     let mut list = QueryBuilder::new("select ");
@@ -216,7 +162,7 @@ fn newest_page(query: &FactQuery) -> QueryBuilder<Postgres> {
     fact_filters(&mut list, query);
     if let Some(cursor) = &query.cursor {
         list.push(" and (f.created_at, f.id) < (")
-            .push_bind(cursor.created_at)
+            .push_bind(cursor.at)
             .push(", ")
             .push_bind(cursor.id)
             .push(")");

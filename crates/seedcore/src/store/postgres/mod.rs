@@ -30,7 +30,7 @@ use uuid::Uuid;
 use super::{
     Claim, ClaimedTask, FactPage, FactQuery, Firing, Lease, MigrationReport, NewAction, Outcome,
     Page, PoolStats, RecordKind, Rescued, ScheduleFire, SignalSink, Store, StoreError, StoreResult,
-    TagCount, TaskAction, TaskChange, TaskQuery, coalesce::Coalescer, forward::impl_store,
+    TagCount, TaskAction, TaskChange, TaskPage, TaskQuery, coalesce::Coalescer, forward::impl_store,
     watchers::Watchers,
 };
 use crate::auth::{ApiToken, NewToken, StoredToken};
@@ -43,6 +43,7 @@ use crate::model::{
 mod actions;
 mod batched;
 mod claims;
+mod counting;
 pub(crate) mod errors;
 mod events;
 mod fact_search;
@@ -55,6 +56,7 @@ mod rows;
 mod schedules;
 mod schema;
 mod signals;
+mod task_filters;
 mod tasks;
 mod tokens;
 mod workers;

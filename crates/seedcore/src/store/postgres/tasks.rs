@@ -10,11 +10,14 @@ use std::collections::HashMap;
 use sqlx::{Postgres, QueryBuilder, types::Json};
 use uuid::Uuid;
 
-use super::{EventRow, IMPORT_CHUNK, PgStore, TaskRow, batched};
+use super::{
+    EventRow, IMPORT_CHUNK, PgStore, TaskRow, batched, counting::count_matches,
+    task_filters::push_task_filters,
+};
 use crate::model::transition::{PARENT_DONE, PARENT_DONE_ON_FAILURE, names};
 use crate::model::{Actor, IdRef, NewTask, Task, TaskEvent, TaskStatus};
 use crate::store::{
-    Page, Signal, StoreError, StoreResult, TaskQuery,
+    CountMode, Signal, StoreError, StoreResult, TaskPage, TaskQuery,
     parents::{parents_of, starts},
     rows::{parse_status, tasks},
 };
@@ -171,39 +174,65 @@ pub(super) async fn get_many(store: &PgStore, ids: &[Uuid]) -> StoreResult<Vec<T
     tasks(rows)
 }
 
-pub(super) async fn list(store: &PgStore, query: &TaskQuery) -> StoreResult<Page<Task>> {
+pub(super) async fn list(store: &PgStore, query: &TaskQuery) -> StoreResult<TaskPage> {
     // Two connections: the total and the page cost a round trip each, and neither waits
     // for the other.
     let (total, rows) = tokio::try_join!(count(store, query), page(store, query))?;
-    Ok(Page {
-        total,
-        items: tasks(rows)?,
-    })
+    Ok(TaskPage::new(query, total, tasks(rows)?))
 }
 
 /// Tasks matching the list's filters: from the counters when it filters on status alone.
-async fn count(store: &PgStore, query: &TaskQuery) -> StoreResult<i64> {
-    if query.task_type.is_none() && query.domain.is_none() {
+async fn count(store: &PgStore, query: &TaskQuery) -> StoreResult<(Option<i64>, bool)> {
+    if query.count != CountMode::None && query.counted_by_status() {
         // Tasks per status are counted as they change (see the counters migration).
-        return Ok(sqlx::query_scalar(include_str!("sql/task_total.sql"))
+        let total = sqlx::query_scalar(include_str!("sql/task_total.sql"))
             .bind(query.status.map(TaskStatus::as_str))
             .fetch_one(&store.pool)
-            .await?);
+            .await?;
+        return Ok((Some(total), false));
     }
-    let mut count = QueryBuilder::new("select count(*) from all_tasks");
-    query.push_filters(&mut count);
-    Ok(count.build_query_scalar().fetch_one(&store.pool).await?)
+    count_matches(store, query.count, |matches| {
+        matches.push(" from all_tasks");
+        push_where(matches, query);
+    })
+    .await
 }
 
-/// One page of the task list, newest first.
+/// The list's `where` clause: the status and the filters shared with bulk actions.
+fn push_where(builder: &mut QueryBuilder<Postgres>, query: &TaskQuery) {
+    builder.push(" where true");
+    if let Some(status) = query.status {
+        builder.push(" and status = ").push_bind(status.as_str());
+    }
+    push_task_filters(builder, &query.filter);
+}
+
+/// One page of the task list in the query's order. Ordered by a time and the id, each half of
+/// the view `all_tasks` is read from its (created_at desc, id desc) index and the two merged,
+/// so a page (and a page past a cursor) reads about `limit` rows whatever the history holds.
 async fn page(store: &PgStore, query: &TaskQuery) -> StoreResult<Vec<TaskRow>> {
+    let (column, direction) = (query.sort.column(), query.sort.direction());
     let mut list = QueryBuilder::new("select * from all_tasks");
-    query.push_filters(&mut list);
-    list.push(" order by created_at desc, id desc limit ")
-        .push_bind(query.limit)
-        .push(" offset ")
-        .push_bind(query.offset);
-    Ok(list.build_query_as().fetch_all(&store.pool).await?)
+    push_where(&mut list, query);
+    if let Some(cursor) = &query.cursor {
+        list.push(format_args!(" and ({column}, id) {} (", query.sort.past()))
+            .push_bind(cursor.at)
+            .push(", ")
+            .push_bind(cursor.id)
+            .push(")");
+    }
+    list.push(format_args!(
+        " order by {column} {direction}, id {direction} limit "
+    ))
+    .push_bind(query.limit)
+    .push(" offset ")
+    .push_bind(query.offset);
+    // The original list's statements stay prepared; the rest depend on their values.
+    Ok(list
+        .build_query_as()
+        .persistent(!query.is_extended())
+        .fetch_all(&store.pool)
+        .await?)
 }
 
 pub(super) async fn run(store: &PgStore, id: Uuid, actor: &Actor) -> StoreResult<Task> {

@@ -9,8 +9,11 @@ use chrono::Utc;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
-use super::SqliteStore;
 use super::rows::{Lite, after, json_text, stamp};
+use super::{
+    SqliteStore,
+    task_filters::{Indexes, push_task_filters},
+};
 use crate::model::TaskStatus;
 use crate::model::transition::{PARENT_DONE, PARENT_DONE_ON_FAILURE, names};
 use crate::store::{
@@ -184,26 +187,7 @@ fn candidates(action: &TaskAction, batch: i64) -> StoreResult<QueryBuilder<Sqlit
     if let Some(cursor) = action.cursor {
         query.push(" and id > ").push_bind(cursor.to_string());
     }
-    if let Some(task_type) = &filter.task_type {
-        query.push(" and +type = ").push_bind(task_type.clone());
-    }
-    if let Some(queue) = &filter.queue {
-        query.push(" and +queue = ").push_bind(queue.clone());
-    }
-    if let Some(domain) = &filter.domain {
-        query.push(" and +domain = ").push_bind(domain.clone());
-    }
-    if let Some(workflow) = filter.workflow_id {
-        query
-            .push(" and +workflow_id = ")
-            .push_bind(workflow.to_string());
-    }
-    if let Some(at) = filter.created_after {
-        query.push(" and +created_at > ").push_bind(stamp(at));
-    }
-    if let Some(at) = filter.created_before {
-        query.push(" and +created_at < ").push_bind(stamp(at));
-    }
+    push_task_filters(&mut query, &filter.task_filter(), Indexes::Unused);
     query.push(" order by id limit ").push_bind(batch);
     Ok(query)
 }

@@ -9,10 +9,8 @@
 use serde_json::Value;
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::{FactRow, SqliteStore, rows::stamp};
-use crate::store::{
-    CountMode, ESTIMATE_EXACT_UP_TO, FactPage, FactQuery, MetaFilter, StoreError, StoreResult,
-};
+use super::{FactRow, SqliteStore, counting::count_matches, rows::stamp};
+use crate::store::{FactPage, FactQuery, MetaFilter, StoreError, StoreResult};
 
 /// `q` is found with `instr` on lowercased text rather than LIKE: the same ASCII-only case
 /// folding, nothing in `q` is a wildcard, and no limit on the pattern's length (LIKE refuses
@@ -70,7 +68,7 @@ fn meta_filter(builder: &mut QueryBuilder<Sqlite>, filter: &MetaFilter) -> Store
         leaf_paths(&format!("$.{}", json_key(&filter.key)), value, &mut leaves)?;
         builder.push(" or (true");
         for (path, leaf) in leaves {
-            leaf_condition(builder, path, leaf);
+            leaf_condition(builder, "meta_data", path, leaf);
         }
         builder.push(")");
     }
@@ -102,9 +100,16 @@ fn leaf_paths<'v>(
     }
 }
 
-fn leaf_condition(builder: &mut QueryBuilder<Sqlite>, path: String, leaf: &Value) {
+/// The JSON at `path` of `column` equals the scalar `leaf`: same JSON type, same value (numbers
+/// by value, integer or real).
+pub(super) fn leaf_condition(
+    builder: &mut QueryBuilder<Sqlite>,
+    column: &str,
+    path: String,
+    leaf: &Value,
+) {
     builder
-        .push(" and json_type(meta_data, ")
+        .push(format_args!(" and json_type({column}, "))
         .push_bind(path.clone())
         .push(")");
     match leaf {
@@ -112,12 +117,14 @@ fn leaf_condition(builder: &mut QueryBuilder<Sqlite>, path: String, leaf: &Value
         Value::Bool(true) => builder.push(" = 'true'"),
         Value::Bool(false) => builder.push(" = 'false'"),
         Value::String(s) => builder
-            .push(" = 'text' and json_extract(meta_data, ")
+            .push(format_args!(" = 'text' and json_extract({column}, "))
             .push_bind(path)
             .push(") = ")
             .push_bind(s.clone()),
         Value::Number(n) => builder
-            .push(" in ('integer', 'real') and json_extract(meta_data, ")
+            .push(format_args!(
+                " in ('integer', 'real') and json_extract({column}, "
+            ))
             .push_bind(path)
             .push(") = ")
             .push_bind(n.as_f64().unwrap_or(f64::NAN)),
@@ -126,7 +133,7 @@ fn leaf_condition(builder: &mut QueryBuilder<Sqlite>, path: String, leaf: &Value
 }
 
 /// A key as a JSON path step: quoted, so dots and spaces in keys are taken literally.
-fn json_key(key: &str) -> String {
+pub(super) fn json_key(key: &str) -> String {
     format!("\"{}\"", key.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
@@ -145,7 +152,7 @@ pub(super) async fn search(store: &SqliteStore, query: &FactQuery) -> StoreResul
     filters(&mut list, query)?;
     if let Some(cursor) = &query.cursor {
         list.push(" and (created_at, id) < (")
-            .push_bind(stamp(cursor.created_at))
+            .push_bind(stamp(cursor.at))
             .push(", ")
             .push_bind(cursor.id.to_string())
             .push(")");
@@ -173,19 +180,11 @@ struct RankedRow {
 }
 
 async fn count(store: &SqliteStore, query: &FactQuery) -> StoreResult<(Option<i64>, bool)> {
-    let cap = match query.count {
-        CountMode::None => return Ok((None, false)),
-        CountMode::Exact => None,
-        CountMode::Estimate => Some(ESTIMATE_EXACT_UP_TO),
-    };
-    let mut count = QueryBuilder::new("select count(*) from (select 1 from facts");
-    filters(&mut count, query)?;
-    if let Some(cap) = cap {
-        count.push(" limit ").push_bind(cap + 1);
-    }
-    count.push(")");
-    let counted: i64 = count.build_query_scalar().fetch_one(&store.reader).await?;
-    Ok((Some(counted), cap.is_some_and(|cap| counted > cap)))
+    count_matches(store, query.count, |matches| {
+        matches.push(" from facts");
+        filters(matches, query)
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ use uuid::Uuid;
 use super::{
     Claim, ClaimedTask, FactPage, FactQuery, Firing, Lease, MigrationReport, NewAction, Outcome,
     Page, PoolStats, RecordKind, Rescued, ScheduleFire, SignalSink, Store, StoreError, StoreResult,
-    TagCount, TaskAction, TaskChange, TaskQuery, forward::impl_store, watchers::Watchers,
+    TagCount, TaskAction, TaskChange, TaskPage, TaskQuery, forward::impl_store, watchers::Watchers,
 };
 use crate::auth::{ApiToken, NewToken, StoredToken};
 use crate::legacy::LegacyTask;
@@ -55,6 +55,7 @@ use crate::model::{
 
 mod actions;
 mod claims;
+mod counting;
 pub(crate) mod errors;
 mod events;
 mod fact_search;
@@ -68,6 +69,7 @@ mod rows;
 mod schedules;
 mod schema;
 mod signals;
+mod task_filters;
 mod tasks;
 #[cfg(test)]
 mod tests;

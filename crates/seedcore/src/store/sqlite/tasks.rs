@@ -13,12 +13,14 @@ use uuid::Uuid;
 
 use super::{
     EventRow, SqliteStore, TaskRow,
+    counting::count_matches,
     rows::{json_text, parse_id, stamp},
+    task_filters::{Indexes, push_task_filters},
 };
 use crate::model::transition::{Event, PARENT_DONE, PARENT_DONE_ON_FAILURE, names, transition};
 use crate::model::{Actor, IdRef, NewTask, Task, TaskEvent, TaskStatus};
 use crate::store::{
-    Page, Signal, StoreError, StoreResult, TaskQuery,
+    Signal, StoreError, StoreResult, TaskPage, TaskQuery,
     parents::{parents_of, starts},
     rows::{parse_status, tasks},
 };
@@ -255,22 +257,40 @@ pub(super) async fn get_many(store: &SqliteStore, ids: &[Uuid]) -> StoreResult<V
     tasks(rows)
 }
 
-pub(super) async fn list(store: &SqliteStore, query: &TaskQuery) -> StoreResult<Page<Task>> {
-    let mut count = QueryBuilder::new("select count(*) from tasks");
-    query.push_filters(&mut count);
-    let total: i64 = count.build_query_scalar().fetch_one(&store.reader).await?;
-
-    let mut list = QueryBuilder::new("select * from tasks");
-    query.push_filters(&mut list);
-    list.push(" order by created_at desc, id desc limit ")
-        .push_bind(query.limit)
-        .push(" offset ")
-        .push_bind(query.offset);
-    let rows: Vec<TaskRow> = list.build_query_as().fetch_all(&store.reader).await?;
-    Ok(Page {
-        total,
-        items: tasks(rows)?,
+pub(super) async fn list(store: &SqliteStore, query: &TaskQuery) -> StoreResult<TaskPage> {
+    let total = count_matches(store, query.count, |matches| {
+        matches.push(" from tasks");
+        push_where(matches, query);
+        Ok(())
     })
+    .await?;
+    let (column, direction) = (query.sort.column(), query.sort.direction());
+    let mut list = QueryBuilder::new("select * from tasks");
+    push_where(&mut list, query);
+    if let Some(cursor) = &query.cursor {
+        list.push(format_args!(" and ({column}, id) {} (", query.sort.past()))
+            .push_bind(stamp(cursor.at))
+            .push(", ")
+            .push_bind(cursor.id.to_string())
+            .push(")");
+    }
+    list.push(format_args!(
+        " order by {column} {direction}, id {direction} limit "
+    ))
+    .push_bind(query.limit)
+    .push(" offset ")
+    .push_bind(query.offset);
+    let rows: Vec<TaskRow> = list.build_query_as().fetch_all(&store.reader).await?;
+    Ok(TaskPage::new(query, total, tasks(rows)?))
+}
+
+/// The list's `where` clause: the status and the filters shared with bulk actions.
+fn push_where(builder: &mut QueryBuilder<Sqlite>, query: &TaskQuery) {
+    builder.push(" where true");
+    if let Some(status) = query.status {
+        builder.push(" and status = ").push_bind(status.as_str());
+    }
+    push_task_filters(builder, &query.filter, Indexes::Any);
 }
 
 pub(super) async fn run(store: &SqliteStore, id: Uuid, actor: &Actor) -> StoreResult<Task> {

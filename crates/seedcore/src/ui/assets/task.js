@@ -1,17 +1,19 @@
 // @ts-check
 /**
  * One task: its fields, parameters, result and error, its attempts, the audit timeline, its
- * parents, workflow and attached facts, and the actions the visitor's scopes allow (run
+ * parents and children (the tasks that depend on it), workflow and attached facts, and the actions the visitor's scopes allow (run
  * again, cancel, clone as a new task, retry with edited parameters as a new task, delete).
  * It follows the task's changes live; an open parameter editor survives the redraws.
  */
 
-import { api, can } from "./api.js";
+import { api, can, query } from "./api.js";
 import { navigate } from "./app.js";
 import { confirmDialog, errorBox, h, json, link, status, time } from "./dom.js";
 import { onChange, throttle } from "./live.js";
 
 const FINISHED = ["completed", "failed", "cancelled"];
+/** Children listed on the page; the rest are a link away. */
+const CHILDREN = 20;
 
 /** @param {HTMLElement} main @param {string[]} params */
 export function task(main, [id]) {
@@ -27,7 +29,8 @@ export function task(main, [id]) {
         api("GET", `/api/v1/tasks/${encodeURIComponent(id)}/events`).then((e) => e.items),
       ]);
       fullId = t.id;
-      if (alive) body.replaceChildren(...view(t, events, refresh, editor));
+      const children = await api("GET", `/api/v1/tasks${query({ parent: t.id, limit: CHILDREN, count: "estimate" })}`);
+      if (alive) body.replaceChildren(...view(t, events, children, refresh, editor));
     } catch (err) {
       if (alive) body.replaceChildren(h("h1", {}, "Task"), errorBox(err), link("tasks", "Back to the tasks"));
     }
@@ -43,7 +46,7 @@ export function task(main, [id]) {
   };
 }
 
-function view(t, events, refresh, editor) {
+function view(t, events, children, refresh, editor) {
   const message = h("div", {});
   const act = async (/** @type {() => Promise<any>} */ call) => {
     message.replaceChildren();
@@ -83,7 +86,7 @@ function view(t, events, refresh, editor) {
     h("h1", {}, `Task ${t.id.slice(0, 8)} `, h("span", { id: "task-status", "data-status": t.status }, status(t.status))),
     actions, message, editor,
     h("div", { class: "grid" },
-      h("section", { class: "card" }, h("h2", {}, "Task"), fields(t)),
+      h("section", { class: "card" }, h("h2", {}, "Task"), fields(t, children)),
       h("section", { class: "card" }, h("h2", {}, "Parameters"), json(t.params),
         h("h2", {}, "Result"), t.result === null ? h("p", { class: "muted" }, "No result yet.") : json(t.result),
         t.error ? [h("h2", {}, "Error"), h("pre", { class: "error" }, t.error)] : null)),
@@ -92,7 +95,17 @@ function view(t, events, refresh, editor) {
   ];
 }
 
-function fields(t) {
+/** The tasks that depend on this one, each a link, with the whole list a link away. */
+function childLinks(t, children) {
+  if (!children.items.length) return "—";
+  const links = children.items.map((c) => [link(`tasks/${c.id}`, h("code", {}, c.id.slice(0, 8))), " "]);
+  const more = children.next_cursor
+    ? link(`tasks?parent=${t.id}`, `all ${children.total_is_estimate ? "about " : ""}${children.total}`)
+    : null;
+  return h("span", { id: "task-children" }, links, more);
+}
+
+function fields(t, children) {
   const rows = [
     ["Id", h("code", {}, t.id)], ["Type", t.type], ["Queue", t.queue], ["Priority", t.priority],
     ["Domain", t.domain ?? "—"], ["Description", t.description || "—"],
@@ -100,6 +113,7 @@ function fields(t) {
     ["Run at", time(t.run_at)], ["Started", time(t.started_at)], ["Finished", time(t.finished_at)],
     ["Worker", t.worker_id ? h("code", {}, t.worker_id) : "—"],
     ["Parents", t.depends_on.length ? t.depends_on.map((p) => [link(`tasks/${p}`, h("code", {}, p.slice(0, 8))), " "]) : "—"],
+    ["Children", childLinks(t, children)],
     ["Workflow", t.workflow_id ? [link(`workflows/${t.workflow_id}`, h("code", {}, t.workflow_id.slice(0, 8))), ` (${t.workflow_key})`] : "—"],
     ["Facts", t.attached_fact_ids.length ? t.attached_fact_ids.map((f) => [h("code", {}, f.slice(0, 8)), " "]) : "—"],
   ];
