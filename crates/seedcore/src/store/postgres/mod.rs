@@ -55,6 +55,7 @@ mod rows;
 mod schedules;
 mod schema;
 mod signals;
+mod stats;
 mod tasks;
 mod tokens;
 mod workers;

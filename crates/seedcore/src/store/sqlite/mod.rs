@@ -68,6 +68,7 @@ mod rows;
 mod schedules;
 mod schema;
 mod signals;
+mod stats;
 mod tasks;
 #[cfg(test)]
 mod tests;
