@@ -16,8 +16,8 @@ with finished as (
     where finished_at >= $1 and finished_at < $1 + make_interval(secs => $2 * $3)
       and ($4::text is null or queue = $4) and ($5::text is null or type = $5)
 ), placed as (
-    -- date_part, not extract: it answers in float8, where extract's numeric doubles the time
-    -- this statement takes over a few hundred thousand rows.
+    -- date_part, not extract: it answers in float8, and extract's numeric arithmetic made
+    -- these expressions about a third slower over a day's 330,000 history rows.
     select floor(date_part('epoch', finished_at - $1) / $2)::bigint as n,
            status,
            case when status in ('completed', 'failed') and started_at is not null
