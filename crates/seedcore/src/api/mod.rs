@@ -27,6 +27,7 @@ mod schedule_body;
 mod schedule_fires;
 mod schedules;
 mod service;
+mod stats;
 mod task_list;
 mod tasks;
 mod tokens;
@@ -178,6 +179,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tasks::cancel_task))
         .routes(routes!(tasks::task_status))
         .routes(routes!(tasks::task_events))
+        .routes(routes!(stats::task_stats))
         .routes(routes!(events::events))
         .routes(routes!(actions::submit_action))
         .routes(routes!(actions::list_actions))
@@ -240,6 +242,7 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = {
         ("get", "/api/v1/tasks/{task_id}/events", Token(TasksRead)),
         ("delete", "/api/v1/tasks/{task_id}", Token(TasksAdmin)),
         ("get", "/api/v1/events", Token(TasksRead)),
+        ("get", "/api/v1/stats/tasks", Token(TasksRead)),
         ("post", "/api/v1/tasks/actions", Token(TasksAdmin)),
         ("get", "/api/v1/actions", Token(TasksRead)),
         ("get", "/api/v1/actions/{action_id}", Token(TasksRead)),

@@ -73,6 +73,13 @@ macro_rules! impl_store {
                 tasks::get_many(self, ids).await
             }
 
+            async fn task_stats(
+                &self,
+                query: &crate::store::StatsQuery,
+            ) -> StoreResult<crate::store::TaskStats> {
+                stats::task_stats(self, query).await
+            }
+
             async fn create_workflow(&self, plan: WorkflowPlan) -> StoreResult<Workflow> {
                 workflows::create(self, plan).await
             }

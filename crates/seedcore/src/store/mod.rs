@@ -31,6 +31,7 @@ mod queues;
 mod rows;
 pub mod schedules;
 pub mod sqlite;
+pub mod stats;
 mod target;
 mod task_filter;
 mod tokens;
@@ -66,6 +67,7 @@ pub use query::{
 };
 pub use schedules::{FIRE_BATCH, FIRE_HISTORY, FiredTask, Firing, MissedFires, ScheduleFire};
 pub use sqlite::SqliteStore;
+pub use stats::{StatsQuery, TaskStats};
 pub use target::{DatabaseTarget, PgTls, SSL_MODES, TargetError, parse_ssl_mode};
 pub use task_filter::{ParamFilter, TaskFilter};
 pub use watchers::{Signal, SignalSink};
@@ -152,6 +154,9 @@ pub trait Store: Send + Sync + 'static {
     async fn task_events(&self, id: Uuid) -> StoreResult<Vec<TaskEvent>>;
     /// The tasks with these ids that exist, in no particular order.
     async fn get_tasks(&self, ids: &[Uuid]) -> StoreResult<Vec<Task>>;
+    /// The tasks that finished in the query's window (wherever they are kept), counted per
+    /// bucket with their run and waiting time percentiles; see `stats` for the rules.
+    async fn task_stats(&self, query: &StatsQuery) -> StoreResult<TaskStats>;
 
     // Workflows.
     /// Stores the workflow and all its tasks in one transaction: roots queued, the rest blocked.

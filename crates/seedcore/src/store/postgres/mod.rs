@@ -30,8 +30,8 @@ use uuid::Uuid;
 use super::{
     Claim, ClaimedTask, FactPage, FactQuery, Firing, Lease, MigrationReport, NewAction, Outcome,
     Page, PoolStats, RecordKind, Rescued, ScheduleFire, SignalSink, Store, StoreError, StoreResult,
-    TagCount, TaskAction, TaskChange, TaskPage, TaskQuery, coalesce::Coalescer, forward::impl_store,
-    watchers::Watchers,
+    TagCount, TaskAction, TaskChange, TaskPage, TaskQuery, coalesce::Coalescer,
+    forward::impl_store, watchers::Watchers,
 };
 use crate::auth::{ApiToken, NewToken, StoredToken};
 use crate::legacy::LegacyTask;
@@ -56,6 +56,7 @@ mod rows;
 mod schedules;
 mod schema;
 mod signals;
+mod stats;
 mod task_filters;
 mod tasks;
 mod tokens;

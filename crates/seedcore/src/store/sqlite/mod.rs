@@ -69,6 +69,7 @@ mod rows;
 mod schedules;
 mod schema;
 mod signals;
+mod stats;
 mod task_filters;
 mod tasks;
 #[cfg(test)]
