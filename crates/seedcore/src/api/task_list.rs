@@ -94,7 +94,7 @@ const SORT: Spec<Choice> = spec::choice(
 );
 const CURSOR: Spec<Text> = spec::text(
     "cursor",
-    "Continue after the previous page's `next_cursor`, in the same `sort` (stable while tasks are added); not with an `offset` above 0.",
+    "Continue after the previous page's `next_cursor`, in the same `sort` (stable while tasks are added); an `offset` skips that many more tasks past it.",
 )
 .format(CURSOR_FORMAT);
 
@@ -159,7 +159,9 @@ pub async fn list_tasks(
 }
 
 fn task_query(params: &mut QueryParams) -> TaskQuery {
-    let query = TaskQuery {
+    // A cursor and an offset together skip `offset` rows past the cursor: a rule of the store's
+    // query, not a refusal, since the document cannot say that the two exclude each other.
+    TaskQuery {
         status: params.choice(&STATUS).and_then(TaskStatus::parse),
         filter: task_filter(params),
         sort: params
@@ -176,15 +178,7 @@ fn task_query(params: &mut QueryParams) -> TaskQuery {
             .unwrap_or_default(),
         limit: params.integer(&LIMIT),
         offset: params.integer(&OFFSET),
-    };
-    if query.cursor.is_some() && query.offset > 0 {
-        params.reject(
-            "cursor",
-            "cursor_with_offset",
-            "A cursor says where the page starts; give it without an offset".into(),
-        );
     }
-    query
 }
 
 fn task_filter(params: &mut QueryParams) -> TaskFilter {
