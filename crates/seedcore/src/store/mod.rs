@@ -133,6 +133,13 @@ pub trait Store: Send + Sync + 'static {
     async fn list_queues(&self) -> StoreResult<Vec<QueueInfo>>;
     /// Pauses or resumes a queue (it need not have tasks yet).
     async fn set_queue_paused(&self, name: &str, paused: bool) -> StoreResult<QueueInfo>;
+    /// Sets or clears (None) a queue's concurrency limit (it need not have tasks yet): from
+    /// then on no claim, in any process, leaves more of its tasks running than the limit.
+    async fn set_queue_concurrency(
+        &self,
+        name: &str,
+        concurrency: Option<i32>,
+    ) -> StoreResult<QueueInfo>;
     /// For each of `queues`, when its oldest ready task (queued or retry, and due) became due;
     /// queues without one are left out. One index descent per queue, whatever the backlog.
     async fn oldest_ready(&self, queues: &[String]) -> StoreResult<Vec<(String, DateTime<Utc>)>>;

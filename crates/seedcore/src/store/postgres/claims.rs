@@ -164,7 +164,7 @@ mod tests {
     #[test]
     fn the_claim_function_beside_the_module_is_the_one_the_migration_installs() {
         let migration =
-            include_str!("../../../migrations/postgres/20261205000006_pull_workers.sql");
+            include_str!("../../../migrations/postgres/20261206000020_queue_concurrency.sql");
         let statement = CLAIM_FUNCTION
             .split_once("create or replace function")
             .map(|(_, rest)| rest)
