@@ -3,6 +3,8 @@
 //! Invariants every implementation keeps:
 //! - every method is one short transaction (none is held across a handler's execution);
 //! - a claim marks tasks `running`, counts the attempt and hands out a fresh lease token;
+//!   it never leaves more of a queue's tasks `running` than the queue's concurrency limit,
+//!   whichever processes claim at the same time;
 //!   completion, failure, heartbeat and release apply only while that token is current, so a
 //!   worker that lost its lease (cancelled, rescued, released) changes nothing;
 //! - every status change is appended to the task's event trail in the same transaction;
@@ -177,7 +179,8 @@ pub trait Store: Send + Sync + 'static {
 
     // Tasks, for the workers.
     /// Claims up to `claim.limit` tasks that are due (`queued` or `retry`, `run_at` passed) and in
-    /// the drift range, earliest `run_at` first, skipping rows other workers are claiming.
+    /// the drift range, earliest `run_at` first, skipping rows other workers are claiming, and
+    /// no more of a limited queue's tasks than its limit leaves beside those running.
     async fn claim_tasks(&self, claim: &Claim) -> StoreResult<Vec<ClaimedTask>>;
     /// Records how attempts ended, in one transaction; returns the leases that were still
     /// current (the others' outcomes were dropped).

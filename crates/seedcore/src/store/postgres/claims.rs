@@ -3,9 +3,11 @@
 //!
 //! The claim is one call of the function `seedcore_claim`, whose definition is
 //! `sql/claim_function.sql` beside this module: it picks with `for update skip locked` on the
-//! partial index of ready tasks and hands out a fresh lease token per task. Everything else
-//! here is fenced by `id` and `lease_token`: a write whose token is no longer current changes
-//! nothing and its lease is left out of the answer.
+//! partial index of ready tasks and hands out a fresh lease token per task; claims that may
+//! take from a queue with a concurrency limit lock its row first, so their count of its
+//! running tasks stays true until they commit. Everything else here is fenced by `id` and
+//! `lease_token`: a write whose token is no longer current changes nothing and its lease is
+//! left out of the answer.
 
 use std::time::Duration;
 
