@@ -1,5 +1,6 @@
 //! A queue's concurrency limit against a real server and database: set and cleared over HTTP,
-//! refused when malformed, and held by every claim of two engines sharing the database.
+//! refused when malformed, and held by every claim of two engines sharing the database, or of
+//! an engine and a pull worker.
 
 mod common;
 
@@ -217,4 +218,64 @@ async fn two_engines_never_run_more_of_a_limited_queue_than_its_limit() {
         unlimited.finish().await > 3,
         "the cleared limit still held the queue back"
     );
+}
+
+/// A pull worker of `queue` over HTTP: claims up to 4 tasks at a time, holds each 0.2 s and
+/// completes it, until `total` of the queue's tasks completed; returns how many it ran.
+async fn pull_worker(app: Arc<TestApp>, raw: Arc<RawDb>, queue: &'static str, total: i64) -> i64 {
+    let (status, registered) = app
+        .post(
+            "/api/v1/workers",
+            json!({"name": "puller", "queues": [queue], "concurrency": 4,
+                   "client_name": "test", "client_version": "1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{registered}");
+    let worker = registered["id"].as_str().expect("an id").to_string();
+    let mut ran = 0;
+    while finished_in(&raw, queue).await < total {
+        let (status, claimed) = app
+            .post(
+                "/api/v1/tasks/claim",
+                json!({"worker_id": worker, "max": 4, "wait_ms": 50}),
+            )
+            .await;
+        if status != StatusCode::OK {
+            continue;
+        }
+        let tasks = claimed["tasks"].as_array().expect("tasks").clone();
+        ran += tasks.len() as i64;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for task in tasks {
+            let path = format!("/api/v1/tasks/{}/complete", id_of(&task));
+            let body = json!({"lease_token": task["lease_token"], "result": {}});
+            let (status, answer) = app.post(&path, body).await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+        }
+    }
+    ran
+}
+
+both_backends!(
+    an_engine_and_a_pull_worker_together_never_pass_the_limit,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
+async fn an_engine_and_a_pull_worker_together_never_pass_the_limit() {
+    let db = Arc::new(TestDb::create().await);
+    let app = Arc::new(TestApp::on(db.clone(), Some(fast_engine()), ApiSettings::default()).await);
+    let raw = Arc::new(db.raw().await);
+    set_limit(&app, "limited", json!(2)).await;
+
+    let sampler = Sampler::start(raw.clone(), "limited");
+    enqueue(&app, "limited", 30, 0.2).await;
+    let pulled = pull_worker(app.clone(), raw.clone(), "limited", 30).await;
+    all_finish(&raw, "limited", 30).await;
+    assert_eq!(
+        sampler.finish().await,
+        2,
+        "the queue ran up to its limit of 2 at once, never more"
+    );
+    assert!(pulled > 0, "the pull worker took no part");
+    assert!(pulled < 30, "the engine took no part");
 }
