@@ -151,7 +151,7 @@ async fn a_paused_queue_keeps_its_tasks_until_resumed_and_is_counted() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         paused,
-        json!({"name": "mail", "paused": true, "counts": {}})
+        json!({"name": "mail", "paused": true, "concurrency": null, "counts": {}})
     );
     let mail = app
         .create_task(json!({"type": "noop", "queue": "mail", "run_immediately": true}))
@@ -170,8 +170,8 @@ async fn a_paused_queue_keeps_its_tasks_until_resumed_and_is_counted() {
     assert_eq!(
         queues["items"],
         json!([
-            {"name": "default", "paused": false, "counts": {"completed": 1}},
-            {"name": "mail", "paused": true, "counts": {"queued": 1}}
+            {"name": "default", "paused": false, "concurrency": null, "counts": {"completed": 1}},
+            {"name": "mail", "paused": true, "concurrency": null, "counts": {"queued": 1}}
         ])
     );
     let (_, resumed) = app.post_empty("/api/v1/queues/mail/resume").await;

@@ -151,7 +151,7 @@ impl AppState {
         (name = "tasks", description = "Create, list, run and cancel tasks"),
         (name = "facts", description = "Store and search facts"),
         (name = "workflows", description = "Tasks that depend on each other, created and followed together"),
-        (name = "queues", description = "Queues: task counts, pause and resume"),
+        (name = "queues", description = "Queues: task counts, pause and resume, concurrency limits"),
         (name = "workers", description = "The worker processes sharing the database, and the pull API through which workers in any language claim and finish tasks"),
         (name = "service", description = "Health, readiness and documentation"),
         (name = "schedules", description = "Cron schedules that create tasks"),
@@ -174,6 +174,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(queues::list_queues))
         .routes(routes!(queues::pause_queue))
         .routes(routes!(queues::resume_queue))
+        .routes(routes!(queues::update_queue))
         .routes(routes!(tasks::get_task, tasks::delete_task))
         .routes(routes!(tasks::run_task))
         .routes(routes!(tasks::cancel_task))
@@ -253,6 +254,7 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = {
         ("get", "/api/v1/queues", Token(TasksRead)),
         ("post", "/api/v1/queues/{name}/pause", Token(QueuesAdmin)),
         ("post", "/api/v1/queues/{name}/resume", Token(QueuesAdmin)),
+        ("patch", "/api/v1/queues/{name}", Token(QueuesAdmin)),
         ("get", "/api/v1/facts", Token(FactsRead)),
         ("post", "/api/v1/facts", Token(FactsWrite)),
         ("post", "/api/v1/facts/bulk", Token(FactsWrite)),

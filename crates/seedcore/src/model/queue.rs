@@ -1,4 +1,5 @@
-//! Queues as operators see them: whether paused, and how many tasks wait or ran in each.
+//! Queues as operators see them: whether paused, their concurrency limit, and how many tasks
+//! wait or ran in each.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,10 @@ pub struct QueueInfo {
     pub name: String,
     /// Paused queues keep their tasks but no worker claims them until resumed.
     pub paused: bool,
+    /// At most this many of the queue's tasks run at once, across every process and pull
+    /// worker; null: no limit.
+    #[schema(minimum = 1, maximum = 100000)]
+    pub concurrency: Option<i32>,
     /// Tasks in the queue per status (statuses with none are left out).
     pub counts: BTreeMap<String, i64>,
 }

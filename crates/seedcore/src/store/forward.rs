@@ -38,6 +38,14 @@ macro_rules! impl_store {
                 queues::set_paused(self, name, paused).await
             }
 
+            async fn set_queue_concurrency(
+                &self,
+                name: &str,
+                concurrency: Option<i32>,
+            ) -> StoreResult<QueueInfo> {
+                queues::set_concurrency(self, name, concurrency).await
+            }
+
             async fn oldest_ready(
                 &self,
                 names: &[String],

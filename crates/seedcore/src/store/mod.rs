@@ -3,6 +3,8 @@
 //! Invariants every implementation keeps:
 //! - every method is one short transaction (none is held across a handler's execution);
 //! - a claim marks tasks `running`, counts the attempt and hands out a fresh lease token;
+//!   it never leaves more of a queue's tasks `running` than the queue's concurrency limit,
+//!   whichever processes claim at the same time;
 //!   completion, failure, heartbeat and release apply only while that token is current, so a
 //!   worker that lost its lease (cancelled, rescued, released) changes nothing;
 //! - every status change is appended to the task's event trail in the same transaction;
@@ -133,6 +135,13 @@ pub trait Store: Send + Sync + 'static {
     async fn list_queues(&self) -> StoreResult<Vec<QueueInfo>>;
     /// Pauses or resumes a queue (it need not have tasks yet).
     async fn set_queue_paused(&self, name: &str, paused: bool) -> StoreResult<QueueInfo>;
+    /// Sets or clears (None) a queue's concurrency limit (it need not have tasks yet): from
+    /// then on no claim, in any process, leaves more of its tasks running than the limit.
+    async fn set_queue_concurrency(
+        &self,
+        name: &str,
+        concurrency: Option<i32>,
+    ) -> StoreResult<QueueInfo>;
     /// For each of `queues`, when its oldest ready task (queued or retry, and due) became due;
     /// queues without one are left out. One index descent per queue, whatever the backlog.
     async fn oldest_ready(&self, queues: &[String]) -> StoreResult<Vec<(String, DateTime<Utc>)>>;
@@ -170,7 +179,8 @@ pub trait Store: Send + Sync + 'static {
 
     // Tasks, for the workers.
     /// Claims up to `claim.limit` tasks that are due (`queued` or `retry`, `run_at` passed) and in
-    /// the drift range, earliest `run_at` first, skipping rows other workers are claiming.
+    /// the drift range, earliest `run_at` first, skipping rows other workers are claiming, and
+    /// no more of a limited queue's tasks than its limit leaves beside those running.
     async fn claim_tasks(&self, claim: &Claim) -> StoreResult<Vec<ClaimedTask>>;
     /// Records how attempts ended, in one transaction; returns the leases that were still
     /// current (the others' outcomes were dropped).

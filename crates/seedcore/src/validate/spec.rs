@@ -275,6 +275,12 @@ impl<K> Spec<K> {
         self
     }
 
+    /// Null is taken (reading as absent), also where the key must be present.
+    pub const fn allow_null(mut self) -> Self {
+        self.nullable = true;
+        self
+    }
+
     /// May be left out, but not null.
     pub const fn not_null(mut self) -> Self {
         self.nullable = false;

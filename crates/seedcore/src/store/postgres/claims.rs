@@ -3,9 +3,11 @@
 //!
 //! The claim is one call of the function `seedcore_claim`, whose definition is
 //! `sql/claim_function.sql` beside this module: it picks with `for update skip locked` on the
-//! partial index of ready tasks and hands out a fresh lease token per task. Everything else
-//! here is fenced by `id` and `lease_token`: a write whose token is no longer current changes
-//! nothing and its lease is left out of the answer.
+//! partial index of ready tasks and hands out a fresh lease token per task; claims that may
+//! take from a queue with a concurrency limit lock its row first, so their count of its
+//! running tasks stays true until they commit. Everything else here is fenced by `id` and
+//! `lease_token`: a write whose token is no longer current changes nothing and its lease is
+//! left out of the answer.
 
 use std::time::Duration;
 
@@ -164,7 +166,7 @@ mod tests {
     #[test]
     fn the_claim_function_beside_the_module_is_the_one_the_migration_installs() {
         let migration =
-            include_str!("../../../migrations/postgres/20261205000006_pull_workers.sql");
+            include_str!("../../../migrations/postgres/20261206000020_queue_concurrency.sql");
         let statement = CLAIM_FUNCTION
             .split_once("create or replace function")
             .map(|(_, rest)| rest)

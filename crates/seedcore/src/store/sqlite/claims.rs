@@ -2,7 +2,7 @@
 //! and releasing leases, and rescuing tasks whose lease expired.
 //!
 //! A claim is one statement (`sql/claim.sql`) under SQLite's single writer, so no task is
-//! claimed twice. Everything else is fenced by `id`, `lease_token` and `running`: a write whose
+//! claimed twice and its count of a limited queue's running tasks is exact. Everything else is fenced by `id`, `lease_token` and `running`: a write whose
 //! token is no longer current changes nothing and its lease is left out of the answer.
 
 use std::time::Duration;

@@ -1,0 +1,126 @@
+-- A queue's concurrency limit: at most this many of its tasks are `running` at any moment,
+-- across every process and pull worker (null: no limit). The claim enforces it.
+alter table queues add column concurrency integer check (concurrency >= 1);
+
+-- The claim learns the limit. When no queue the claim may take from has one, it runs the
+-- statement it ran before, after one lookup of the (tiny) queues table: the hot path stays as
+-- cheap as it was. Otherwise it locks those limited queues' rows in name order, so claims that
+-- may take from a limited queue serialise on it (claims on unlimited queues do not wait), counts
+-- their running tasks, and takes at most what each limit leaves: the unlimited queues' tasks as
+-- before, each limited queue's first tasks up to its room, merged in claim order. Rows locked
+-- but not picked are released when the claim commits.
+create or replace function seedcore_claim(
+    worker text,
+    how_many bigint,
+    drift_from double precision,
+    drift_below double precision,
+    lease_seconds double precision,
+    only_queues text[],
+    skip_queues text[],
+    only_types text[]
+) returns setof tasks
+language plpgsql
+set enable_bitmapscan = off
+set enable_sort = off
+set jit = off
+as $$
+declare
+    limited text[];
+begin
+    select array_agg(name order by name) into limited
+    from queues
+    where concurrency is not null and not paused
+      and (only_queues is null or name = any(only_queues))
+      and not (name = any(skip_queues));
+    if limited is null then
+        return query
+        with picked as (
+            select id
+            from tasks
+            where status in ('queued', 'retry')
+              and run_at <= now()
+              and drift_score >= drift_from and drift_score < drift_below
+              and (only_queues is null or queue = any(only_queues))
+              and not (queue = any(skip_queues))
+              and (only_types is null or type = any(only_types))
+              and queue not in (select name from queues where paused)
+            order by priority desc, run_at, seq
+            limit how_many
+            for update skip locked
+        )
+        update tasks t
+        set status = 'running',
+            attempts = t.attempts + 1,
+            worker_id = worker,
+            lease_token = gen_random_uuid(),
+            lease_expires_at = now() + make_interval(secs => lease_seconds),
+            started_at = now(),
+            updated_at = now(),
+            actor = null
+        from picked
+        where t.id = picked.id
+        returning t.*;
+        return;
+    end if;
+    -- Locked in name order so two claims never wait on each other crosswise.
+    perform 1 from queues where name = any(limited) order by name for update;
+    return query
+    with room as materialized (
+        select q.name,
+               q.concurrency - (select count(*) from tasks r
+                                where r.queue = q.name and r.status = 'running') as free
+        from queues q
+        where q.name = any(limited) and not q.paused
+    ),
+    open_queues as (
+        select id, priority, run_at, seq
+        from tasks
+        where status in ('queued', 'retry')
+          and run_at <= now()
+          and drift_score >= drift_from and drift_score < drift_below
+          and (only_queues is null or queue = any(only_queues))
+          and not (queue = any(skip_queues))
+          and not (queue = any(limited))
+          and (only_types is null or type = any(only_types))
+          and queue not in (select name from queues where paused)
+        order by priority desc, run_at, seq
+        limit how_many
+        for update skip locked
+    ),
+    limited_queues as (
+        select c.id, c.priority, c.run_at, c.seq
+        from room
+        cross join lateral (
+            select id, priority, run_at, seq
+            from tasks
+            where queue = room.name
+              and status in ('queued', 'retry')
+              and run_at <= now()
+              and drift_score >= drift_from and drift_score < drift_below
+              and (only_types is null or type = any(only_types))
+            order by priority desc, run_at, seq
+            limit least(room.free, how_many)
+            for update skip locked
+        ) c
+        where room.free > 0
+    ),
+    picked as (
+        select id
+        from (select * from open_queues union all select * from limited_queues) candidates
+        order by priority desc, run_at, seq
+        limit how_many
+    )
+    update tasks t
+    set status = 'running',
+        attempts = t.attempts + 1,
+        worker_id = worker,
+        lease_token = gen_random_uuid(),
+        lease_expires_at = now() + make_interval(secs => lease_seconds),
+        started_at = now(),
+        updated_at = now(),
+        actor = null
+    from picked
+    where t.id = picked.id
+    returning t.*;
+end
+$$;
