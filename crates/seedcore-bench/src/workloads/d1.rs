@@ -12,10 +12,9 @@ use crate::{
     db::{BenchDb, with_database},
     error::{Context as _, Error, Result},
     load::{expect_ok, http_client, sequential},
-    process::{Seedcore, db_init},
     report::{Better, Measure, RunOutcome},
     stats::Latencies,
-    workloads::{Context, SETTLE, Table, history, progress, vacuum_analyze},
+    workloads::{Context, history},
 };
 
 /// Unmeasured requests of each kind before a measurement (the pool opens its connections).
@@ -108,34 +107,18 @@ pub async fn run(ctx: &Context) -> Result<Vec<RunOutcome>> {
 }
 
 async fn all_runs(ctx: &Context, db: &BenchDb) -> Result<Vec<RunOutcome>> {
-    let plan = &ctx.plan;
-    db_init(&ctx.seedcore, &db.url).await?;
-    let pool = db.pool(4).await?;
-    insert_hot(&pool).await?;
-    let env = [("SEEDCORE_WORKER_CONCURRENCY", "0")];
-    let mut serve = Seedcore::spawn(&ctx.seedcore, &["serve"], &db.url, &env)?;
-    let base = serve.wait_for_address().await?;
-    tokio::time::sleep(SETTLE).await;
-    let mut hot = Vec::new();
-    for run in 1..=plan.runs {
-        progress(format_args!("d1 hot tasks only, run {run}/{}", plan.runs));
-        hot.push(measure_all(ctx, &base).await?);
-    }
-    progress(format_args!("d1 loading {} finished tasks", plan.m1_rows));
-    let triggers_skipped = history::load(db, plan.m1_rows, HISTORY_ROWS, "d1").await?;
-    vacuum_analyze(&pool, Table::Tasks).await?;
-    let mut loaded = Vec::new();
-    for run in 1..=plan.runs {
-        progress(format_args!("d1 loaded history, run {run}/{}", plan.runs));
-        loaded.push(measure_all(ctx, &base).await?);
-    }
-    serve.ensure_running()?;
-    drop(serve);
-    pool.close().await;
-    let note = notes(ctx, triggers_skipped);
-    Ok(hot
-        .iter()
-        .zip(&loaded)
+    let runs = history::before_and_after(
+        ctx,
+        db,
+        "d1",
+        HISTORY_ROWS,
+        async |pool| insert_hot(pool).await,
+        async |base| measure_all(ctx, base).await,
+    )
+    .await?;
+    let note = notes(ctx, runs.triggers_skipped);
+    Ok(runs
+        .pairs()
         .map(|(hot, loaded)| outcome(hot, loaded, &note))
         .collect())
 }

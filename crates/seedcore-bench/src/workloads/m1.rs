@@ -9,10 +9,9 @@ use crate::{
     db::{BenchDb, with_database},
     error::{Context as _, Error, Result},
     load::{expect_ok, http_client, sequential},
-    process::{Seedcore, db_init},
     report::{Better, Measure, RunOutcome},
     stats::Latencies,
-    workloads::{Context, SETTLE, Table, history, progress, vacuum_analyze},
+    workloads::{Context, history},
 };
 
 /// Unmeasured scrapes before each measurement. Back-to-back statements outrun the pool's
@@ -27,35 +26,19 @@ pub async fn run(ctx: &Context) -> Result<Vec<RunOutcome>> {
 }
 
 async fn all_runs(ctx: &Context, db: &BenchDb) -> Result<Vec<RunOutcome>> {
-    let plan = &ctx.plan;
-    db_init(&ctx.seedcore, &db.url).await?;
-    let pool = db.pool(4).await?;
-    enqueue_backlog(&pool, plan.m1_ready).await?;
-    // No workers: the backlog stays ready, as a queue that is behind.
-    let env = [("SEEDCORE_WORKER_CONCURRENCY", "0")];
-    let mut serve = Seedcore::spawn(&ctx.seedcore, &["serve"], &db.url, &env)?;
-    let base = serve.wait_for_address().await?;
-    tokio::time::sleep(SETTLE).await;
-    let mut empty = Vec::new();
-    for run in 1..=plan.runs {
-        progress(format_args!("m1 empty history, run {run}/{}", plan.runs));
-        empty.push(scrapes(ctx, &base).await?);
-    }
-    progress(format_args!("m1 loading {} finished tasks", plan.m1_rows));
-    let triggers_skipped = history::load(db, plan.m1_rows, HISTORY_ROWS, "m1").await?;
-    vacuum_analyze(&pool, Table::Tasks).await?;
-    let mut loaded = Vec::new();
-    for run in 1..=plan.runs {
-        progress(format_args!("m1 loaded history, run {run}/{}", plan.runs));
-        loaded.push(scrapes(ctx, &base).await?);
-    }
-    serve.ensure_running()?;
-    drop(serve);
-    pool.close().await;
-    let note = notes(ctx, triggers_skipped);
-    Ok(empty
-        .iter()
-        .zip(&loaded)
+    // `serve` runs no workers: the backlog stays ready, as a queue that is behind.
+    let runs = history::before_and_after(
+        ctx,
+        db,
+        "m1",
+        HISTORY_ROWS,
+        async |pool| enqueue_backlog(pool, ctx.plan.m1_ready).await,
+        async |base| scrapes(ctx, base).await,
+    )
+    .await?;
+    let note = notes(ctx, runs.triggers_skipped);
+    Ok(runs
+        .pairs()
         .map(|(empty, loaded)| outcome(empty, loaded, &note))
         .collect())
 }
