@@ -2,9 +2,9 @@
 # Property-based tests of the HTTP API against its own OpenAPI document: schemathesis generates
 # requests from /openapi.json (valid and invalid ones), sends them to `seedcore serve` and checks
 # every answer against the document (statuses, shapes, refusals of invalid input, acceptance of
-# valid input). It runs on a fresh SQLite file and on a fresh PostgreSQL database, each time
-# twice: with an admin token (every operation allowed) and with a viewer token (writes answer
-# 403), and fails on any failure. With tokens stored, the check that secured operations refuse
+# valid input). It runs on a fresh SQLite file and on a fresh PostgreSQL database with an admin
+# token (every operation allowed), and once more on PostgreSQL with a viewer token (writes answer
+# 403; which calls a role may make does not depend on the backend), and fails on any failure. With tokens stored, the check that secured operations refuse
 # calls without one (ignored_auth) applies too.
 #
 # Usage: scripts/schemathesis.sh [sqlite|postgres]...   (default: both)
@@ -156,7 +156,6 @@ run_sqlite() {
     create_tokens --data-dir "$WORK/sqlite-data"
     start_server sqlite --data-dir "$WORK/sqlite-data"
     run_schemathesis "sqlite, admin token" "$ADMIN_TOKEN"
-    run_schemathesis "sqlite, viewer token" "$VIEWER_TOKEN"
     stop_server
 }
 
