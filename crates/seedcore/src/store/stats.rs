@@ -146,6 +146,33 @@ pub struct CountedBucket {
     pub wait_ms: Option<Percentiles>,
 }
 
+/// A bucket as both backends' statements answer it: place, completed, failed, cancelled, then
+/// run p50 and p95 and wait p50 and p95 in milliseconds (null when the bucket ran nothing).
+pub type CountedRow = (
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+);
+
+impl From<CountedRow> for CountedBucket {
+    fn from(row: CountedRow) -> CountedBucket {
+        let (n, completed, failed, cancelled, run_p50, run_p95, wait_p50, wait_p95) = row;
+        CountedBucket {
+            n,
+            completed,
+            failed,
+            cancelled,
+            run_ms: Percentiles::of(run_p50, run_p95),
+            wait_ms: Percentiles::of(wait_p50, wait_p95),
+        }
+    }
+}
+
 /// Every bucket of the window, those the backend did not count as zero.
 pub fn assemble(window: &StatsWindow, counted: Vec<CountedBucket>) -> TaskStats {
     let mut buckets: Vec<StatsBucket> = (0..window.buckets)

@@ -8,23 +8,12 @@ use chrono::Utc;
 use super::{SqliteStore, rows::stamp};
 use crate::store::{
     StoreResult,
-    stats::{CountedBucket, Percentiles, StatsQuery, StatsWindow, TaskStats, assemble},
+    stats::{CountedBucket, CountedRow, StatsQuery, StatsWindow, TaskStats, assemble},
 };
-
-type Row = (
-    i64,
-    i64,
-    i64,
-    i64,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-);
 
 pub(super) async fn task_stats(store: &SqliteStore, query: &StatsQuery) -> StoreResult<TaskStats> {
     let window = StatsWindow::of(query.minutes, Utc::now());
-    let rows: Vec<Row> = sqlx::query_as(include_str!("sql/task_stats.sql"))
+    let rows: Vec<CountedRow> = sqlx::query_as(include_str!("sql/task_stats.sql"))
         .bind(stamp(window.since))
         .bind(stamp(window.end()))
         .bind(window.bucket_seconds)
@@ -32,17 +21,8 @@ pub(super) async fn task_stats(store: &SqliteStore, query: &StatsQuery) -> Store
         .bind(query.task_type.as_deref())
         .fetch_all(&store.reader)
         .await?;
-    Ok(assemble(&window, rows.into_iter().map(counted).collect()))
-}
-
-fn counted(row: Row) -> CountedBucket {
-    let (n, completed, failed, cancelled, run_p50, run_p95, wait_p50, wait_p95) = row;
-    CountedBucket {
-        n,
-        completed,
-        failed,
-        cancelled,
-        run_ms: Percentiles::of(run_p50, run_p95),
-        wait_ms: Percentiles::of(wait_p50, wait_p95),
-    }
+    Ok(assemble(
+        &window,
+        rows.into_iter().map(CountedBucket::from).collect(),
+    ))
 }
