@@ -7,8 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use common::*;
+use chrono::Utc;
+use common::{
+    schedules::{PATH, create, get, time},
+    *,
+};
 use reqwest::{Method, StatusCode};
 use seedcore::{
     auth::{NewToken, Role, Secret},
@@ -16,20 +19,6 @@ use seedcore::{
     store::FIRE_BATCH,
 };
 use serde_json::{Value, json};
-
-const PATH: &str = "/api/v1/schedules";
-
-async fn create(app: &TestApp, body: Value) -> Value {
-    let (status, schedule) = app.post(PATH, body).await;
-    assert_eq!(status, StatusCode::CREATED, "create schedule: {schedule}");
-    schedule
-}
-
-async fn get(app: &TestApp, id: &str) -> Value {
-    let (status, schedule) = app.get(&format!("{PATH}/{id}")).await;
-    assert_eq!(status, StatusCode::OK, "get schedule: {schedule}");
-    schedule
-}
 
 async fn trigger(app: &TestApp, id: &str) -> Value {
     let (status, task) = app.post_empty(&format!("{PATH}/{id}/trigger")).await;
@@ -43,10 +32,6 @@ async fn fires(app: &TestApp, id: &str, limit: Option<i64>) -> Vec<Value> {
     let (status, list) = app.get(&format!("{PATH}/{id}/fires{query}")).await;
     assert_eq!(status, StatusCode::OK, "fires: {list}");
     list["items"].as_array().expect("items").clone()
-}
-
-fn time(value: &Value) -> DateTime<Utc> {
-    value.as_str().expect("a time").parse().expect("RFC 3339")
 }
 
 fn assert_newest_first(items: &[Value]) {

@@ -7,33 +7,18 @@ mod common;
 use std::{collections::BTreeSet, time::Duration};
 
 use chrono::{DateTime, Days, NaiveTime, SecondsFormat, TimeDelta, Timelike, Utc};
-use common::*;
+use common::{
+    schedules::{PATH, create, get, time},
+    *,
+};
 use reqwest::StatusCode;
 use seedcore::{api::ApiSettings, model::TaskStatus, store::FIRE_BATCH};
 use serde_json::{Value, json};
-
-const PATH: &str = "/api/v1/schedules";
-
-async fn create(app: &TestApp, body: Value) -> Value {
-    let (status, schedule) = app.post(PATH, body).await;
-    assert_eq!(status, StatusCode::CREATED, "create schedule: {schedule}");
-    schedule
-}
-
-async fn get(app: &TestApp, id: &str) -> Value {
-    let (status, schedule) = app.get(&format!("{PATH}/{id}")).await;
-    assert_eq!(status, StatusCode::OK, "get schedule: {schedule}");
-    schedule
-}
 
 async fn patch(app: &TestApp, id: &str, body: Value) -> Value {
     let (status, schedule) = app.patch(&format!("{PATH}/{id}"), body).await;
     assert_eq!(status, StatusCode::OK, "patch schedule: {schedule}");
     schedule
-}
-
-fn time(value: &Value) -> DateTime<Utc> {
-    value.as_str().expect("a time").parse().expect("RFC 3339")
 }
 
 fn times(value: &Value) -> Vec<DateTime<Utc>> {

@@ -22,6 +22,7 @@
 
 pub mod backends;
 pub mod process;
+pub mod schedules;
 
 // Each test binary uses some.
 #[allow(unused_imports)]
