@@ -374,6 +374,8 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let listener = Listener::bind(address, settings)
         .await
         .map_err(|err| CliError(err.to_string()))?;
+    // Startup is over: what migrating and building the API freed would stay resident.
+    crate::allocator::release_free_memory();
     listener.serve(app, stop).await;
     if let Some(engine) = engine {
         engine.shutdown().await;

@@ -58,6 +58,7 @@
 #![warn(missing_docs)]
 
 pub mod adopt;
+mod allocator;
 pub mod api;
 pub mod auth;
 pub mod cli;
