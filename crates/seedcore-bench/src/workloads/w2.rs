@@ -32,6 +32,10 @@ const REMOTE_TASK: &str = r#"{"type":"w2.remote","run_immediately":true}"#;
 /// The engine's log line for a handler starting, at the level W2 turns on.
 const STARTED: &str = "handler started";
 const LOG_FILTER: &str = "info,seedcore::engine=debug";
+/// The remote path's: the executor client's own debug lines stay off, so the call is not
+/// preceded by a log write the in-process path does not make, and the kept log tail holds
+/// every task's start.
+const REMOTE_LOG_FILTER: &str = "info,seedcore::engine=debug,seedcore::engine::remote=info";
 
 pub async fn run(ctx: &Context) -> Result<Vec<RunOutcome>> {
     let peer = Peer::prepare(ctx.peers_dir.as_deref(), ctx.plan.smoke).await;
@@ -173,7 +177,10 @@ async fn remote_run(ctx: &Context, db: &BenchDb) -> Result<RunOutcome> {
     let count = ctx.plan.pickup_tasks;
     let executor = Executor::start().await?;
     let executors = format!("{REMOTE_TYPE}={}", executor.url());
-    let env = [("RUST_LOG", LOG_FILTER), ("SEEDCORE_EXECUTORS", &executors)];
+    let env = [
+        ("RUST_LOG", REMOTE_LOG_FILTER),
+        ("SEEDCORE_EXECUTORS", &executors),
+    ];
     let mut serve = Seedcore::spawn(&ctx.seedcore, &["serve"], &db.url, &env)?;
     let base = serve.wait_for_address().await?;
     tokio::time::sleep(SETTLE).await;
@@ -227,7 +234,8 @@ async fn remote_run(ctx: &Context, db: &BenchDb) -> Result<RunOutcome> {
     outcome.note(format!(
         "remote executor: the same {count} enqueues of type {REMOTE_TYPE} to a `serve` started \
          with SEEDCORE_EXECUTORS={REMOTE_TYPE}=<the tool's executor>, an HTTP/1.1 server on \
-         loopback that answers {{\"success\": true}} at once; pickup = the call's arrival at \
+         loopback that answers {{\"success\": true}} at once (log filter \
+         {REMOTE_LOG_FILTER}); pickup = the call's arrival at \
          the executor (its whole body read) − arrival of the enqueue's answer; the calls came on \
          {} connection(s)",
         executor.connections()
