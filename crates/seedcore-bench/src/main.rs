@@ -7,6 +7,7 @@
 //! - `stats`: percentiles and median/min/max;
 //! - `peer`: the peer seedcore is judged against (Graphile Worker), run by its own script;
 //! - `external`: the other programs the tool runs (node, npm, pgbench), bounded in time;
+//! - `executor`: the loopback remote executor of W2's remote path;
 //! - `corpus`: the synthetic facts' words and tags;
 //! - `workloads`: one module per workload;
 //! - `report`: the human table and the JSON objects.
@@ -15,6 +16,7 @@ mod cli;
 mod corpus;
 mod db;
 mod error;
+mod executor;
 mod external;
 mod load;
 mod peer;

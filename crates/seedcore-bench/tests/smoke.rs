@@ -205,6 +205,23 @@ fn every_workload_reports_figures_and_a_baseline() {
             assert!(baselines > 0, "no baseline in {report}");
         }
     }
+    let w2 = &reports[1];
+    for key in [
+        "pickup_p99_ms",
+        "remote_pickup_p99_ms",
+        "floor_commit_p50_ms",
+    ] {
+        assert!(figure_keys(w2).contains(&key), "w2 printed no {key}: {w2}");
+    }
+}
+
+fn figure_keys(report: &Value) -> Vec<&str> {
+    report["figures"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|figure| figure["key"].as_str())
+        .collect()
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! W2, pickup latency: with `seedcore serve` idle, tasks enqueued one at a time through the API
 //! at a steady rate; the figure is how long each waited between the commit of its enqueue and
 //! its handler starting. The tool stamps the commit when the `200` answering the enqueue arrives
-//! (the server answers after committing); the engine stamps the handler's start in its debug
-//! log ("handler started"). Both stamps are the same machine's wall clock.
+//! (the server answers after committing). Two paths, each on a database and a `serve` of its
+//! own, in every run: the in-process `noop` handler, whose start the engine stamps in its debug
+//! log ("handler started"); and a remote executor, the tool's own on loopback ([`Executor`]),
+//! which stamps each call as it arrives. All stamps are the same machine's wall clock.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -13,6 +15,7 @@ use uuid::Uuid;
 use crate::{
     db::{BenchDb, with_database},
     error::{Context as _, Error, Result},
+    executor::Executor,
     load::{expect_ok, http_client},
     peer::{self, Peer},
     process::Seedcore,
@@ -22,17 +25,34 @@ use crate::{
 };
 
 const TASK: &str = r#"{"type":"noop","run_immediately":true}"#;
+/// The remote path's task type, which `serve` maps to the tool's executor.
+const REMOTE_TYPE: &str = "w2.remote";
+const REMOTE_TASK: &str = r#"{"type":"w2.remote","run_immediately":true}"#;
 
 /// The engine's log line for a handler starting, at the level W2 turns on.
 const STARTED: &str = "handler started";
 const LOG_FILTER: &str = "info,seedcore::engine=debug";
+/// The remote path's: the executor client's own debug lines stay off, so the call is not
+/// preceded by a log write the in-process path does not make, and the kept log tail holds
+/// every task's start.
+const REMOTE_LOG_FILTER: &str = "info,seedcore::engine=debug,seedcore::engine::remote=info";
 
 pub async fn run(ctx: &Context) -> Result<Vec<RunOutcome>> {
     let peer = Peer::prepare(ctx.peers_dir.as_deref(), ctx.plan.smoke).await;
     let mut runs = Vec::new();
     for run in 1..=ctx.plan.runs {
-        progress(format_args!("w2 run {run}/{}", ctx.plan.runs));
+        progress(format_args!(
+            "w2 run {run}/{}: in-process handler",
+            ctx.plan.runs
+        ));
         let mut outcome = with_database(&ctx.admin, async |db| one_run(ctx, db).await).await?;
+        progress(format_args!(
+            "w2 run {run}/{}: remote executor",
+            ctx.plan.runs
+        ));
+        let remote = with_database(&ctx.admin, async |db| remote_run(ctx, db).await).await?;
+        outcome.measures.extend(remote.measures);
+        outcome.notes.extend(remote.notes);
         peer_run(ctx, &peer, &mut outcome).await;
         runs.push(outcome);
     }
@@ -40,7 +60,7 @@ pub async fn run(ctx: &Context) -> Result<Vec<RunOutcome>> {
 }
 
 /// The peer's W2 on the same server after seedcore's: its p50 and p99 become the baselines of
-/// seedcore's pickup p50 and p99. A peer that is skipped or fails leaves a note.
+/// seedcore's pickup p50 and p99, on both paths. A peer that is skipped or fails leaves a note.
 async fn peer_run(ctx: &Context, peer: &Peer, outcome: &mut RunOutcome) {
     let latencies = match peer {
         Peer::Skipped(reason) => Err(reason.clone()),
@@ -58,8 +78,12 @@ async fn peer_run(ctx: &Context, peer: &Peer, outcome: &mut RunOutcome) {
     };
     for measure in &mut outcome.measures {
         let baseline = match measure.key {
-            "pickup_p50_ms" => ("graphile_tuned_p50_ms", "Graphile Worker p50", p50),
-            "pickup_p99_ms" => ("graphile_tuned_p99_ms", "Graphile Worker p99", p99),
+            "pickup_p50_ms" | "remote_pickup_p50_ms" => {
+                ("graphile_tuned_p50_ms", "Graphile Worker p50", p50)
+            }
+            "pickup_p99_ms" | "remote_pickup_p99_ms" => {
+                ("graphile_tuned_p99_ms", "Graphile Worker p99", p99)
+            }
             _ => continue,
         };
         *measure = measure.clone().against(baseline.0, baseline.1, baseline.2);
@@ -67,7 +91,7 @@ async fn peer_run(ctx: &Context, peer: &Peer, outcome: &mut RunOutcome) {
     outcome.note(
         "Graphile Worker, tuned: `node graphile.js w2 --tuned` on the same server, an idle runner \
          in process, 500 jobs added one at a time at 50/s; latency = handler start − addJob \
-         resolved",
+         resolved; the baseline of both seedcore paths",
     );
 }
 
@@ -82,9 +106,10 @@ async fn one_run(ctx: &Context, db: &BenchDb) -> Result<RunOutcome> {
     let enqueued = enqueue_steadily(&base, count, ctx.plan.pickup_rate, TASK).await?;
     wait_until_started(&pool, count, &mut serve).await?;
     let committed = commit_times(&pool).await?;
-    pool.close().await;
     let started = handler_starts(&mut serve, &enqueued).await?;
     drop(serve);
+    let floor = commit_floor(&pool).await?;
+    pool.close().await;
 
     let waits = Waits::of(&enqueued, &started)?;
     let mut outcome = RunOutcome::default();
@@ -92,21 +117,21 @@ async fn one_run(ctx: &Context, db: &BenchDb) -> Result<RunOutcome> {
     let since_request = Latencies::new(waits.since_request);
     outcome.push(Measure::new(
         "pickup_p50_ms",
-        "pickup p50",
+        "in-process: pickup p50",
         "ms",
         Better::Lower,
         since_answer.p50(),
     ));
     outcome.push(Measure::new(
         "pickup_p99_ms",
-        "pickup p99",
+        "in-process: pickup p99",
         "ms",
         Better::Lower,
         since_answer.p99(),
     ));
     outcome.push(Measure::new(
         "pickup_max_ms",
-        "pickup max",
+        "in-process: pickup max",
         "ms",
         Better::Lower,
         since_answer.max(),
@@ -128,6 +153,7 @@ async fn one_run(ctx: &Context, db: &BenchDb) -> Result<RunOutcome> {
     if let Some(committed) = committed {
         push_since_commit(&mut outcome, &enqueued, &started, &committed)?;
     }
+    floor.push_to(&mut outcome);
     outcome.note(format!(
         "{count} noop tasks, one POST /api/v1/tasks (run_immediately) at a time at ~{} per \
          second, to `seedcore serve` with default settings (log filter {LOG_FILTER}); pickup = \
@@ -142,6 +168,192 @@ async fn one_run(ctx: &Context, db: &BenchDb) -> Result<RunOutcome> {
         waits.since_answer.iter().filter(|ms| **ms < 0.0).count()
     ));
     Ok(outcome)
+}
+
+/// The remote path: `serve` sends the tasks to the tool's executor, whose stamp of each call's
+/// arrival is the handler's start. Beside the pickup: the engine's dispatch ("handler started")
+/// → the call's arrival, which is the executor client's own share.
+async fn remote_run(ctx: &Context, db: &BenchDb) -> Result<RunOutcome> {
+    let count = ctx.plan.pickup_tasks;
+    let executor = Executor::start().await?;
+    let executors = format!("{REMOTE_TYPE}={}", executor.url());
+    let env = [
+        ("RUST_LOG", REMOTE_LOG_FILTER),
+        ("SEEDCORE_EXECUTORS", &executors),
+    ];
+    let mut serve = Seedcore::spawn(&ctx.seedcore, &["serve"], &db.url, &env)?;
+    let base = serve.wait_for_address().await?;
+    tokio::time::sleep(SETTLE).await;
+    let pool = db.pool(2).await?;
+    let enqueued = enqueue_steadily(&base, count, ctx.plan.pickup_rate, REMOTE_TASK).await?;
+    wait_until_started(&pool, count, &mut serve).await?;
+    pool.close().await;
+    let called = executor_calls(&executor, &enqueued, &serve).await?;
+    let dispatched = handler_starts(&mut serve, &enqueued).await?;
+    drop(serve);
+
+    let waits = Waits::of(&enqueued, &called)?;
+    let mut outcome = RunOutcome::default();
+    let pickup = Latencies::new(waits.since_answer.clone());
+    outcome.push(Measure::new(
+        "remote_pickup_p50_ms",
+        "remote executor: pickup p50",
+        "ms",
+        Better::Lower,
+        pickup.p50(),
+    ));
+    outcome.push(Measure::new(
+        "remote_pickup_p99_ms",
+        "remote executor: pickup p99",
+        "ms",
+        Better::Lower,
+        pickup.p99(),
+    ));
+    outcome.push(Measure::new(
+        "remote_pickup_max_ms",
+        "remote executor: pickup max",
+        "ms",
+        Better::Lower,
+        pickup.max(),
+    ));
+    let client = Latencies::new(dispatch_to_call(&enqueued, &dispatched, &called)?);
+    outcome.push(Measure::new(
+        "remote_dispatch_to_call_p50_ms",
+        "remote executor: handler started → call arrived p50",
+        "ms",
+        Better::Lower,
+        client.p50(),
+    ));
+    outcome.push(Measure::new(
+        "remote_dispatch_to_call_p99_ms",
+        "remote executor: handler started → call arrived p99",
+        "ms",
+        Better::Lower,
+        client.p99(),
+    ));
+    outcome.note(format!(
+        "remote executor: the same {count} enqueues of type {REMOTE_TYPE} to a `serve` started \
+         with SEEDCORE_EXECUTORS={REMOTE_TYPE}=<the tool's executor>, an HTTP/1.1 server on \
+         loopback that answers {{\"success\": true}} at once (log filter \
+         {REMOTE_LOG_FILTER}); pickup = the call's arrival at \
+         the executor (its whole body read) − arrival of the enqueue's answer; the calls came on \
+         {} connection(s)",
+        executor.connections()
+    ));
+    Ok(outcome)
+}
+
+/// When each enqueued task's call reached the executor (a call may still be on its way when
+/// the last claim is visible in the database).
+async fn executor_calls(
+    executor: &Executor,
+    enqueued: &[Enqueued],
+    serve: &Seedcore,
+) -> Result<HashMap<Uuid, DateTime<Utc>>> {
+    let mut calls = HashMap::new();
+    for _ in 0..100 {
+        calls = executor.arrivals();
+        if enqueued.iter().all(|task| calls.contains_key(&task.id)) {
+            return Ok(calls);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(Error::new(format!(
+        "the executor got {} calls for {} tasks; serve log:\n{}",
+        calls.len(),
+        enqueued.len(),
+        serve.log_tail(30)
+    )))
+}
+
+/// Milliseconds from the engine's dispatch of each task to its call's arrival.
+fn dispatch_to_call(
+    enqueued: &[Enqueued],
+    dispatched: &HashMap<Uuid, DateTime<Utc>>,
+    called: &HashMap<Uuid, DateTime<Utc>>,
+) -> Result<Vec<f64>> {
+    enqueued
+        .iter()
+        .map(
+            |task| match (dispatched.get(&task.id), called.get(&task.id)) {
+                (Some(start), Some(call)) => Ok(millis(*call - *start)),
+                _ => Err(Error::new(format!(
+                    "cannot find the dispatch and call of task {}",
+                    task.id
+                ))),
+            },
+        )
+        .collect()
+}
+
+/// Statements timed on an otherwise idle server, after `serve` has stopped: the floor under
+/// any pickup. A claim is a committed write, so its answer waits for its WAL flush as a
+/// committed one-row update does; `select 1` is the bare round trip.
+struct Floor {
+    commit: Latencies,
+    select: Latencies,
+}
+
+const FLOOR_SAMPLES: usize = 200;
+
+async fn commit_floor(pool: &PgPool) -> Result<Floor> {
+    let setup = "create table w2_floor (id int primary key, n int not null); \
+                 insert into w2_floor values (1, 0)";
+    sqlx::raw_sql(setup)
+        .execute(pool)
+        .await
+        .context("create the floor's table")?;
+    let mut conn = pool.acquire().await.context("a connection for the floor")?;
+    let mut commit = Vec::with_capacity(FLOOR_SAMPLES);
+    let mut select = Vec::with_capacity(FLOOR_SAMPLES);
+    for _ in 0..FLOOR_SAMPLES {
+        let started = std::time::Instant::now();
+        sqlx::query("update w2_floor set n = n + 1 where id = 1")
+            .execute(&mut *conn)
+            .await
+            .context("a committed one-row update")?;
+        commit.push(started.elapsed().as_secs_f64() * 1_000.0);
+        let started = std::time::Instant::now();
+        sqlx::query("select 1")
+            .execute(&mut *conn)
+            .await
+            .context("select 1")?;
+        select.push(started.elapsed().as_secs_f64() * 1_000.0);
+    }
+    Ok(Floor {
+        commit: Latencies::new(commit),
+        select: Latencies::new(select),
+    })
+}
+
+impl Floor {
+    fn push_to(&self, outcome: &mut RunOutcome) {
+        let figures = [
+            (
+                "floor_commit_p50_ms",
+                "floor: committed update p50",
+                self.commit.p50(),
+            ),
+            (
+                "floor_commit_p99_ms",
+                "floor: committed update p99",
+                self.commit.p99(),
+            ),
+            (
+                "floor_select_p50_ms",
+                "floor: select 1 p50",
+                self.select.p50(),
+            ),
+        ];
+        for (key, label, value) in figures {
+            outcome.push(Measure::new(key, label, "ms", Better::Lower, value));
+        }
+        outcome.note(format!(
+            "floor: after `serve` stopped, {FLOOR_SAMPLES} times in turn on one connection, a \
+             committed `update` of one row (its answer waits for the WAL flush, as a claim's \
+             does) and `select 1`; prepared statements, round trips timed by the tool"
+        ));
+    }
 }
 
 /// Each task's commit time, where the server records commit timestamps
