@@ -7,9 +7,9 @@
 //!
 //! A lane with no slots is not created, so its tasks are left to other processes.
 //!
-//! A lane of the drift paths keeps up to [`CLAIMERS`] claims in flight at once, each over the
-//! slots free when it is sent; a queue's own lane keeps one, since claims on a limited queue
-//! wait for each other on the queue's row anyway.
+//! A drift lane with enough slots keeps [`CLAIMERS`] claims in flight at once, each over its
+//! share of the slots; a queue's own lane keeps one, since claims on a limited queue wait for
+//! each other on the queue's row anyway.
 
 use std::{sync::Arc, time::Duration};
 
@@ -116,9 +116,18 @@ pub(super) fn lanes(settings: &EngineSettings) -> Vec<Lane> {
     lanes
 }
 
-/// [`CLAIMERS`] claims in flight, never more than the lane has slots.
+/// Fewest slots one of several claims in flight gathers. A smaller lane (the escalated path's
+/// 4 by default) keeps one claim: splitting it would pay a statement per task or two, and an
+/// idle lane's claim still reads the ready tasks its filter skips.
+const MIN_SHARE: usize = 8;
+
+/// [`CLAIMERS`] claims in flight when each gets at least [`MIN_SHARE`] slots, else one.
 fn claimers(capacity: usize) -> usize {
-    CLAIMERS.min(capacity).max(1)
+    if capacity >= CLAIMERS * MIN_SHARE {
+        CLAIMERS
+    } else {
+        1
+    }
 }
 
 #[cfg(test)]
@@ -154,6 +163,16 @@ mod tests {
             ..EngineSettings::default()
         };
         assert_eq!(names(&settings), ["fast", "escalated"]);
+    }
+
+    #[test]
+    fn a_large_drift_lane_keeps_two_claims_in_flight_and_small_or_limited_lanes_one() {
+        let settings = EngineSettings {
+            queue_limits: vec![("emails".into(), 32)],
+            ..EngineSettings::default()
+        };
+        let claimers: Vec<usize> = lanes(&settings).iter().map(|l| l.claimers).collect();
+        assert_eq!(claimers, [2, 1, 1]);
     }
 
     #[test]

@@ -468,10 +468,7 @@ async fn free_slots(inner: &Inner, lane: &Lane) -> Option<Vec<OwnedSemaphorePerm
         permit = lane.slots.clone().acquire_owned() => permit.ok()?,
     };
     let mut permits = vec![first];
-    let full = lane
-        .capacity
-        .div_ceil(lane.claimers)
-        .min(MAX_CLAIM_BATCH);
+    let full = lane.capacity.div_ceil(lane.claimers).min(MAX_CLAIM_BATCH);
     take_free(lane, &mut permits, full);
     let deadline = tokio::time::Instant::now() + GATHER;
     while permits.len() < full {
