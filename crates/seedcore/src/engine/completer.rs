@@ -1,21 +1,33 @@
 //! Records attempt outcomes in batches: each finished attempt is handed to one loop per
-//! process, which writes everything that arrived while its previous write was in flight in a
-//! single statement. At low load a batch is one outcome and adds no wait; under load one round
-//! trip records many.
+//! process, which writes everything that arrived while its writes were in flight in a single
+//! statement. At low load a batch is one outcome and adds no wait; under load one round trip
+//! records many.
+//!
+//! Up to [`IN_FLIGHT`] batches are written at once, each in its own transaction: the batches
+//! hold different tasks (an attempt is handed over once), so they never wait on each other's
+//! rows, and commits that overlap share their WAL flush. Every outcome is answered only after
+//! its own batch committed.
 //!
 //! One outcome that the database refuses (a result it cannot store) must not sink the others:
 //! a failed batch is retried one outcome at a time, and a result that still cannot be stored
 //! fails its task with the reason.
 
-use std::collections::HashSet;
+use std::{collections::HashSet, sync::Arc};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::{
+    sync::{Semaphore, mpsc, oneshot},
+    task::JoinSet,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{DynStore, Lease, Outcome, StoreError};
 
 /// Most outcomes one statement records.
 const MAX_BATCH: usize = 256;
+
+/// Batches written at once. One write in flight left the drain waiting on each commit's flush
+/// in turn; a second lets the next batch's statement run while the previous one commits.
+const IN_FLIGHT: usize = 2;
 
 /// What the completer says about one outcome: recorded, lease lost, or could not be written.
 pub type Recorded = Result<bool, String>;
@@ -31,13 +43,19 @@ pub fn channel() -> (mpsc::Sender<Completion>, mpsc::Receiver<Completion>) {
 }
 
 pub async fn run(store: DynStore, mut inbox: mpsc::Receiver<Completion>, stop: CancellationToken) {
+    let writers = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut writing = JoinSet::new();
     loop {
         let first = tokio::select! {
             next = inbox.recv() => match next {
                 Some(completion) => completion,
-                None => return,
+                None => break,
             },
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => break,
+        };
+        // Outcomes that arrive while every writer is busy join this batch.
+        let Ok(writer) = writers.clone().acquire_owned().await else {
+            break;
         };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -46,8 +64,15 @@ pub async fn run(store: DynStore, mut inbox: mpsc::Receiver<Completion>, stop: C
                 Err(_) => break,
             }
         }
-        record(&store, batch).await;
+        let store = store.clone();
+        writing.spawn(async move {
+            record(&store, batch).await;
+            drop(writer);
+        });
+        while writing.try_join_next().is_some() {}
     }
+    // Writes already sent finish, so every outcome handed over is answered.
+    while writing.join_next().await.is_some() {}
 }
 
 async fn record(store: &DynStore, batch: Vec<Completion>) {

@@ -6,6 +6,10 @@
 //!   task at or above the threshold still runs on the escalated path, within the queue's limit).
 //!
 //! A lane with no slots is not created, so its tasks are left to other processes.
+//!
+//! A drift lane with enough slots keeps [`CLAIMERS`] claims in flight at once, each over its
+//! share of the slots; a queue's own lane keeps one, since claims on a limited queue wait for
+//! each other on the queue's row anyway.
 
 use std::{sync::Arc, time::Duration};
 
@@ -13,6 +17,11 @@ use tokio::sync::{Notify, Semaphore};
 
 use super::EngineSettings;
 use crate::store::DriftRange;
+
+/// Claims a drift lane keeps in flight. With one, a lane whose handlers are quick sat idle
+/// for each claim's whole round trip and commit; with two, the next claim is already running
+/// in the database when one answers.
+const CLAIMERS: usize = 2;
 
 /// One path through the engine.
 pub(super) struct Lane {
@@ -24,6 +33,8 @@ pub(super) struct Lane {
     /// Handlers running at once: `capacity` slots.
     pub slots: Arc<Semaphore>,
     pub capacity: usize,
+    /// Claims in flight at once, each by its own loop over the shared slots.
+    pub claimers: usize,
     pub drift: DriftRange,
     pub queues: Option<Vec<String>>,
     pub exclude_queues: Vec<String>,
@@ -39,6 +50,7 @@ impl Lane {
             escalate_by_drift: false,
             slots: Arc::new(Semaphore::new(capacity)),
             capacity,
+            claimers: claimers(capacity),
             drift,
             queues: None,
             exclude_queues: Vec::new(),
@@ -96,11 +108,26 @@ pub(super) fn lanes(settings: &EngineSettings) -> Vec<Lane> {
             settings.task_timeout,
         );
         lane.escalate_by_drift = true;
+        lane.claimers = 1;
         lane.queues = Some(vec![queue.clone()]);
         lanes.push(lane);
     }
     lanes.retain(|lane| lane.slots.available_permits() > 0);
     lanes
+}
+
+/// Fewest slots one of several claims in flight gathers. A smaller lane (the escalated path's
+/// 4 by default) keeps one claim: splitting it would pay a statement per task or two, and an
+/// idle lane's claim still reads the ready tasks its filter skips.
+const MIN_SHARE: usize = 8;
+
+/// [`CLAIMERS`] claims in flight when each gets at least [`MIN_SHARE`] slots, else one.
+fn claimers(capacity: usize) -> usize {
+    if capacity >= CLAIMERS * MIN_SHARE {
+        CLAIMERS
+    } else {
+        1
+    }
 }
 
 #[cfg(test)]
@@ -136,6 +163,16 @@ mod tests {
             ..EngineSettings::default()
         };
         assert_eq!(names(&settings), ["fast", "escalated"]);
+    }
+
+    #[test]
+    fn a_large_drift_lane_keeps_two_claims_in_flight_and_small_or_limited_lanes_one() {
+        let settings = EngineSettings {
+            queue_limits: vec![("emails".into(), 32)],
+            ..EngineSettings::default()
+        };
+        let claimers: Vec<usize> = lanes(&settings).iter().map(|l| l.claimers).collect();
+        assert_eq!(claimers, [2, 1, 1]);
     }
 
     #[test]

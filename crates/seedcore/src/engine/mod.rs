@@ -266,6 +266,7 @@ impl Engine {
             tracing::warn!(error = %err, "cannot register this worker process; running anyway");
         }
         let lanes = (0..inner.lanes.len())
+            .flat_map(|i| std::iter::repeat_n(i, inner.lanes[i].claimers))
             .map(|i| tokio::spawn(claim_loop(inner.clone(), i)))
             .collect();
         let sink_inner = inner.clone();
@@ -456,17 +457,18 @@ async fn claim_loop(inner: Arc<Inner>, lane_index: usize) {
     }
 }
 
-/// Slots for the next claim: every free one, at least one (waited for); None once claiming
+/// Slots for the next claim: the free ones up to this claim's share of the lane (its slots
+/// divided among its claims in flight), at least one (waited for); None once claiming
 /// stopped. Under load slots free one by one as handlers end, and a claim at the first would
 /// take one task per statement, so while others are busy the lane gathers slots a little
-/// longer (at most [`GATHER`]) before it claims fewer than a full batch.
+/// longer (at most [`GATHER`]) before it claims fewer than a full share.
 async fn free_slots(inner: &Inner, lane: &Lane) -> Option<Vec<OwnedSemaphorePermit>> {
     let first = tokio::select! {
         _ = inner.stop_claiming.cancelled() => return None,
         permit = lane.slots.clone().acquire_owned() => permit.ok()?,
     };
     let mut permits = vec![first];
-    let full = lane.capacity.min(MAX_CLAIM_BATCH);
+    let full = lane.capacity.div_ceil(lane.claimers).min(MAX_CLAIM_BATCH);
     take_free(lane, &mut permits, full);
     let deadline = tokio::time::Instant::now() + GATHER;
     while permits.len() < full {
