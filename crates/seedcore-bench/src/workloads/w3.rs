@@ -1,8 +1,15 @@
 //! W3, API throughput: `POST /api/v1/tasks` and then `GET /api/v1/tasks/{id}` from 64
 //! keep-alive connections for a fixed time, against single-row SQL straight into PostgreSQL
 //! over as many connections; plus the server's idle and peak memory.
+//!
+//! `serve` runs its workers with their defaults, so the tasks created are also run while the
+//! load lasts; the run fails unless every accepted task completed, and reports how long after
+//! the last accepted create the last one finished (as the database recorded both).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -35,6 +42,8 @@ struct ApiPhases {
     idle_rss_kib: u64,
     post: LoadResult,
     post_peak_kib: u64,
+    /// Seconds from the last create to the last completion.
+    drained_after_s: f64,
     get: LoadResult,
     get_peak_kib: u64,
     hwm_kib: u64,
@@ -56,8 +65,7 @@ async fn one_run(ctx: &Context, db: &BenchDb) -> Result<RunOutcome> {
 }
 
 async fn api_phases(ctx: &Context, db: &BenchDb, pool: &PgPool) -> Result<ApiPhases> {
-    let env = [("SEEDCORE_WORKER_CONCURRENCY", "0")];
-    let mut serve = Seedcore::spawn(&ctx.seedcore, &["serve"], &db.url, &env)?;
+    let mut serve = Seedcore::spawn(&ctx.seedcore, &["serve"], &db.url, &[])?;
     let base = serve.wait_for_address().await?;
     tokio::time::sleep(SETTLE).await;
     let idle_rss_kib = serve.memory()?.rss_kib;
@@ -68,6 +76,7 @@ async fn api_phases(ctx: &Context, db: &BenchDb, pool: &PgPool) -> Result<ApiPha
         .await
         .require_success("POST /api/v1/tasks")?;
     let post_peak_kib = sampler.stop();
+    let drained_after_s = drained_after(pool, &mut serve).await?;
 
     let ids = sample_ids(pool, "select id from tasks limit $1").await?;
     let sampler = RssSampler::start(serve.pid());
@@ -87,6 +96,7 @@ async fn api_phases(ctx: &Context, db: &BenchDb, pool: &PgPool) -> Result<ApiPha
         idle_rss_kib,
         post,
         post_peak_kib,
+        drained_after_s,
         get,
         get_peak_kib,
         hwm_kib,
@@ -135,6 +145,50 @@ async fn get_tasks(
 /// An index into `len` items that differs between workers and iterations.
 fn spread(worker: usize, iteration: u64, len: usize) -> usize {
     ((worker as u64 * 7_919 + iteration * 104_729) % len as u64) as usize
+}
+
+/// Longest wait for the tasks created to be run once the load has ended.
+const DRAIN_LIMIT: Duration = Duration::from_secs(120);
+
+/// Waits until nothing created is left to run, then returns the seconds from the last create
+/// to the last completion; fails unless every task completed.
+async fn drained_after(pool: &PgPool, serve: &mut Seedcore) -> Result<f64> {
+    let started = Instant::now();
+    loop {
+        // Each count is served by a partial index, so polling stays cheap.
+        let left: i64 = sqlx::query_scalar(
+            r"select (select count(*) from tasks where status in ('queued', 'retry'))
+                   + (select count(*) from tasks where status = 'running')",
+        )
+        .fetch_one(pool)
+        .await
+        .context("count the tasks left")?;
+        if left == 0 {
+            break;
+        }
+        if started.elapsed() > DRAIN_LIMIT {
+            return Err(Error::new(format!(
+                "{left} tasks still to run {DRAIN_LIMIT:?} after the load; serve log:\n{}",
+                serve.log_tail(30)
+            )));
+        }
+        serve.ensure_running()?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (unfinished, seconds): (i64, Option<f64>) = sqlx::query_as(
+        r"select count(*) filter (where status <> 'completed'),
+                 extract(epoch from max(finished_at) - max(created_at))::float8
+          from all_tasks",
+    )
+    .fetch_one(pool)
+    .await
+    .context("read the last create and completion")?;
+    match (unfinished, seconds) {
+        (0, Some(seconds)) => Ok(seconds.max(0.0)),
+        _ => Err(Error::new(format!(
+            "{unfinished} tasks created under load did not complete"
+        ))),
+    }
 }
 
 /// Up to ID_SAMPLE ids read by `sql` (`select id from … limit $1`).
@@ -243,6 +297,13 @@ fn outcome(ctx: &Context, api: ApiPhases, sql: SqlPhases) -> RunOutcome {
             insert.latencies.p99(),
         ),
     );
+    out.push(Measure::new(
+        "drained_after_s",
+        "last completion after the last create",
+        "s",
+        Better::Lower,
+        api.drained_after_s,
+    ));
     out.push(
         Measure::new(
             "get_rps",
@@ -301,8 +362,8 @@ fn outcome(ctx: &Context, api: ApiPhases, sql: SqlPhases) -> RunOutcome {
     }
     out.note(format!(
         "{} connections for {:?} per phase; `seedcore serve` ran with \
-         SEEDCORE_WORKER_CONCURRENCY=0, so the POST figure is the API's alone (nothing runs \
-         the tasks); the load generator shares the machine with the server and PostgreSQL",
+         its default workers, which run the tasks while they are created; the load generator \
+         shares the machine with the server and PostgreSQL",
         ctx.plan.connections, ctx.plan.api_duration
     ));
     out.note(

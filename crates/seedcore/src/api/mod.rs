@@ -11,6 +11,7 @@
 
 mod action_runner;
 mod actions;
+mod answer;
 mod auth;
 mod docs;
 pub mod error;
@@ -19,6 +20,7 @@ mod events;
 pub mod extract;
 mod fact_search;
 mod facts;
+mod layer;
 #[cfg(test)]
 mod properties;
 mod pull;
@@ -34,7 +36,10 @@ mod tokens;
 mod workers;
 mod workflows;
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, LazyLock},
+};
 
 use axum::{
     Json, Router,
@@ -43,7 +48,6 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde_json::json;
-use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -329,12 +333,29 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = {
     ]
 };
 
+/// [`ROUTE_ACCESS`] by path: every request looks its route up, so once, not by a scan.
+static ACCESS_BY_PATH: LazyLock<HashMap<&'static str, Vec<(&'static str, Access)>>> =
+    LazyLock::new(|| {
+        let mut by_path: HashMap<&'static str, Vec<(&'static str, Access)>> = HashMap::new();
+        for (method, path, access) in ROUTE_ACCESS {
+            by_path.entry(path).or_default().push((method, *access));
+        }
+        by_path
+    });
+
 /// The access of a route from [`ROUTE_ACCESS`], None when the table has no entry.
 pub fn route_access(method: &Method, path: &str) -> Option<Access> {
-    ROUTE_ACCESS
+    ACCESS_BY_PATH
+        .get(path)?
         .iter()
-        .find(|(m, p, _)| *p == path && m.eq_ignore_ascii_case(method.as_str()))
-        .map(|(_, _, access)| *access)
+        .find(|(m, _)| m.eq_ignore_ascii_case(method.as_str()))
+        .map(|(_, access)| *access)
+}
+
+/// The route template `path` as the route table spells it, when the table has it (every route
+/// of [`app`] is there), so that a metric label can borrow it instead of copying it.
+pub fn known_route(path: &str) -> Option<&'static str> {
+    ACCESS_BY_PATH.get_key_value(path).map(|(path, _)| *path)
 }
 
 /// Every documented route: the service routes and `/api/v1`.
@@ -351,17 +372,14 @@ fn documented_routes() -> OpenApiRouter<AppState> {
 /// `/ui`.
 pub fn app(state: AppState) -> Router {
     let (router, openapi) = documented_routes().split_for_parts();
-    let guard = from_fn_with_state(state.auth.clone(), crate::auth::require);
+    let per_request = from_fn_with_state(state.auth.clone(), layer::per_request);
     router
         .merge(docs::routes(auth::secured(openapi)))
         .merge(crate::ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(guard)
-        .layer(axum::middleware::from_fn(crate::metrics::track_requests))
+        .layer(per_request)
         .with_state(state)
-        .layer(CatchPanicLayer::custom(|_| internal_error()))
-        .layer(axum::middleware::from_fn(crate::telemetry::request::trace))
 }
 
 /// Only the `/api/v1` routes, to nest into a host application's router at `/api/v1`

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::{
     ApiError, AppState,
+    answer::TaskSized,
     error::{ErrorBody, ValidationErrors},
     extract::{BulkJsonObject, CallerActor, JsonObject, MAX_BULK, TaskIdPath, bulk_items},
 };
@@ -279,7 +280,7 @@ pub async fn create_task(
     CallerActor(actor): CallerActor,
     trace: TraceParentHeader,
     JsonObject(body): JsonObject,
-) -> Result<Json<Task>, ApiError> {
+) -> Result<TaskSized<Task>, ApiError> {
     let task = NewTask {
         actor: Some(actor),
         traceparent: trace.stored(),
@@ -291,7 +292,7 @@ pub async fn create_task(
     if task.id == id {
         crate::metrics::task_created(&task.queue, &task.task_type);
     }
-    Ok(Json(task))
+    Ok(TaskSized(task))
 }
 
 fn new_task(
@@ -382,10 +383,10 @@ pub(super) fn new_task_fields(
 pub async fn get_task(
     State(state): State<AppState>,
     TaskIdPath(task_id): TaskIdPath,
-) -> Result<Json<Task>, ApiError> {
+) -> Result<TaskSized<Task>, ApiError> {
     let id = resolve(&state, &task_id).await?;
     let task = state.store.get_task(id).await.map_err(store_error)?;
-    Ok(Json(task))
+    Ok(TaskSized(task))
 }
 
 #[utoipa::path(

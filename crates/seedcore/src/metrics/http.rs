@@ -58,7 +58,7 @@ pub async fn track_requests(request: Request, next: Next) -> Response {
 }
 
 /// The method as a label: one of the standard methods, else `other`.
-fn method_label(method: &Method) -> &'static str {
+pub(crate) fn method_label(method: &Method) -> &'static str {
     const KNOWN: [Method; 7] = [
         Method::GET,
         Method::POST,

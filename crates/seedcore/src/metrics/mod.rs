@@ -22,6 +22,7 @@ mod labels;
 pub mod scrape;
 
 use std::{
+    borrow::Cow,
     sync::{
         OnceLock,
         atomic::{AtomicBool, Ordering},
@@ -191,10 +192,14 @@ pub fn schedule_fired(name: &str) {
 }
 
 /// Counts an answered HTTP request; `route` is its route template, None when none matched.
-pub fn request_answered(method: &str, route: Option<&str>, status: u16, took: Duration) {
+pub fn request_answered(method: &'static str, route: Option<&str>, status: u16, took: Duration) {
     if let Some(m) = recorder() {
-        let route = route.unwrap_or(UNMATCHED).to_owned();
-        let method = method.to_owned();
+        let route = match route {
+            None => Cow::Borrowed(UNMATCHED),
+            Some(route) => crate::api::known_route(route)
+                .map_or_else(|| Cow::Owned(route.to_owned()), Cow::Borrowed),
+        };
+        let method = Cow::Borrowed(method);
         let timed = RouteLabels {
             method: method.clone(),
             route: route.clone(),

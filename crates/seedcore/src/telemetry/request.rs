@@ -8,7 +8,10 @@
 //! WARN for a 5xx (target `seedcore::request`, so `LOG_LEVEL=info,seedcore::request=debug`
 //! gives an access log without the rest of DEBUG).
 //!
-//! Invariants: every response that passes through [`trace`] carries exactly one
+//! [`trace`] is that middleware on its own; the API's router does the same through [`Traced`]
+//! inside its single per-request layer (`api::layer`).
+//!
+//! Invariants: every response that passes through [`trace`] or [`Traced`] carries exactly one
 //! `x-request-id`, and it is the id the span logged; a client's id is never logged or echoed
 //! unless it passed [`usable_id`], so it cannot forge log lines or headers.
 
@@ -20,7 +23,7 @@ use axum::{
     middleware::Next,
     response::Response,
 };
-use tracing::{Instrument, field::Empty};
+use tracing::{Instrument, Level, Span, field::Empty};
 use uuid::Uuid;
 
 /// The header that carries a request's id, both ways.
@@ -43,42 +46,86 @@ fn request_id(request: &Request) -> HeaderValue {
         .get(&REQUEST_ID)
         .filter(|value| usable_id(value.as_bytes()))
         .cloned()
-        .unwrap_or_else(|| {
-            HeaderValue::from_str(&Uuid::now_v7().to_string()).expect("a UUID is a header value")
-        })
+        .unwrap_or_else(fresh_id)
+}
+
+/// A new UUID v7 as a header value, written through a stack buffer (one copy, not two).
+fn fresh_id() -> HeaderValue {
+    let mut buffer = Uuid::encode_buffer();
+    let text = Uuid::now_v7().hyphenated().encode_lower(&mut buffer);
+    HeaderValue::from_str(text).expect("a UUID is a header value")
+}
+
+/// A request being handled: its id, its span and when it began.
+pub(crate) struct Traced {
+    id: HeaderValue,
+    span: Span,
+    started: Instant,
+}
+
+impl Traced {
+    /// Gives `request` its id (handlers and the layers inside see the id the response will
+    /// carry) and opens its span.
+    pub(crate) fn begin(request: &mut Request) -> Traced {
+        let id = request_id(request);
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", MatchedPath::as_str);
+        let span = tracing::info_span!(
+            "request",
+            request_id = id.to_str().unwrap_or_default(),
+            method = %request.method(),
+            route = %route,
+            status = Empty,
+            duration_ms = Empty,
+        );
+        request.headers_mut().insert(REQUEST_ID.clone(), id.clone());
+        Traced {
+            id,
+            span,
+            started: Instant::now(),
+        }
+    }
+
+    /// The span the request is handled in.
+    pub(crate) fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// When the request began.
+    pub(crate) fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Writes the request's last line, if one is due at the level in force, and puts the id
+    /// on the response.
+    pub(crate) fn finish(self, response: &mut Response) {
+        let status = response.status().as_u16();
+        // The status and duration only show in that line: a request that writes none (a
+        // success below DEBUG) skips formatting them.
+        let failed = status >= 500;
+        if failed || tracing::enabled!(target: "seedcore::request", Level::DEBUG) {
+            self.span.record("status", status);
+            let took = self.started.elapsed().as_secs_f64() * 1000.0;
+            self.span.record("duration_ms", took);
+            self.span.in_scope(|| {
+                if failed {
+                    tracing::warn!(target: "seedcore::request", "request failed");
+                } else {
+                    tracing::debug!(target: "seedcore::request", "request finished");
+                }
+            });
+        }
+        response.headers_mut().insert(REQUEST_ID.clone(), self.id);
+    }
 }
 
 /// Middleware: handles the request inside its span and returns its id in the response.
 pub async fn trace(mut request: Request, next: Next) -> Response {
-    let id = request_id(&request);
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
-    let span = tracing::info_span!(
-        "request",
-        request_id = id.to_str().unwrap_or_default(),
-        method = %request.method(),
-        route = %route,
-        status = Empty,
-        duration_ms = Empty,
-    );
-    // Handlers and the layers inside see the id the response will carry.
-    request.headers_mut().insert(REQUEST_ID.clone(), id.clone());
-    let started = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
-    let status = response.status().as_u16();
-    span.record("status", status);
-    span.record("duration_ms", started.elapsed().as_secs_f64() * 1000.0);
-    span.in_scope(|| {
-        if status >= 500 {
-            tracing::warn!(target: "seedcore::request", "request failed");
-        } else {
-            tracing::debug!(target: "seedcore::request", "request finished");
-        }
-    });
-    response.headers_mut().insert(REQUEST_ID.clone(), id);
+    let traced = Traced::begin(&mut request);
+    let mut response = next.run(request).instrument(traced.span().clone()).await;
+    traced.finish(&mut response);
     response
 }
 

@@ -103,23 +103,12 @@ async fn lock_parents(
 
 pub(super) async fn create(store: &PgStore, task: NewTask) -> StoreResult<Task> {
     let key = task.idempotency_key.clone();
-    let tasks = std::slice::from_ref(&task);
-    let row: Option<TaskRow> = if task.depends_on.is_empty() && task.workflow.is_none() {
-        let (status, error) = starts(tasks, &Default::default())?.remove(0);
-        let create = batched::Create {
-            task,
-            status,
-            error,
-        };
-        store.batched_creates().call(create).await??
+    // The rarer paths are boxed: their queries' futures are large, and the common path's
+    // future is moved into a box on every create.
+    let row = if task.depends_on.is_empty() && task.workflow.is_none() {
+        create_alone(store, task).await?
     } else {
-        let mut tx = store.pool.begin().await?;
-        let starts = starts(tasks, &lock_parents(&mut tx, tasks).await?)?;
-        let mut insert = insert_tasks(tasks.iter().zip(&starts));
-        insert.push(KEEP_FIRST);
-        let row = insert.build_query_as().fetch_optional(&mut *tx).await?;
-        tx.commit().await?;
-        row
+        Box::pin(create_with_parents(store, task)).await?
     };
     if let Some(row) = row {
         let task = row.into_task()?;
@@ -128,6 +117,36 @@ pub(super) async fn create(store: &PgStore, task: NewTask) -> StoreResult<Task> 
         }
         return Ok(task);
     }
+    Box::pin(key_holder(store, key)).await
+}
+
+/// A task without parents, written with the concurrent ones (see `batched`); None when its
+/// idempotency key is in use.
+async fn create_alone(store: &PgStore, task: NewTask) -> StoreResult<Option<TaskRow>> {
+    let (status, error) = starts(std::slice::from_ref(&task), &Default::default())?.remove(0);
+    let create = batched::Create {
+        task,
+        status,
+        error,
+    };
+    store.batched_creates().call(create).await?
+}
+
+/// A task with parents, or a workflow's step: its start depends on the parents, locked in its
+/// own transaction; None when its idempotency key is in use.
+async fn create_with_parents(store: &PgStore, task: NewTask) -> StoreResult<Option<TaskRow>> {
+    let tasks = std::slice::from_ref(&task);
+    let mut tx = store.pool.begin().await?;
+    let starts = starts(tasks, &lock_parents(&mut tx, tasks).await?)?;
+    let mut insert = insert_tasks(tasks.iter().zip(&starts));
+    insert.push(KEEP_FIRST);
+    let row = insert.build_query_as().fetch_optional(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// The task holding idempotency key `key`.
+async fn key_holder(store: &PgStore, key: Option<String>) -> StoreResult<Task> {
     let existing: TaskRow = sqlx::query_as("select * from all_tasks where idempotency_key = $1")
         .bind(key)
         .fetch_one(&store.pool)
