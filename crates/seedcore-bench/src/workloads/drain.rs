@@ -77,19 +77,25 @@ pub async fn drained_rate(pool: &PgPool, count: i64, batch: &str) -> Result<f64>
     rate(count, seconds)
 }
 
+/// Tasks still to run: ready or running, each count served by its partial index, so polling
+/// stays cheap on a large table.
+pub async fn tasks_left(pool: &PgPool) -> Result<i64> {
+    sqlx::query_scalar(
+        r"select (select count(*) from tasks where status in ('queued', 'retry'))
+               + (select count(*) from tasks where status = 'running')",
+    )
+    .fetch_one(pool)
+    .await
+    .context("count the tasks left")
+}
+
 /// Polls the ready and running counts (each served by its partial index, so this stays cheap
 /// on a large table) until both are zero.
 async fn wait_until_drained(pool: &PgPool, worker: &mut Seedcore) -> Result<()> {
     let mut last = i64::MAX;
     let mut progressed = Instant::now();
     loop {
-        let left: i64 = sqlx::query_scalar(
-            r"select (select count(*) from tasks where status in ('queued', 'retry'))
-                   + (select count(*) from tasks where status = 'running')",
-        )
-        .fetch_one(pool)
-        .await
-        .context("count the tasks left")?;
+        let left = tasks_left(pool).await?;
         if left == 0 {
             return Ok(());
         }

@@ -20,7 +20,7 @@ use crate::{
     load::{LoadResult, closed_loop, expect_ok, http_client},
     process::{RssSampler, Seedcore},
     report::{Better, Measure, RunOutcome},
-    workloads::{Context, SETTLE, progress, warm},
+    workloads::{Context, SETTLE, drain, progress, warm},
 };
 
 const TASK: &str = r#"{"type":"noop","run_immediately":true}"#;
@@ -156,13 +156,7 @@ async fn drained_after(pool: &PgPool, serve: &mut Seedcore) -> Result<f64> {
     let started = Instant::now();
     loop {
         // Each count is served by a partial index, so polling stays cheap.
-        let left: i64 = sqlx::query_scalar(
-            r"select (select count(*) from tasks where status in ('queued', 'retry'))
-                   + (select count(*) from tasks where status = 'running')",
-        )
-        .fetch_one(pool)
-        .await
-        .context("count the tasks left")?;
+        let left = drain::tasks_left(pool).await?;
         if left == 0 {
             break;
         }

@@ -102,13 +102,7 @@ async fn wait_until_done(
     let mut last = i64::MAX;
     let mut progressed = Instant::now();
     loop {
-        let left: i64 = sqlx::query_scalar(
-            r"select (select count(*) from tasks where status in ('queued', 'retry'))
-                   + (select count(*) from tasks where status = 'running')",
-        )
-        .fetch_one(pool)
-        .await
-        .context("count the tasks left")?;
+        let left = drain::tasks_left(pool).await?;
         if left == 0 {
             return Ok(());
         }
