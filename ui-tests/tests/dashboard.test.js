@@ -179,12 +179,14 @@ describe("the dashboard, open without tokens", () => {
   });
 
   test("a workflow's graph turns complete node by node", async () => {
+    // The browser opens first, and the middle step lasts long enough that the page is shown
+    // before the last step can finish, however slowly a loaded machine opens it.
+    const b = await openBrowser("workflow");
     const created = await server.api("POST", "/api/v1/workflows", { name: "nightly", tasks: [
       { key: "extract", type: "sleep", params: { seconds: 0.5 } },
-      { key: "clean", type: "sleep", params: { seconds: 1.5 }, depends_on: ["extract"] },
+      { key: "clean", type: "sleep", params: { seconds: 4 }, depends_on: ["extract"] },
       { key: "report", type: "echo", depends_on: ["clean"] },
     ] });
-    const b = await openBrowser("workflow");
     try {
       await b.page.goto(`${server.ui}/workflows/${created.id}`);
       const node = (/** @type {string} */ key) => b.page.locator(`g.node[data-key="${key}"]`);
