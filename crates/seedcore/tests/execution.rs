@@ -371,6 +371,50 @@ async fn shutdown_releases_tasks_still_running_after_the_grace_period() {
     );
 }
 
+both_backends!(tasks_held_for_the_slot_of_a_slow_handler_go_back_to_the_queue);
+async fn tasks_held_for_the_slot_of_a_slow_handler_go_back_to_the_queue() {
+    let mut settings = fast_engine();
+    settings.concurrency = 1;
+    let db = Arc::new(TestDb::create().await);
+    let app = TestApp::on(db, Some(settings), ApiSettings::default()).await;
+    // Quick runs first: the lane now claims ahead of its one slot.
+    for _ in 0..5 {
+        app.run_to_the_end(json!({"type": "noop"})).await;
+    }
+    app.post_empty("/api/v1/queues/default/pause").await;
+    let slow = app
+        .create_task(json!({"type": "sleep", "params": {"seconds": 60}, "run_immediately": true}))
+        .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let task = app
+            .create_task(json!({"type": "noop", "run_immediately": true}))
+            .await;
+        held.push(id_of(&task));
+    }
+    app.post_empty("/api/v1/queues/default/resume").await;
+
+    // One claim takes the slow task for the slot and the others ahead of it; they may not
+    // wait for the minute it runs.
+    app.wait_for(&id_of(&slow), Duration::from_secs(10), |t| {
+        t.status == TaskStatus::Running
+    })
+    .await;
+    for id in &held {
+        let task = app
+            .wait_for(id, Duration::from_secs(10), |t| {
+                t.status == TaskStatus::Queued && t.attempts == 0
+            })
+            .await;
+        assert_eq!(task.result, None);
+        assert_eq!(
+            app.event_kinds(id).await,
+            ["created", "claimed", "released"]
+        );
+    }
+    assert_eq!(app.task(&id_of(&slow)).await.status, TaskStatus::Running);
+}
+
 both_backends!(shutdown_waits_for_tasks_that_finish_within_the_grace_period);
 async fn shutdown_waits_for_tasks_that_finish_within_the_grace_period() {
     let app = TestApp::start().await;

@@ -10,13 +10,63 @@
 //! A drift lane with enough slots keeps [`CLAIMERS`] claims in flight at once, each over its
 //! share of the slots; a queue's own lane keeps one, since claims on a limited queue wait for
 //! each other on the queue's row anyway.
+//!
+//! Claiming ahead. A claim takes the lane's free slots, and, while the lane's handlers are
+//! quick (their runs average under [`QUICK_RUN`]), up to [`AHEAD_PER_SLOT`] more tasks per slot
+//! that wait here for a slot to free. Quick handlers free their slots long before the next
+//! claim answers, so a lane that claimed only free slots sat idle for every round trip; held
+//! tasks keep the slots busy and let each statement carry more tasks. A held task is `running`
+//! in the store from its claim (its lease renewed like any other). It normally waits a few quick
+//! runs; one still waiting after [`HOLD_LIMIT`] (a slow handler took the slot it waited for) or
+//! when the process stops claiming goes back to the queue uncounted, for any process to take,
+//! and the lane counts the wait as a slow run, so it stops claiming ahead until runs are quick
+//! again.
+//! Invariants: handlers running at once never exceed `capacity`; tasks held beyond the slots
+//! never exceed `capacity * AHEAD_PER_SLOT`, and a lane whose handlers are slow, or a queue's
+//! own lane (whose limit counts running tasks), holds none.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 use super::EngineSettings;
 use crate::store::DriftRange;
+
+/// Most tasks one claim statement takes.
+const MAX_CLAIM_BATCH: usize = 100;
+
+/// Longest a busy lane waits for more slots to free before it claims a partial batch.
+const GATHER: Duration = Duration::from_millis(2);
+
+/// Tasks a quick drift lane may hold per slot beyond the slots themselves. With 32 slots and
+/// no-op handlers, claims of free slots alone drained ~8,000 tasks/s, holding 3 per slot
+/// ~12,000, holding 7 (claims of [`MAX_CLAIM_BATCH`]) ~14,500 (docs/benchmarks.md).
+const AHEAD_PER_SLOT: usize = 7;
+
+/// Handlers that average less than this per run are quick: a task held for one of their slots
+/// waits a few of these at most.
+const QUICK_RUN: Duration = Duration::from_millis(1);
+
+/// Longest a task held ahead waits for a slot before it goes back to the queue.
+const HOLD_LIMIT: Duration = Duration::from_millis(250);
+
+/// Weight of the newest run in the lane's running average, as a power of two (1/8).
+const RUN_AVERAGE_SHIFT: u32 = 3;
+
+/// What entitles a claimed task to be held by its lane.
+pub(super) enum Hold {
+    /// A free slot: the task starts at once.
+    Slot(OwnedSemaphorePermit),
+    /// Room ahead of the slots: the task waits for a slot first.
+    Ahead(OwnedSemaphorePermit),
+}
 
 /// Claims a drift lane keeps in flight. With one, a lane whose handlers are quick sat idle
 /// for each claim's whole round trip and commit; with two, the next claim is already running
@@ -33,6 +83,12 @@ pub(super) struct Lane {
     /// Handlers running at once: `capacity` slots.
     pub slots: Arc<Semaphore>,
     pub capacity: usize,
+    /// Tasks held waiting for a slot: `capacity * AHEAD_PER_SLOT` on a drift lane, none on a
+    /// queue's own lane.
+    ahead: Arc<Semaphore>,
+    ahead_total: usize,
+    /// The handlers' running average time per run, in µs; `u64::MAX` until one has run.
+    mean_run_us: AtomicU64,
     /// Claims in flight at once, each by its own loop over the shared slots.
     pub claimers: usize,
     pub drift: DriftRange,
@@ -50,12 +106,113 @@ impl Lane {
             escalate_by_drift: false,
             slots: Arc::new(Semaphore::new(capacity)),
             capacity,
+            ahead: Arc::new(Semaphore::new(capacity * AHEAD_PER_SLOT)),
+            ahead_total: capacity * AHEAD_PER_SLOT,
+            mean_run_us: AtomicU64::new(u64::MAX),
             claimers: claimers(capacity),
             drift,
             queues: None,
             exclude_queues: Vec::new(),
             timeout,
             wake: Notify::new(),
+        }
+    }
+
+    /// Adds one handler run to the lane's running average.
+    pub fn observe_run(&self, took: Duration) {
+        let took = u64::try_from(took.as_micros()).unwrap_or(u64::MAX - 1);
+        let mean = self.mean_run_us.load(Ordering::Relaxed);
+        let next = if mean == u64::MAX {
+            took
+        } else {
+            mean - (mean >> RUN_AVERAGE_SHIFT) + (took >> RUN_AVERAGE_SHIFT)
+        };
+        self.mean_run_us.store(next, Ordering::Relaxed);
+    }
+
+    /// Whether the lane claims ahead of its free slots now.
+    fn quick(&self) -> bool {
+        self.ahead_total > 0
+            && self.mean_run_us.load(Ordering::Relaxed) < QUICK_RUN.as_micros() as u64
+    }
+
+    /// What the lane's next claim may take: its free slots up to this claim's share of the lane
+    /// (slots and room ahead divided among its claims in flight), at least one slot (waited
+    /// for), then room ahead while the lane is quick; None once `stop` is cancelled. Under load
+    /// slots free one by one as handlers end, and a claim at the first would take one task per
+    /// statement, so while others are busy the lane gathers slots a little longer (at most
+    /// [`GATHER`]) before it claims fewer than a full share. Slots come first in the answer.
+    pub async fn room(&self, stop: &CancellationToken) -> Option<Vec<Hold>> {
+        let quick = self.quick();
+        // A quick lane also claims on room ahead, rather than queue behind its held tasks for
+        // a slot.
+        let first = tokio::select! {
+            biased;
+            _ = stop.cancelled() => return None,
+            permit = self.slots.clone().acquire_owned() => Hold::Slot(permit.ok()?),
+            permit = self.ahead.clone().acquire_owned(), if quick => Hold::Ahead(permit.ok()?),
+        };
+        let (mut slots, mut ahead) = match first {
+            Hold::Slot(permit) => (vec![permit], Vec::new()),
+            Hold::Ahead(permit) => (Vec::new(), vec![permit]),
+        };
+        let held = if quick {
+            self.capacity + self.ahead_total
+        } else {
+            self.capacity
+        };
+        let full = held.div_ceil(self.claimers).min(MAX_CLAIM_BATCH);
+        take_free(&self.slots, &mut slots, full - ahead.len());
+        let deadline = tokio::time::Instant::now() + GATHER;
+        while slots.len() < full && !quick {
+            tokio::select! {
+                permit = self.slots.clone().acquire_owned() => match permit {
+                    Ok(permit) => slots.push(permit),
+                    Err(_) => break,
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+            take_free(&self.slots, &mut slots, full);
+        }
+        if quick {
+            take_free(&self.ahead, &mut ahead, full - slots.len());
+        }
+        let holds = slots.into_iter().map(Hold::Slot);
+        Some(holds.chain(ahead.into_iter().map(Hold::Ahead)).collect())
+    }
+
+    /// Waits for a slot for a task held ahead: None when `stop` or `cancel` comes first, or
+    /// after [`HOLD_LIMIT`], which the lane counts as a slow run.
+    pub async fn slot_for_held(
+        &self,
+        stop: &CancellationToken,
+        cancel: &CancellationToken,
+    ) -> Option<OwnedSemaphorePermit> {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => None,
+            _ = stop.cancelled() => None,
+            permit = self.slots.clone().acquire_owned() => permit.ok(),
+            _ = tokio::time::sleep(HOLD_LIMIT) => {
+                self.observe_run(HOLD_LIMIT);
+                None
+            }
+        }
+    }
+
+    /// Makes the lane hold no task beyond its slots.
+    fn hold_none_ahead(&mut self) {
+        self.ahead = Arc::new(Semaphore::new(0));
+        self.ahead_total = 0;
+    }
+}
+
+/// Adds free permits of `semaphore` to `permits`, up to `up_to` in all.
+fn take_free(semaphore: &Arc<Semaphore>, permits: &mut Vec<OwnedSemaphorePermit>, up_to: usize) {
+    while permits.len() < up_to {
+        match semaphore.clone().try_acquire_owned() {
+            Ok(permit) => permits.push(permit),
+            Err(_) => break,
         }
     }
 }
@@ -109,6 +266,7 @@ pub(super) fn lanes(settings: &EngineSettings) -> Vec<Lane> {
         );
         lane.escalate_by_drift = true;
         lane.claimers = 1;
+        lane.hold_none_ahead();
         lane.queues = Some(vec![queue.clone()]);
         lanes.push(lane);
     }
@@ -182,5 +340,133 @@ mod tests {
             ..EngineSettings::default()
         };
         assert_eq!(names(&settings), ["fast"]);
+    }
+
+    fn lane(capacity: usize) -> Lane {
+        let mut lane = Lane::new(
+            "test".into(),
+            capacity,
+            DriftRange::ALL,
+            Duration::from_secs(60),
+        );
+        lane.claimers = 1;
+        lane
+    }
+
+    /// How many slots and how many holds ahead, in order, a claim of `lane` would take now.
+    async fn room_of(lane: &Lane) -> Vec<&'static str> {
+        let holds = lane.room(&CancellationToken::new()).await.expect("room");
+        holds
+            .iter()
+            .map(|hold| match hold {
+                Hold::Slot(_) => "slot",
+                Hold::Ahead(_) => "ahead",
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_lane_whose_handlers_have_not_run_yet_claims_only_its_free_slots() {
+        assert_eq!(room_of(&lane(2)).await, ["slot", "slot"]);
+    }
+
+    #[tokio::test]
+    async fn a_quick_lane_claims_its_free_slots_first_then_room_ahead() {
+        let lane = lane(2);
+        lane.observe_run(Duration::from_micros(20));
+        let room = room_of(&lane).await;
+        assert_eq!(room.len(), 2 + 2 * AHEAD_PER_SLOT);
+        assert_eq!(room[..2], ["slot", "slot"]);
+        assert!(room[2..].iter().all(|hold| *hold == "ahead"));
+    }
+
+    #[tokio::test]
+    async fn a_quick_lane_with_every_slot_busy_still_claims_ahead() {
+        let lane = lane(1);
+        lane.observe_run(Duration::from_micros(20));
+        let _busy = lane
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .expect("the one slot");
+        let room = room_of(&lane).await;
+        assert_eq!(room, vec!["ahead"; AHEAD_PER_SLOT]);
+    }
+
+    #[tokio::test]
+    async fn a_lane_whose_handlers_are_slow_holds_nothing_ahead() {
+        let lane = lane(2);
+        lane.observe_run(Duration::from_millis(40));
+        assert_eq!(room_of(&lane).await, ["slot", "slot"]);
+    }
+
+    #[tokio::test]
+    async fn a_queue_s_own_lane_holds_nothing_ahead_however_quick_its_handlers() {
+        let settings = EngineSettings {
+            queue_limits: vec![("emails".into(), 2)],
+            ..EngineSettings::default()
+        };
+        let lanes = lanes(&settings);
+        let queue_lane = &lanes[2];
+        queue_lane.observe_run(Duration::from_micros(20));
+        assert_eq!(room_of(queue_lane).await, ["slot", "slot"]);
+    }
+
+    #[test]
+    fn the_running_average_turns_quick_again_after_quick_runs_follow_a_slow_one() {
+        let lane = lane(1);
+        lane.observe_run(Duration::from_micros(20));
+        assert!(lane.quick());
+        lane.observe_run(HOLD_LIMIT);
+        assert!(!lane.quick());
+        for _ in 0..40 {
+            lane.observe_run(Duration::from_micros(20));
+        }
+        assert!(lane.quick());
+    }
+
+    #[tokio::test]
+    async fn a_held_task_gets_the_slot_that_frees_and_gives_up_after_the_hold_limit() {
+        let lane = lane(1);
+        lane.observe_run(Duration::from_micros(20));
+        let (stop, cancel) = (CancellationToken::new(), CancellationToken::new());
+        let busy = lane
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .expect("the one slot");
+        let frees_later = async {
+            tokio::time::sleep(HOLD_LIMIT / 2).await;
+            drop(busy);
+        };
+        let (got, ()) = tokio::join!(lane.slot_for_held(&stop, &cancel), frees_later);
+        assert!(got.is_some());
+        drop(got);
+
+        let _busy = lane
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .expect("the one slot");
+        assert!(lane.slot_for_held(&stop, &cancel).await.is_none());
+        assert!(!lane.quick(), "the wait counts as a slow run");
+    }
+
+    #[tokio::test]
+    async fn a_held_task_stops_waiting_when_the_process_stops_claiming() {
+        let lane = lane(1);
+        let _busy = lane
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .expect("the one slot");
+        let (stop, cancel) = (CancellationToken::new(), CancellationToken::new());
+        stop.cancel();
+        assert!(lane.slot_for_held(&stop, &cancel).await.is_none());
+        assert_eq!(
+            lane.mean_run_us.load(Ordering::Relaxed),
+            u64::MAX,
+            "no run was counted"
+        );
     }
 }

@@ -2,8 +2,9 @@
 //! each attempt ended.
 //!
 //! Rules this module keeps:
-//! - a lane (normal or escalated path) claims only as many tasks as it has free slots, in one
-//!   statement, and never holds a transaction while a handler runs;
+//! - a lane (normal or escalated path) claims, in one statement, as many tasks as it has free
+//!   slots, plus a bounded number held for a slot while its handlers are quick (see [`lanes`]);
+//!   it never holds a transaction while a handler runs;
 //! - every running task has a lease, renewed by one heartbeat per process; a task whose lease
 //!   could not be renewed (cancelled, rescued) has its handler stopped and its result dropped;
 //! - a process that cannot reach its database fences itself: a task whose lease is no longer
@@ -38,7 +39,7 @@ use completer::Completion;
 use futures::FutureExt;
 use serde_json::json;
 use tokio::{
-    sync::{OwnedSemaphorePermit, mpsc, oneshot},
+    sync::{mpsc, oneshot},
     task::JoinHandle,
 };
 use tokio_util::sync::CancellationToken;
@@ -60,11 +61,6 @@ use crate::{
     validate::limits,
 };
 
-/// Most tasks one claim statement takes.
-const MAX_CLAIM_BATCH: usize = 100;
-
-/// Longest a busy lane waits for more slots to free before it claims a partial batch.
-const GATHER: Duration = Duration::from_millis(2);
 /// The longest a lane waits to claim again after failed claims (see [`after_failures`]).
 const MAX_CLAIM_RETRY: Duration = Duration::from_secs(5);
 
@@ -183,7 +179,7 @@ impl Running {
     }
 }
 
-use lanes::Lane;
+use lanes::{Hold, Lane};
 
 struct Inner {
     store: DynStore,
@@ -407,12 +403,12 @@ async fn claim_loop(inner: Arc<Inner>, lane_index: usize) {
     let lane = &inner.lanes[lane_index];
     let mut failures = 0;
     loop {
-        let Some(mut permits) = free_slots(&inner, lane).await else {
+        let Some(mut holds) = lane.room(&inner.stop_claiming).await else {
             return;
         };
         let claim = Claim {
             worker_id: inner.worker_id.clone(),
-            limit: permits.len() as i64,
+            limit: holds.len() as i64,
             lease: inner.settings.lease,
             drift: lane.drift,
             queues: lane.queues.clone(),
@@ -429,13 +425,13 @@ async fn claim_loop(inner: Arc<Inner>, lane_index: usize) {
             Ok(answer) => answer.map_err(|err| err.to_string()),
             Err(_) => Err("no answer in time".to_string()),
         };
-        let claimed = match answered {
+        let mut claimed = match answered {
             Ok(claimed) => claimed,
             Err(err) => {
                 failures += 1;
                 let wait = after_failures(failures, inner.settings.poll_interval);
                 tracing::warn!(lane = %lane.name, error = %err, ?wait, "claim failed; retrying");
-                drop(permits);
+                drop(holds);
                 if stopped_within(&inner, wait).await {
                     return;
                 }
@@ -443,53 +439,23 @@ async fn claim_loop(inner: Arc<Inner>, lane_index: usize) {
             }
         };
         failures = 0;
-        // Fewer tasks than free slots: nothing else was ready, so wait for a wake-up (one that
+        // Fewer tasks than asked for: nothing else was ready, so wait for a wake-up (one that
         // arrived while claiming is kept by `wake`) or the poll, rather than claim at once.
-        let drained = claimed.len() < permits.len();
+        let drained = claimed.len() < holds.len();
         let held_until = fence::held_until(sent, inner.settings.lease);
-        for (task, permit) in claimed.into_iter().zip(permits.drain(..)) {
-            inner.start(lane_index, task, permit, held_until);
+        // The store answers in no particular order; the slots go first, to the tasks picked
+        // first (higher priority, then start time, then arrival), and the tasks held wait
+        // for theirs in that order too.
+        claimed.sort_by(|a, b| {
+            let (a, b) = (&a.task, &b.task);
+            (b.priority, a.run_at, a.created_at).cmp(&(a.priority, b.run_at, b.created_at))
+        });
+        for (task, hold) in claimed.into_iter().zip(holds.drain(..)) {
+            inner.start(lane_index, task, hold, held_until);
         }
-        drop(permits);
+        drop(holds);
         if drained && pause(&inner, lane).await {
             return;
-        }
-    }
-}
-
-/// Slots for the next claim: the free ones up to this claim's share of the lane (its slots
-/// divided among its claims in flight), at least one (waited for); None once claiming
-/// stopped. Under load slots free one by one as handlers end, and a claim at the first would
-/// take one task per statement, so while others are busy the lane gathers slots a little
-/// longer (at most [`GATHER`]) before it claims fewer than a full share.
-async fn free_slots(inner: &Inner, lane: &Lane) -> Option<Vec<OwnedSemaphorePermit>> {
-    let first = tokio::select! {
-        _ = inner.stop_claiming.cancelled() => return None,
-        permit = lane.slots.clone().acquire_owned() => permit.ok()?,
-    };
-    let mut permits = vec![first];
-    let full = lane.capacity.div_ceil(lane.claimers).min(MAX_CLAIM_BATCH);
-    take_free(lane, &mut permits, full);
-    let deadline = tokio::time::Instant::now() + GATHER;
-    while permits.len() < full {
-        tokio::select! {
-            permit = lane.slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permits.push(permit),
-                Err(_) => break,
-            },
-            _ = tokio::time::sleep_until(deadline) => break,
-        }
-        take_free(lane, &mut permits, full);
-    }
-    Some(permits)
-}
-
-/// Adds the lane's free slots to `permits`, up to `up_to` in all.
-fn take_free(lane: &Lane, permits: &mut Vec<OwnedSemaphorePermit>, up_to: usize) {
-    while permits.len() < up_to {
-        match lane.slots.clone().try_acquire_owned() {
-            Ok(permit) => permits.push(permit),
-            Err(_) => break,
         }
     }
 }
@@ -535,7 +501,7 @@ impl Inner {
         self: &Arc<Self>,
         lane_index: usize,
         claimed: ClaimedTask,
-        permit: OwnedSemaphorePermit,
+        hold: Hold,
         held_until: Instant,
     ) {
         record_wait(&claimed.task);
@@ -556,7 +522,7 @@ impl Inner {
         tokio::spawn(
             async move {
                 inner
-                    .execute(lane_index, claimed, permit, cancel, reason)
+                    .execute(lane_index, claimed, hold, cancel, reason)
                     .await;
             }
             .instrument(span),
@@ -567,12 +533,23 @@ impl Inner {
         &self,
         lane_index: usize,
         claimed: ClaimedTask,
-        permit: OwnedSemaphorePermit,
+        hold: Hold,
         cancel: CancellationToken,
         reason: Arc<OnceLock<StopReason>>,
     ) {
         let lane = &self.lanes[lane_index];
         let task = &claimed.task;
+        let permit = match hold {
+            Hold::Slot(permit) => permit,
+            Hold::Ahead(ahead) => {
+                let slot = lane.slot_for_held(&self.stop_claiming, &cancel).await;
+                drop(ahead);
+                match slot {
+                    Some(permit) => permit,
+                    None => return self.end_unstarted(claimed.lease, &reason).await,
+                }
+            }
+        };
         // The detector sees every task's drift, whichever lane claimed it.
         let drifting = self
             .cusum
@@ -627,6 +604,7 @@ impl Inner {
         // The slot is for running handlers: the next task may start while this outcome is
         // written. The task stays in `running` (its lease renewed) until it is recorded.
         drop(permit);
+        lane.observe_run(started.elapsed());
         metrics::task_ran(&task.queue, &task.task_type, started.elapsed());
         let timed_out = matches!(ended, Ended::TimedOut(_));
         // A handler that returned after being stopped is treated as stopped: its task has
@@ -654,6 +632,22 @@ impl Inner {
             }
         }
         self.running.lock().expect("running map").remove(&task.id);
+    }
+
+    /// A task held ahead that never started: stopped through the store (cancelled, lease
+    /// lost), it is left as the store has it; otherwise (the process stopped claiming, or no
+    /// slot freed in time) it goes back to the queue uncounted.
+    async fn end_unstarted(&self, lease: Lease, reason: &OnceLock<StopReason>) {
+        match reason.get() {
+            Some(StopReason::Lost | StopReason::Cancelled) => {
+                tracing::debug!(task_id = %lease.task_id, "task cancelled or lease lost before it started")
+            }
+            Some(StopReason::Shutdown) | None => self.release(lease).await,
+        }
+        self.running
+            .lock()
+            .expect("running map")
+            .remove(&lease.task_id);
     }
 
     /// The task's parents with how they ended, for its handler.
