@@ -23,7 +23,8 @@
 //! again.
 //! Invariants: handlers running at once never exceed `capacity`; tasks held beyond the slots
 //! never exceed `capacity * AHEAD_PER_SLOT`, and a lane whose handlers are slow, or a queue's
-//! own lane (whose limit counts running tasks), holds none.
+//! own lane (whose limit counts running tasks), holds none. A stored queue limit holds as
+//! before: the claim counts held tasks among the queue's running ones.
 
 use std::{
     sync::{
