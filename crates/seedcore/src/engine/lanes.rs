@@ -138,10 +138,11 @@ impl Lane {
     }
 
     /// What the lane's next claim may take: its free slots up to this claim's share of the lane
-    /// (slots and room ahead divided among its claims in flight), at least one slot (waited
-    /// for), then room ahead while the lane is quick; None once `stop` is cancelled. Under load
-    /// slots free one by one as handlers end, and a claim at the first would take one task per
-    /// statement, so while others are busy the lane gathers slots a little longer (at most
+    /// (slots and room ahead divided among its claims in flight), then room ahead while the
+    /// lane is quick; at least one of either (waited for: a slot, or while quick whichever
+    /// frees first); None once `stop` is cancelled. Under load slots free one by one as
+    /// handlers end, and a claim at the first would take one task per statement, so while
+    /// others are busy a lane that is not quick gathers slots a little longer (at most
     /// [`GATHER`]) before it claims fewer than a full share. Slots come first in the answer.
     pub async fn room(&self, stop: &CancellationToken) -> Option<Vec<Hold>> {
         let quick = self.quick();
