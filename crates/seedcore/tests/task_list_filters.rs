@@ -225,6 +225,72 @@ async fn the_list_sorts_by_creation_or_update_either_way() {
     assert_eq!(sorted("updated_at").await.last(), Some(&made[0]));
 }
 
+both_backends!(running_tasks_take_their_place_in_every_order_page_and_count);
+async fn running_tasks_take_their_place_in_every_order_page_and_count() {
+    let app = TestApp::without_workers().await;
+    let raw = app.db.raw().await;
+    let made: Vec<String> = (0..9).map(|_| Uuid::new_v4().to_string()).collect();
+    let running: Vec<&String> = made.iter().skip(1).step_by(3).collect();
+    for (i, id) in made.iter().enumerate() {
+        let created = at("2021-07-01T00:00:00Z") + chrono::Duration::minutes(i as i64);
+        raw.insert_task(id, "mixed", created).await;
+        match i % 3 {
+            1 => raw.force_state(id, TaskStatus::Running, None, None).await,
+            2 => {
+                raw.force_state(id, TaskStatus::Completed, Some(json!(1)), None)
+                    .await
+            }
+            _ => {}
+        }
+    }
+    let newest_first: Vec<String> = made.iter().rev().cloned().collect();
+    let sorted = |sort: &'static str| {
+        let app = &app;
+        async move { ids(app, &[("type", "mixed"), ("sort", sort)]).await }
+    };
+    assert_eq!(sorted("created_at").await, made);
+    assert_eq!(sorted("-created_at").await, newest_first);
+
+    let mut by_offset = Vec::new();
+    for offset in ["0", "2", "4", "6", "8"] {
+        by_offset.extend(
+            ids(
+                &app,
+                &[("type", "mixed"), ("limit", "2"), ("offset", offset)],
+            )
+            .await,
+        );
+    }
+    assert_eq!(by_offset, newest_first, "offset pages cut the same order");
+
+    let mut by_cursor = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        // `queue` is an addition to the contract's query, so the page carries a cursor.
+        let mut pairs = vec![("type", "mixed"), ("queue", "default"), ("limit", "2")];
+        if let Some(cursor) = &cursor {
+            pairs.push(("cursor", cursor));
+        }
+        let page = list(&app, &pairs).await;
+        by_cursor.extend(ids_of(&page));
+        match &page["next_cursor"] {
+            Value::String(next) => cursor = Some(next.clone()),
+            _ => break,
+        }
+    }
+    assert_eq!(by_cursor, newest_first, "cursor pages cut the same order");
+
+    let only_running = list(&app, &[("type", "mixed"), ("status", "running")]).await;
+    let expected: Vec<String> = running.iter().rev().map(|id| id.to_string()).collect();
+    assert_eq!(ids_of(&only_running), expected);
+    assert_eq!(only_running["total"], 3);
+    assert_eq!(list(&app, &[("type", "mixed")]).await["total"], 9);
+    assert_eq!(
+        list(&app, &[("type", "mixed"), ("count", "estimate")]).await["total"],
+        9
+    );
+}
+
 /// Follows `next_cursor` from the first page to the last, adding a task after each page.
 async fn walk(app: &TestApp, sort: &str) -> Vec<String> {
     let mut seen = Vec::new();

@@ -211,10 +211,31 @@ async fn count(store: &PgStore, query: &TaskQuery) -> StoreResult<(Option<i64>, 
         return Ok((Some(total), false));
     }
     count_matches(store, query.count, |matches| {
-        matches.push(" from all_tasks");
-        push_where(matches, query);
+        matches.push(" from (");
+        push_parts(matches, query, None);
+        matches.push(") listed where true");
     })
     .await
+}
+
+/// The tasks of the list as two parts joined by `union all`: those that are not running (the
+/// hot table's, read from its time indexes, which leave running tasks out, merged with the
+/// history's) and the running ones (few, sorted). Each part ends with `tail`, if given (its
+/// order and limit). See the list_indexes_skip_running migration for why.
+fn push_parts(builder: &mut QueryBuilder<Postgres>, query: &TaskQuery, tail: Option<&Tail>) {
+    const PARTS: [(&str, &str); 2] = [("all_tasks", "<> 'running'"), ("tasks", "= 'running'")];
+    for (n, (source, status)) in PARTS.into_iter().enumerate() {
+        if n > 0 {
+            builder.push(" union all ");
+        }
+        builder.push(format_args!("(select * from {source}"));
+        push_where(builder, query);
+        builder.push(format_args!(" and status {status}"));
+        if let Some(tail) = tail {
+            tail.push(builder, query);
+        }
+        builder.push(")");
+    }
 }
 
 /// The list's `where` clause: the status and the filters shared with bulk actions.
@@ -226,32 +247,58 @@ fn push_where(builder: &mut QueryBuilder<Postgres>, query: &TaskQuery) {
     push_task_filters(builder, &query.filter);
 }
 
-/// One page of the task list in the query's order. Ordered by a time and the id, each half of
-/// the view `all_tasks` is read from its (created_at desc, id desc) index and the two merged,
-/// so a page (and a page past a cursor) reads about `limit` rows whatever the history holds.
+/// One page of the task list in the query's order. Ordered by a time and the id, each part of
+/// [`push_parts`] reads about `offset + limit` rows from its indexes (the history's, and the
+/// hot table's for tasks that are not running) or sorts them (the running ones), and the page
+/// is cut from the two: a page, and a page past a cursor, costs the same whatever the history
+/// holds.
 async fn page(store: &PgStore, query: &TaskQuery) -> StoreResult<Vec<TaskRow>> {
-    let (column, direction) = (query.sort.column(), query.sort.direction());
-    let mut list = QueryBuilder::new("select * from all_tasks");
-    push_where(&mut list, query);
-    if let Some(cursor) = &query.cursor {
-        list.push(format_args!(" and ({column}, id) {} (", query.sort.past()))
-            .push_bind(cursor.at)
-            .push(", ")
-            .push_bind(cursor.id)
-            .push(")");
-    }
-    list.push(format_args!(
-        " order by {column} {direction}, id {direction} limit "
-    ))
-    .push_bind(query.limit)
-    .push(" offset ")
-    .push_bind(query.offset);
+    let mut list = QueryBuilder::new("select * from (");
+    push_parts(&mut list, query, Some(&Tail::Part));
+    list.push(") listed");
+    Tail::Page.push(&mut list, query);
     // The original list's statements stay prepared; the rest depend on their values.
     Ok(list
         .build_query_as()
         .persistent(!query.is_extended())
         .fetch_all(&store.pool)
         .await?)
+}
+
+/// How a statement of the page ends.
+enum Tail {
+    /// A part: past the cursor, in order, the first `offset + limit` rows.
+    Part,
+    /// The page: in order, `limit` rows after `offset`.
+    Page,
+}
+
+impl Tail {
+    fn push(&self, builder: &mut QueryBuilder<Postgres>, query: &TaskQuery) {
+        let (column, direction) = (query.sort.column(), query.sort.direction());
+        if let (Tail::Part, Some(cursor)) = (self, &query.cursor) {
+            builder
+                .push(format_args!(" and ({column}, id) {} (", query.sort.past()))
+                .push_bind(cursor.at)
+                .push(", ")
+                .push_bind(cursor.id)
+                .push(")");
+        }
+        builder.push(format_args!(
+            " order by {column} {direction}, id {direction} limit "
+        ));
+        match self {
+            Tail::Part => {
+                builder.push_bind(query.limit.saturating_add(query.offset));
+            }
+            Tail::Page => {
+                builder
+                    .push_bind(query.limit)
+                    .push(" offset ")
+                    .push_bind(query.offset);
+            }
+        }
+    }
 }
 
 pub(super) async fn run(store: &PgStore, id: Uuid, actor: &Actor) -> StoreResult<Task> {
