@@ -212,7 +212,7 @@ async fn count(store: &PgStore, query: &TaskQuery) -> StoreResult<(Option<i64>, 
     }
     count_matches(store, query.count, |matches| {
         matches.push(" from (");
-        push_parts(matches, query, None);
+        push_parts(matches, query, false);
         matches.push(") listed where true");
     })
     .await
@@ -220,9 +220,9 @@ async fn count(store: &PgStore, query: &TaskQuery) -> StoreResult<(Option<i64>, 
 
 /// The tasks of the list as two parts joined by `union all`: those that are not running (the
 /// hot table's, read from its time indexes, which leave running tasks out, merged with the
-/// history's) and the running ones (few, sorted). Each part ends with `tail`, if given (its
-/// order and limit). See the list_indexes_skip_running migration for why.
-fn push_parts(builder: &mut QueryBuilder<Postgres>, query: &TaskQuery, tail: Option<&Tail>) {
+/// history's) and the running ones (few, sorted). When `ordered`, each part ends with its order
+/// and limit ([`Tail::Part`]). See the list_indexes_skip_running migration for why.
+fn push_parts(builder: &mut QueryBuilder<Postgres>, query: &TaskQuery, ordered: bool) {
     const PARTS: [(&str, &str); 2] = [("all_tasks", "<> 'running'"), ("tasks", "= 'running'")];
     for (n, (source, status)) in PARTS.into_iter().enumerate() {
         if n > 0 {
@@ -231,8 +231,8 @@ fn push_parts(builder: &mut QueryBuilder<Postgres>, query: &TaskQuery, tail: Opt
         builder.push(format_args!("(select * from {source}"));
         push_where(builder, query);
         builder.push(format_args!(" and status {status}"));
-        if let Some(tail) = tail {
-            tail.push(builder, query);
+        if ordered {
+            Tail::Part.push(builder, query);
         }
         builder.push(")");
     }
@@ -254,7 +254,7 @@ fn push_where(builder: &mut QueryBuilder<Postgres>, query: &TaskQuery) {
 /// holds.
 async fn page(store: &PgStore, query: &TaskQuery) -> StoreResult<Vec<TaskRow>> {
     let mut list = QueryBuilder::new("select * from (");
-    push_parts(&mut list, query, Some(&Tail::Part));
+    push_parts(&mut list, query, true);
     list.push(") listed");
     Tail::Page.push(&mut list, query);
     // The original list's statements stay prepared; the rest depend on their values.
