@@ -333,6 +333,61 @@ async fn a_heartbeat_keeps_the_lease_past_its_first_expiry() {
     assert_eq!(complete(&app, task, json!(null)).await.0, StatusCode::OK);
 }
 
+both_backends!(a_heartbeats_progress_shows_on_the_task_until_its_next_attempt_starts);
+async fn a_heartbeats_progress_shows_on_the_task_until_its_next_attempt_starts() {
+    let app = TestApp::without_workers().await;
+    let worker = any_worker(&app).await;
+    let id = queued(&app, json!({"type": "t"})).await;
+    let shown = |task: Value| (task["progress"].clone(), task["updated_at"].clone());
+    let task_path = format!("/api/v1/tasks/{id}");
+    let beat_path = format!("/api/v1/tasks/{id}/heartbeat");
+    assert_eq!(app.get(&task_path).await.1["progress"], Value::Null);
+
+    let first = claim_one(&app, &worker).await;
+    let (_, before) = shown(app.get(&task_path).await.1);
+    let beat = |token: String, body: Value| {
+        let mut body = body;
+        body["lease_token"] = json!(token);
+        app.post(&beat_path, body)
+    };
+    assert_eq!(
+        beat(token_of(&first), json!({"progress": 0.25})).await.0,
+        StatusCode::OK
+    );
+    let (progress, updated) = shown(app.get(&task_path).await.1);
+    assert_eq!(progress, json!(0.25));
+    assert_ne!(updated, before, "a progress report changes the row");
+
+    // A beat without progress keeps the last report; one with a token not current is refused
+    // and records nothing.
+    assert_eq!(beat(token_of(&first), json!({})).await.0, StatusCode::OK);
+    let stranger = uuid::Uuid::new_v4().to_string();
+    assert_eq!(
+        beat(stranger, json!({"progress": 0.9})).await.0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(app.get(&task_path).await.1["progress"], json!(0.25));
+
+    // The next attempt starts without the last one's progress, and its own report outlives it.
+    let released = format!("/api/v1/tasks/{id}/release");
+    let (status, _) = app
+        .post(&released, json!({"lease_token": token_of(&first)}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let second = claim_one(&app, &worker).await;
+    assert_eq!(app.get(&task_path).await.1["progress"], Value::Null);
+    assert_eq!(
+        beat(token_of(&second), json!({"progress": 1})).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(complete(&app, &second, json!(null)).await.0, StatusCode::OK);
+    let done = app.get(&task_path).await.1;
+    assert_eq!(
+        (done["status"].clone(), done["progress"].clone()),
+        (json!("completed"), json!(1.0))
+    );
+}
+
 both_backends!(a_cancelled_task_asks_its_worker_to_stop_and_refuses_its_completion);
 async fn a_cancelled_task_asks_its_worker_to_stop_and_refuses_its_completion() {
     let app = TestApp::without_workers().await;

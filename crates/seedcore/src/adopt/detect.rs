@@ -314,7 +314,7 @@ pub const SEEDCORE_RELATIONS: [&str; 40] = [
 ];
 
 /// Columns seedcore's later migrations add; the original must not have them already.
-pub const LATER_COLUMNS: [(&str, &str); 12] = [
+pub const LATER_COLUMNS: [(&str, &str); 13] = [
     ("tasks", "attached_fact_ids"),
     ("tasks", "queue"),
     ("tasks", "priority"),
@@ -326,6 +326,7 @@ pub const LATER_COLUMNS: [(&str, &str); 12] = [
     ("tasks", "workflow_key"),
     ("tasks", "actor"),
     ("tasks", "traceparent"),
+    ("tasks", "progress"),
     ("facts", "search_vector"),
 ];
 

@@ -176,6 +176,10 @@ pub struct Task {
     pub workflow_id: Option<Uuid>,
     /// The task's name within its workflow.
     pub workflow_key: Option<String>,
+    /// How far along the current or last attempt is, from 0 to 1, as its worker last reported
+    /// it (a pull worker's task heartbeat); null until a report, and again when an attempt
+    /// starts.
+    pub progress: Option<f64>,
 }
 
 /// The queue a task joins when its creator names none.

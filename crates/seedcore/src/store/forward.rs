@@ -124,6 +124,10 @@ macro_rules! impl_store {
                 claims::renew(self, held, lease).await
             }
 
+            async fn record_progress(&self, lease: Lease, progress: f64) -> StoreResult<bool> {
+                claims::record_progress(self, lease, progress).await
+            }
+
             async fn release(&self, held: &[Lease]) -> StoreResult<u64> {
                 claims::release(self, held).await
             }

@@ -92,6 +92,8 @@ pub(crate) struct TaskRow<D: Dialect> {
     // Absent from rows read with an explicit column list.
     #[sqlx(default)]
     traceparent: Option<String>,
+    #[sqlx(default)]
+    progress: Option<f64>,
 }
 
 impl<D: Dialect> TaskRow<D> {
@@ -123,6 +125,7 @@ impl<D: Dialect> TaskRow<D> {
             run_on_failure: self.run_on_failure,
             workflow_id: maybe(self.workflow_id, D::id)?,
             workflow_key: self.workflow_key,
+            progress: self.progress,
         })
     }
 

@@ -145,7 +145,8 @@ const EXTEND_SECONDS: Spec<Number> = spec::number(
 .at_most(MAX_LEASE_SECONDS);
 const PROGRESS: Spec<Number> = spec::number(
     "progress",
-    "How far along the task is, from 0 to 1. Accepted and checked; not stored yet.",
+    "How far along the attempt is, from 0 to 1; shown as the task's `progress` until its next \
+     attempt starts.",
 )
 .at_least(0.0)
 .at_most(1.0);
@@ -253,6 +254,7 @@ pub struct ClaimRequest {
 pub struct HeartbeatRequest {
     pub token: Uuid,
     pub extend: Option<Duration>,
+    pub progress: Option<f64>,
 }
 
 /// A failure's request.
@@ -337,11 +339,12 @@ pub fn heartbeat(body: &Map<String, Value>) -> Result<HeartbeatRequest, ApiError
     let mut fields = Fields::new(body);
     let token = read_token(&mut fields);
     let extend = fields.read_number(&EXTEND_SECONDS);
-    fields.read_number(&PROGRESS);
+    let progress = fields.read_number(&PROGRESS);
     done(fields.finish().err().unwrap_or_default())?;
     Ok(HeartbeatRequest {
         token: token.unwrap_or_default(),
         extend: extend.map(Duration::from_secs_f64),
+        progress,
     })
 }
 

@@ -105,6 +105,15 @@ pub async fn task_heartbeat(
         .await
         .map_err(store_error)?;
     if !renewed.is_empty() {
+        // Recorded after the renewal, which proved the lease: a report that loses its lease
+        // in between is dropped, as the attempt's other writes would be.
+        if let Some(progress) = request.progress {
+            state
+                .store
+                .record_progress(lease, progress)
+                .await
+                .map_err(store_error)?;
+        }
         return Ok(Json(LeaseState {
             lease_expires_at: Some(expires),
             cancel_requested: false,

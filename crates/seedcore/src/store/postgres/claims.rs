@@ -96,6 +96,22 @@ pub(super) async fn finish_on<'e>(
     Ok(leases(recorded))
 }
 
+pub(super) async fn record_progress(
+    store: &PgStore,
+    lease: Lease,
+    progress: f64,
+) -> StoreResult<bool> {
+    let recorded = sqlx::query(
+        "update tasks set progress = $3, updated_at = now() where id = $1 and lease_token = $2",
+    )
+    .bind(lease.task_id)
+    .bind(lease.token)
+    .bind(progress)
+    .execute(&store.pool)
+    .await?;
+    Ok(recorded.rows_affected() > 0)
+}
+
 pub(super) async fn renew(
     store: &PgStore,
     held: &[Lease],
@@ -166,7 +182,7 @@ mod tests {
     #[test]
     fn the_claim_function_beside_the_module_is_the_one_the_migration_installs() {
         let migration =
-            include_str!("../../../migrations/postgres/20261206000020_queue_concurrency.sql");
+            include_str!("../../../migrations/postgres/20261209000001_task_progress.sql");
         let statement = CLAIM_FUNCTION
             .split_once("create or replace function")
             .map(|(_, rest)| rest)

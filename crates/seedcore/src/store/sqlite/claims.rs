@@ -120,6 +120,24 @@ pub(super) async fn renew(
     fenced(store, include_str!("sql/renew_lease.sql"), expires, held).await
 }
 
+pub(super) async fn record_progress(
+    store: &SqliteStore,
+    lease: Lease,
+    progress: f64,
+) -> StoreResult<bool> {
+    let recorded = sqlx::query(
+        "update tasks set progress = ?1, updated_at = ?2
+         where id = ?3 and lease_token = ?4 and status = 'running'",
+    )
+    .bind(progress)
+    .bind(stamp(Utc::now()))
+    .bind(lease.task_id.to_string())
+    .bind(lease.token.to_string())
+    .execute(&store.writer)
+    .await?;
+    Ok(recorded.rows_affected() > 0)
+}
+
 pub(super) async fn release(store: &SqliteStore, held: &[Lease]) -> StoreResult<u64> {
     let now = stamp(Utc::now());
     let released = fenced(store, include_str!("sql/release.sql"), now, held).await?;

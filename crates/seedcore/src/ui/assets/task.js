@@ -109,7 +109,9 @@ function fields(t, children) {
   const rows = [
     ["Id", h("code", {}, t.id)], ["Type", t.type], ["Queue", t.queue], ["Priority", t.priority],
     ["Domain", t.domain ?? "—"], ["Description", t.description || "—"],
-    ["Attempts", `${t.attempts} of ${t.max_attempts}`], ["Created", time(t.created_at)],
+    ["Attempts", `${t.attempts} of ${t.max_attempts}`],
+    ["Progress", t.progress == null ? "—" : `${Math.round(t.progress * 100)} %`],
+    ["Created", time(t.created_at)],
     ["Run at", time(t.run_at)], ["Started", time(t.started_at)], ["Finished", time(t.finished_at)],
     ["Worker", t.worker_id ? h("code", {}, t.worker_id) : "—"],
     ["Parents", t.depends_on.length ? t.depends_on.map((p) => [link(`tasks/${p}`, h("code", {}, p.slice(0, 8))), " "]) : "—"],

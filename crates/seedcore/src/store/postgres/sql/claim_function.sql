@@ -1,10 +1,11 @@
--- The claim, as migration 20261206000020_queue_concurrency installs it (migrations are never
+-- The claim, as migration 20261209000001_task_progress installs it (migrations are never
 -- edited: a change is a new migration, and this file follows it). `sql/claim.sql` calls it.
 -- Picks up to `how_many` ready tasks (queued or retry, due, in the drift range, the lane's
 -- queues and the asked types, their queue not paused), higher priority first, then start
 -- time, then arrival; rows another worker is claiming are skipped, not waited for. Each
 -- picked task becomes `running` with the attempt counted, this worker as its owner and a
--- fresh lease token and expiry. The actor is cleared: the worker's own changes are its.
+-- fresh lease token and expiry. The actor is cleared: the worker's own changes are its; so is
+-- the progress, which belongs to an attempt.
 -- A queue with a concurrency limit never has more running tasks than its limit: when the
 -- claim may take from such queues it locks their rows in name order (claims on them
 -- serialise; claims on unlimited queues do not wait), counts their running tasks and takes
@@ -59,7 +60,8 @@ begin
             lease_expires_at = now() + make_interval(secs => lease_seconds),
             started_at = now(),
             updated_at = now(),
-            actor = null
+            actor = null,
+            progress = null
         from picked
         where t.id = picked.id
         returning t.*;
@@ -121,7 +123,8 @@ begin
         lease_expires_at = now() + make_interval(secs => lease_seconds),
         started_at = now(),
         updated_at = now(),
-        actor = null
+        actor = null,
+        progress = null
     from picked
     where t.id = picked.id
     returning t.*;

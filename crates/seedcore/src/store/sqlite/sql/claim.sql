@@ -8,7 +8,8 @@
 -- Paused queues are skipped. A queue with a concurrency limit is left to the second arm, which
 -- takes at most the room its limit leaves beside its running tasks: the single writer makes
 -- that count exact. With no limited queue `room` is empty and the second arm reads nothing.
--- The actor is cleared: the worker's own changes are its (see `model::actor`).
+-- The actor is cleared: the worker's own changes are its (see `model::actor`); so is the
+-- progress, which belongs to an attempt.
 with room as (
     select q.name,
            q.concurrency - (select count(*) from tasks r indexed by tasks_lease_idx
@@ -24,7 +25,8 @@ set status = 'running',
     lease_expires_at = ?3,
     started_at = ?4,
     updated_at = ?4,
-    actor = null
+    actor = null,
+    progress = null
 where id in (
     select id from (
     select id, priority, run_at, arrival from (
