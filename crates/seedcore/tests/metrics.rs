@@ -455,9 +455,13 @@ async fn a_schedule_fire_is_counted_and_its_time_reported() {
     assert_eq!(before.value(gauge, &last), Some(0.0), "never fired yet");
     let due = Utc::now() - TimeDelta::seconds(1);
     set_next_fire(&app.db, &id_of(&schedule), due).await;
+    // A scrape reads the schedules before it writes out the live counters, so a fire that
+    // lands between the two shows in the count but not yet in the time: wait for both.
     let fired = eventually(Duration::from_secs(10), "a counted fire", || async {
         let now = scrape(&app).await;
-        (now.count("seedcore_schedule_fires_total", &last) == 1.0).then_some(now)
+        let counted = now.count("seedcore_schedule_fires_total", &last) == 1.0;
+        let timed = now.value(gauge, &last).is_some_and(|at| at > 0.0);
+        (counted && timed).then_some(now)
     })
     .await;
     let at = fired.value(gauge, &last).unwrap();
