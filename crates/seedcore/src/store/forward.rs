@@ -124,8 +124,13 @@ macro_rules! impl_store {
                 claims::renew(self, held, lease).await
             }
 
-            async fn record_progress(&self, lease: Lease, progress: f64) -> StoreResult<bool> {
-                claims::record_progress(self, lease, progress).await
+            async fn renew_reporting(
+                &self,
+                held: Lease,
+                lease: Duration,
+                progress: f64,
+            ) -> StoreResult<bool> {
+                claims::renew_reporting(self, held, lease, progress).await
             }
 
             async fn release(&self, held: &[Lease]) -> StoreResult<u64> {

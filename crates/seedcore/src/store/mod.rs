@@ -191,9 +191,15 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Extends the leases still current and returns them; the rest were lost.
     async fn renew_leases(&self, leases: &[Lease], lease: Duration) -> StoreResult<Vec<Lease>>;
-    /// Records how far along the attempt holding `lease` is (0 to 1), shown as the task's
-    /// `progress` until its next attempt starts; false when the lease is no longer current.
-    async fn record_progress(&self, lease: Lease, progress: f64) -> StoreResult<bool>;
+    /// Extends one lease, as `renew_leases` does, and records in the same write how far along
+    /// its attempt is (0 to 1), shown as the task's `progress` until its next attempt starts;
+    /// false when the lease is no longer current (nothing is written then).
+    async fn renew_reporting(
+        &self,
+        lease: Lease,
+        duration: Duration,
+        progress: f64,
+    ) -> StoreResult<bool>;
     /// Puts tasks whose attempt was interrupted on purpose back in the queue, the attempt
     /// uncounted. Returns how many were still held.
     async fn release(&self, leases: &[Lease]) -> StoreResult<u64>;

@@ -99,21 +99,17 @@ pub async fn task_heartbeat(
     };
     let extend = request.extend.unwrap_or(state.pull.settings.default_lease);
     let expires = Utc::now() + chrono::Duration::from_std(extend).unwrap_or_default();
-    let renewed = state
-        .store
-        .renew_leases(&[lease], extend)
-        .await
-        .map_err(store_error)?;
-    if !renewed.is_empty() {
-        // Recorded after the renewal, which proved the lease: a report that loses its lease
-        // in between is dropped, as the attempt's other writes would be.
-        if let Some(progress) = request.progress {
-            state
-                .store
-                .record_progress(lease, progress)
-                .await
-                .map_err(store_error)?;
-        }
+    // A progress report rides on the renewal: one fenced write of the row.
+    let renewed = match request.progress {
+        Some(progress) => state.store.renew_reporting(lease, extend, progress).await,
+        None => state
+            .store
+            .renew_leases(&[lease], extend)
+            .await
+            .map(|held| !held.is_empty()),
+    }
+    .map_err(store_error)?;
+    if renewed {
         return Ok(Json(LeaseState {
             lease_expires_at: Some(expires),
             cancel_requested: false,

@@ -96,20 +96,25 @@ pub(super) async fn finish_on<'e>(
     Ok(leases(recorded))
 }
 
-pub(super) async fn record_progress(
+pub(super) async fn renew_reporting(
     store: &PgStore,
-    lease: Lease,
+    held: Lease,
+    lease: Duration,
     progress: f64,
 ) -> StoreResult<bool> {
-    let recorded = sqlx::query(
-        "update tasks set progress = $3, updated_at = now() where id = $1 and lease_token = $2",
+    let renewed = sqlx::query(
+        r"update tasks
+          set lease_expires_at = now() + make_interval(secs => $3), progress = $4,
+              updated_at = now()
+          where id = $1 and lease_token = $2",
     )
-    .bind(lease.task_id)
-    .bind(lease.token)
+    .bind(held.task_id)
+    .bind(held.token)
+    .bind(lease.as_secs_f64())
     .bind(progress)
     .execute(&store.pool)
     .await?;
-    Ok(recorded.rows_affected() > 0)
+    Ok(renewed.rows_affected() > 0)
 }
 
 pub(super) async fn renew(

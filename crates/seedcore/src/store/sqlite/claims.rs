@@ -120,22 +120,25 @@ pub(super) async fn renew(
     fenced(store, include_str!("sql/renew_lease.sql"), expires, held).await
 }
 
-pub(super) async fn record_progress(
+pub(super) async fn renew_reporting(
     store: &SqliteStore,
-    lease: Lease,
+    held: Lease,
+    lease: Duration,
     progress: f64,
 ) -> StoreResult<bool> {
-    let recorded = sqlx::query(
-        "update tasks set progress = ?1, updated_at = ?2
-         where id = ?3 and lease_token = ?4 and status = 'running'",
+    let now = Utc::now();
+    let renewed = sqlx::query(
+        "update tasks set lease_expires_at = ?1, progress = ?2, updated_at = ?3
+         where id = ?4 and lease_token = ?5 and status = 'running'",
     )
+    .bind(stamp(after(now, lease)))
     .bind(progress)
-    .bind(stamp(Utc::now()))
-    .bind(lease.task_id.to_string())
-    .bind(lease.token.to_string())
+    .bind(stamp(now))
+    .bind(held.task_id.to_string())
+    .bind(held.token.to_string())
     .execute(&store.writer)
     .await?;
-    Ok(recorded.rows_affected() > 0)
+    Ok(renewed.rows_affected() > 0)
 }
 
 pub(super) async fn release(store: &SqliteStore, held: &[Lease]) -> StoreResult<u64> {
