@@ -7,7 +7,9 @@
 //! take from a queue with a concurrency limit lock its row first, so their count of its
 //! running tasks stays true until they commit. Everything else here is fenced by `id` and
 //! `lease_token`: a write whose token is no longer current changes nothing and its lease is
-//! left out of the answer.
+//! left out of the answer. The claim and the completion (the function `seedcore_finish`) write
+//! their own event rows and counter deltas, the update trigger stepping aside for their one
+//! statement (the trail_by_claim_and_finish migration).
 
 use std::time::Duration;
 
@@ -186,8 +188,9 @@ mod tests {
 
     #[test]
     fn the_claim_function_beside_the_module_is_the_one_the_migration_installs() {
-        let migration =
-            include_str!("../../../migrations/postgres/20261209000001_task_progress.sql");
+        let migration = include_str!(
+            "../../../migrations/postgres/20261210000001_trail_by_claim_and_finish.sql"
+        );
         let statement = CLAIM_FUNCTION
             .split_once("create or replace function")
             .map(|(_, rest)| rest)
@@ -199,33 +202,124 @@ mod tests {
         assert!(body(CLAIM_FUNCTION).contains("for update skip locked"));
     }
 
-    #[tokio::test]
-    async fn the_database_holds_exactly_the_claim_function_beside_the_module() {
-        let url = std::env::var("SEEDCORE_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let admin: PgConnectOptions = url.parse().expect("SEEDCORE_TEST_DATABASE_URL");
-        let name = format!("seedcore_unit_{}", Uuid::new_v4().simple());
-        let mut conn = admin.connect().await.expect("the test PostgreSQL");
-        // The name is ours (a UUID's hex digits); database names cannot be bind parameters.
-        sqlx::raw_sql(AssertSqlSafe(format!("create database {name}")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let store = PgStore::connect(admin.clone().database(&name), 2, Duration::from_secs(10))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        let installed: String =
-            sqlx::query_scalar("select prosrc from pg_proc where proname = 'seedcore_claim'")
-                .fetch_one(store.pool())
+    /// A migrated store in a database of its own, and what drops that database.
+    struct Scratch {
+        store: PgStore,
+        admin: sqlx::PgConnection,
+        name: String,
+    }
+
+    impl Scratch {
+        async fn new() -> Self {
+            let url = std::env::var("SEEDCORE_TEST_DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+            let options: PgConnectOptions = url.parse().expect("SEEDCORE_TEST_DATABASE_URL");
+            let name = format!("seedcore_unit_{}", Uuid::new_v4().simple());
+            let mut admin = options.connect().await.expect("the test PostgreSQL");
+            // The name is ours (a UUID's hex digits); database names cannot be bind parameters.
+            sqlx::raw_sql(AssertSqlSafe(format!("create database {name}")))
+                .execute(&mut admin)
                 .await
                 .unwrap();
-        store.pool().close().await;
-        sqlx::raw_sql(AssertSqlSafe(format!("drop database {name} with (force)")))
-            .execute(&mut conn)
+            let store =
+                PgStore::connect(options.clone().database(&name), 2, Duration::from_secs(10))
+                    .await
+                    .unwrap();
+            store.migrate().await.unwrap();
+            Scratch { store, admin, name }
+        }
+
+        async fn drop(mut self) {
+            self.store.pool().close().await;
+            let name = &self.name;
+            sqlx::raw_sql(AssertSqlSafe(format!("drop database {name} with (force)")))
+                .execute(&mut self.admin)
+                .await
+                .unwrap();
+            self.admin.close().await.ok();
+        }
+    }
+
+    #[tokio::test]
+    async fn the_database_holds_exactly_the_claim_function_beside_the_module() {
+        let scratch = Scratch::new().await;
+        let installed: String =
+            sqlx::query_scalar("select prosrc from pg_proc where proname = 'seedcore_claim'")
+                .fetch_one(scratch.store.pool())
+                .await
+                .unwrap();
+        scratch.drop().await;
+        assert_eq!(installed, body(CLAIM_FUNCTION));
+    }
+
+    /// The claim and the completion write their own trail and have the update trigger step
+    /// aside meanwhile; a change made after either in the same transaction still gets its row.
+    #[tokio::test]
+    async fn a_change_after_a_claim_or_a_completion_in_its_transaction_keeps_its_event() {
+        let scratch = Scratch::new().await;
+        let pool = scratch.store.pool();
+        let (first, second, third) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        sqlx::query(
+            "insert into tasks (id, type, status, priority)
+             values ($1, 'noop', 'queued', 3), ($2, 'noop', 'queued', 2),
+                    ($3, 'noop', 'queued', 1)",
+        )
+        .bind(first)
+        .bind(second)
+        .bind(third)
+        .execute(pool)
+        .await
+        .unwrap();
+        let cancel = "update tasks set status = 'cancelled', finished_at = now() where id = $1";
+
+        let mut tx = pool.begin().await.unwrap();
+        let (claimed, token): (Uuid, Uuid) = sqlx::query_as(
+            "select id, lease_token
+             from seedcore_claim('w', 1, 0, 'Infinity', 30, null, '{}', null)",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        sqlx::query(cancel)
+            .bind(second)
+            .execute(&mut *tx)
             .await
             .unwrap();
-        conn.close().await.ok();
-        assert_eq!(installed, body(CLAIM_FUNCTION));
+        let recorded: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "select id, token from seedcore_finish(array[$1], array[$2], array['completed'],
+                 array['{}'::jsonb], array[null::text], array[null::timestamptz])",
+        )
+        .bind(claimed)
+        .bind(token)
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+        sqlx::query(cancel)
+            .bind(third)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        let trail: Vec<(Uuid, String)> = sqlx::query_as(
+            "select task_id, kind from task_events where kind <> 'created' order by seq",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        scratch.drop().await;
+        assert_eq!(claimed, first, "the highest priority is claimed");
+        assert_eq!(recorded, vec![(first, token)]);
+        let expected = [
+            (first, "claimed"),
+            (second, "cancelled"),
+            (first, "completed"),
+            (third, "cancelled"),
+        ];
+        let expected: Vec<(Uuid, String)> = expected
+            .into_iter()
+            .map(|(id, kind)| (id, kind.to_string()))
+            .collect();
+        assert_eq!(trail, expected);
     }
 }

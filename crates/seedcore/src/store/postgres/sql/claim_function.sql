@@ -1,11 +1,13 @@
--- The claim, as migration 20261209000001_task_progress installs it (migrations are never
+-- The claim, as migration 20261210000001_trail_by_claim_and_finish installs it (migrations are never
 -- edited: a change is a new migration, and this file follows it). `sql/claim.sql` calls it.
 -- Picks up to `how_many` ready tasks (queued or retry, due, in the drift range, the lane's
 -- queues and the asked types, their queue not paused), higher priority first, then start
 -- time, then arrival; rows another worker is claiming are skipped, not waited for. Each
 -- picked task becomes `running` with the attempt counted, this worker as its owner and a
 -- fresh lease token and expiry. The actor is cleared: the worker's own changes are its; so is
--- the progress, which belongs to an attempt.
+-- the progress, which belongs to an attempt. The claim writes the `claimed` event rows and
+-- the counter deltas itself, with `seedcore.trail` set so the update trigger steps aside
+-- (see the trail_by_claim_and_finish migration).
 -- A queue with a concurrency limit never has more running tasks than its limit: when the
 -- claim may take from such queues it locks their rows in name order (claims on them
 -- serialise; claims on unlimited queues do not wait), counts their running tasks and takes
@@ -31,6 +33,8 @@ as $$
 declare
     limited text[];
 begin
+    -- This statement writes the trail of what it changes; the update trigger steps aside.
+    perform set_config('seedcore.trail', 'written', true);
     select array_agg(name order by name) into limited
     from queues
     where concurrency is not null and not paused
@@ -39,7 +43,7 @@ begin
     if limited is null then
         return query
         with picked as (
-            select id
+            select id, status
             from tasks
             where status in ('queued', 'retry')
               and run_at <= now()
@@ -51,20 +55,39 @@ begin
             order by priority desc, run_at, seq
             limit how_many
             for update skip locked
+        ),
+        claimed as (
+            update tasks t
+            set status = 'running',
+                attempts = t.attempts + 1,
+                worker_id = worker,
+                lease_token = gen_random_uuid(),
+                lease_expires_at = now() + make_interval(secs => lease_seconds),
+                started_at = now(),
+                updated_at = now(),
+                actor = null,
+                progress = null
+            from picked
+            where t.id = picked.id
+            returning t, picked.status as old_status
+        ),
+        events as (
+            insert into task_events (task_id, kind, from_status, to_status, attempt, worker_id,
+                                     actor)
+            select (c.t).id, 'claimed', c.old_status, 'running', (c.t).attempts, worker,
+                   'worker:' || worker
+            from claimed c
+        ),
+        deltas as (
+            insert into counter_deltas (kind, a, b, n)
+            select 'tasks', v.queue, v.status, sum(v.n)
+            from claimed c
+            cross join lateral (values ((c.t).queue, 'running', 1),
+                                       ((c.t).queue, c.old_status, -1)) v(queue, status, n)
+            group by v.queue, v.status
         )
-        update tasks t
-        set status = 'running',
-            attempts = t.attempts + 1,
-            worker_id = worker,
-            lease_token = gen_random_uuid(),
-            lease_expires_at = now() + make_interval(secs => lease_seconds),
-            started_at = now(),
-            updated_at = now(),
-            actor = null,
-            progress = null
-        from picked
-        where t.id = picked.id
-        returning t.*;
+        select (c.t).* from claimed c;
+        perform set_config('seedcore.trail', '', true);
         return;
     end if;
     -- Locked in name order so two claims never wait on each other crosswise.
@@ -78,7 +101,7 @@ begin
         where q.name = any(limited) and not q.paused
     ),
     open_queues as (
-        select id, priority, run_at, seq
+        select id, status, priority, run_at, seq
         from tasks
         where status in ('queued', 'retry')
           and run_at <= now()
@@ -93,10 +116,10 @@ begin
         for update skip locked
     ),
     limited_queues as (
-        select c.id, c.priority, c.run_at, c.seq
+        select c.id, c.status, c.priority, c.run_at, c.seq
         from room
         cross join lateral (
-            select id, priority, run_at, seq
+            select id, status, priority, run_at, seq
             from tasks
             where queue = room.name
               and status in ('queued', 'retry')
@@ -110,23 +133,42 @@ begin
         where room.free > 0
     ),
     picked as (
-        select id
+        select id, status
         from (select * from open_queues union all select * from limited_queues) candidates
         order by priority desc, run_at, seq
         limit how_many
+    ),
+    claimed as (
+        update tasks t
+        set status = 'running',
+            attempts = t.attempts + 1,
+            worker_id = worker,
+            lease_token = gen_random_uuid(),
+            lease_expires_at = now() + make_interval(secs => lease_seconds),
+            started_at = now(),
+            updated_at = now(),
+            actor = null,
+            progress = null
+        from picked
+        where t.id = picked.id
+        returning t, picked.status as old_status
+    ),
+    events as (
+        insert into task_events (task_id, kind, from_status, to_status, attempt, worker_id,
+                                 actor)
+        select (c.t).id, 'claimed', c.old_status, 'running', (c.t).attempts, worker,
+               'worker:' || worker
+        from claimed c
+    ),
+    deltas as (
+        insert into counter_deltas (kind, a, b, n)
+        select 'tasks', v.queue, v.status, sum(v.n)
+        from claimed c
+        cross join lateral (values ((c.t).queue, 'running', 1),
+                                   ((c.t).queue, c.old_status, -1)) v(queue, status, n)
+        group by v.queue, v.status
     )
-    update tasks t
-    set status = 'running',
-        attempts = t.attempts + 1,
-        worker_id = worker,
-        lease_token = gen_random_uuid(),
-        lease_expires_at = now() + make_interval(secs => lease_seconds),
-        started_at = now(),
-        updated_at = now(),
-        actor = null,
-        progress = null
-    from picked
-    where t.id = picked.id
-    returning t.*;
+    select (c.t).* from claimed c;
+    perform set_config('seedcore.trail', '', true);
 end
 $$;
