@@ -11,77 +11,18 @@
 --   `seedcore.trail` to `written` around their one update, write the same `claimed` and
 --   `completed`/`failed`/`retry` event rows and the same deltas in that statement, and clear
 --   the setting before they return, so no other statement of the transaction is left out.
--- - The trigger returns at once while the setting says so.
+-- - The trigger's `when` leaves out a statement made while the setting says so.
 -- - `seedcore_finish` then does what the trigger did after a completion: the wake-up when an
 --   outcome put a task back to `retry`, and the settling of waiting children when some task
 --   waits (the same probe, in a new statement, as the trigger's).
 -- Every event row, delta and notification is the same as before; only who writes it moved.
 
-create or replace function seedcore_tasks_updated() returns trigger language plpgsql as $$
-declare
-    requeued boolean;
-    cancelled uuid[];
-    done uuid[];
-    cancelled_id uuid;
-begin
-    if current_setting('seedcore.trail', true) = 'written' then
-        return null;
-    end if;
-    with changed as materialized (
-        select n.id, n.status, n.attempts, n.worker_id, n.error, n.actor, n.queue,
-               o.status as old_status, o.attempts as old_attempts,
-               o.worker_id as old_worker_id, o.queue as old_queue
-        from new_rows n join old_rows o on o.id = n.id
-        where n.status <> o.status or n.queue <> o.queue
-    ),
-    events as (
-        insert into task_events (task_id, kind, from_status, to_status, attempt, worker_id,
-                                 error, actor)
-        select c.id,
-               case
-                   when c.status = 'running' then 'claimed'
-                   when c.status = 'queued' and c.old_status = 'running' then
-                       case when c.attempts < c.old_attempts then 'released' else 'rescued' end
-                   else c.status
-               end,
-               c.old_status, c.status, c.attempts, coalesce(c.worker_id, c.old_worker_id),
-               case when c.status in ('failed', 'retry', 'queued')
-                         or (c.status = 'cancelled' and c.old_status = 'blocked') then c.error end,
-               coalesce(c.actor, 'worker:' || coalesce(c.worker_id, c.old_worker_id))
-        from changed c
-        where c.status <> c.old_status
-    ),
-    deltas as (
-        insert into counter_deltas (kind, a, b, n)
-        select 'tasks', v.queue, v.status, sum(v.n)
-        from changed c
-        cross join lateral (values (c.queue, c.status, 1), (c.old_queue, c.old_status, -1))
-            v(queue, status, n)
-        group by v.queue, v.status
-        having sum(v.n) <> 0
-    )
-    select coalesce(bool_or(c.status in ('queued', 'retry')
-                            and c.old_status not in ('queued', 'retry')), false),
-           array_agg(c.id) filter (where c.status = 'cancelled' and c.old_status = 'running'),
-           array_agg(c.id) filter (where c.status in ('completed', 'failed', 'cancelled')
-                                     and c.old_status <> c.status)
-    into requeued, cancelled, done
-    from changed c;
-
-    if requeued then
-        perform pg_notify('seedcore_tasks', '');
-    end if;
-    if cancelled is not null then
-        foreach cancelled_id in array cancelled loop
-            perform pg_notify('seedcore_cancel', cancelled_id::text);
-        end loop;
-    end if;
-    if done is not null and exists (select 1 from tasks where status = 'blocked') then
-        perform seedcore_settle_dependents(done);
-    end if;
-    return null;
-end $$;
-
+drop trigger tasks_updated on tasks;
+create trigger tasks_updated after update on tasks
+    referencing old table as old_rows new table as new_rows
+    for each statement
+    when (current_setting('seedcore.trail', true) is distinct from 'written')
+    execute function seedcore_tasks_updated();
 
 -- The claim, as before, writing its `claimed` rows and deltas (sql/claim_function.sql).
 create or replace function seedcore_claim(
