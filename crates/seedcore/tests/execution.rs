@@ -1,5 +1,6 @@
 //! Execution rules through the API and the engine: built-in types, retries, timeouts,
-//! cancellation, fencing, rescue of expired leases, restart and shutdown.
+//! cancellation, fencing, rescue of expired leases, restart and shutdown, a handler's progress
+//! reports.
 
 mod common;
 
@@ -9,9 +10,9 @@ use common::*;
 use reqwest::StatusCode;
 use seedcore::{
     api::ApiSettings,
-    engine::{HandlerError, HandlerRouter, handler_fn},
-    model::{Actor, NewTask, TaskStatus},
-    store::{Claim, Outcome},
+    engine::{Handler, HandlerError, HandlerRouter, Progress, ProgressError, handler_fn},
+    model::{Actor, NewTask, Task, TaskStatus},
+    store::{Claim, Lease, Outcome, Store},
 };
 use serde_json::json;
 
@@ -248,10 +249,11 @@ async fn queued_tasks_left_by_a_stopped_process_run_after_restart() {
     }
 }
 
-both_backends!(a_worker_that_lost_its_lease_cannot_record_its_result);
-async fn a_worker_that_lost_its_lease_cannot_record_its_result() {
-    let db = TestDb::create().await;
-    let store = db.store().await;
+/// How long [`a_claimed_echo_task`] holds its task.
+const CLAIMED_FOR: Duration = Duration::from_secs(30);
+
+/// A ready `echo` task, claimed by worker `w1` for [`CLAIMED_FOR`], and its lease.
+async fn a_claimed_echo_task(store: &dyn Store) -> (Task, Lease) {
     let task = store
         .create_task(NewTask {
             run_immediately: true,
@@ -259,16 +261,26 @@ async fn a_worker_that_lost_its_lease_cannot_record_its_result() {
         })
         .await
         .unwrap();
-    let claim = Claim::any("w1", 10, Duration::from_secs(30));
-    let claimed = store.claim_tasks(&claim).await.unwrap();
+    let claimed = store
+        .claim_tasks(&Claim::any("w1", 10, CLAIMED_FOR))
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
+    (task, claimed[0].lease)
+}
+
+both_backends!(a_worker_that_lost_its_lease_cannot_record_its_result);
+async fn a_worker_that_lost_its_lease_cannot_record_its_result() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let (task, lease) = a_claimed_echo_task(&*store).await;
     store
         .cancel_task(task.id, &Actor::anonymous())
         .await
         .unwrap();
 
     let recorded = store
-        .finish_attempt(claimed[0].lease, Outcome::Completed(json!({"late": true})))
+        .finish_attempt(lease, Outcome::Completed(json!({"late": true})))
         .await
         .unwrap();
     assert!(!recorded);
@@ -552,4 +564,84 @@ async fn a_result_the_database_cannot_store_fails_only_its_own_task() {
             assert_eq!(task.status, TaskStatus::Completed, "task {n}");
         }
     }
+}
+
+/// An app whose only extra handler is `handler`, registered for `task_type`.
+async fn app_with(task_type: &str, handler: impl Handler) -> TestApp {
+    let mut router = HandlerRouter::with_builtins();
+    router.register(task_type, handler);
+    let db = Arc::new(TestDb::create().await);
+    TestApp::with_router(db, Some(fast_engine()), ApiSettings::default(), router).await
+}
+
+/// What a handler's progress report answered, sent to the test as it happens.
+type Reports = tokio::sync::mpsc::UnboundedSender<Result<bool, String>>;
+
+both_backends!(a_handler_reports_its_progress_while_it_runs);
+async fn a_handler_reports_its_progress_while_it_runs() {
+    let (reports, mut reported) = tokio::sync::mpsc::unbounded_channel();
+    let finish = Arc::new(tokio::sync::Notify::new());
+    let go = finish.clone();
+    let halfway = handler_fn(move |task| {
+        let (reports, go): (Reports, _) = (reports.clone(), go.clone());
+        async move {
+            let held = task.progress.report(0.5).await;
+            reports.send(held.map_err(|e| e.to_string())).ok();
+            go.notified().await;
+            Ok(json!({}))
+        }
+    });
+    let app = app_with("halfway", halfway).await;
+    let id = id_of(
+        &app.create_task(json!({"type": "halfway", "run_immediately": true}))
+            .await,
+    );
+
+    assert_eq!(reported.recv().await, Some(Ok(true)));
+    let running = app.task(&id).await;
+    assert_eq!(running.status, TaskStatus::Running);
+    assert_eq!(running.progress, Some(0.5));
+
+    finish.notify_one();
+    let done = app
+        .wait_for(&id, Duration::from_secs(10), |t| t.status.is_final())
+        .await;
+    assert_eq!(done.status, TaskStatus::Completed);
+}
+
+both_backends!(a_progress_outside_zero_to_one_is_refused_and_not_recorded);
+async fn a_progress_outside_zero_to_one_is_refused_and_not_recorded() {
+    let overshoot = handler_fn(|task| async move {
+        let mut refused = 0;
+        for fraction in [1.5, -0.1, f64::NAN, f64::INFINITY] {
+            match task.progress.report(fraction).await {
+                Err(ProgressError::OutOfRange(_)) => refused += 1,
+                other => return Err(HandlerError::Permanent(format!("{fraction}: {other:?}"))),
+            }
+        }
+        Ok(json!({ "refused": refused }))
+    });
+    let app = app_with("overshoot", overshoot).await;
+    let task = app.run_to_the_end(json!({"type": "overshoot"})).await;
+    assert_eq!(task.status, TaskStatus::Completed, "{:?}", task.error);
+    assert_eq!(task.result.unwrap()["result"], json!({"refused": 4}));
+    assert_eq!(task.progress, None);
+}
+
+both_backends!(a_progress_report_after_its_task_was_cancelled_is_not_recorded);
+async fn a_progress_report_after_its_task_was_cancelled_is_not_recorded() {
+    let db = TestDb::create().await;
+    let store = db.store().await.into_dyn();
+    let (task, lease) = a_claimed_echo_task(&*store).await;
+    let progress = Progress::new(store.clone(), lease, CLAIMED_FOR);
+    assert!(progress.report(0.1).await.unwrap());
+    store
+        .cancel_task(task.id, &Actor::anonymous())
+        .await
+        .unwrap();
+
+    assert!(!progress.report(0.9).await.unwrap());
+    let task = store.get_task(task.id).await.unwrap();
+    assert_eq!(task.status, TaskStatus::Cancelled);
+    assert_eq!(task.progress, Some(0.1));
 }

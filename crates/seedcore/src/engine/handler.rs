@@ -1,9 +1,11 @@
 //! Handlers and the router that picks one for a task.
 //!
-//! A handler is an async function from a [`TaskContext`] to the task's output. The router
-//! resolves `(type, domain)` first, then `type` alone; a type no handler serves fails at once.
+//! A handler is an async function from a [`TaskContext`] to the task's output; it may report
+//! its attempt's progress through [`Progress`], a write fenced by the attempt's lease. The
+//! router resolves `(type, domain)` first, then `type` alone; a type no handler serves fails
+//! at once.
 
-use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc};
+use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -12,7 +14,7 @@ use uuid::Uuid;
 
 use crate::{
     model::{Task, TaskStatus},
-    store::DynStore,
+    store::{DynStore, Lease, StoreError},
     telemetry::traceparent::TraceParent,
 };
 
@@ -45,6 +47,56 @@ pub struct TaskContext {
     /// The W3C trace the task was created in, if its creator sent a `traceparent`; a handler
     /// calling other services passes on [`TraceParent::child`].
     pub traceparent: Option<TraceParent>,
+    /// Reports how far along this attempt is, as the task's `progress`.
+    pub progress: Progress,
+}
+
+/// What a handler reports its attempt's progress with: the same write as a pull worker's
+/// heartbeat that carries `progress`, fenced by the attempt's lease.
+#[derive(Clone)]
+pub struct Progress {
+    store: DynStore,
+    lease: Lease,
+    lease_duration: Duration,
+}
+
+/// Why a progress report was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum ProgressError {
+    /// Not a number from 0 to 1: a mistake in the handler, never stored.
+    #[error("progress must be a number from 0 to 1, got {0}")]
+    OutOfRange(f64),
+    /// The store did not take the write.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Progress {
+    /// Reports for the attempt that holds `lease`, each report renewing it for
+    /// `lease_duration`. The engine makes one for every attempt it runs; a test of a handler
+    /// can make its own from a claimed lease.
+    pub fn new(store: DynStore, lease: Lease, lease_duration: Duration) -> Progress {
+        Progress {
+            store,
+            lease,
+            lease_duration,
+        }
+    }
+
+    /// Records `fraction` (0 to 1) as the task's `progress`, shown in the API and on the
+    /// dashboard until the task's next attempt starts, and renews the attempt's lease in the
+    /// same write. `Ok(false)` when the attempt no longer holds its task (cancelled, rescued or
+    /// released): nothing was written, and nothing the handler returns will be recorded.
+    pub async fn report(&self, fraction: f64) -> Result<bool, ProgressError> {
+        if !(0.0..=1.0).contains(&fraction) {
+            return Err(ProgressError::OutOfRange(fraction));
+        }
+        let held = self
+            .store
+            .renew_reporting(self.lease, self.lease_duration, fraction)
+            .await?;
+        Ok(held)
+    }
 }
 
 /// A task the running task depended on, as its handler sees it.

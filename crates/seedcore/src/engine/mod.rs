@@ -47,7 +47,8 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 pub use handler::{
-    Handler, HandlerError, HandlerResult, HandlerRouter, Parent, TaskContext, handler_fn,
+    Handler, HandlerError, HandlerResult, HandlerRouter, Parent, Progress, ProgressError,
+    TaskContext, handler_fn,
 };
 pub use retry::RetryPolicy;
 
@@ -580,6 +581,7 @@ impl Inner {
             cancel: cancel.clone(),
             store: self.store.clone(),
             traceparent: claimed.traceparent.as_deref().and_then(TraceParent::parse),
+            progress: Progress::new(self.store.clone(), claimed.lease, self.settings.lease),
         };
         let timeout = task.timeout_seconds.map_or(lane_timeout, seconds);
         let (name, run) = self.router.dispatch(context);
