@@ -79,6 +79,17 @@ pub async fn vacuum_analyze(pool: &PgPool, table: Table) -> Result<()> {
     Ok(())
 }
 
+/// `checkpoint`: the dirty pages a fill left behind are written out before a timed drain, so
+/// no drain pays for a checkpoint that an earlier phase started. The peer's W1 script
+/// checkpoints between its enqueue and its drain; every drain W1 reports does the same.
+pub async fn checkpoint(pool: &PgPool) -> Result<()> {
+    sqlx::raw_sql("checkpoint")
+        .execute(pool)
+        .await
+        .context("checkpoint before a drain")?;
+    Ok(())
+}
+
 #[derive(Clone, Copy)]
 pub enum Table {
     Tasks,

@@ -4,7 +4,7 @@
 //! `update … set status = 'completed'` per row. Two clients: this tool's own (one connection
 //! per loop, statements prepared once per connection, tried at several connection counts, the
 //! best reported) and pgbench with the same two statements in a script file, when `pgbench` is
-//! on PATH. Each drain gets a freshly filled table.
+//! on PATH. Each drain gets a freshly filled table, vacuumed and checkpointed.
 
 use std::{
     path::Path,
@@ -17,6 +17,7 @@ use crate::{
     db::BenchDb,
     error::{Context as _, Error, Result},
     external,
+    workloads::checkpoint,
 };
 
 /// Connection counts the tool's own client tries; the best rate is the limit.
@@ -115,7 +116,7 @@ async fn drain_loop(mut conn: PgConnection) -> Result<i64> {
     }
 }
 
-/// A fresh minimal queue of `count` queued rows.
+/// A fresh minimal queue of `count` queued rows, vacuumed, its pages written out.
 async fn fill(pool: &PgPool, count: i64) -> Result<()> {
     sqlx::raw_sql(
         r"drop table if exists bench_queue;
@@ -142,7 +143,7 @@ async fn fill(pool: &PgPool, count: i64) -> Result<()> {
         .execute(pool)
         .await
         .context("vacuum the minimal queue")?;
-    Ok(())
+    checkpoint(pool).await
 }
 
 async fn completed(pool: &PgPool) -> Result<i64> {

@@ -8,7 +8,7 @@ use crate::{
     peer::{self, Peer},
     process::db_init,
     report::{Better, Measure, RunOutcome},
-    workloads::{Context, Table, drain, per_row, progress, vacuum_analyze},
+    workloads::{Context, Table, checkpoint, drain, per_row, progress, vacuum_analyze},
 };
 
 const PEER_KEY: &str = "graphile_tuned_drain";
@@ -28,12 +28,14 @@ pub async fn run(ctx: &Context) -> Result<Vec<RunOutcome>> {
 
 /// Seedcore's drains and the per-row limit on a fresh database, one after another so none
 /// competes with another: seedcore's drain right after the enqueue, the per-row clients, then
-/// seedcore's drain once more with the table vacuumed and analyzed after the enqueue.
+/// seedcore's drain once more with the table vacuumed and analyzed after the enqueue. Each
+/// drain starts after a `checkpoint`, as the peer's does.
 async fn one_run(ctx: &Context, db: &BenchDb) -> Result<RunOutcome> {
     let count = ctx.plan.drain_tasks;
     db_init(&ctx.seedcore, &db.url).await?;
     let pool = db.pool(4).await?;
     let enqueue_rate = drain::enqueue(&pool, count, "w1").await?;
+    checkpoint(&pool).await?;
     let drain_rate = drain::drain_with_worker(ctx, &db.url, &pool, count, "w1").await?;
     let best = per_row::best_client_drain(db, &pool, count).await?;
     let pgbench = per_row::pgbench_drain(db, &pool, count).await?;
@@ -41,6 +43,7 @@ async fn one_run(ctx: &Context, db: &BenchDb) -> Result<RunOutcome> {
     // claim's plan: this second drain shows the queue once the statistics caught up.
     drain::enqueue(&pool, count, "w1-analyzed").await?;
     vacuum_analyze(&pool, Table::Tasks).await?;
+    checkpoint(&pool).await?;
     let analyzed_rate = drain::drain_with_worker(ctx, &db.url, &pool, count, "w1-analyzed").await?;
     pool.close().await;
 
@@ -93,8 +96,9 @@ async fn one_run(ctx: &Context, db: &BenchDb) -> Result<RunOutcome> {
     outcome.note(format!(
         "{count} noop tasks enqueued by one insert … select; `seedcore worker` with default \
          settings; rate = tasks / (max(finished_at) − min(started_at)). `drain` starts right \
-         after the enqueue, before any statistics exist on the new rows; `drain, table \
-         analyzed` is a second batch drained after `vacuum (analyze) tasks`"
+         after the enqueue and a `checkpoint` (as the peer's drain does), before any \
+         statistics exist on the new rows; `drain, table analyzed` is a second batch drained \
+         after `vacuum (analyze) tasks` and a `checkpoint`"
     ));
     outcome.note(format!(
         "per-row SQL limit: a minimal table (id, status, payload, claimed_at; a partial index \
