@@ -76,45 +76,57 @@ pub async fn run(store: DynStore, mut inbox: mpsc::Receiver<Completion>, stop: C
 }
 
 async fn record(store: &DynStore, batch: Vec<Completion>) {
-    let pairs: Vec<(Lease, Outcome)> = batch.iter().map(|c| (c.lease, c.outcome.clone())).collect();
+    // The outcomes move into the statement's batch; the answers wait beside it, in order.
+    let (pairs, answers): (Vec<(Lease, Outcome)>, Vec<oneshot::Sender<Recorded>>) = batch
+        .into_iter()
+        .map(|c| ((c.lease, c.outcome), c.done))
+        .unzip();
     match store.finish_attempts(&pairs).await {
         Ok(recorded) => {
             let recorded: HashSet<Lease> = recorded.into_iter().collect();
-            for completion in batch {
-                let _ = completion
-                    .done
-                    .send(Ok(recorded.contains(&completion.lease)));
+            for ((lease, _), done) in pairs.iter().zip(answers) {
+                let _ = done.send(Ok(recorded.contains(lease)));
             }
         }
         Err(err @ StoreError::Unavailable(_)) => {
             let message = err.to_string();
-            for completion in batch {
-                let _ = completion.done.send(Err(message.clone()));
+            for done in answers {
+                let _ = done.send(Err(message.clone()));
             }
         }
-        Err(_) if batch.len() > 1 => {
-            for completion in batch {
-                Box::pin(record(store, vec![completion])).await;
+        Err(_) if pairs.len() > 1 => {
+            for ((lease, outcome), done) in pairs.into_iter().zip(answers) {
+                let one = Completion {
+                    lease,
+                    outcome,
+                    done,
+                };
+                Box::pin(record(store, vec![one])).await;
             }
         }
         Err(err) => {
-            let completion = batch.into_iter().next().expect("a batch of one");
-            let recorded = record_refused(store, &completion, &err).await;
-            let _ = completion.done.send(recorded);
+            for ((lease, outcome), done) in pairs.into_iter().zip(answers) {
+                let _ = done.send(record_refused(store, lease, &outcome, &err).await);
+            }
         }
     }
 }
 
 /// The database refused this outcome itself: a completed task whose result cannot be stored
 /// fails with the reason instead of being retried forever.
-async fn record_refused(store: &DynStore, completion: &Completion, err: &StoreError) -> Recorded {
-    tracing::error!(task_id = %completion.lease.task_id, error = %err, "cannot record the attempt's outcome");
-    let Outcome::Completed(_) = completion.outcome else {
+async fn record_refused(
+    store: &DynStore,
+    lease: Lease,
+    outcome: &Outcome,
+    err: &StoreError,
+) -> Recorded {
+    tracing::error!(task_id = %lease.task_id, error = %err, "cannot record the attempt's outcome");
+    let Outcome::Completed(_) = outcome else {
         return Err(err.to_string());
     };
     let failed = Outcome::Failed(format!("the handler's result could not be stored: {err}"));
     store
-        .finish_attempt(completion.lease, failed)
+        .finish_attempt(lease, failed)
         .await
         .map_err(|err| err.to_string())
 }

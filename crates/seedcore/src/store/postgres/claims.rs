@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::{PgStore, TaskRow};
@@ -40,27 +41,28 @@ pub(super) async fn claim(store: &PgStore, claim: &Claim) -> StoreResult<Vec<Cla
     rows.into_iter().map(TaskRow::into_claimed).collect()
 }
 
-/// A batch of attempt outcomes as the parallel arrays `finish.sql` unnests.
+/// A batch of attempt outcomes as the parallel arrays `finish.sql` unnests, borrowing the
+/// results and errors from the batch rather than copying them.
 #[derive(Default)]
-struct FinishColumns {
+struct FinishColumns<'a> {
     ids: Vec<Uuid>,
     tokens: Vec<Uuid>,
     statuses: Vec<&'static str>,
-    results: Vec<Option<Value>>,
-    errors: Vec<Option<String>>,
+    results: Vec<Option<Json<&'a Value>>>,
+    errors: Vec<Option<&'a str>>,
     run_ats: Vec<Option<DateTime<Utc>>>,
 }
 
-impl From<&[(Lease, Outcome)]> for FinishColumns {
-    fn from(batch: &[(Lease, Outcome)]) -> Self {
+impl<'a> From<&'a [(Lease, Outcome)]> for FinishColumns<'a> {
+    fn from(batch: &'a [(Lease, Outcome)]) -> Self {
         let mut columns = FinishColumns::default();
         for (lease, outcome) in batch {
             let (status, result, error, run_at) = match outcome {
-                Outcome::Completed(result) => ("completed", Some(result.clone()), None, None),
+                Outcome::Completed(result) => ("completed", Some(Json(result)), None, None),
                 Outcome::Retry { error, run_at } => {
-                    ("retry", None, Some(error.clone()), Some(*run_at))
+                    ("retry", None, Some(error.as_str()), Some(*run_at))
                 }
-                Outcome::Failed(error) => ("failed", None, Some(error.clone()), None),
+                Outcome::Failed(error) => ("failed", None, Some(error.as_str()), None),
             };
             columns.ids.push(lease.task_id);
             columns.tokens.push(lease.token);
