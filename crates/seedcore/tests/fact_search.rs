@@ -462,3 +462,45 @@ async fn full_text_matches_of_equal_rank_come_newest_first_and_page_by_offset() 
         "search= with q reads the facts too"
     );
 }
+
+both_backends!(a_text_search_pages_its_matches_newest_first_by_cursor_and_by_offset);
+async fn a_text_search_pages_its_matches_newest_first_by_cursor_and_by_offset() {
+    let app = TestApp::without_workers().await;
+    let mut matching = Vec::new();
+    let mut matching_even = Vec::new();
+    for n in 0..12 {
+        let text = if n % 3 == 0 {
+            format!("a quetzal seen, {n}")
+        } else {
+            format!("nothing seen, {n}")
+        };
+        let tag = if n % 2 == 0 { "even" } else { "odd" };
+        fact(&app, json!({"text": text, "tags": [tag]})).await;
+        if n % 3 == 0 {
+            matching.insert(0, text.clone());
+            if n % 2 == 0 {
+                matching_even.insert(0, text);
+            }
+        }
+    }
+    let mut seen = Vec::new();
+    let mut query = "q=QUETZAL&limit=3".to_string();
+    loop {
+        let page = list(&app, &query).await;
+        assert_eq!(page["total"], 4);
+        seen.extend(texts(&page));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => query = format!("q=QUETZAL&limit=3&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, matching);
+    assert_eq!(
+        texts(&list(&app, "q=quetzal&limit=2&offset=1").await),
+        matching[1..3]
+    );
+    assert_eq!(
+        texts(&list(&app, "q=quetzal&tag=even").await),
+        matching_even
+    );
+}
