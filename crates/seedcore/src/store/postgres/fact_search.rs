@@ -2,7 +2,9 @@
 //! page (newest first, or best rank first with `search=`), and the total, read from the
 //! counters or as `counting` finds it.
 //!
-//! Every statement here runs unprepared (see [`fact_filters`] for why).
+//! Every statement here runs unprepared (see [`fact_filters`] for why). A `q=` page is read
+//! after its total, and when that total is exact and small, from all its matches (see
+//! [`FEW_MATCHES`]); every other page runs beside its total.
 
 use sqlx::{Postgres, QueryBuilder, types::Json};
 
