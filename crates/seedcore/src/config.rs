@@ -471,6 +471,13 @@ pub struct EngineConfig {
     #[arg(long, env = "SEEDCORE_DRIFT_CUSUM", default_value_t = false)]
     pub drift_cusum: bool,
 
+    /// Start a ready task created through this process at once, in a worker lane of this
+    /// process that waits for work, without a claim, unless a ready task of its queue comes
+    /// first (`false`: every task waits for a claim).
+    #[arg(long, env = "SEEDCORE_START_AT_CREATION", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub start_at_creation: bool,
+
     /// Queues this process serves, comma-separated; empty serves every queue.
     #[arg(long, env = "SEEDCORE_QUEUES", default_value = "")]
     pub queues: String,

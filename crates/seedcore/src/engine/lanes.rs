@@ -29,7 +29,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -97,6 +97,10 @@ pub(super) struct Lane {
     pub exclude_queues: Vec<String>,
     pub timeout: Duration,
     pub wake: Notify,
+    /// The lane's claim loops waiting for work after a claim found less than it asked for.
+    pub idle_claimers: AtomicUsize,
+    /// New ready work was announced since a claim loop of the lane last found none.
+    pub work_announced: AtomicBool,
 }
 
 impl Lane {
@@ -116,7 +120,25 @@ impl Lane {
             exclude_queues: Vec::new(),
             timeout,
             wake: Notify::new(),
+            idle_claimers: AtomicUsize::new(0),
+            work_announced: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the lane's claim takes a ready task of `queue` with `drift_score`.
+    pub fn serves(&self, queue: &str, drift_score: f64) -> bool {
+        self.queues
+            .as_ref()
+            .is_none_or(|queues| queues.iter().any(|q| q == queue))
+            && !self.exclude_queues.iter().any(|q| q == queue)
+            && self.drift.at_least <= drift_score
+            && drift_score < self.drift.below
+    }
+
+    /// Whether one of the lane's claim loops is waiting for work: its last claim found every
+    /// ready task it serves, it holds no slot, and no new ready task was announced since.
+    pub fn idle(&self) -> bool {
+        self.idle_claimers.load(Ordering::SeqCst) > 0 && !self.work_announced.load(Ordering::SeqCst)
     }
 
     /// Adds one handler run to the lane's running average.

@@ -17,6 +17,7 @@
 //!   batch a lane claims again as soon as it has free slots; after a shorter one (nothing else
 //!   was ready) it waits for the next wake-up (kept if it came while claiming) or poll.
 
+mod at_creation;
 pub mod builtin;
 mod completer;
 pub mod drift;
@@ -30,7 +31,7 @@ mod scheduler;
 use std::{
     collections::HashMap,
     panic::AssertUnwindSafe,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Arc, Mutex, OnceLock, atomic::Ordering},
     time::{Duration, Instant},
 };
 
@@ -57,7 +58,7 @@ use crate::{
     maintenance::Keeping,
     metrics::{self, AttemptOutcome},
     model::Worker,
-    store::{Claim, ClaimedTask, DynStore, Lease, Outcome, Signal},
+    store::{Claim, ClaimedTask, DynStore, Lease, LocalStarter, Outcome, Signal},
     telemetry::traceparent::TraceParent,
     validate::limits,
 };
@@ -98,6 +99,10 @@ pub struct EngineSettings {
     /// Largest result an attempt may store, as compact JSON; a larger one fails the attempt
     /// (not retried) rather than being stored or cut. Default 1 MiB.
     pub max_result_bytes: usize,
+    /// A ready task created through this process's store starts at once in a lane that waits
+    /// for work, unless a ready task of its queue comes first (see [`at_creation`]). Default
+    /// true.
+    pub start_at_creation: bool,
 }
 
 /// The same defaults as the `seedcore` binary's (see `seedcore serve --help`).
@@ -121,6 +126,7 @@ impl Default for EngineSettings {
             queue_limits: Vec::new(),
             keeping: Keeping::default(),
             max_result_bytes: limits::DEFAULT_RESULT_BYTES,
+            start_at_creation: true,
         }
     }
 }
@@ -149,6 +155,7 @@ impl From<&EngineConfig> for EngineSettings {
             queue_limits: Vec::new(),
             keeping: config.keeping(),
             max_result_bytes: config.max_result_bytes,
+            start_at_creation: config.start_at_creation,
         }
     }
 }
@@ -208,6 +215,8 @@ pub struct EngineHandle {
     inner: Arc<Inner>,
     lanes: Vec<JoinHandle<()>>,
     background: Vec<JoinHandle<()>>,
+    /// What the store holds weakly to start tasks at their creation; dropped at shutdown.
+    starter: Option<Arc<dyn LocalStarter>>,
 }
 
 /// What a shutdown did with the tasks in flight.
@@ -304,10 +313,12 @@ impl Engine {
             escalated_concurrency = inner.settings.escalated_concurrency,
             "workers started"
         );
+        let starter = at_creation::offer(&inner);
         EngineHandle {
             inner,
             lanes,
             background,
+            starter,
         }
     }
 }
@@ -327,6 +338,7 @@ impl EngineHandle {
     /// back to the queue, then stops the background loops.
     pub async fn shutdown(self) -> ShutdownReport {
         let inner = self.inner;
+        drop(self.starter);
         inner.stop_claiming.cancel();
         for lane in self.lanes {
             let _ = lane.await;
@@ -371,7 +383,10 @@ impl Inner {
 
     fn signal(&self, signal: Signal) {
         match signal {
-            Signal::TasksReady => self.lanes.iter().for_each(|lane| lane.wake.notify_one()),
+            Signal::TasksReady => self.lanes.iter().for_each(|lane| {
+                lane.work_announced.store(true, Ordering::SeqCst);
+                lane.wake.notify_one();
+            }),
             Signal::Cancelled(id) => {
                 if let Some(running) = self.running.lock().expect("running map").get(&id) {
                     running.stop(StopReason::Cancelled);
@@ -455,8 +470,16 @@ async fn claim_loop(inner: Arc<Inner>, lane_index: usize) {
             inner.start(lane_index, task, hold, held_until);
         }
         drop(holds);
-        if drained && pause(&inner, lane).await {
-            return;
+        if drained {
+            // While it waits, a task created in this process may start in the lane at once
+            // (see `at_creation`).
+            lane.work_announced.store(false, Ordering::SeqCst);
+            lane.idle_claimers.fetch_add(1, Ordering::SeqCst);
+            let stopped = pause(&inner, lane).await;
+            lane.idle_claimers.fetch_sub(1, Ordering::SeqCst);
+            if stopped {
+                return;
+            }
         }
     }
 }

@@ -118,3 +118,41 @@ impl Outcome {
         }
     }
 }
+
+/// A worker of this process that can take a task at its creation, without a claim: the store
+/// asks it before writing a ready task, and writes the task as claimed by it when it holds a
+/// slot (see `StartSlot`). A backend that cannot write a task claimed never asks.
+pub trait LocalStarter: Send + Sync {
+    /// A slot for a new task of `queue` with `drift_score`, when a lane of this worker that
+    /// would claim that task waits for work and has one free; None otherwise.
+    fn reserve(&self, queue: &str, drift_score: f64) -> Option<StartSlot>;
+}
+
+/// A worker's slot held for one task being created. Dropped unused, the slot is free again.
+pub struct StartSlot {
+    /// The worker the task is written as claimed by.
+    pub worker_id: String,
+    /// How long the lease lasts unless renewed.
+    pub lease: Duration,
+    start: Box<dyn FnOnce(ClaimedTask) + Send>,
+}
+
+impl StartSlot {
+    /// A slot of `worker_id`'s whose task, once written claimed, `start` runs.
+    pub fn new(
+        worker_id: String,
+        lease: Duration,
+        start: impl FnOnce(ClaimedTask) + Send + 'static,
+    ) -> StartSlot {
+        StartSlot {
+            worker_id,
+            lease,
+            start: Box::new(start),
+        }
+    }
+
+    /// Runs `claimed`, the task written as claimed with this slot, in its slot.
+    pub fn start(self, claimed: ClaimedTask) {
+        (self.start)(claimed);
+    }
+}

@@ -59,7 +59,9 @@ use crate::model::{PullWorker, TaskStatus, WorkerCommand};
 pub use actions::{ActionFilter, ActionKind, ActionState, NewAction, TaskAction};
 pub use error::{Cause, StoreError, StoreResult};
 pub use events::{EVENT_PAGE, TaskChange};
-pub use leases::{Claim, ClaimedTask, DriftRange, Lease, Outcome, Rescued};
+pub use leases::{
+    Claim, ClaimedTask, DriftRange, Lease, LocalStarter, Outcome, Rescued, StartSlot,
+};
 pub use migrations::MigrationReport;
 pub use open::{OpenError, open, open_target};
 pub use postgres::PgStore;
@@ -117,6 +119,10 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
     /// Starts delivering signals to `sink` until `stop` is cancelled.
     fn watch(&self, sink: SignalSink, stop: CancellationToken) -> JoinHandle<()>;
+    /// Offers this process's worker to take ready tasks at their creation (see
+    /// [`LocalStarter`]); the store keeps only a weak reference, and the latest offer. A
+    /// backend that cannot write a task as claimed ignores it.
+    fn start_here(&self, _starter: std::sync::Weak<dyn LocalStarter>) {}
     /// Lets go of the database once the statements in flight are done, leaving it whole on
     /// its own (SQLite folds its write-ahead log into the file, so a copy of the file alone is
     /// a backup). Call it when the process is done with the store.

@@ -33,6 +33,15 @@ pub(super) struct Create {
     pub task: NewTask,
     pub status: TaskStatus,
     pub error: Option<String>,
+    /// A worker of this process holds a slot for the task: written as claimed by it when the
+    /// task is ready at once (see [`INSERT_STARTED`]).
+    pub started_by: Option<StartedBy>,
+}
+
+/// The worker a create is written as claimed by, and for how long its lease lasts.
+pub(super) struct StartedBy {
+    pub worker_id: String,
+    pub lease_seconds: f64,
 }
 
 const INSERT: &str = r"
@@ -52,6 +61,81 @@ from unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::flo
           traceparent)
 on conflict (idempotency_key) where idempotency_key is not null do nothing
 returning *";
+
+/// [`INSERT`] for a batch in which some creates hold a slot of a worker of this process: a
+/// create that is ready at once (queued, due, its queue neither paused nor limited) and that
+/// no ready task of its queue would precede in a claim (none of the same or a higher
+/// priority) is written `running`, claimed by that worker, with a new lease, as
+/// `seedcore_claim` would claim it.
+///
+/// The statement writes the whole batch's trail and counter deltas itself, as the insert
+/// trigger would plus the claim: a `created` event of each task (to `queued` for one started
+/// here, with its creator as actor), then a `claimed` event of each started task, and one
+/// delta per queue and status. It sets `seedcore.trail` (transaction-local: the statement is
+/// its own transaction) before the first row, so the insert trigger steps aside.
+const INSERT_STARTED: &str = r"
+with mark as materialized (
+    select set_config('seedcore.trail', 'written', true)
+),
+b as (
+    select b.*,
+           b.worker is not null and b.status = 'queued'
+           and (b.run_at is null or b.run_at <= now())
+           and not exists (select 1 from queues q
+                           where q.name = b.queue and (q.paused or q.concurrency is not null))
+           and not exists (select 1 from tasks r
+                           where r.queue = b.queue and r.status in ('queued', 'retry')
+                             and r.run_at <= now() and r.priority >= b.priority)
+               as started
+    from mark,
+         unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::float8[],
+                $7::text[], $8::text[], $9::int4[], $10::float8[], $11::text[], $12::text[],
+                $13::int4[], $14::text[], $15::bool[], $16::timestamptz[], $17::text[],
+                $18::text[], $19::text[], $20::float8[])
+         as b(id, type, description, params, domain, drift_score, status, error, max_attempts,
+              timeout_seconds, attached, queue, priority, idempotency_key, finished, run_at,
+              actor, traceparent, worker, lease_seconds)
+),
+created as (
+    insert into tasks (id, type, description, params, domain, drift_score, status, error,
+                       max_attempts, timeout_seconds, attached_fact_ids, queue, priority,
+                       idempotency_key, actor, traceparent, finished_at, run_at, attempts,
+                       worker_id, lease_token, lease_expires_at, started_at)
+    select id, type, description, params, domain, drift_score,
+           case when started then 'running' else status end, error,
+           max_attempts, timeout_seconds, attached::uuid[], queue, priority,
+           idempotency_key, case when started then null else actor end, traceparent,
+           case when finished then now() end, coalesce(run_at, now()),
+           case when started then 1 else 0 end,
+           case when started then worker end,
+           case when started then gen_random_uuid() end,
+           case when started then now() + make_interval(secs => lease_seconds) end,
+           case when started then now() end
+    from b
+    on conflict (idempotency_key) where idempotency_key is not null do nothing
+    returning *
+),
+events as (
+    insert into task_events (task_id, kind, from_status, to_status, attempt, worker_id, actor)
+    select e.task_id, e.kind, e.from_status, e.to_status, e.attempt, e.worker_id, e.actor
+    from (
+        select c.id as task_id, 1 as step, 'created' as kind, null::text as from_status,
+               case when c.status = 'running' then 'queued' else c.status end as to_status,
+               0 as attempt, null::text as worker_id, b.actor
+        from created c join b on b.id = c.id
+        union all
+        select c.id, 2, 'claimed', 'queued', 'running', c.attempts, c.worker_id,
+               'worker:' || c.worker_id
+        from created c
+        where c.status = 'running'
+    ) e
+    order by e.step, e.task_id
+),
+deltas as (
+    insert into counter_deltas (kind, a, b, n)
+    select 'tasks', queue, status, count(*) from created group by queue, status
+)
+select * from created";
 
 /// Inserts the creates in one statement; per create its row, or None when its key is in use.
 pub(super) async fn insert(
@@ -96,7 +180,9 @@ where
 }
 
 async fn insert_all(pool: &PgPool, creates: &[Create]) -> StoreResult<Vec<TaskRow>> {
-    let rows = sqlx::query_as(INSERT)
+    let starts_some = creates.iter().any(|c| c.started_by.is_some());
+    let statement = if starts_some { INSERT_STARTED } else { INSERT };
+    let mut insert = sqlx::query_as(statement)
         .bind(column(creates, |c| c.task.id))
         .bind(column(creates, |c| c.task.task_type.as_str()))
         .bind(column(creates, |c| c.task.description.as_str()))
@@ -116,10 +202,17 @@ async fn insert_all(pool: &PgPool, creates: &[Create]) -> StoreResult<Vec<TaskRo
         .bind(column(creates, |c| {
             c.task.actor.as_ref().map(|a| a.as_str())
         }))
-        .bind(column(creates, |c| c.task.traceparent.as_deref()))
-        .fetch_all(pool)
-        .await?;
-    Ok(rows)
+        .bind(column(creates, |c| c.task.traceparent.as_deref()));
+    if starts_some {
+        insert = insert
+            .bind(column(creates, |c| {
+                c.started_by.as_ref().map(|s| s.worker_id.as_str())
+            }))
+            .bind(column(creates, |c| {
+                c.started_by.as_ref().map(|s| s.lease_seconds)
+            }));
+    }
+    Ok(insert.fetch_all(pool).await?)
 }
 
 /// One bound array: a field of every row.

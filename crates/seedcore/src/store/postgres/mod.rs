@@ -13,7 +13,7 @@
 
 use std::{
     path::Path,
-    sync::{Arc, OnceLock},
+    sync::{Arc, OnceLock, RwLock, Weak},
     time::Duration,
 };
 
@@ -28,10 +28,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
-    Claim, ClaimedTask, FactPage, FactQuery, Firing, Lease, MigrationReport, NewAction, Outcome,
-    Page, PoolStats, RecordKind, Rescued, ScheduleFire, SignalSink, Store, StoreError, StoreResult,
-    TagCount, TaskAction, TaskChange, TaskPage, TaskQuery, coalesce::Coalescer,
-    forward::impl_store, watchers::Watchers,
+    Claim, ClaimedTask, FactPage, FactQuery, Firing, Lease, LocalStarter, MigrationReport,
+    NewAction, Outcome, Page, PoolStats, RecordKind, Rescued, ScheduleFire, SignalSink, Store,
+    StoreError, StoreResult, TagCount, TaskAction, TaskChange, TaskPage, TaskQuery,
+    coalesce::Coalescer, forward::impl_store, watchers::Watchers,
 };
 use crate::auth::{ApiToken, NewToken, StoredToken};
 use crate::legacy::LegacyTask;
@@ -89,6 +89,8 @@ pub struct PgStore {
     reads: Arc<OnceLock<Coalescer<Uuid, StoreResult<Option<TaskRow>>>>>,
     /// Single fact creates, written in batches (started on first use).
     fact_creates: Arc<OnceLock<Coalescer<NewFact, StoreResult<FactRow>>>>,
+    /// This process's worker, offered to take ready tasks at their creation.
+    starter: Arc<RwLock<Option<Weak<dyn LocalStarter>>>>,
 }
 
 impl PgStore {
@@ -128,7 +130,14 @@ impl PgStore {
             creates: Arc::default(),
             reads: Arc::default(),
             fact_creates: Arc::default(),
+            starter: Arc::default(),
         }
+    }
+
+    /// The worker offered to take tasks at their creation, while it runs.
+    fn local_starter(&self) -> Option<Arc<dyn LocalStarter>> {
+        let starter = self.starter.read().unwrap_or_else(|held| held.into_inner());
+        starter.as_ref().and_then(Weak::upgrade)
     }
 
     fn batched_creates(&self) -> &Coalescer<batched::Create, StoreResult<Option<TaskRow>>> {
@@ -208,6 +217,10 @@ impl PgStore {
 impl_store!(PgStore {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn start_here(&self, starter: Weak<dyn LocalStarter>) {
+        *self.starter.write().unwrap_or_else(|held| held.into_inner()) = Some(starter);
     }
 
     fn pool_stats(&self) -> Vec<PoolStats> {

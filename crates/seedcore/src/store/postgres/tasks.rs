@@ -17,7 +17,7 @@ use super::{
 use crate::model::transition::{PARENT_DONE, PARENT_DONE_ON_FAILURE, names};
 use crate::model::{Actor, IdRef, NewTask, Task, TaskEvent, TaskStatus};
 use crate::store::{
-    CountMode, Signal, StoreError, StoreResult, TaskPage, TaskQuery,
+    CountMode, Signal, StartSlot, StoreError, StoreResult, TaskPage, TaskQuery,
     parents::{parents_of, starts},
     rows::{parse_status, tasks},
 };
@@ -105,31 +105,76 @@ pub(super) async fn create(store: &PgStore, task: NewTask) -> StoreResult<Task> 
     let key = task.idempotency_key.clone();
     // The rarer paths are boxed: their queries' futures are large, and the common path's
     // future is moved into a box on every create.
-    let row = if task.depends_on.is_empty() && task.workflow.is_none() {
+    let (row, slot) = if task.depends_on.is_empty() && task.workflow.is_none() {
         create_alone(store, task).await?
     } else {
-        Box::pin(create_with_parents(store, task)).await?
+        (Box::pin(create_with_parents(store, task)).await?, None)
     };
-    if let Some(row) = row {
-        let task = row.into_task()?;
-        if task.status == TaskStatus::Queued {
-            store.announce();
+    let Some(row) = row else {
+        return Box::pin(key_holder(store, key)).await;
+    };
+    match slot {
+        Some(slot) if row.status == TaskStatus::Running.as_str() => {
+            let claimed = row.into_claimed()?;
+            let created = as_created(&claimed.task);
+            slot.start(claimed);
+            Ok(created)
         }
-        return Ok(task);
+        _ => {
+            let task = row.into_task()?;
+            if task.status == TaskStatus::Queued {
+                store.announce();
+            }
+            Ok(task)
+        }
     }
-    Box::pin(key_holder(store, key)).await
 }
 
 /// A task without parents, written with the concurrent ones (see `batched`); None when its
-/// idempotency key is in use.
-async fn create_alone(store: &PgStore, task: NewTask) -> StoreResult<Option<TaskRow>> {
+/// idempotency key is in use. When it is ready at once and this process's worker holds a slot
+/// for it, it is written as claimed by that worker, which then runs it in that slot; the slot
+/// comes back with the row (unused when the task was not started).
+async fn create_alone(
+    store: &PgStore,
+    task: NewTask,
+) -> StoreResult<(Option<TaskRow>, Option<StartSlot>)> {
     let (status, error) = starts(std::slice::from_ref(&task), &Default::default())?.remove(0);
+    let slot = start_slot(store, &task, status);
     let create = batched::Create {
+        started_by: slot.as_ref().map(|slot| batched::StartedBy {
+            worker_id: slot.worker_id.clone(),
+            lease_seconds: slot.lease.as_secs_f64(),
+        }),
         task,
         status,
         error,
     };
-    store.batched_creates().call(create).await?
+    let row = store.batched_creates().call(create).await??;
+    Ok((row, slot))
+}
+
+/// A slot of this process's worker for `task`, when it is ready to run now (the statement
+/// checks its queue).
+fn start_slot(store: &PgStore, task: &NewTask, status: TaskStatus) -> Option<StartSlot> {
+    let due = task.run_at.is_none_or(|at| at <= chrono::Utc::now());
+    if status != TaskStatus::Queued || !due {
+        return None;
+    }
+    store
+        .local_starter()?
+        .reserve(&task.queue, task.drift_score)
+}
+
+/// The task as its creation left it, before the worker that started it at once claimed it:
+/// what `POST /tasks` answers, as for any create ("the task as stored", `queued`).
+fn as_created(task: &Task) -> Task {
+    Task {
+        status: TaskStatus::Queued,
+        attempts: 0,
+        started_at: None,
+        worker_id: None,
+        ..task.clone()
+    }
 }
 
 /// A task with parents, or a workflow's step: its start depends on the parents, locked in its
