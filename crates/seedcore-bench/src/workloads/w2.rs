@@ -158,9 +158,11 @@ async fn one_run(ctx: &Context, db: &BenchDb) -> Result<RunOutcome> {
         "{count} noop tasks, one POST /api/v1/tasks (run_immediately) at a time at ~{} per \
          second, to `seedcore serve` with default settings (log filter {LOG_FILTER}); pickup = \
          handler start (the engine's \"{STARTED}\" log line) − arrival of the enqueue's answer, \
-         which the server sends after its commit; both by this machine's wall clock. `enqueue \
-         request → handler` counts from the moment the request was sent, so it includes the \
-         enqueue itself",
+         which the server sends after its commit; both by this machine's wall clock. A \
+         negative pickup is a handler that started before the answer arrived: the task was \
+         started at its creation (README, \"Started at creation\"), and a ratio of it means \
+         nothing. `enqueue request → handler` counts from the moment the request was sent, so \
+         it includes the enqueue itself",
         ctx.plan.pickup_rate,
     ));
     outcome.note(format!(
