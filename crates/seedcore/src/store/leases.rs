@@ -134,7 +134,7 @@ pub struct StartSlot {
     pub worker_id: String,
     /// How long the lease lasts unless renewed.
     pub lease: Duration,
-    start: Box<dyn FnOnce(ClaimedTask) + Send>,
+    start: Box<dyn FnOnce(ClaimedTask) + Send + Sync>,
 }
 
 impl StartSlot {
@@ -142,7 +142,7 @@ impl StartSlot {
     pub fn new(
         worker_id: String,
         lease: Duration,
-        start: impl FnOnce(ClaimedTask) + Send + 'static,
+        start: impl FnOnce(ClaimedTask) + Send + Sync + 'static,
     ) -> StartSlot {
         StartSlot {
             worker_id,

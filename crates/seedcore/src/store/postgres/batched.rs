@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::{FactRow, TaskRow};
 use crate::model::{NewFact, NewTask, TaskStatus};
-use crate::store::{StoreError, StoreResult};
+use crate::store::{StartSlot, StoreError, StoreResult};
 
 /// Most tasks one batched statement writes or reads.
 pub(super) const MAX_BATCH: usize = 128;
@@ -34,14 +34,8 @@ pub(super) struct Create {
     pub status: TaskStatus,
     pub error: Option<String>,
     /// A worker of this process holds a slot for the task: written as claimed by it when the
-    /// task is ready at once (see [`INSERT_STARTED`]).
-    pub started_by: Option<StartedBy>,
-}
-
-/// The worker a create is written as claimed by, and for how long its lease lasts.
-pub(super) struct StartedBy {
-    pub worker_id: String,
-    pub lease_seconds: f64,
+    /// task is ready at once (see [`INSERT_STARTED`]), and then started in that slot.
+    pub slot: Option<StartSlot>,
 }
 
 const INSERT: &str = r"
@@ -138,17 +132,40 @@ deltas as (
 select * from created";
 
 /// Inserts the creates in one statement; per create its row, or None when its key is in use.
+/// A create written claimed starts in its slot here, in the batch's own task rather than the
+/// caller's: a request dropped before its answer must not leave a claimed task unstarted (its
+/// lease would expire and cost it an attempt).
 pub(super) async fn insert(
     pool: &PgPool,
     creates: Vec<Create>,
 ) -> Vec<StoreResult<Option<TaskRow>>> {
-    write_each(
+    let written = write_each(
         &creates,
         |c| c.task.id,
         |r: &TaskRow| r.id,
         |batch| insert_all(pool, batch),
     )
-    .await
+    .await;
+    for (create, row) in creates.into_iter().zip(&written) {
+        if let (Some(slot), Ok(Some(row))) = (create.slot, row) {
+            start_claimed(slot, row);
+        }
+    }
+    written
+}
+
+/// Runs `row` in `slot` when the statement wrote it claimed; otherwise the slot is freed.
+fn start_claimed(slot: StartSlot, row: &TaskRow) {
+    if row.status != TaskStatus::Running.as_str() {
+        return;
+    }
+    match row.clone().into_claimed() {
+        Ok(claimed) => slot.start(claimed),
+        // Unreadable, it cannot run here; its lease expires and the rescue takes it back.
+        Err(err) => {
+            tracing::error!(task_id = %row.id, error = %err, "cannot start a task written claimed")
+        }
+    }
 }
 
 /// Writes `items` with one call of `write` and gives each item the row carrying its id (None
@@ -180,7 +197,7 @@ where
 }
 
 async fn insert_all(pool: &PgPool, creates: &[Create]) -> StoreResult<Vec<TaskRow>> {
-    let starts_some = creates.iter().any(|c| c.started_by.is_some());
+    let starts_some = creates.iter().any(|c| c.slot.is_some());
     let statement = if starts_some { INSERT_STARTED } else { INSERT };
     let mut insert = sqlx::query_as(statement)
         .bind(column(creates, |c| c.task.id))
@@ -206,10 +223,10 @@ async fn insert_all(pool: &PgPool, creates: &[Create]) -> StoreResult<Vec<TaskRo
     if starts_some {
         insert = insert
             .bind(column(creates, |c| {
-                c.started_by.as_ref().map(|s| s.worker_id.as_str())
+                c.slot.as_ref().map(|s| s.worker_id.as_str())
             }))
             .bind(column(creates, |c| {
-                c.started_by.as_ref().map(|s| s.lease_seconds)
+                c.slot.as_ref().map(|s| s.lease.as_secs_f64())
             }));
     }
     Ok(insert.fetch_all(pool).await?)

@@ -105,52 +105,38 @@ pub(super) async fn create(store: &PgStore, task: NewTask) -> StoreResult<Task> 
     let key = task.idempotency_key.clone();
     // The rarer paths are boxed: their queries' futures are large, and the common path's
     // future is moved into a box on every create.
-    let (row, slot) = if task.depends_on.is_empty() && task.workflow.is_none() {
+    let row = if task.depends_on.is_empty() && task.workflow.is_none() {
         create_alone(store, task).await?
     } else {
-        (Box::pin(create_with_parents(store, task)).await?, None)
+        Box::pin(create_with_parents(store, task)).await?
     };
     let Some(row) = row else {
         return Box::pin(key_holder(store, key)).await;
     };
-    match slot {
-        Some(slot) if row.status == TaskStatus::Running.as_str() => {
-            let claimed = row.into_claimed()?;
-            let created = as_created(&claimed.task);
-            slot.start(claimed);
-            Ok(created)
-        }
-        _ => {
-            let task = row.into_task()?;
-            if task.status == TaskStatus::Queued {
-                store.announce();
-            }
+    let task = row.into_task()?;
+    match task.status {
+        // Written claimed by this process's worker, which started it already.
+        TaskStatus::Running => Ok(as_created(task)),
+        TaskStatus::Queued => {
+            store.announce();
             Ok(task)
         }
+        _ => Ok(task),
     }
 }
 
 /// A task without parents, written with the concurrent ones (see `batched`); None when its
 /// idempotency key is in use. When it is ready at once and this process's worker holds a slot
-/// for it, it is written as claimed by that worker, which then runs it in that slot; the slot
-/// comes back with the row (unused when the task was not started).
-async fn create_alone(
-    store: &PgStore,
-    task: NewTask,
-) -> StoreResult<(Option<TaskRow>, Option<StartSlot>)> {
+/// for it, it is written as claimed by that worker and started in that slot.
+async fn create_alone(store: &PgStore, task: NewTask) -> StoreResult<Option<TaskRow>> {
     let (status, error) = starts(std::slice::from_ref(&task), &Default::default())?.remove(0);
-    let slot = start_slot(store, &task, status);
     let create = batched::Create {
-        started_by: slot.as_ref().map(|slot| batched::StartedBy {
-            worker_id: slot.worker_id.clone(),
-            lease_seconds: slot.lease.as_secs_f64(),
-        }),
+        slot: start_slot(store, &task, status),
         task,
         status,
         error,
     };
-    let row = store.batched_creates().call(create).await??;
-    Ok((row, slot))
+    store.batched_creates().call(create).await?
 }
 
 /// A slot of this process's worker for `task`, when it is ready to run now (the statement
@@ -167,13 +153,13 @@ fn start_slot(store: &PgStore, task: &NewTask, status: TaskStatus) -> Option<Sta
 
 /// The task as its creation left it, before the worker that started it at once claimed it:
 /// what `POST /tasks` answers, as for any create ("the task as stored", `queued`).
-fn as_created(task: &Task) -> Task {
+fn as_created(task: Task) -> Task {
     Task {
         status: TaskStatus::Queued,
         attempts: 0,
         started_at: None,
         worker_id: None,
-        ..task.clone()
+        ..task
     }
 }
 
