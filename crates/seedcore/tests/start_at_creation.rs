@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 
 use common::*;
 use reqwest::StatusCode;
-use seedcore::{api::ApiSettings, engine::EngineSettings};
+use seedcore::{api::ApiSettings, engine::EngineSettings, model::NewTask};
 use serde_json::{Value, json};
 
 /// Whether the finished task ran from its creation's own statement.
@@ -107,6 +107,32 @@ async fn a_task_created_while_its_lane_waits_runs_at_once_and_reads_as_created_t
         "{default}"
     );
     app.stop().await;
+}
+
+postgres_only!(a_task_written_claimed_runs_even_when_its_creator_gave_up_before_the_answer);
+async fn a_task_written_claimed_runs_even_when_its_creator_gave_up_before_the_answer() {
+    let app = TestApp::start().await;
+    a_task_started_at_creation(&app).await;
+
+    // A caller gone after handing its create to the batch (a client that hung up) must not
+    // leave a task written claimed and never started: its lease (30 s here) would expire first.
+    for _ in 0..20 {
+        let task = NewTask {
+            run_immediately: true,
+            ..NewTask::of_type("noop")
+        };
+        let id = task.id.to_string();
+        let gave_up = tokio::time::timeout(Duration::ZERO, app.store.create_task(task)).await;
+        assert!(gave_up.is_err(), "the create answered before its batch ran");
+        let task = finished(&app, &id).await;
+        if started_at_creation(&task) {
+            assert_eq!(task["attempts"], 1, "{task}");
+            app.stop().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no task of 20 whose creator gave up started at its creation");
 }
 
 postgres_only!(a_task_of_a_paused_queue_waits_for_its_queue_even_with_a_slot_free);
