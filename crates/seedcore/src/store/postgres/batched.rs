@@ -38,23 +38,47 @@ pub(super) struct Create {
     pub slot: Option<StartSlot>,
 }
 
-const INSERT: &str = r"
-insert into tasks (id, type, description, params, domain, drift_score, status, error,
-                   max_attempts, timeout_seconds, attached_fact_ids, queue, priority,
-                   idempotency_key, actor, traceparent, finished_at, run_at)
+/// The columns a create writes, in the order of both inserts' select lists.
+macro_rules! created_columns {
+    () => {
+        "id, type, description, params, domain, drift_score, status, error, max_attempts, \
+         timeout_seconds, attached_fact_ids, queue, priority, idempotency_key, actor, \
+         traceparent, finished_at, run_at"
+    };
+}
+
+/// The batch as rows `b`, one per create, from the bound arrays `$1`–`$18` and then the extra
+/// arrays given (`"$19::text[]" as "worker"`): the one place both inserts name their inputs.
+macro_rules! batch_rows {
+    ($($array:literal as $name:literal),*) => {
+        concat!(
+            "unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::float8[], \
+             $7::text[], $8::text[], $9::int4[], $10::float8[], $11::text[], $12::text[], \
+             $13::int4[], $14::text[], $15::bool[], $16::timestamptz[], $17::text[], $18::text[]",
+            $(", ", $array,)*
+            ") as b(id, type, description, params, domain, drift_score, status, error, \
+             max_attempts, timeout_seconds, attached, queue, priority, idempotency_key, finished, \
+             run_at, actor, traceparent",
+            $(", ", $name,)*
+            ")"
+        )
+    };
+}
+
+const INSERT: &str = concat!(
+    "insert into tasks (",
+    created_columns!(),
+    ")
 select id, type, description, params, domain, drift_score, status, error,
        max_attempts, timeout_seconds, attached::uuid[], queue, priority,
        idempotency_key, actor, traceparent, case when finished then now() end,
        coalesce(run_at, now())
-from unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::float8[],
-            $7::text[], $8::text[], $9::int4[], $10::float8[], $11::text[], $12::text[],
-            $13::int4[], $14::text[], $15::bool[], $16::timestamptz[], $17::text[],
-            $18::text[])
-     as b(id, type, description, params, domain, drift_score, status, error, max_attempts,
-          timeout_seconds, attached, queue, priority, idempotency_key, finished, run_at, actor,
-          traceparent)
+from ",
+    batch_rows!(),
+    "
 on conflict (idempotency_key) where idempotency_key is not null do nothing
-returning *";
+returning *"
+);
 
 /// [`INSERT`] for a batch in which some creates hold a slot of a worker of this process: a
 /// create that is ready at once (queued, due, its queue neither paused nor limited) and that
@@ -67,7 +91,8 @@ returning *";
 /// here, with its creator as actor), then a `claimed` event of each started task, and one
 /// delta per queue and status. It sets `seedcore.trail` (transaction-local: the statement is
 /// its own transaction) before the first row, so the insert trigger steps aside.
-const INSERT_STARTED: &str = r"
+const INSERT_STARTED: &str = concat!(
+    r"
 with mark as materialized (
     select set_config('seedcore.trail', 'written', true)
 ),
@@ -82,19 +107,15 @@ b as (
                              and r.run_at <= now() and r.priority >= b.priority)
                as started
     from mark,
-         unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::float8[],
-                $7::text[], $8::text[], $9::int4[], $10::float8[], $11::text[], $12::text[],
-                $13::int4[], $14::text[], $15::bool[], $16::timestamptz[], $17::text[],
-                $18::text[], $19::text[], $20::float8[])
-         as b(id, type, description, params, domain, drift_score, status, error, max_attempts,
-              timeout_seconds, attached, queue, priority, idempotency_key, finished, run_at,
-              actor, traceparent, worker, lease_seconds)
+         ",
+    batch_rows!("$19::text[]" as "worker", "$20::float8[]" as "lease_seconds"),
+    r"
 ),
 created as (
-    insert into tasks (id, type, description, params, domain, drift_score, status, error,
-                       max_attempts, timeout_seconds, attached_fact_ids, queue, priority,
-                       idempotency_key, actor, traceparent, finished_at, run_at, attempts,
-                       worker_id, lease_token, lease_expires_at, started_at)
+    insert into tasks (",
+    created_columns!(),
+    r", attempts, worker_id, lease_token,
+                       lease_expires_at, started_at)
     select id, type, description, params, domain, drift_score,
            case when started then 'running' else status end, error,
            max_attempts, timeout_seconds, attached::uuid[], queue, priority,
@@ -129,7 +150,8 @@ deltas as (
     insert into counter_deltas (kind, a, b, n)
     select 'tasks', queue, status, count(*) from created group by queue, status
 )
-select * from created";
+select * from created"
+);
 
 /// Inserts the creates in one statement; per create its row, or None when its key is in use.
 /// A create written claimed starts in its slot here, in the batch's own task rather than the
