@@ -41,15 +41,17 @@ use super::EngineSettings;
 use crate::store::DriftRange;
 
 /// Most tasks one claim statement takes.
-const MAX_CLAIM_BATCH: usize = 100;
+const MAX_CLAIM_BATCH: usize = 200;
 
 /// Longest a busy lane waits for more slots to free before it claims a partial batch.
 const GATHER: Duration = Duration::from_millis(2);
 
 /// Tasks a quick drift lane may hold per slot beyond the slots themselves. With 32 slots and
 /// no-op handlers, claims of free slots alone drained ~8,000 tasks/s, holding 3 per slot
-/// ~12,000, holding 7 (claims of [`MAX_CLAIM_BATCH`]) ~14,500 (docs/benchmarks.md).
-const AHEAD_PER_SLOT: usize = 7;
+/// ~12,000, holding 7 (claims of 100) ~14,500 (docs/benchmarks.md). On a faster machine,
+/// where claims of 100 drained ~21,000, holding 15 (claims of [`MAX_CLAIM_BATCH`], 200) drained
+/// ~24,000; holding 31 with claims of 400 no more.
+const AHEAD_PER_SLOT: usize = 15;
 
 /// Handlers that average less than this per run are quick: a task held for one of their slots
 /// waits a few of these at most.
