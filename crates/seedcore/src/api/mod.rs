@@ -86,9 +86,15 @@ impl Default for ApiSettings {
     }
 }
 
-/// What every handler can reach.
+/// What every handler can reach: one shared [`StateParts`], so that handing the state to a
+/// request (axum clones it for every route call and every `State` extractor) is one reference
+/// count, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<StateParts>);
+
+/// The parts of [`AppState`], reached through it (`state.store`).
+#[derive(Clone)]
+pub struct StateParts {
     /// Where tasks, facts and workers are kept.
     pub store: DynStore,
     /// The API's limits and defaults.
@@ -105,11 +111,19 @@ pub struct AppState {
     pub ui: Arc<crate::ui::UiSettings>,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = StateParts;
+
+    fn deref(&self) -> &StateParts {
+        &self.0
+    }
+}
+
 impl AppState {
     /// The state of an API serving `store` with `settings`.
     /// Tokens are asked for once one exists ([`AuthSettings::default`]).
     pub fn new(store: DynStore, settings: ApiSettings) -> AppState {
-        AppState {
+        AppState(Arc::new(StateParts {
             auth: Arc::new(Auth::new(store.clone(), AuthSettings::default())),
             events: EventHub::new(store.clone(), settings.events.clone()),
             actions: ActionRunner::start(store.clone(), settings.actions.clone()),
@@ -117,31 +131,28 @@ impl AppState {
             settings: Arc::new(settings),
             pull: Arc::new(pull::Pull::default()),
             ui: Arc::default(),
-        }
+        }))
     }
 
     /// The same state with these dashboard settings.
     pub fn with_ui(self, ui: crate::ui::UiSettings) -> AppState {
-        AppState {
-            ui: Arc::new(ui),
-            ..self
-        }
+        self.changed(|shared| shared.ui = Arc::new(ui))
     }
 
     /// The same state with these pull API settings.
     pub fn with_pull(self, settings: pull::PullSettings) -> AppState {
-        AppState {
-            pull: Arc::new(pull::Pull::new(settings)),
-            ..self
-        }
+        self.changed(|shared| shared.pull = Arc::new(pull::Pull::new(settings)))
     }
 
     /// The same state with these authentication settings.
     pub fn with_auth(self, auth: AuthSettings) -> AppState {
-        AppState {
-            auth: Arc::new(Auth::new(self.store.clone(), auth)),
-            ..self
-        }
+        self.changed(|shared| shared.auth = Arc::new(Auth::new(shared.store.clone(), auth)))
+    }
+
+    fn changed(self, change: impl FnOnce(&mut StateParts)) -> AppState {
+        let mut shared = Arc::unwrap_or_clone(self.0);
+        change(&mut shared);
+        AppState(Arc::new(shared))
     }
 }
 
