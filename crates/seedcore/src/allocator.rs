@@ -1,16 +1,17 @@
-//! What the process asks of the C allocator (glibc's malloc, the Rust global allocator here).
+//! What the process asks of its allocators: jemalloc (the binary's global allocator on Linux
+//! with glibc, feature `jemalloc`) and glibc's malloc (the C code's, and Rust's elsewhere).
 //!
 //! Startup allocates and frees more than serving keeps: migrations, the OpenAPI document and
-//! the router are built once, and what is dropped afterwards stays resident in the heap's
-//! free lists, because glibc only gives back memory at the very top of its heap by itself.
+//! the router are built once, and what is dropped afterwards stays resident in the free
+//! pages of the allocator until it decays (jemalloc, after about a second) or for good
+//! (glibc gives back memory only at the very top of its heap by itself).
 //! [`release_free_memory`] hands those free pages back to the kernel, once, after startup.
 //!
-//! Invariants: nothing here changes what is allocated or when; on other C libraries (musl,
-//! macOS) it does nothing.
+//! Invariants: nothing here changes what is allocated or when; live allocations are never
+//! touched; on other platforms it does nothing.
 
-/// Returns the heap's free pages to the kernel (glibc `malloc_trim(0)`); live allocations
-/// are untouched, so this is safe at any time, and only worth its few milliseconds when a
-/// phase that freed much has just ended.
+/// Returns the allocators' free pages to the kernel; safe at any time, and only worth its few
+/// milliseconds when a phase that freed much has just ended.
 pub(crate) fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -22,5 +23,28 @@ pub(crate) fn release_free_memory() {
         unsafe {
             malloc_trim(0);
         }
+    }
+    #[cfg(all(feature = "jemalloc", target_os = "linux", target_env = "gnu"))]
+    purge_jemalloc();
+}
+
+/// jemalloc's `arena.<MALLCTL_ARENAS_ALL>.purge`: every arena's unused dirty pages, at once.
+#[cfg(all(feature = "jemalloc", target_os = "linux", target_env = "gnu"))]
+fn purge_jemalloc() {
+    /// jemalloc's index meaning "every arena" in `arena.<i>.*` names.
+    const ALL_ARENAS: &std::ffi::CStr = c"arena.4096.purge";
+    // SAFETY: a write-only control with no old or new value: every pointer is null and the
+    // length zero, as jemalloc's manual documents for `arena.<i>.purge`.
+    let failed = unsafe {
+        tikv_jemalloc_sys::mallctl(
+            ALL_ARENAS.as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if failed != 0 {
+        tracing::debug!(code = failed, "jemalloc did not purge its arenas");
     }
 }
