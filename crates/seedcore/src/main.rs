@@ -3,9 +3,11 @@
 //! On Linux with glibc (feature `jemalloc`, on by default) it allocates through jemalloc:
 //! under load glibc's allocator was about a sixth of `serve`'s CPU (its consolidation and
 //! arena locks), and jemalloc's thread caches answer most requests' allocations without a
-//! lock. Its settings keep an idle process small: two arenas (the runtime has two workers),
-//! freed pages handed back within a second by a background thread, and none kept as lazily
-//! freed ("muzzy") pages; `seedcore::allocator` hands back what startup freed at once.
+//! lock. Its settings keep an idle process small: two arenas (jemalloc's default is four per
+//! core, each keeping pages of its own; the thread caches spare most allocations an arena's
+//! lock), freed pages handed back within a second by a background thread, and none kept as
+//! lazily freed ("muzzy") pages. What startup freed is handed back at once
+//! (`allocator::release_free_memory`).
 
 use std::process::ExitCode;
 

@@ -136,23 +136,23 @@ impl AppState {
 
     /// The same state with these dashboard settings.
     pub fn with_ui(self, ui: crate::ui::UiSettings) -> AppState {
-        self.changed(|shared| shared.ui = Arc::new(ui))
+        self.changed(|parts| parts.ui = Arc::new(ui))
     }
 
     /// The same state with these pull API settings.
     pub fn with_pull(self, settings: pull::PullSettings) -> AppState {
-        self.changed(|shared| shared.pull = Arc::new(pull::Pull::new(settings)))
+        self.changed(|parts| parts.pull = Arc::new(pull::Pull::new(settings)))
     }
 
     /// The same state with these authentication settings.
     pub fn with_auth(self, auth: AuthSettings) -> AppState {
-        self.changed(|shared| shared.auth = Arc::new(Auth::new(shared.store.clone(), auth)))
+        self.changed(|parts| parts.auth = Arc::new(Auth::new(parts.store.clone(), auth)))
     }
 
     fn changed(self, change: impl FnOnce(&mut StateParts)) -> AppState {
-        let mut shared = Arc::unwrap_or_clone(self.0);
-        change(&mut shared);
-        AppState(Arc::new(shared))
+        let mut parts = Arc::unwrap_or_clone(self.0);
+        change(&mut parts);
+        AppState(Arc::new(parts))
     }
 }
 
