@@ -99,6 +99,15 @@ impl BenchDb {
             .await
             .context(format_args!("connect to {}", self.name))
     }
+
+    /// `count` connections of their own, opened one after another: a baseline's clients.
+    pub async fn connections(&self, count: usize) -> Result<Vec<PgConnection>> {
+        let mut conns = Vec::with_capacity(count);
+        for _ in 0..count {
+            conns.push(self.connect().await?);
+        }
+        Ok(conns)
+    }
 }
 
 /// Runs `body` on a fresh database and drops the database afterwards, whatever `body` returned.

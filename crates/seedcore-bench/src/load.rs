@@ -67,20 +67,41 @@ struct Tally {
 /// request in flight at the deadline is allowed to finish and counts.
 pub async fn closed_loop<F, Fut>(concurrency: usize, duration: Duration, op: F) -> LoadResult
 where
-    F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
+    F: Fn(usize, u64) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<(), String>> + Send,
+{
+    let states = (0..concurrency).map(|_| ()).collect();
+    closed_loop_owning(states, duration, move |(), worker, iteration| {
+        let done = op(worker, iteration);
+        async move { ((), done.await) }
+    })
+    .await
+}
+
+/// A closed loop whose workers each own one of `states` (a database connection of its own,
+/// say): `op` gets the worker's state and hands it back with the outcome. One worker per
+/// state.
+pub async fn closed_loop_owning<S, F, Fut>(states: Vec<S>, duration: Duration, op: F) -> LoadResult
+where
+    S: Send + 'static,
+    F: Fn(S, usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = (S, Result<(), String>)> + Send,
 {
     let start = Instant::now();
     let deadline = start + duration;
-    let workers: Vec<_> = (0..concurrency)
-        .map(|worker| {
+    let workers: Vec<_> = states
+        .into_iter()
+        .enumerate()
+        .map(|(worker, state)| {
             let op = op.clone();
             tokio::spawn(async move {
                 let mut tally = Tally::default();
+                let mut state = state;
                 let mut iteration = 0;
                 while Instant::now() < deadline {
                     let sent = Instant::now();
-                    let outcome = op(worker, iteration).await;
+                    let (returned, outcome) = op(state, worker, iteration).await;
+                    state = returned;
                     let done = Instant::now();
                     iteration += 1;
                     tally.last_done = Some(done);

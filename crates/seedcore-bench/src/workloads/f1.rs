@@ -13,11 +13,11 @@ use crate::{
     },
     db::{BenchDb, with_database},
     error::{Context as _, Error, Result},
-    load::{LoadResult, closed_loop, expect_ok, http_client, sequential},
+    load::{LoadResult, closed_loop, closed_loop_owning, expect_ok, http_client, sequential},
     process::{Seedcore, db_init},
     report::{Better, Measure, RunOutcome},
     stats::Latencies,
-    workloads::{Context, SETTLE, Table, progress, vacuum_analyze, warm},
+    workloads::{Context, SETTLE, Table, progress, vacuum_analyze},
 };
 
 /// Facts per insert statement.
@@ -104,7 +104,7 @@ async fn all_runs(ctx: &Context, db: &BenchDb) -> Result<Vec<RunOutcome>> {
         for search in &SEARCHES {
             measure_search(ctx, &base, &mut seqscan, search, &mut out).await?;
         }
-        measure_create(ctx, &base, &pool, &mut out).await?;
+        measure_create(ctx, &base, db, &mut out).await?;
         serve.ensure_running()?;
         for note in notes(ctx, &loaded.matches) {
             out.note(note);
@@ -309,7 +309,7 @@ async fn seqscan_search(
 async fn measure_create(
     ctx: &Context,
     base: &str,
-    pool: &PgPool,
+    db: &BenchDb,
     out: &mut RunOutcome,
 ) -> Result<()> {
     let plan = &ctx.plan;
@@ -327,8 +327,8 @@ async fn measure_create(
     .await
     .require_success("POST /api/v1/facts")?;
 
-    warm(pool, plan.connections).await?;
-    let sql = plain_inserts(pool.clone(), plan).await?;
+    let conns = db.connections(plan.connections).await?;
+    let sql = plain_inserts(conns, plan).await?;
     out.push(
         Measure::new(
             "create_rps",
@@ -355,14 +355,13 @@ fn variant(worker: usize, iteration: u64) -> usize {
     ((worker as u64 * 131 + iteration) % VARIANTS) as usize
 }
 
-async fn plain_inserts(pool: PgPool, plan: &crate::cli::Plan) -> Result<LoadResult> {
+async fn plain_inserts(conns: Vec<PgConnection>, plan: &crate::cli::Plan) -> Result<LoadResult> {
     let facts: Arc<Vec<_>> = Arc::new((0..VARIANTS).map(fact).collect());
-    closed_loop(plan.connections, plan.fact_create_duration, move |w, i| {
-        let pool = pool.clone();
+    closed_loop_owning(conns, plan.fact_create_duration, move |mut conn, w, i| {
         let facts = facts.clone();
         async move {
             let fact = &facts[variant(w, i)];
-            sqlx::query(
+            let done = sqlx::query(
                 r"insert into bench_plain_facts (id, text, tags, meta_data)
                   values ($1, $2, $3, $4)",
             )
@@ -370,10 +369,11 @@ async fn plain_inserts(pool: PgPool, plan: &crate::cli::Plan) -> Result<LoadResu
             .bind(&fact.text)
             .bind(&fact.tags)
             .bind(sqlx::types::Json(&fact.meta_data))
-            .execute(&pool)
+            .execute(&mut conn)
             .await
             .map(drop)
-            .map_err(|err| err.to_string())
+            .map_err(|err| err.to_string());
+            (conn, done)
         }
     })
     .await
@@ -413,7 +413,7 @@ fn notes(ctx: &Context, matches: &[i64]) -> Vec<String> {
         format!(
             "create: POST /api/v1/facts from {} connections for {:?} (serve with \
              SEEDCORE_WORKER_CONCURRENCY=0) against single-row inserts into a plain copy of \
-             facts with the same indexes",
+             facts with the same indexes, each connection the client's own (no pool)",
             plan.connections, plan.fact_create_duration
         ),
     ]

@@ -55,16 +55,6 @@ pub fn progress(message: impl std::fmt::Display) {
     eprintln!("seedcore-bench: {message}");
 }
 
-/// Opens `connections` connections of a pool at once, so a timed phase does not pay for
-/// PostgreSQL starting its backends.
-pub async fn warm(pool: &PgPool, connections: usize) -> Result<()> {
-    let mut held = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        held.push(pool.acquire().await.context("open a pool connection")?);
-    }
-    Ok(())
-}
-
 /// `vacuum (analyze)` of a freshly loaded table: its statistics and visibility map as a
 /// database with autovacuum would have them (the server may run with autovacuum off).
 pub async fn vacuum_analyze(pool: &PgPool, table: Table) -> Result<()> {

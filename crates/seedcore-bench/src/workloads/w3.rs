@@ -1,6 +1,7 @@
 //! W3, API throughput: `POST /api/v1/tasks` and then `GET /api/v1/tasks/{id}` from 64
 //! keep-alive connections for a fixed time, against single-row SQL straight into PostgreSQL
-//! over as many connections; plus the server's idle and peak memory.
+//! over as many connections (each the client's own, statements prepared: the strongest
+//! per-row client); plus the server's idle and peak memory.
 //!
 //! `serve` runs its workers with their defaults, so the tasks created are also run while the
 //! load lasts; the run fails unless every accepted task completed, and reports how long after
@@ -11,16 +12,16 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
     db::{BenchDb, with_database},
     error::{Context as _, Error, Result},
-    load::{LoadResult, closed_loop, expect_ok, http_client},
+    load::{LoadResult, closed_loop, closed_loop_owning, expect_ok, http_client},
     process::{RssSampler, Seedcore},
     report::{Better, Measure, RunOutcome},
-    workloads::{Context, SETTLE, drain, progress, warm},
+    workloads::{Context, SETTLE, drain, progress},
 };
 
 const TASK: &str = r#"{"type":"noop","run_immediately":true}"#;
@@ -59,7 +60,7 @@ async fn one_run(ctx: &Context, db: &BenchDb) -> Result<RunOutcome> {
     let pool = db.pool(ctx.plan.connections as u32).await?;
     let api = api_phases(ctx, db, &pool).await?;
     // seedcore has stopped: the baseline gets the machine to itself, as seedcore had.
-    let sql = sql_phases(ctx, &pool).await?;
+    let sql = sql_phases(ctx, db, &pool).await?;
     pool.close().await;
     Ok(outcome(ctx, api, sql))
 }
@@ -199,45 +200,43 @@ async fn sample_ids(pool: &PgPool, sql: &'static str) -> Result<Vec<Uuid>> {
 }
 
 /// Single-row inserts into a plain copy of `tasks` (same columns and indexes, no triggers),
-/// then primary-key reads of those rows, over the same number of connections.
-async fn sql_phases(ctx: &Context, pool: &PgPool) -> Result<SqlPhases> {
+/// then primary-key reads of those rows, over the same number of connections, each a
+/// connection of its own with its statements prepared.
+async fn sql_phases(ctx: &Context, db: &BenchDb, pool: &PgPool) -> Result<SqlPhases> {
     sqlx::raw_sql("create table bench_plain_tasks (like tasks including all)")
         .execute(pool)
         .await
         .context("create the plain tasks table")?;
-    warm(pool, ctx.plan.connections).await?;
-    let insert_pool = pool.clone();
-    let insert = closed_loop(ctx.plan.connections, ctx.plan.api_duration, move |_, _| {
-        let pool = insert_pool.clone();
-        async move {
-            sqlx::query(
-                r"insert into bench_plain_tasks (id, type, status) values ($1, 'noop', 'queued')",
-            )
-            .bind(Uuid::new_v4())
-            .execute(&pool)
-            .await
-            .map(drop)
-            .map_err(|err| err.to_string())
-        }
+    let conns = db.connections(ctx.plan.connections).await?;
+    let insert = closed_loop_owning(conns, ctx.plan.api_duration, |mut conn, _, _| async {
+        let done = sqlx::query(
+            r"insert into bench_plain_tasks (id, type, status) values ($1, 'noop', 'queued')",
+        )
+        .bind(Uuid::new_v4())
+        .execute(&mut conn)
+        .await
+        .map(drop)
+        .map_err(|err| err.to_string());
+        (conn, done)
     })
     .await
     .require_success("insert into the plain table")?;
 
     let ids = Arc::new(sample_ids(pool, "select id from bench_plain_tasks limit $1").await?);
-    let select_pool = pool.clone();
-    let select = closed_loop(
-        ctx.plan.connections,
+    let conns = db.connections(ctx.plan.connections).await?;
+    let select = closed_loop_owning(
+        conns,
         ctx.plan.api_duration,
-        move |worker, i| {
-            let pool = select_pool.clone();
+        move |mut conn: PgConnection, worker, i| {
             let id = ids[spread(worker, i, ids.len())];
             async move {
-                sqlx::query("select * from bench_plain_tasks where id = $1")
+                let done = sqlx::query("select * from bench_plain_tasks where id = $1")
                     .bind(id)
-                    .fetch_one(&pool)
+                    .fetch_one(&mut conn)
                     .await
                     .map(drop)
-                    .map_err(|err| err.to_string())
+                    .map_err(|err| err.to_string());
+                (conn, done)
             }
         },
     )
@@ -363,7 +362,7 @@ fn outcome(ctx: &Context, api: ApiPhases, sql: SqlPhases) -> RunOutcome {
     out.note(
         "baseline: single-row `insert` (one statement each) and primary-key `select *` on a \
          plain copy of tasks (same indexes, no triggers) straight into PostgreSQL over as many \
-         connections, after seedcore stopped",
+         connections, each a prepared client's own (no pool), after seedcore stopped",
     );
     let notes = [
         post.error_note("POST"),
