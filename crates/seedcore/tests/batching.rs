@@ -171,6 +171,40 @@ async fn concurrent_reads_of_one_task_and_of_missing_ones_each_get_their_answer(
 }
 
 postgres_only!(
+    reads_keep_no_connection_from_the_pool_once_they_stop,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
+async fn reads_keep_no_connection_from_the_pool_once_they_stop() {
+    let (_db, store) = pg_store().await;
+    let task = store.create_task(NewTask::of_type("noop")).await.unwrap();
+    for _ in 0..5 {
+        let reads = (0..200).map(|_| {
+            let store = store.clone();
+            async move { store.get_task(task.id).await }
+        });
+        for read in join_all(reads).await {
+            assert_eq!(read.unwrap().id, task.id);
+        }
+    }
+    let quiet_by = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let main = store.pool_stats().into_iter().find(|p| p.name == "main");
+        let main = main.expect("the PostgreSQL store reports its pool");
+        if main.size == main.idle {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < quiet_by,
+            "{} of {} connections still taken after the reads ended",
+            main.size - main.idle,
+            main.size
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+postgres_only!(
     concurrent_fact_creates_keep_each_facts_own_tags_in_order,
     flavor = "multi_thread",
     worker_threads = 4

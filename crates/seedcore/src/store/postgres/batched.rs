@@ -19,7 +19,7 @@ use futures::future::join_all;
 use sqlx::{PgPool, types::Json};
 use uuid::Uuid;
 
-use super::{FactRow, TaskRow};
+use super::{FactRow, TaskRow, held::HeldConnection};
 use crate::model::{NewFact, NewTask, TaskStatus};
 use crate::store::{StartSlot, StoreError, StoreResult};
 
@@ -298,19 +298,30 @@ async fn insert_facts_with_ids(
         .await?)
 }
 
-/// Reads the tasks in one statement; per id its row, or None.
-pub(super) async fn get(pool: &PgPool, ids: Vec<Uuid>) -> Vec<StoreResult<Option<TaskRow>>> {
-    let found = sqlx::query_as("select * from all_tasks where id = any($1)")
-        .bind(&ids)
-        .fetch_all(pool)
-        .await;
-    match found {
+/// Reads the tasks in one statement on the slot's connection; per id its row, or None.
+pub(super) async fn get(
+    pool: PgPool,
+    mut held: HeldConnection,
+    ids: Vec<Uuid>,
+) -> (HeldConnection, Vec<StoreResult<Option<TaskRow>>>) {
+    let found = match held.connection(&pool).await {
+        Ok(conn) => {
+            sqlx::query_as("select * from all_tasks where id = any($1)")
+                .bind(&ids)
+                .fetch_all(conn)
+                .await
+        }
+        Err(err) => Err(err),
+    };
+    held.keep_if(&found);
+    let answers = match found {
         Ok(rows) => by_id(&ids, rows, |r: &TaskRow| r.id)
             .into_iter()
             .map(Ok)
             .collect(),
         Err(err) => repeated(err.into(), ids.len()),
-    }
+    };
+    (held, answers)
 }
 
 /// The rows in the order of `ids` (an id asked for twice gets its row twice).

@@ -39,6 +39,10 @@ use crate::model::{
     Actor, Fact, FactPatch, IdRef, NewFact, NewSchedule, NewTask, QueueInfo, Schedule,
     SchedulePatch, Task, TaskEvent, Worker, Workflow, WorkflowPlan, WorkflowSummary,
 };
+use held::HeldConnection;
+
+/// The batch loop of reads by id.
+type Reads = Coalescer<Uuid, StoreResult<Option<TaskRow>>, HeldConnection>;
 
 mod actions;
 mod batched;
@@ -48,6 +52,7 @@ pub(crate) mod errors;
 mod events;
 mod fact_search;
 mod facts;
+mod held;
 mod import;
 mod pull;
 mod queues;
@@ -85,8 +90,9 @@ pub struct PgStore {
     announcer: Arc<signals::Announcer>,
     /// Single creates without parents, written in batches (started on first use).
     creates: Arc<OnceLock<Coalescer<batched::Create, StoreResult<Option<TaskRow>>>>>,
-    /// Reads of one task by id, made in batches (started on first use).
-    reads: Arc<OnceLock<Coalescer<Uuid, StoreResult<Option<TaskRow>>>>>,
+    /// Reads of one task by id, made in batches (started on first use), each slot keeping
+    /// its connection while reads keep coming.
+    reads: Arc<OnceLock<Reads>>,
     /// Single fact creates, written in batches (started on first use).
     fact_creates: Arc<OnceLock<Coalescer<NewFact, StoreResult<FactRow>>>>,
     /// This process's worker, offered to take ready tasks at their creation.
@@ -146,9 +152,12 @@ impl PgStore {
         })
     }
 
-    fn batched_reads(&self) -> &Coalescer<Uuid, StoreResult<Option<TaskRow>>> {
-        self.started(&self.reads, |pool, ids| async move {
-            batched::get(&pool, ids).await
+    fn batched_reads(&self) -> &Reads {
+        self.reads.get_or_init(|| {
+            let pool = self.pool.clone();
+            Coalescer::spawn_holding(batched::MAX_BATCH, batched::IN_FLIGHT, move |held, ids| {
+                batched::get(pool.clone(), held, ids)
+            })
         })
     }
 
