@@ -15,7 +15,7 @@
 //! `x-request-id`, and it is the id the span logged; a client's id is never logged or echoed
 //! unless it passed [`usable_id`], so it cannot forge log lines or headers.
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::{
     extract::{MatchedPath, Request},
@@ -24,7 +24,7 @@ use axum::{
     response::Response,
 };
 use tracing::{Instrument, Level, Span, field::Empty};
-use uuid::Uuid;
+use uuid::{Builder, Uuid};
 
 /// The header that carries a request's id, both ways.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -49,10 +49,18 @@ fn request_id(request: &Request) -> HeaderValue {
         .unwrap_or_else(fresh_id)
 }
 
-/// A new UUID v7 as a header value, written through a stack buffer (one copy, not two).
+/// A new UUID v7 as a header value, written through a stack buffer (one copy, not two). Its
+/// random bits come from the thread's generator (seeded by the system once), not from a
+/// system call per request as `Uuid::now_v7` makes; ids of one millisecond need not sort.
 fn fresh_id() -> HeaderValue {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        });
+    let id = Builder::from_unix_timestamp_millis(millis, &rand::random()).into_uuid();
     let mut buffer = Uuid::encode_buffer();
-    let text = Uuid::now_v7().hyphenated().encode_lower(&mut buffer);
+    let text = id.hyphenated().encode_lower(&mut buffer);
     HeaderValue::from_str(text).expect("a UUID is a header value")
 }
 
@@ -132,6 +140,28 @@ pub async fn trace(mut request: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fresh_id_is_a_distinct_uuid_v7_of_the_current_millisecond() {
+        let before = SystemTime::now();
+        let ids: Vec<Uuid> = (0..1_000)
+            .map(|_| Uuid::parse_str(fresh_id().to_str().unwrap()).unwrap())
+            .collect();
+        let after = SystemTime::now();
+        let millis = |at: SystemTime| at.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        for id in &ids {
+            assert_eq!(id.get_version_num(), 7);
+            assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+            let (seconds, nanos) = id.get_timestamp().unwrap().to_unix();
+            let at = seconds * 1_000 + u64::from(nanos) / 1_000_000;
+            assert!(
+                (millis(before)..=millis(after)).contains(&at),
+                "{id} at {at}"
+            );
+        }
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+    }
 
     #[test]
     fn a_client_id_is_kept_only_when_short_and_visible_ascii() {
