@@ -18,6 +18,7 @@ mod db;
 mod error;
 mod executor;
 mod external;
+mod http1;
 mod load;
 mod peer;
 mod process;

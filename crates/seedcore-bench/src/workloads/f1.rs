@@ -4,6 +4,7 @@
 
 use std::{sync::Arc, time::Instant};
 
+use hyper::body::Bytes;
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -13,7 +14,8 @@ use crate::{
     },
     db::{BenchDb, with_database},
     error::{Context as _, Error, Result},
-    load::{LoadResult, closed_loop, closed_loop_owning, expect_ok, http_client, sequential},
+    http1::{self, HttpConn},
+    load::{LoadResult, closed_loop_owning, expect_ok, http_client, sequential},
     process::{Seedcore, db_init},
     report::{Better, Measure, RunOutcome},
     stats::Latencies,
@@ -313,16 +315,15 @@ async fn measure_create(
     out: &mut RunOutcome,
 ) -> Result<()> {
     let plan = &ctx.plan;
-    let client = http_client()?;
-    let url = Arc::new(format!("{base}/api/v1/facts"));
-    let bodies: Arc<Vec<String>> = Arc::new((0..VARIANTS).map(fact_body).collect());
-    let api = closed_loop(plan.connections, plan.fact_create_duration, move |w, i| {
-        let body = bodies[variant(w, i)].clone();
-        let request = client
-            .post(url.as_str())
-            .header("content-type", "application/json")
-            .body(body);
-        async move { expect_ok(request).await.map(drop) }
+    let path = http1::path("/api/v1/facts")?;
+    let bodies: Arc<Vec<Bytes>> = Arc::new((0..VARIANTS).map(|v| fact_body(v).into()).collect());
+    let conns = HttpConn::open_many(base, plan.connections).await?;
+    let api = closed_loop_owning(conns, plan.fact_create_duration, move |mut conn, w, i| {
+        let (path, body) = (path.clone(), bodies[variant(w, i)].clone());
+        async move {
+            let done = conn.post_json(&path, body).await;
+            (conn, done)
+        }
     })
     .await
     .require_success("POST /api/v1/facts")?;
@@ -411,9 +412,10 @@ fn notes(ctx: &Context, matches: &[i64]) -> Vec<String> {
             plan.search_requests, plan.seqscan_samples
         ),
         format!(
-            "create: POST /api/v1/facts from {} connections for {:?} (serve with \
-             SEEDCORE_WORKER_CONCURRENCY=0) against single-row inserts into a plain copy of \
-             facts with the same indexes, each connection the client's own (no pool)",
+            "create: POST /api/v1/facts from {} keep-alive connections of the load generator's \
+             own for {:?} (serve with SEEDCORE_WORKER_CONCURRENCY=0) against single-row inserts \
+             into a plain copy of facts with the same indexes, each connection the client's own \
+             (no pool)",
             plan.connections, plan.fact_create_duration
         ),
     ]

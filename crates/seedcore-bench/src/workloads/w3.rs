@@ -1,7 +1,8 @@
 //! W3, API throughput: `POST /api/v1/tasks` and then `GET /api/v1/tasks/{id}` from 64
-//! keep-alive connections for a fixed time, against single-row SQL straight into PostgreSQL
-//! over as many connections (each the client's own, statements prepared: the strongest
-//! per-row client); plus the server's idle and peak memory.
+//! keep-alive connections for a fixed time (each a worker's own, see [`crate::http1`]),
+//! against single-row SQL straight into PostgreSQL over as many connections (each the
+//! client's own, statements prepared: the strongest per-row client); plus the server's idle
+//! and peak memory.
 //!
 //! `serve` runs its workers with their defaults, so the tasks created are also run while the
 //! load lasts; the run fails unless every accepted task completed, and reports how long after
@@ -12,13 +13,15 @@ use std::{
     time::{Duration, Instant},
 };
 
+use hyper::body::Bytes;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
     db::{BenchDb, with_database},
     error::{Context as _, Error, Result},
-    load::{LoadResult, closed_loop, closed_loop_owning, expect_ok, http_client},
+    http1::{self, HttpConn},
+    load::{LoadResult, closed_loop_owning},
     process::{RssSampler, Seedcore},
     report::{Better, Measure, RunOutcome},
     workloads::{Context, SETTLE, drain, progress},
@@ -70,26 +73,18 @@ async fn api_phases(ctx: &Context, db: &BenchDb, pool: &PgPool) -> Result<ApiPha
     let base = serve.wait_for_address().await?;
     tokio::time::sleep(SETTLE).await;
     let idle_rss_kib = serve.memory()?.rss_kib;
-    let client = http_client()?;
-
     let sampler = RssSampler::start(serve.pid());
-    let post = post_tasks(&client, &base, ctx.plan.connections, ctx.plan.api_duration)
-        .await
+    let post = post_tasks(&base, ctx.plan.connections, ctx.plan.api_duration)
+        .await?
         .require_success("POST /api/v1/tasks")?;
     let post_peak_kib = sampler.stop();
     let drained_after_s = drained_after(pool, &mut serve).await?;
 
     let ids = sample_ids(pool, "select id from tasks limit $1").await?;
     let sampler = RssSampler::start(serve.pid());
-    let get = get_tasks(
-        &client,
-        &base,
-        ids,
-        ctx.plan.connections,
-        ctx.plan.api_duration,
-    )
-    .await
-    .require_success("GET /api/v1/tasks/{id}")?;
+    let get = get_tasks(&base, ids, ctx.plan.connections, ctx.plan.api_duration)
+        .await?
+        .require_success("GET /api/v1/tasks/{id}")?;
     let get_peak_kib = sampler.stop();
     let hwm_kib = serve.memory()?.hwm_kib;
     serve.ensure_running()?;
@@ -104,43 +99,42 @@ async fn api_phases(ctx: &Context, db: &BenchDb, pool: &PgPool) -> Result<ApiPha
     })
 }
 
-async fn post_tasks(
-    client: &reqwest::Client,
-    base: &str,
-    connections: usize,
-    duration: Duration,
-) -> LoadResult {
-    let url = Arc::new(format!("{base}/api/v1/tasks"));
-    let client = client.clone();
-    closed_loop(connections, duration, move |_, _| {
-        let request = client
-            .post(url.as_str())
-            .header("content-type", "application/json")
-            .body(TASK);
-        async move { expect_ok(request).await.map(drop) }
+async fn post_tasks(base: &str, connections: usize, duration: Duration) -> Result<LoadResult> {
+    let path = http1::path("/api/v1/tasks")?;
+    let conns = HttpConn::open_many(base, connections).await?;
+    let body = Bytes::from_static(TASK.as_bytes());
+    Ok(closed_loop_owning(conns, duration, move |mut conn, _, _| {
+        let (path, body) = (path.clone(), body.clone());
+        async move {
+            let done = conn.post_json(&path, body).await;
+            (conn, done)
+        }
     })
-    .await
+    .await)
 }
 
 async fn get_tasks(
-    client: &reqwest::Client,
     base: &str,
     ids: Vec<Uuid>,
     connections: usize,
     duration: Duration,
-) -> LoadResult {
-    let urls: Arc<Vec<String>> = Arc::new(
-        ids.iter()
-            .map(|id| format!("{base}/api/v1/tasks/{id}"))
-            .collect(),
-    );
-    let client = client.clone();
-    closed_loop(connections, duration, move |worker, i| {
-        let url = &urls[spread(worker, i, urls.len())];
-        let request = client.get(url.as_str());
-        async move { expect_ok(request).await.map(drop) }
-    })
-    .await
+) -> Result<LoadResult> {
+    let paths = ids
+        .iter()
+        .map(|id| http1::path(&format!("/api/v1/tasks/{id}")))
+        .collect::<Result<Vec<_>>>()?;
+    let paths = Arc::new(paths);
+    let conns = HttpConn::open_many(base, connections).await?;
+    Ok(
+        closed_loop_owning(conns, duration, move |mut conn, worker, i| {
+            let paths = paths.clone();
+            async move {
+                let done = conn.get(&paths[spread(worker, i, paths.len())]).await;
+                (conn, done)
+            }
+        })
+        .await,
+    )
 }
 
 /// An index into `len` items that differs between workers and iterations.
@@ -354,9 +348,10 @@ fn outcome(ctx: &Context, api: ApiPhases, sql: SqlPhases) -> RunOutcome {
         out.push(Measure::new(key, label, "MiB", Better::Lower, mib(kib)));
     }
     out.note(format!(
-        "{} connections for {:?} per phase; `seedcore serve` ran with \
-         its default workers, which run the tasks while they are created; the load generator \
-         shares the machine with the server and PostgreSQL",
+        "{} connections for {:?} per phase, each a keep-alive HTTP/1.1 connection of the load \
+         generator's own (no client pool); `seedcore serve` ran with its default workers, \
+         which run the tasks while they are created; the load generator shares the machine \
+         with the server and PostgreSQL",
         ctx.plan.connections, ctx.plan.api_duration
     ));
     out.note(
