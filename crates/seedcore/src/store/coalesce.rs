@@ -245,7 +245,7 @@ mod tests {
         assert_eq!(*sizes.lock().unwrap(), [1, 1]);
     }
 
-    /// Counts what the slots of `slots_keep_their_holding_while_calls_keep_coming` hold.
+    /// What the slots of the test below hold now, and how often they took something.
     static HOLDING: AtomicUsize = AtomicUsize::new(0);
     static TAKEN: AtomicUsize = AtomicUsize::new(0);
 
