@@ -67,7 +67,7 @@ struct Tally {
 /// request in flight at the deadline is allowed to finish and counts.
 pub async fn closed_loop<F, Fut>(concurrency: usize, duration: Duration, op: F) -> LoadResult
 where
-    F: Fn(usize, u64) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Result<(), String>> + Send,
 {
     let states = (0..concurrency).map(|_| ()).collect();
@@ -92,11 +92,10 @@ where
     let workers: Vec<_> = states
         .into_iter()
         .enumerate()
-        .map(|(worker, state)| {
+        .map(|(worker, mut state)| {
             let op = op.clone();
             tokio::spawn(async move {
                 let mut tally = Tally::default();
-                let mut state = state;
                 let mut iteration = 0;
                 while Instant::now() < deadline {
                     let sent = Instant::now();
