@@ -66,15 +66,13 @@ pub fn best_of(tries: &[(usize, f64)]) -> Option<(usize, f64)> {
 /// the first claim sent to the last completion answered.
 async fn client_drain(db: &BenchDb, pool: &PgPool, count: i64, connections: usize) -> Result<f64> {
     fill(pool, count).await?;
-    let mut conns = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        let mut conn = db.connect().await?;
+    let mut conns = db.connections(connections).await?;
+    for conn in &mut conns {
         // Prepared (and cached) before the clock starts, as a long-lived client has them.
         sqlx::raw_sql("select 1")
-            .execute(&mut conn)
+            .execute(&mut *conn)
             .await
             .context("open a connection")?;
-        conns.push(conn);
     }
     let started = Instant::now();
     let loops: Vec<_> = conns
