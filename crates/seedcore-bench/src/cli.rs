@@ -177,7 +177,9 @@ impl Plan {
             drain_tasks: pick(smoke, 20_000, 200),
             pickup_tasks: pick(smoke, 500, 25),
             pickup_rate: 50.0,
-            connections: 64,
+            // Small in smoke runs: its test runs beside another on a cluster that may have
+            // PostgreSQL's default 100 connections, shared with each run's `serve`.
+            connections: pick(smoke, 64, 8),
             api_duration: Duration::from_secs(pick(smoke, 20, 1)),
             fact_create_duration: Duration::from_secs(pick(smoke, 5, 1)),
             w4_rows: args.w4_rows.map_or(pick(smoke, 10_000_000, 10_000), |n| {
@@ -211,6 +213,7 @@ mod tests {
         let plan = Plan::new(&args);
         assert_eq!(plan.runs, 1);
         assert!(plan.drain_tasks <= 1_000 && plan.facts <= 10_000 && plan.w4_rows <= 100_000);
+        assert!(plan.connections <= 8, "{} connections", plan.connections);
         assert_eq!(args.workload.workloads().len(), 5);
     }
 
