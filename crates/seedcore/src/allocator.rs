@@ -6,6 +6,8 @@
 //! pages of the allocator until it decays (jemalloc, after about a second) or for good
 //! (glibc gives back memory only at the very top of its heap by itself).
 //! [`release_free_memory`] hands those free pages back to the kernel, once, after startup.
+//! [`log_settings`] says which of jemalloc's settings are in force: jemalloc ignores a
+//! configuration it cannot find without a word, so only what it reports back is evidence.
 //!
 //! Invariants: nothing here changes what is allocated or when; live allocations are never
 //! touched; on other platforms it does nothing.
@@ -26,6 +28,39 @@ pub(crate) fn release_free_memory() {
     }
     #[cfg(all(feature = "jemalloc", target_os = "linux", target_env = "gnu"))]
     purge_jemalloc();
+}
+
+/// Logs (DEBUG, target `seedcore::allocator`) the settings jemalloc runs with, as it reports
+/// them; nothing where jemalloc is not the allocator.
+pub(crate) fn log_settings() {
+    #[cfg(all(feature = "jemalloc", target_os = "linux", target_env = "gnu"))]
+    tracing::debug!(
+        narenas = read_option::<u32>(c"opt.narenas"),
+        background_thread = read_option::<bool>(c"opt.background_thread"),
+        dirty_decay_ms = read_option::<isize>(c"opt.dirty_decay_ms"),
+        muzzy_decay_ms = read_option::<isize>(c"opt.muzzy_decay_ms"),
+        "jemalloc settings"
+    );
+}
+
+/// One of jemalloc's read-only `opt.*` values; `None` when jemalloc does not know the name or
+/// its size is not `T`'s.
+#[cfg(all(feature = "jemalloc", target_os = "linux", target_env = "gnu"))]
+fn read_option<T: Copy + Default>(name: &std::ffi::CStr) -> Option<T> {
+    let mut value = T::default();
+    let mut len = std::mem::size_of::<T>();
+    // SAFETY: jemalloc writes at most `len` bytes to `value`, which is `len` bytes long and
+    // lives across the call, and sets `len` to what it wrote; no new value is given.
+    let failed = unsafe {
+        tikv_jemalloc_sys::mallctl(
+            name.as_ptr(),
+            (&raw mut value).cast(),
+            &raw mut len,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    (failed == 0 && len == std::mem::size_of::<T>()).then_some(value)
 }
 
 /// jemalloc's `arena.<MALLCTL_ARENAS_ALL>.purge`: every arena's unused dirty pages, at once.

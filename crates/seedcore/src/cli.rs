@@ -376,6 +376,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .map_err(|err| CliError(err.to_string()))?;
     // Startup is over: what migrating and building the API freed would stay resident.
     crate::allocator::release_free_memory();
+    crate::allocator::log_settings();
     listener.serve(app, stop).await;
     if let Some(engine) = engine {
         engine.shutdown().await;

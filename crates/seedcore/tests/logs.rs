@@ -1,6 +1,7 @@
 //! Logs and traces: request ids on responses and log lines, the task span on every line of an
 //! execution, statement timings at DEBUG (a real `seedcore serve` writing JSON lines), and a
-//! W3C `traceparent` kept with its task and passed on to remote executors.
+//! W3C `traceparent` kept with its task and passed on to remote executors; jemalloc's settings
+//! as it reports them at startup.
 
 mod common;
 
@@ -373,4 +374,46 @@ async fn an_unknown_log_format_is_refused_with_the_ones_there_are() {
         stderr.contains("text") && stderr.contains("json"),
         "{stderr}"
     );
+}
+
+/// jemalloc's settings: the binary's own (`src/main.rs`) as jemalloc reports them once `serve`
+/// is up, since a configuration jemalloc cannot find is ignored without a word.
+#[cfg(all(feature = "jemalloc", target_os = "linux", target_env = "gnu"))]
+mod jemalloc {
+    use super::*;
+
+    /// The settings line of a `serve` started with `env` besides its database and JSON logs.
+    fn settings(env: &[(&str, &str)]) -> Value {
+        let db = TestDb::sqlite();
+        let url = db.url();
+        let mut all = vec![
+            ("DATABASE_URL", url.as_str()),
+            ("PORT", "0"),
+            ("LOG_FORMAT", "json"),
+            ("LOG_LEVEL", "info,seedcore::allocator=debug"),
+        ];
+        all.extend_from_slice(env);
+        let mut serve = Process::spawn(&["serve"], &all);
+        let line = parse(&serve.wait_for_line("jemalloc settings", WITHIN));
+        serve.stop();
+        line
+    }
+
+    sqlite_only!(jemalloc_runs_with_the_settings_the_binary_gives_it);
+    async fn jemalloc_runs_with_the_settings_the_binary_gives_it() {
+        let line = settings(&[]);
+        assert_eq!(line["narenas"], 2, "{line}");
+        assert_eq!(line["background_thread"], true, "{line}");
+        assert_eq!(line["dirty_decay_ms"], 1000, "{line}");
+        assert_eq!(line["muzzy_decay_ms"], 0, "{line}");
+    }
+
+    sqlite_only!(the_environment_overrides_one_jemalloc_setting_and_keeps_the_others);
+    async fn the_environment_overrides_one_jemalloc_setting_and_keeps_the_others() {
+        let line = settings(&[("_RJEM_MALLOC_CONF", "narenas:3")]);
+        assert_eq!(line["narenas"], 3, "{line}");
+        assert_eq!(line["background_thread"], true, "{line}");
+        assert_eq!(line["dirty_decay_ms"], 1000, "{line}");
+        assert_eq!(line["muzzy_decay_ms"], 0, "{line}");
+    }
 }
