@@ -198,6 +198,25 @@ impl Plan {
     }
 }
 
+/// `serve`'s connections at most: seedcore's default `POSTGRES_POOL_SIZE`, which the tool
+/// leaves as it is (see `process::withheld`).
+const SERVE_POOL: usize = 20;
+
+/// The tool's own connections beside a baseline's: its admin and bookkeeping pools.
+const TOOL_CONNECTIONS: usize = 4;
+
+impl Plan {
+    /// The most connections `workloads` open at once, when one of them opens a baseline's
+    /// [`Plan::connections`] (W3 and F1, whose create baseline runs while `serve` still holds
+    /// its pool); `None` when none does.
+    pub fn peak_connections(&self, workloads: &[Workload]) -> Option<usize> {
+        workloads
+            .iter()
+            .any(|w| matches!(w, Workload::W3 | Workload::F1))
+            .then_some(self.connections + SERVE_POOL + TOOL_CONNECTIONS)
+    }
+}
+
 /// The full-size value, or the tiny one in smoke mode.
 fn pick<T>(smoke: bool, full: T, tiny: T) -> T {
     if smoke { tiny } else { full }
@@ -215,6 +234,14 @@ mod tests {
         assert!(plan.drain_tasks <= 1_000 && plan.facts <= 10_000 && plan.w4_rows <= 100_000);
         assert!(plan.connections <= 8, "{} connections", plan.connections);
         assert_eq!(args.workload.workloads().len(), 5);
+    }
+
+    #[test]
+    fn only_the_workloads_with_many_connections_ask_for_room() {
+        let plan = Plan::new(&Args::parse_from(["seedcore-bench", "all"]));
+        assert_eq!(plan.peak_connections(&[Workload::W1, Workload::W2]), None);
+        assert_eq!(plan.peak_connections(&[Workload::F1]), Some(64 + 20 + 4));
+        assert_eq!(plan.peak_connections(&Workload::ALL), Some(88));
     }
 
     #[test]

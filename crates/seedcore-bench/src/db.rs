@@ -9,7 +9,7 @@ use sqlx::{
 };
 use uuid::Uuid;
 
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 
 /// Databases created and not yet dropped, so an interrupted run can still drop them.
 static LIVE: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -35,6 +35,24 @@ impl Admin {
             "connect to the admin database ({})",
             self.redacted()
         ))
+    }
+
+    /// Refuses, before anything is loaded, a run that would open more connections than the
+    /// server still accepts: otherwise it fails with PostgreSQL's "too many clients" minutes
+    /// in, after its load.
+    pub async fn ensure_connections(&self, needed: usize) -> Result<()> {
+        let mut conn = self.connect().await?;
+        let free: i64 = sqlx::query_scalar(
+            "select current_setting('max_connections')::int8
+                    - current_setting('superuser_reserved_connections')::int8
+                    - (select count(*) from pg_stat_activity
+                       where backend_type = 'client backend' and pid <> pg_backend_pid())",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .context("count the connections the server still accepts")?;
+        conn.close().await.ok();
+        enough_connections(free, needed, &self.redacted())
     }
 
     /// The URL as given, for programs that connect by themselves (the peer).
@@ -148,6 +166,18 @@ pub async fn drop_all_live(admin: &Admin) {
     }
 }
 
+/// Whether `free` connections leave room for `needed`, with what to do when they do not.
+fn enough_connections(free: i64, needed: usize, server: &str) -> Result<()> {
+    if free >= needed as i64 {
+        return Ok(());
+    }
+    Err(Error::new(format!(
+        "PostgreSQL at {server} accepts {free} more client connections, and this run opens up \
+         to {needed} at once (the baselines' own connections, seedcore's pool and the tool's): \
+         raise its max_connections or close other clients"
+    )))
+}
+
 /// `url` with its database (the path) replaced by `name`, keeping any query string.
 fn url_for_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
@@ -165,6 +195,17 @@ fn url_for_database(url: &str, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_needing_more_connections_than_the_server_accepts_is_refused_saying_why() {
+        assert!(enough_connections(92, 92, "postgres://h").is_ok());
+        let refused = enough_connections(91, 92, "postgres://h")
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("accepts 91 more"), "{refused}");
+        assert!(refused.contains("up to 92"), "{refused}");
+        assert!(refused.contains("max_connections"), "{refused}");
+    }
 
     #[test]
     fn the_database_path_is_replaced_and_the_query_kept() {

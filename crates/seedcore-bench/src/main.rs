@@ -82,7 +82,11 @@ async fn run_workloads(ctx: &Context, args: &Args) -> Result<()> {
         ctx.seedcore.display(),
         ctx.admin.redacted()
     ));
-    for workload in args.workload.workloads() {
+    let workloads = args.workload.workloads();
+    if let Some(needed) = ctx.plan.peak_connections(&workloads) {
+        ctx.admin.ensure_connections(needed).await?;
+    }
+    for workload in workloads {
         let report = workloads::run(workload, ctx)
             .await
             .map_err(|err| Error::new(format!("{} failed: {err}", workload.key())))?;
