@@ -2,7 +2,8 @@
 //! worker lane has a slot free, and that no ready task of its queue would precede, is written
 //! claimed by that worker and runs without a claim; its answer, trail and counters read as a
 //! create followed by a claim. Such a task's `started_at` is its `created_at` (one statement's
-//! clock), which tells it from a claimed one.
+//! clock), which tells it from a claimed one; `seedcore_tasks_started_at_creation_total` counts
+//! them.
 
 mod common;
 
@@ -41,6 +42,41 @@ async fn a_task_started_at_creation(app: &TestApp) -> (Value, Value) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("no task of 20 started at its creation");
+}
+
+/// A queue no other test of this binary uses: the metrics are the process's.
+fn queue_of_its_own(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+/// `seedcore_tasks_started_at_creation_total` of `noop` tasks in `queue` (0 before the first).
+async fn counted_as_started_at_creation(app: &TestApp, queue: &str) -> f64 {
+    let (status, text) = app.get("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let text = text.as_str().expect("the metrics' text");
+    let series =
+        format!("seedcore_tasks_started_at_creation_total{{queue=\"{queue}\",type=\"noop\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .map_or(0.0, |value| value.parse().expect("a number"))
+}
+
+/// Creates `count` `noop` tasks in `queue`, each once the last finished; returns how many
+/// started at their creation.
+async fn run_one_after_another(app: &TestApp, queue: &str, count: usize) -> usize {
+    let mut started = 0;
+    for _ in 0..count {
+        let answer = app
+            .create_task(json!({"type": "noop", "queue": queue, "run_immediately": true}))
+            .await;
+        let task = finished(app, id_of(&answer).as_str()).await;
+        started += usize::from(started_at_creation(&task));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    started
 }
 
 async fn trail(app: &TestApp, id: &str) -> Vec<Value> {
@@ -169,14 +205,22 @@ async fn with_starting_at_creation_off_every_task_waits_for_a_claim() {
     };
     let db = Arc::new(TestDb::create().await);
     let app = TestApp::on(db, Some(settings), ApiSettings::default()).await;
-    for _ in 0..5 {
-        let answer = app
-            .create_task(json!({"type": "noop", "run_immediately": true}))
-            .await;
-        let task = finished(&app, id_of(&answer).as_str()).await;
-        assert!(!started_at_creation(&task), "{task}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let queue = queue_of_its_own("off");
+    assert_eq!(run_one_after_another(&app, &queue, 5).await, 0);
+    assert_eq!(counted_as_started_at_creation(&app, &queue).await, 0.0);
+    app.stop().await;
+}
+
+postgres_only!(every_task_started_at_creation_is_counted_in_the_metrics);
+async fn every_task_started_at_creation_is_counted_in_the_metrics() {
+    let app = TestApp::start().await;
+    let queue = queue_of_its_own("counted");
+    let started = run_one_after_another(&app, &queue, 10).await;
+    assert!(started > 0, "no task of 10 started at its creation");
+    assert_eq!(
+        counted_as_started_at_creation(&app, &queue).await,
+        started as f64
+    );
     app.stop().await;
 }
 

@@ -52,6 +52,8 @@ impl LocalStarter for StartsAtCreation {
         let held_until = fence::held_until(Instant::now(), lease);
         let worker_id = inner.worker_id.clone();
         Some(StartSlot::new(worker_id, lease, move |claimed| {
+            let task = &claimed.task;
+            crate::metrics::task_started_at_creation(&task.queue, &task.task_type);
             inner.start(lane_index, claimed, Hold::Slot(permit), held_until);
         }))
     }

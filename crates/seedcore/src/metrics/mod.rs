@@ -88,6 +88,7 @@ type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 #[derive(Debug)]
 pub struct Metrics {
     tasks_created: Family<TaskLabels, Counter>,
+    started_at_creation: Family<TaskLabels, Counter>,
     attempts: Family<AttemptLabels, Counter>,
     schedule_fires: Family<ScheduleLabels, Counter>,
     http_requests: Family<RequestLabels, Counter>,
@@ -103,6 +104,7 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             tasks_created: Family::default(),
+            started_at_creation: Family::default(),
             attempts: Family::default(),
             schedule_fires: Family::default(),
             http_requests: Family::default(),
@@ -143,6 +145,15 @@ fn recorder() -> Option<&'static Metrics> {
 pub fn task_created(queue: &str, task_type: &str) {
     if let Some(m) = recorder() {
         m.tasks_created
+            .get_or_create(&m.task(queue, task_type))
+            .inc();
+    }
+}
+
+/// Counts a task this process's create wrote already claimed by one of its workers.
+pub fn task_started_at_creation(queue: &str, task_type: &str) {
+    if let Some(m) = recorder() {
+        m.started_at_creation
             .get_or_create(&m.task(queue, task_type))
             .inc();
     }
@@ -235,6 +246,12 @@ impl Metrics {
             "seedcore_tasks_created",
             "Tasks created through this process (API, workflows, schedules)",
             self.tasks_created.clone(),
+        );
+        registry.register(
+            "seedcore_tasks_started_at_creation",
+            "Tasks this process created already claimed by one of its workers, which started \
+             them without a claim",
+            self.started_at_creation.clone(),
         );
         registry.register(
             "seedcore_task_attempts",
