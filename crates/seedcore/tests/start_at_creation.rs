@@ -215,8 +215,8 @@ postgres_only!(every_task_started_at_creation_is_counted_in_the_metrics);
 async fn every_task_started_at_creation_is_counted_in_the_metrics() {
     let app = TestApp::start().await;
     let queue = queue_of_its_own("counted");
-    let started = run_one_after_another(&app, &queue, 10).await;
-    assert!(started > 0, "no task of 10 started at its creation");
+    let started = run_one_after_another(&app, &queue, 20).await;
+    assert!(started > 0, "no task of 20 started at its creation");
     assert_eq!(
         counted_as_started_at_creation(&app, &queue).await,
         started as f64
