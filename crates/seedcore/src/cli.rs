@@ -557,7 +557,8 @@ async fn start_engine(
         &config.executor_secrets.0,
         config.executor_root_cert.as_deref(),
     )
-    .map_err(CliError)?;
+    .map_err(CliError)?
+    .with_max_result_bytes(config.max_result_bytes);
     if config.worker_concurrency == 0 {
         tracing::info!("SEEDCORE_WORKER_CONCURRENCY is 0: serving the API without workers");
         return Ok(None);

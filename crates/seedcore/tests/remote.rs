@@ -7,8 +7,14 @@ use std::{
     time::Duration,
 };
 
-use axum::{Json, Router, http::StatusCode, routing::post};
+use axum::{
+    Json, Router,
+    body::Body,
+    http::{StatusCode, header},
+    routing::post,
+};
 use common::*;
+use futures::{StreamExt, stream::BoxStream};
 use seedcore::{api::ApiSettings, engine::HandlerRouter, model::TaskStatus};
 use serde_json::{Value, json};
 
@@ -431,4 +437,185 @@ async fn serve_refuses_a_short_executor_secret_without_printing_it() {
         "{stderr}"
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+/// Starts an executor whose every answer is the stream `answer` makes, sent as `content_type`.
+async fn streaming_executor(
+    content_type: &'static str,
+    answer: impl Fn() -> BoxStream<'static, String> + Send + Sync + Clone + 'static,
+) -> String {
+    let app = Router::new().route(
+        "/run",
+        post(move || {
+            let answer = answer.clone();
+            async move {
+                let body = Body::from_stream(answer().map(Ok::<_, std::convert::Infallible>));
+                ([(header::CONTENT_TYPE, content_type)], body)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{address}/run")
+}
+
+/// An answer of these lines, each sent as it is given to the returned sender; the answer ends
+/// when the sender is dropped. One answer only: the test drives one attempt.
+fn live_lines() -> (
+    tokio::sync::mpsc::UnboundedSender<String>,
+    impl Fn() -> BoxStream<'static, String> + Send + Sync + Clone + 'static,
+) {
+    let (lines, receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let receiver = Arc::new(Mutex::new(Some(receiver)));
+    let answer = move || {
+        let mut receiver = receiver.lock().unwrap().take().expect("one answer");
+        futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)).boxed()
+    };
+    (lines, answer)
+}
+
+/// An answer of these lines, the same for every attempt.
+fn fixed_lines(
+    lines: &'static [&'static str],
+) -> impl Fn() -> BoxStream<'static, String> + Send + Sync + Clone + 'static {
+    move || futures::stream::iter(lines.iter().map(|line| format!("{line}\n"))).boxed()
+}
+
+async fn progress_of(app: &TestApp, id: &str, progress: f64) -> seedcore::model::Task {
+    app.wait_for(id, Duration::from_secs(10), |task| {
+        task.progress == Some(progress)
+    })
+    .await
+}
+
+/// A task running on an executor whose answer's lines the test sends as it goes.
+async fn live_task(
+    content_type: &'static str,
+) -> (TestApp, String, tokio::sync::mpsc::UnboundedSender<String>) {
+    let (lines, answer) = live_lines();
+    let url = streaming_executor(content_type, answer).await;
+    let app = app_with_executor(&url).await;
+    let task = app
+        .create_task(json!({"type": "analysis_task", "run_immediately": true}))
+        .await;
+    let id = id_of(&task);
+    (app, id, lines)
+}
+
+both_backends!(a_streaming_executor_reports_its_progress_while_it_works);
+async fn a_streaming_executor_reports_its_progress_while_it_works() {
+    let (app, id, lines) = live_task("application/x-ndjson").await;
+    lines.send("{\"progress\": 0.25}\n".into()).unwrap();
+    let running = progress_of(&app, &id, 0.25).await;
+    assert_eq!(running.status, TaskStatus::Running);
+    lines.send("{\"progress\": 0.75}\n".into()).unwrap();
+    progress_of(&app, &id, 0.75).await;
+    // The answer may come in pieces, as any stream may.
+    lines.send("{\"success\": true, \"res".into()).unwrap();
+    lines.send("ult\": {\"rows\": 3}}\n".into()).unwrap();
+    let done = app.finished(&id).await;
+    assert_eq!(done.status, TaskStatus::Completed);
+    assert_eq!(done.result.unwrap()["result"], json!({"rows": 3}));
+}
+
+both_backends!(the_last_progress_of_a_quick_burst_is_written_though_no_line_follows);
+async fn the_last_progress_of_a_quick_burst_is_written_though_no_line_follows() {
+    let (app, id, lines) = live_task("application/x-ndjson; charset=utf-8").await;
+    // All in one piece: the first is written at once, the rest within the write interval.
+    let burst: String = (1..=9)
+        .map(|n| format!("{{\"progress\": 0.{n}}}\n"))
+        .collect();
+    lines.send(burst).unwrap();
+    let running = progress_of(&app, &id, 0.9).await;
+    assert_eq!(running.status, TaskStatus::Running);
+    lines
+        .send("{\"success\": false, \"error\": \"gave up\"}\n".into())
+        .unwrap();
+    let done = app.finished(&id).await;
+    assert_eq!(done.status, TaskStatus::Failed);
+    assert_eq!(done.error.as_deref(), Some("gave up"));
+}
+
+both_backends!(a_streamed_progress_outside_zero_to_one_fails_the_task_naming_its_line);
+async fn a_streamed_progress_outside_zero_to_one_fails_the_task_naming_its_line() {
+    let lines = &["{\"progress\": 0.5}", "", "{\"progress\": 1.5}"];
+    let url = streaming_executor("application/x-ndjson", fixed_lines(lines)).await;
+    let app = app_with_executor(&url).await;
+    let task = run(&app, json!({"max_attempts": 3})).await;
+    assert_eq!(task.status, TaskStatus::Failed);
+    assert_eq!(task.attempts, 1);
+    let error = task.error.unwrap();
+    assert!(error.contains("line 3"), "{error}");
+    assert!(error.contains("progress 1.5 is not from 0 to 1"), "{error}");
+}
+
+both_backends!(a_stream_that_ends_before_its_answer_is_retried_like_a_dropped_connection);
+async fn a_stream_that_ends_before_its_answer_is_retried_like_a_dropped_connection() {
+    let url = streaming_executor(
+        "application/jsonl",
+        fixed_lines(&["{\"progress\": 0.1}", "{\"progress\": 0.2}"]),
+    )
+    .await;
+    let app = app_with_executor(&url).await;
+    let task = run(&app, json!({"max_attempts": 2})).await;
+    assert_eq!(task.status, TaskStatus::Failed);
+    assert_eq!(task.attempts, 2);
+    assert!(
+        task.error.unwrap().contains("ended before its answer line"),
+        "the error says why"
+    );
+}
+
+/// An answer that never ends: 64 KiB pieces of a JSON string, no line break.
+fn endless_answer() -> BoxStream<'static, String> {
+    let piece = "x".repeat(65_536);
+    futures::stream::once(async { "{\"success\": true, \"result\": \"".to_string() })
+        .chain(futures::stream::repeat(piece))
+        .boxed()
+}
+
+both_backends!(an_endless_answer_fails_the_task_once_it_passes_the_result_cap);
+async fn an_endless_answer_fails_the_task_once_it_passes_the_result_cap() {
+    for content_type in ["application/json", "application/x-ndjson"] {
+        let url = streaming_executor(content_type, endless_answer).await;
+        let app = app_with_executor(&url).await;
+        let task = run(&app, json!({"max_attempts": 3})).await;
+        assert_eq!(task.status, TaskStatus::Failed, "{content_type}");
+        assert_eq!(task.attempts, 1, "{content_type}");
+        let error = task.error.unwrap();
+        assert!(
+            error.contains("executor answer is over 3,145,728 bytes"),
+            "{content_type}: {error}"
+        );
+    }
+}
+
+both_backends!(cancelling_a_streaming_task_closes_its_executors_connection);
+async fn cancelling_a_streaming_task_closes_its_executors_connection() {
+    let (app, id, lines) = live_task("application/x-ndjson").await;
+    lines.send("{\"progress\": 0.5}\n".into()).unwrap();
+    progress_of(&app, &id, 0.5).await;
+    let (status, _) = app.post_empty(&format!("/api/v1/tasks/{id}/cancel")).await;
+    assert_eq!(status, StatusCode::OK);
+    // The executor learns it by its next writes failing: the answer's stream is dropped.
+    eventually(
+        Duration::from_secs(10),
+        "the executor's answer dropped",
+        || {
+            let sent = lines.send("{\"progress\": 0.6}\n".into());
+            async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                sent.is_err().then_some(())
+            }
+        },
+    )
+    .await;
+    let cancelled = app.task(&id).await;
+    assert_eq!(cancelled.status, TaskStatus::Cancelled);
+    assert_eq!(
+        cancelled.progress,
+        Some(0.5),
+        "nothing after the cancel is written"
+    );
 }

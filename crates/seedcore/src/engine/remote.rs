@@ -1,9 +1,17 @@
 //! Remote executors: a task type mapped to an HTTP(S) endpoint that runs it, in any language.
 //!
-//! The worker POSTs `{id, type, params, domain, drift_score, attempt}` and expects
+//! The worker POSTs `{id, type, params, domain, drift_score, attempt, parents}` and expects
 //! `{success, result, error}` (plus an optional `retryable` for failures). A connection error
 //! and a 5xx are retryable; a 4xx or `success: false` is final unless the answer says
 //! `retryable: true`. The task's timeout bounds the call; cancelling the task drops it.
+//!
+//! An executor that wants to report progress answers `application/x-ndjson` instead: lines of
+//! `{"progress": 0.4}` while it works, then the answer as the line holding `success`. Progress
+//! is written as the attempt's (fenced by its lease, at most every [`PROGRESS_INTERVAL`]); an
+//! attempt that lost its task stops reading, which closes the connection. A stream that ends
+//! without its answer line is retryable, as a dropped connection is. No answer is read past
+//! the result cap plus [`ANSWER_ROOM`] (per line, for a stream), so an executor cannot fill
+//! the process's memory.
 //!
 //! All executors of a process share one HTTP client, so connections are kept alive and reused.
 //! An `https://` executor's certificate is verified against the built-in public roots plus any
@@ -15,12 +23,15 @@
 //! id and flags, a new parent id per call. The call runs in the task's span, so its log lines
 //! name the task.
 
-use std::{path::Path, sync::Arc};
+use std::{path::Path, sync::Arc, time::Duration};
 
+use axum::body::Bytes;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
+
+use crate::validate::limits::{DEFAULT_RESULT_BYTES, thousands};
 
 use super::handler::{Handler, HandlerError, HandlerResult, HandlerRouter, TaskContext};
 
@@ -32,12 +43,19 @@ pub const SIGNATURE_HEADER: &str = "x-seedcore-signature";
 pub const TRACEPARENT_HEADER: &str = "traceparent";
 /// The fewest characters an executor secret may have.
 pub const MIN_SECRET_CHARS: usize = 32;
+/// The media types of an answer streamed as JSON lines.
+pub const NDJSON_TYPES: [&str; 2] = ["application/x-ndjson", "application/jsonl"];
+/// How often a streamed answer's progress is written at most.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+/// What an answer may hold beyond the largest result (its error, its envelope), in bytes.
+pub const ANSWER_ROOM: usize = 1_048_576;
 
 /// Runs tasks by POSTing them to `url`.
 pub struct RemoteExecutor {
     url: String,
     client: reqwest::Client,
     secret: Option<ExecutorSecret>,
+    answer_limit: usize,
 }
 
 #[derive(Deserialize)]
@@ -58,7 +76,15 @@ impl RemoteExecutor {
             url: url.into(),
             client,
             secret: None,
+            answer_limit: answer_limit(DEFAULT_RESULT_BYTES),
         }
+    }
+
+    /// The same executor, reading answers as large as a result of `max_result_bytes` allows
+    /// (the cap the engine applies to the result; the default is [`DEFAULT_RESULT_BYTES`]).
+    pub fn with_max_result_bytes(mut self, max_result_bytes: usize) -> RemoteExecutor {
+        self.answer_limit = answer_limit(max_result_bytes);
+        self
     }
 
     /// The same executor, with every request signed by `secret`.
@@ -98,9 +124,11 @@ impl RemoteExecutor {
         })?;
         let status = response.status();
         tracing::debug!(status = status.as_u16(), "the remote executor answered");
-        let text = response.text().await.map_err(|err| {
-            HandlerError::Retryable(format!("executor answer could not be read: {err}"))
-        })?;
+        if status.is_success() && is_ndjson(&response) {
+            return self.read_stream(response, task).await?.into_outcome();
+        }
+        let text = self.read_whole(response).await?;
+        let text = String::from_utf8_lossy(&text);
         if status.is_server_error() {
             return Err(HandlerError::Retryable(format!(
                 "executor answered {status}: {}",
@@ -118,17 +146,207 @@ impl RemoteExecutor {
                 "executor answer is not {{success, result, error}}: {err}"
             ))
         })?;
-        if answer.success {
-            return Ok(answer.result);
+        answer.into_outcome()
+    }
+
+    /// The whole body of an answer, refused once it passes the answer limit.
+    async fn read_whole(&self, mut response: reqwest::Response) -> Result<Vec<u8>, HandlerError> {
+        let mut body = Vec::new();
+        while let Some(chunk) = next_chunk(&mut response).await? {
+            body.extend_from_slice(&chunk);
+            self.check_size(body.len())?;
         }
-        let error = answer
+        Ok(body)
+    }
+
+    /// Reads an `application/x-ndjson` answer line by line: `{"progress": f}` lines are
+    /// reported as the attempt's progress (see [`ProgressWriter`]) until the line that holds
+    /// `success`, which is the answer; whatever follows it is not read.
+    async fn read_stream(
+        &self,
+        mut response: reqwest::Response,
+        task: &TaskContext,
+    ) -> Result<Answer, HandlerError> {
+        let mut pending = Vec::new();
+        // How much of `pending` holds no line break: a long line arriving in many pieces is
+        // searched once, not again with every piece.
+        let mut searched = 0;
+        let mut line_number = 0;
+        let mut progress = ProgressWriter::new(task);
+        loop {
+            let chunk = tokio::select! {
+                chunk = next_chunk(&mut response) => chunk?,
+                () = progress.due() => {
+                    progress.write().await?;
+                    continue;
+                }
+            };
+            let Some(chunk) = chunk else {
+                return Err(HandlerError::Retryable(
+                    "executor stream ended before its answer line".into(),
+                ));
+            };
+            pending.extend_from_slice(&chunk);
+            while let Some(at) = pending[searched..].iter().position(|&byte| byte == b'\n') {
+                let line: Vec<u8> = pending.drain(..=searched + at).collect();
+                searched = 0;
+                line_number += 1;
+                match parse_line(&line, line_number)? {
+                    Line::Blank => {}
+                    Line::Progress(fraction) => progress.offer(fraction).await?,
+                    Line::Answer(answer) => return Ok(answer),
+                }
+            }
+            searched = pending.len();
+            self.check_size(pending.len())?;
+        }
+    }
+
+    fn check_size(&self, bytes: usize) -> Result<(), HandlerError> {
+        if bytes > self.answer_limit {
+            return Err(HandlerError::Permanent(format!(
+                "executor answer is over {} bytes (the result cap, SEEDCORE_MAX_RESULT_BYTES, and \
+                 {} more); it was not read further",
+                thousands(self.answer_limit),
+                thousands(ANSWER_ROOM)
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Answer {
+    fn into_outcome(self) -> HandlerResult {
+        if self.success {
+            return Ok(self.result);
+        }
+        let error = self
             .error
             .unwrap_or_else(|| "executor reported failure".into());
-        Err(if answer.retryable {
+        Err(if self.retryable {
             HandlerError::Retryable(error)
         } else {
             HandlerError::Permanent(error)
         })
+    }
+}
+
+/// The most an answer is read: a larger one would fail the result cap anyway, and reading
+/// it whole first would let one executor fill the process's memory.
+fn answer_limit(max_result_bytes: usize) -> usize {
+    max_result_bytes.saturating_add(ANSWER_ROOM)
+}
+
+/// Whether the answer is a stream of JSON lines rather than one JSON document.
+fn is_ndjson(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| {
+            let media = media.trim();
+            NDJSON_TYPES
+                .iter()
+                .any(|known| media.eq_ignore_ascii_case(known))
+        })
+}
+
+async fn next_chunk(response: &mut reqwest::Response) -> Result<Option<Bytes>, HandlerError> {
+    response.chunk().await.map_err(|err| {
+        HandlerError::Retryable(format!(
+            "executor answer could not be read: {}",
+            chain(&err)
+        ))
+    })
+}
+
+/// One line of a streamed answer.
+enum Line {
+    Blank,
+    Progress(f64),
+    Answer(Answer),
+}
+
+/// A line of a streamed answer: the answer when it has `success`, else a progress report. A
+/// line that is neither is the executor's mistake, and running it again would repeat it.
+fn parse_line(line: &[u8], number: usize) -> Result<Line, HandlerError> {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Line::Blank);
+    }
+    let not_a_line = |why: String| {
+        HandlerError::Permanent(format!(
+            "executor answer line {number} is not {{\"progress\": 0..1}} or {{success, result, \
+             error}}: {why}"
+        ))
+    };
+    let value: Value = serde_json::from_slice(line).map_err(|err| not_a_line(err.to_string()))?;
+    if value.get("success").is_some() {
+        let answer = Answer::deserialize(value).map_err(|err| not_a_line(err.to_string()))?;
+        return Ok(Line::Answer(answer));
+    }
+    match value.get("progress").and_then(Value::as_f64) {
+        Some(fraction) if (0.0..=1.0).contains(&fraction) => Ok(Line::Progress(fraction)),
+        Some(fraction) => Err(not_a_line(format!(
+            "progress {fraction} is not from 0 to 1"
+        ))),
+        None => Err(not_a_line("it has neither `progress` nor `success`".into())),
+    }
+}
+
+/// Writes a streamed answer's progress as the attempt's, at most once per
+/// [`PROGRESS_INTERVAL`]: an executor may send a line per item it works through, and each
+/// write is a database write. The latest value not yet written is written when the interval
+/// has passed, whether or not another line comes.
+struct ProgressWriter<'a> {
+    task: &'a TaskContext,
+    unwritten: Option<f64>,
+    next_write: tokio::time::Instant,
+}
+
+impl<'a> ProgressWriter<'a> {
+    fn new(task: &'a TaskContext) -> ProgressWriter<'a> {
+        ProgressWriter {
+            task,
+            unwritten: None,
+            next_write: tokio::time::Instant::now(),
+        }
+    }
+
+    async fn offer(&mut self, fraction: f64) -> Result<(), HandlerError> {
+        self.unwritten = Some(fraction);
+        if tokio::time::Instant::now() >= self.next_write {
+            self.write().await?;
+        }
+        Ok(())
+    }
+
+    /// Resolves when a value waits and its interval has passed; never otherwise.
+    async fn due(&self) {
+        match self.unwritten {
+            Some(_) => tokio::time::sleep_until(self.next_write).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Writes the waiting value. A store that fails is logged and not retried: progress is
+    /// shown, not relied on, and the attempt's lease is renewed by the engine either way. An
+    /// attempt that no longer holds its task stops reading: nothing it returns is recorded.
+    async fn write(&mut self) -> Result<(), HandlerError> {
+        let Some(fraction) = self.unwritten.take() else {
+            return Ok(());
+        };
+        self.next_write = tokio::time::Instant::now() + PROGRESS_INTERVAL;
+        match self.task.progress.report(fraction).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(HandlerError::Retryable(
+                "the attempt no longer holds its task".into(),
+            )),
+            Err(err) => {
+                tracing::warn!(error = %err, "the executor's progress could not be recorded");
+                Ok(())
+            }
+        }
     }
 }
 
@@ -218,6 +436,7 @@ pub struct ExecutorSpec {
 pub struct RemoteExecutors {
     specs: Vec<ExecutorSpec>,
     client: reqwest::Client,
+    max_result_bytes: usize,
 }
 
 impl RemoteExecutors {
@@ -265,7 +484,18 @@ impl RemoteExecutors {
                 }
             })
             .collect();
-        Ok(RemoteExecutors { specs, client })
+        Ok(RemoteExecutors {
+            specs,
+            client,
+            max_result_bytes: DEFAULT_RESULT_BYTES,
+        })
+    }
+
+    /// The same executors, their answers read up to what a result of `max_result_bytes`
+    /// needs (`SEEDCORE_MAX_RESULT_BYTES`).
+    pub fn with_max_result_bytes(mut self, max_result_bytes: usize) -> RemoteExecutors {
+        self.max_result_bytes = max_result_bytes;
+        self
     }
 
     /// The executors, in the order configured.
@@ -276,7 +506,8 @@ impl RemoteExecutors {
     /// Sends each executor's tasks to it (replacing a built-in of the same type).
     pub fn register(&self, mut router: HandlerRouter) -> HandlerRouter {
         for spec in &self.specs {
-            let mut executor = RemoteExecutor::new(&spec.url, self.client.clone());
+            let mut executor = RemoteExecutor::new(&spec.url, self.client.clone())
+                .with_max_result_bytes(self.max_result_bytes);
             if let Some(secret) = &spec.secret {
                 executor = executor.signed_with(secret.clone());
             }
