@@ -41,6 +41,12 @@ pub struct Args {
     #[arg(long, env = "SEEDCORE_BENCH_PEERS_DIR")]
     pub peers_dir: Option<PathBuf>,
 
+    /// Concurrent connections of W3's and F1's load and of their SQL baselines (default 64, as
+    /// the workloads are defined; 8 with --smoke). Fewer fit a server shared with other
+    /// clients; figures from such a run are not comparable with the defined workload.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub connections: Option<u32>,
+
     /// Finished tasks W4 loads before its second measurement (default 10,000,000; 10,000 with
     /// --smoke).
     #[arg(long)]
@@ -179,7 +185,7 @@ impl Plan {
             pickup_rate: 50.0,
             // Small in smoke runs: its test runs beside another on a cluster that may have
             // PostgreSQL's default 100 connections, shared with each run's `serve`.
-            connections: pick(smoke, 64, 8),
+            connections: args.connections.map_or(pick(smoke, 64, 8), |n| n as usize),
             api_duration: Duration::from_secs(pick(smoke, 20, 1)),
             fact_create_duration: Duration::from_secs(pick(smoke, 5, 1)),
             w4_rows: args.w4_rows.map_or(pick(smoke, 10_000_000, 10_000), |n| {
@@ -234,6 +240,21 @@ mod tests {
         assert!(plan.drain_tasks <= 1_000 && plan.facts <= 10_000 && plan.w4_rows <= 100_000);
         assert!(plan.connections <= 8, "{} connections", plan.connections);
         assert_eq!(args.workload.workloads().len(), 5);
+    }
+
+    #[test]
+    fn connections_given_replace_the_default_in_full_and_smoke_runs() {
+        for smoke in [None, Some("--smoke")] {
+            let argv = ["seedcore-bench", "--connections", "16", "w3"];
+            let args = Args::parse_from(argv.into_iter().chain(smoke));
+            let plan = Plan::new(&args);
+            assert_eq!(plan.connections, 16);
+            assert_eq!(plan.peak_connections(&[Workload::W3]), Some(16 + 20 + 4));
+        }
+        let default = Plan::new(&Args::parse_from(["seedcore-bench", "w3"]));
+        assert_eq!(default.connections, 64);
+        let none = Args::try_parse_from(["seedcore-bench", "--connections", "0", "w3"]);
+        assert!(none.is_err(), "a run without connections measures nothing");
     }
 
     #[test]

@@ -174,7 +174,7 @@ fn enough_connections(free: i64, needed: usize, server: &str) -> Result<()> {
     Err(Error::new(format!(
         "PostgreSQL at {server} accepts {free} more client connections, and this run opens up \
          to {needed} at once (the baselines' own connections, seedcore's pool and the tool's): \
-         raise its max_connections or close other clients"
+         raise its max_connections, close other clients, or run fewer with --connections"
     )))
 }
 
