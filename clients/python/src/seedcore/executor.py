@@ -144,6 +144,7 @@ class _Requests(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY_BYTES:
+            self.close_connection = True  # the body is left unread
             self._refuse(413, f"the body is over {MAX_BODY_BYTES} bytes")
             return
         body = self.rfile.read(length)
