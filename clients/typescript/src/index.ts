@@ -3,7 +3,7 @@
  *
  * `Client` makes single calls (create, read, wait for, cancel tasks; the pull API's worker
  * routes); `Worker` runs handlers on claimed tasks with leases kept alive by a thread of its
- * own.
+ * own. `Executor` serves handlers to seedcore's own workers as a remote executor.
  */
 
 export { Client, sleep, type ClientOptions, type FailOptions, type WaitOptions } from './client.js';
@@ -22,6 +22,13 @@ export {
   isRetryable,
   type FieldProblem,
 } from './errors.js';
+export {
+  Executor,
+  type ExecutorHandler,
+  type ExecutorOptions,
+  type ExecutorTask,
+  type ReportProgress,
+} from './executor.js';
 export {
   TaskAbortedError,
   Worker,

@@ -6,6 +6,7 @@
  * Every server started is stopped by `stop()`; tests call it in `after`.
  */
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -15,6 +16,17 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const BIN = process.env.SEEDCORE_BIN || resolve(here, '../../../target/debug/seedcore');
+
+/** Resolves once `check()` is truthy; fails the test after `timeoutMs`. */
+export async function until(check, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 /** A port nobody listens on now. */
 export function freePort() {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import { Client, PermanentError, TaskAbortedError, Worker } from '../dist/index.js';
-import { Server } from './server.js';
+import { Server, until } from './server.js';
 
 /** Starts a worker with the given handlers; its events are collected in order. */
 function startWorker(client, options, handlers) {
@@ -25,17 +25,6 @@ function startWorker(client, options, handlers) {
     await running;
   };
   return { worker, events, running, stop };
-}
-
-/** Resolves once `check()` is truthy; fails the test after `timeoutMs`. */
-async function until(check, timeoutMs, what) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 const of = (events, name, task) =>
