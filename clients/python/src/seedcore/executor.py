@@ -122,9 +122,12 @@ class Executor:
             return "the signature does not match"
         return None
 
-    def run(self, body: Dict[str, Any], progress: Progress) -> Dict[str, Any]:
+    def handles(self, task_type: str) -> bool:
+        """Whether a handler is registered for `task_type`."""
+        return task_type in self._handlers
+
+    def run(self, task: ExecutorTask, progress: Progress) -> Dict[str, Any]:
         """Runs the task's handler; returns the answer's last line."""
-        task = ExecutorTask(body)
         handler = self._handlers[task.type]
         try:
             result = handler(task, progress)
@@ -142,10 +145,13 @@ class _Requests(BaseHTTPRequestHandler):
     owner: Executor
 
     def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY_BYTES:
             self.close_connection = True  # the body is left unread
-            self._refuse(413, f"the body is over {MAX_BODY_BYTES} bytes")
+            self._refuse(413, f"the body's length is not a number up to {MAX_BODY_BYTES}")
             return
         body = self.rfile.read(length)
         problem = self.owner.signature_problem(
@@ -154,13 +160,14 @@ class _Requests(BaseHTTPRequestHandler):
             self._refuse(401, problem)
             return
         try:
-            task = json.loads(body)
-            known = task["type"] in self.owner._handlers
-        except (ValueError, KeyError, TypeError):
+            task = ExecutorTask(json.loads(body))
+            if not isinstance(task.id, str) or not isinstance(task.type, str):
+                raise TypeError("id and type are strings")
+        except (ValueError, KeyError, TypeError, AttributeError):
             self._refuse(400, "the body is not a task")
             return
-        if not known:
-            self._refuse(404, f"no handler for task type {task['type']!r}")
+        if not self.owner.handles(task.type):
+            self._refuse(404, f"no handler for task type {task.type!r}")
             return
         self.send_response(200)
         self.send_header("Content-Type", "application/x-ndjson")
