@@ -422,15 +422,9 @@ async fn stopping_lets_the_request_in_flight_finish_and_then_returns() {
 
 /// `seedcore serve` on a fresh embedded database, with `env` added.
 fn spawn_serve(db: &TestDb, env: &[(&str, &str)]) -> Process {
-    let url = db.url();
-    let mut all = vec![
-        ("DATABASE_URL", url.as_str()),
-        ("PORT", "0"),
-        ("HOST", "127.0.0.1"),
-        ("SEEDCORE_WORKER_CONCURRENCY", "0"),
-    ];
+    let mut all = vec![("SEEDCORE_WORKER_CONCURRENCY", "0")];
     all.extend_from_slice(env);
-    Process::spawn(&["serve"], &all)
+    Process::serve(&db.url(), &all)
 }
 
 fn resident_megabytes(pid: u32) -> f64 {

@@ -385,15 +385,12 @@ mod jemalloc {
     /// The settings line of a `serve` started with `env` besides its database and JSON logs.
     fn settings(env: &[(&str, &str)]) -> Value {
         let db = TestDb::sqlite();
-        let url = db.url();
         let mut all = vec![
-            ("DATABASE_URL", url.as_str()),
-            ("PORT", "0"),
             ("LOG_FORMAT", "json"),
             ("LOG_LEVEL", "info,seedcore::allocator=debug"),
         ];
         all.extend_from_slice(env);
-        let mut serve = Process::spawn(&["serve"], &all);
+        let mut serve = Process::serve(&db.url(), &all);
         let line = parse(&serve.wait_for_line("jemalloc settings", WITHIN));
         serve.stop();
         line

@@ -539,16 +539,12 @@ async fn once_tokens_exist_metrics_need_the_metrics_read_scope() {
 
 /// `seedcore serve` without workers on `db`, metrics on a port of their own, with `env` added.
 fn spawn_serve(db: &TestDb, env: &[(&str, &str)]) -> Process {
-    let url = db.url();
     let mut all = vec![
-        ("DATABASE_URL", url.as_str()),
-        ("PORT", "0"),
-        ("HOST", "127.0.0.1"),
         ("SEEDCORE_WORKER_CONCURRENCY", "0"),
         ("SEEDCORE_METRICS_ADDR", "127.0.0.1:0"),
     ];
     all.extend_from_slice(env);
-    Process::spawn(&["serve"], &all)
+    Process::serve(&db.url(), &all)
 }
 
 /// The metrics URL `serve` logged.

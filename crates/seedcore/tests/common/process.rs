@@ -48,6 +48,18 @@ impl Process {
         Process::from_command(command(args, env))
     }
 
+    /// `seedcore serve` on the database at `database_url`, on a free loopback port, with `env`
+    /// added.
+    pub fn serve(database_url: &str, env: &[(&str, &str)]) -> Process {
+        let mut all = vec![
+            ("DATABASE_URL", database_url),
+            ("PORT", "0"),
+            ("HOST", "127.0.0.1"),
+        ];
+        all.extend_from_slice(env);
+        Process::spawn(&["serve"], &all)
+    }
+
     /// Starts a prepared command (see [`command`]), collecting its stderr.
     pub fn from_command(mut command: Command) -> Process {
         let mut child = command
