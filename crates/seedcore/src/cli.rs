@@ -470,6 +470,7 @@ async fn worker(args: WorkerArgs) -> Result<(), CliError> {
                 .into(),
         ));
     };
+    crate::allocator::log_settings();
     let stop = shutdown_signal();
     let state = AppState::new(store.clone(), ApiSettings::default());
     serve_metrics(metrics_listener, state, stop.clone());

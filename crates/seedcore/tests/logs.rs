@@ -405,6 +405,22 @@ mod jemalloc {
         assert_eq!(line["muzzy_decay_ms"], 0, "{line}");
     }
 
+    postgres_only!(a_worker_process_logs_its_jemalloc_settings_too);
+    async fn a_worker_process_logs_its_jemalloc_settings_too() {
+        let db = TestDb::postgres().await;
+        let url = db.url();
+        let env = [
+            ("PG_DSN", url.as_str()),
+            ("LOG_FORMAT", "json"),
+            ("LOG_LEVEL", "info,seedcore::allocator=debug"),
+        ];
+        let mut worker = Process::spawn(&["worker"], &env);
+        let line = parse(&worker.wait_for_line("jemalloc settings", WITHIN));
+        worker.stop();
+        assert_eq!(line["narenas"], 2, "{line}");
+        assert_eq!(line["background_thread"], true, "{line}");
+    }
+
     sqlite_only!(the_environment_overrides_one_jemalloc_setting_and_keeps_the_others);
     async fn the_environment_overrides_one_jemalloc_setting_and_keeps_the_others() {
         let line = settings(&[("_RJEM_MALLOC_CONF", "narenas:3")]);
