@@ -30,7 +30,14 @@ const MAX_BATCH: usize = 256;
 const IN_FLIGHT: usize = 2;
 
 /// What the completer says about one outcome: recorded, lease lost, or could not be written.
-pub type Recorded = Result<bool, String>;
+pub type Recorded = Result<bool, Unrecorded>;
+
+/// An outcome that could not be written yet, handed back so that it can be sent again
+/// without every attempt keeping a copy of its result.
+pub struct Unrecorded {
+    pub error: String,
+    pub outcome: Outcome,
+}
 
 pub struct Completion {
     pub lease: Lease,
@@ -89,9 +96,10 @@ async fn record(store: &DynStore, batch: Vec<Completion>) {
             }
         }
         Err(err @ StoreError::Unavailable(_)) => {
-            let message = err.to_string();
-            for done in answers {
-                let _ = done.send(Err(message.clone()));
+            let error = err.to_string();
+            for ((_, outcome), done) in pairs.into_iter().zip(answers) {
+                let error = error.clone();
+                let _ = done.send(Err(Unrecorded { error, outcome }));
             }
         }
         Err(_) if pairs.len() > 1 => {
@@ -106,7 +114,7 @@ async fn record(store: &DynStore, batch: Vec<Completion>) {
         }
         Err(err) => {
             for ((lease, outcome), done) in pairs.into_iter().zip(answers) {
-                let _ = done.send(record_refused(store, lease, &outcome, &err).await);
+                let _ = done.send(record_refused(store, lease, outcome, &err).await);
             }
         }
     }
@@ -117,16 +125,20 @@ async fn record(store: &DynStore, batch: Vec<Completion>) {
 async fn record_refused(
     store: &DynStore,
     lease: Lease,
-    outcome: &Outcome,
+    outcome: Outcome,
     err: &StoreError,
 ) -> Recorded {
     tracing::error!(task_id = %lease.task_id, error = %err, "cannot record the attempt's outcome");
     let Outcome::Completed(_) = outcome else {
-        return Err(err.to_string());
+        let error = err.to_string();
+        return Err(Unrecorded { error, outcome });
     };
     let failed = Outcome::Failed(format!("the handler's result could not be stored: {err}"));
     store
         .finish_attempt(lease, failed)
         .await
-        .map_err(|err| err.to_string())
+        .map_err(|err| Unrecorded {
+            error: err.to_string(),
+            outcome,
+        })
 }

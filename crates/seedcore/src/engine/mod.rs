@@ -512,6 +512,13 @@ async fn pause(inner: &Inner, lane: &Lane) -> bool {
     }
 }
 
+/// What an attempt carries beside its task: its metric series and how it is stopped.
+struct Attempt {
+    series: metrics::TaskSeries,
+    cancel: CancellationToken,
+    reason: Arc<OnceLock<StopReason>>,
+}
+
 /// How a handler run ended, before it is turned into an [`Outcome`].
 enum Ended {
     Finished(HandlerResult),
@@ -528,7 +535,8 @@ impl Inner {
         hold: Hold,
         held_until: Instant,
     ) {
-        record_wait(&claimed.task);
+        let series = metrics::TaskSeries::of(&claimed.task.queue, &claimed.task.task_type);
+        series.waited(waited(&claimed.task));
         let cancel = CancellationToken::new();
         let reason = Arc::new(OnceLock::new());
         let running = Running {
@@ -543,25 +551,34 @@ impl Inner {
             .insert(claimed.task.id, running);
         let span = task_span(&claimed, &self.worker_id);
         let inner = self.clone();
-        tokio::spawn(
-            async move {
-                inner
-                    .execute(lane_index, claimed, hold, cancel, reason)
-                    .await;
-            }
-            .instrument(span),
-        );
+        // Boxed: the task's cell then holds a pointer, so tokio does not move the whole
+        // attempt's state each time it stores or finishes the task.
+        let run = async move {
+            let attempt = Attempt {
+                series,
+                cancel,
+                reason,
+            };
+            inner.execute(lane_index, claimed, hold, attempt).await;
+        };
+        tokio::spawn(Box::pin(run.instrument(span)));
     }
 
     async fn execute(
         &self,
         lane_index: usize,
-        claimed: ClaimedTask,
+        mut claimed: ClaimedTask,
         hold: Hold,
-        cancel: CancellationToken,
-        reason: Arc<OnceLock<StopReason>>,
+        attempt: Attempt,
     ) {
+        let Attempt {
+            series,
+            cancel,
+            reason,
+        } = attempt;
         let lane = &self.lanes[lane_index];
+        // The handler owns the parameters; nothing after it reads them.
+        let params = std::mem::take(&mut claimed.task.params);
         let task = &claimed.task;
         let permit = match hold {
             Hold::Slot(permit) => permit,
@@ -595,7 +612,7 @@ impl Inner {
             parents,
             id: task.id,
             task_type: task.task_type.clone(),
-            params: task.params.clone(),
+            params,
             domain: task.domain.clone(),
             drift_score: task.drift_score,
             attempt: task.attempts,
@@ -630,7 +647,7 @@ impl Inner {
         // written. The task stays in `running` (its lease renewed) until it is recorded.
         drop(permit);
         lane.observe_run(started.elapsed());
-        metrics::task_ran(&task.queue, &task.task_type, started.elapsed());
+        series.ran(started.elapsed());
         let timed_out = matches!(ended, Ended::TimedOut(_));
         // A handler that returned after being stopped is treated as stopped: its task has
         // already moved on (or is being released), so nothing it says may be stored.
@@ -643,7 +660,7 @@ impl Inner {
             Some(StopReason::Lost | StopReason::Cancelled) => {
                 if stopped == Some(StopReason::Cancelled) {
                     let cancelled = AttemptOutcome::Cancelled;
-                    metrics::attempt_ended(&task.queue, &task.task_type, cancelled);
+                    series.attempt_ended(cancelled);
                 }
                 tracing::debug!(task_id = %task.id, "task cancelled or lease lost; result dropped")
             }
@@ -652,7 +669,7 @@ impl Inner {
                 log_outcome(&outcome);
                 let label = attempt_label(&outcome, timed_out);
                 if self.finish(claimed.lease, outcome).await {
-                    metrics::attempt_ended(&task.queue, &task.task_type, label);
+                    series.attempt_ended(label);
                 }
             }
         }
@@ -738,13 +755,13 @@ impl Inner {
     /// Stores the outcome through the completer, retrying briefly when the database is
     /// unreachable: if it stays unreachable the lease expires and the task runs again
     /// (at-least-once). True when the outcome was recorded.
-    async fn finish(&self, lease: Lease, outcome: Outcome) -> bool {
+    async fn finish(&self, lease: Lease, mut outcome: Outcome) -> bool {
         let mut pause = Duration::from_millis(100);
         for _ in 0..5 {
             let (done, recorded) = oneshot::channel();
             let completion = Completion {
                 lease,
-                outcome: outcome.clone(),
+                outcome,
                 done,
             };
             if self.completions.send(completion).await.is_err() {
@@ -756,8 +773,10 @@ impl Inner {
                     tracing::info!(task_id = %lease.task_id, "lease lost before the attempt was recorded; result dropped");
                     return false;
                 }
-                Ok(Err(err)) => {
-                    tracing::warn!(task_id = %lease.task_id, error = %err, "cannot record the attempt yet");
+                Ok(Err(unrecorded)) => {
+                    let error = unrecorded.error;
+                    tracing::warn!(task_id = %lease.task_id, %error, "cannot record the attempt yet");
+                    outcome = unrecorded.outcome;
                     tokio::time::sleep(pause).await;
                     pause *= 3;
                 }
@@ -917,11 +936,10 @@ fn attempt_label(outcome: &Outcome, timed_out: bool) -> AttemptOutcome {
     }
 }
 
-/// Records how long the claimed task waited from due to claimed.
-fn record_wait(task: &crate::model::Task) {
+/// How long the claimed task waited from due to claimed.
+fn waited(task: &crate::model::Task) -> Duration {
     let claimed = task.started_at.unwrap_or_else(Utc::now);
-    let waited = (claimed - task.run_at).to_std().unwrap_or_default();
-    metrics::task_waited(&task.queue, &task.task_type, waited);
+    (claimed - task.run_at).to_std().unwrap_or_default()
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

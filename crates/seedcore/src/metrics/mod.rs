@@ -161,34 +161,47 @@ pub fn task_started_at_creation(queue: &str, task_type: &str) {
 
 /// Counts one attempt's outcome.
 pub fn attempt_ended(queue: &str, task_type: &str, outcome: AttemptOutcome) {
-    if let Some(m) = recorder() {
-        let task = m.task(queue, task_type);
-        let labels = AttemptLabels {
-            queue: task.queue,
-            r#type: task.r#type,
-            outcome: outcome.as_str(),
-        };
-        m.attempts.get_or_create(&labels).inc();
-    }
+    TaskSeries::of(queue, task_type).attempt_ended(outcome);
 }
 
-/// Records how long a handler ran, whatever the outcome.
-pub fn task_ran(queue: &str, task_type: &str, took: Duration) {
-    if let Some(m) = recorder() {
-        let labels = m.task(queue, task_type);
-        m.run_duration
-            .get_or_create(&labels)
-            .observe(took.as_secs_f64());
-    }
-}
+/// One task's labels, capped once for every figure its attempt records (its wait, its run,
+/// how it ended) rather than once per figure: a worker records three per task.
+pub struct TaskSeries(Option<(&'static Metrics, TaskLabels)>);
 
-/// Records how long a task waited from ready to claimed.
-pub fn task_waited(queue: &str, task_type: &str, waited: Duration) {
-    if let Some(m) = recorder() {
-        let labels = m.task(queue, task_type);
-        m.queue_wait
-            .get_or_create(&labels)
-            .observe(waited.as_secs_f64());
+impl TaskSeries {
+    /// The series of a task of `queue` and `task_type`; records nothing while metrics are off.
+    pub fn of(queue: &str, task_type: &str) -> TaskSeries {
+        TaskSeries(recorder().map(|m| (m, m.task(queue, task_type))))
+    }
+
+    /// Records how long the task waited from ready to claimed.
+    pub fn waited(&self, waited: Duration) {
+        if let Some((m, labels)) = &self.0 {
+            m.queue_wait
+                .get_or_create(labels)
+                .observe(waited.as_secs_f64());
+        }
+    }
+
+    /// Records how long its handler ran, whatever the outcome.
+    pub fn ran(&self, took: Duration) {
+        if let Some((m, labels)) = &self.0 {
+            m.run_duration
+                .get_or_create(labels)
+                .observe(took.as_secs_f64());
+        }
+    }
+
+    /// Counts one attempt's outcome.
+    pub fn attempt_ended(&self, outcome: AttemptOutcome) {
+        if let Some((m, task)) = &self.0 {
+            let labels = AttemptLabels {
+                queue: task.queue.clone(),
+                r#type: task.r#type.clone(),
+                outcome: outcome.as_str(),
+            };
+            m.attempts.get_or_create(&labels).inc();
+        }
     }
 }
 
