@@ -216,6 +216,37 @@ async fn workers_recover_by_themselves_when_the_database_drops_every_connection(
     );
 }
 
+postgres_only!(an_outcome_that_could_not_be_written_during_an_outage_is_recorded_whole_after_it);
+async fn an_outcome_that_could_not_be_written_during_an_outage_is_recorded_whole_after_it() {
+    let db = TestDb::postgres().await;
+    let store = db.pg_store().await;
+    // A short wait for a connection, so that a write fails within the outage, not after it.
+    let mut worker = worker(&db.url(), &[("POSTGRES_POOL_TIMEOUT", "1")]);
+    enqueue(&store, 1, "sleep", json!({"seconds": 1})).await;
+    eventually(Duration::from_secs(10), "the task runs", || async {
+        let running = "select count(*) from tasks where status = 'running'";
+        (count(&store, running).await == 1).then_some(())
+    })
+    .await;
+
+    // The handler ends while every connection is refused, so its outcome is sent again.
+    outage(&db, Duration::from_secs(2)).await;
+    worker.wait_for_line("cannot record the attempt yet", Duration::from_secs(10));
+
+    let store = db.pg_store().await;
+    wait_until_all_completed(&store, 1, Duration::from_secs(30)).await;
+    let (result, attempts): (serde_json::Value, i32) =
+        sqlx::query_as("select result, attempts from tasks")
+            .fetch_one(store.pool())
+            .await
+            .expect("the task");
+    assert_eq!(result["result"], json!({"slept": 1}));
+    assert_eq!(
+        attempts, 1,
+        "recorded by the attempt that ran, not run again"
+    );
+}
+
 async fn outage(db: &TestDb, length: Duration) {
     let admin = admin_pool().await;
     let allow = |allowed: bool| {
