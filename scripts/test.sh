@@ -179,6 +179,15 @@ setup_postgres() {
     log "PostgreSQL: $source, $(redact "$url")"
 }
 
+# Runs one phase of the run (the rest of the arguments) and says how long it took, so that a
+# slow run shows where its time went. A phase that fails ends the run here (set -e).
+phase() {
+    local name=$1 started=$SECONDS
+    shift
+    "$@"
+    log "$name took $((SECONDS - started)) s"
+}
+
 # --- main ---------------------------------------------------------------------
 
 # Make interrupts go through the EXIT trap, which stops a private cluster.
@@ -197,9 +206,9 @@ if [[ ${1:-} == --env-only ]]; then
     [[ $# -gt 0 ]] || die "usage: scripts/test.sh --env-only -- CMD [ARGS...]"
 fi
 
-setup_postgres
-ensure_pg_binaries
-setup_chromium
+phase "PostgreSQL setup" setup_postgres
+phase "PostgreSQL binaries" ensure_pg_binaries
+phase "Chromium setup" setup_chromium
 log "Chromium: $SEEDCORE_CHROMIUM"
 # There is a server now: a PostgreSQL test that cannot reach it fails, never skips.
 export SEEDCORE_TEST_REQUIRE_POSTGRES=1
@@ -209,25 +218,29 @@ if [[ -n $env_only ]]; then
     exit
 fi
 
-cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
+run_started=$SECONDS
+phase "formatting" cargo fmt --all -- --check
+phase "lints" cargo clippy --all-targets --locked -- -D warnings
 # --all-targets skips doctests, so they get their own run. It goes first so
 # that the extra arguments (usually a filter) apply to the last, main run.
-cargo test --locked --doc
+phase "doctests" cargo test --locked --doc
 # Every test, both backends' variants in one run: none may be left out by a
 # one-backend switch.
 if [[ -n ${SEEDCORE_TEST_BACKEND:-} ]]; then
     log "ignoring SEEDCORE_TEST_BACKEND=$SEEDCORE_TEST_BACKEND: the whole run covers both backends"
     unset SEEDCORE_TEST_BACKEND
 fi
-cargo test --locked --all-targets "$@"
+phase "cargo tests" cargo test --locked --all-targets "$@"
 
 # The client libraries: their own tests, then the conformance suite against their workers, on
 # the binary the tests above built.
-SEEDCORE_BIN=${CARGO_TARGET_DIR:-target}/debug/seedcore scripts/conformance.sh
+SEEDCORE_BIN=${CARGO_TARGET_DIR:-target}/debug/seedcore phase "client libraries and conformance" \
+    scripts/conformance.sh
 
 # The dashboard in headless Chromium, on the same binary.
-SEEDCORE_BIN=${CARGO_TARGET_DIR:-target}/debug/seedcore scripts/ui-tests.sh
+SEEDCORE_BIN=${CARGO_TARGET_DIR:-target}/debug/seedcore phase "dashboard in Chromium" \
+    scripts/ui-tests.sh
 
 # The API against its own OpenAPI document, on both backends.
-scripts/schemathesis.sh
+phase "API against its OpenAPI document" scripts/schemathesis.sh
+log "tests and checks took $((SECONDS - run_started)) s in all"
