@@ -464,6 +464,8 @@ async fn worker(args: WorkerArgs) -> Result<(), CliError> {
     migrate(&store, &args.database).await?;
     crate::metrics::set_enabled(args.metrics.metrics_enabled);
     let metrics_listener = bind_metrics(&args.metrics).await?;
+    // Before the engine announces itself, so a stop sent on seeing that line is a clean one.
+    let stop = shutdown_signal();
     let Some(engine) = start_engine(&store, &args.engine).await? else {
         return Err(CliError(
             "SEEDCORE_WORKER_CONCURRENCY is 0: a worker process with no workers has nothing to do"
@@ -471,7 +473,6 @@ async fn worker(args: WorkerArgs) -> Result<(), CliError> {
         ));
     };
     crate::allocator::log_settings();
-    let stop = shutdown_signal();
     let state = AppState::new(store.clone(), ApiSettings::default());
     serve_metrics(metrics_listener, state, stop.clone());
     stop.cancelled().await;
@@ -731,27 +732,76 @@ fn explain(err: &StoreError, doing: &str) -> CliError {
 }
 
 /// Cancelled on SIGINT or SIGTERM.
+///
+/// The handlers are registered before this returns, not when the spawned task first runs: a
+/// signal that arrives in between would otherwise meet the default action and end the process
+/// without a clean stop.
 fn shutdown_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let fired = token.clone();
+    let received = signals();
     tokio::spawn(async move {
-        let interrupt = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        let terminate = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut signal) => {
-                    signal.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let terminate = std::future::pending::<()>();
-        tokio::select! {
-            _ = interrupt => tracing::info!("SIGINT received: shutting down"),
-            _ = terminate => tracing::info!("SIGTERM received: shutting down"),
-        }
+        let name = received.await;
+        tracing::info!("{name} received: shutting down");
         fired.cancel();
     });
     token
+}
+
+/// Registers SIGINT and SIGTERM now; the future names the first one to arrive.
+#[cfg(unix)]
+fn signals() -> impl std::future::Future<Output = &'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        let next = |registered: std::io::Result<tokio::signal::unix::Signal>| async move {
+            match registered {
+                Ok(mut signal) => signal.recv().await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = next(interrupt) => "SIGINT",
+            _ = next(terminate) => "SIGTERM",
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn signals() -> impl std::future::Future<Output = &'static str> {
+    async {
+        // Without a handler there is nothing to wait for: run until killed.
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => "Ctrl-C",
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::time::Duration;
+
+    /// On a one-thread runtime the spawned waiter cannot run before the signal is sent, so this
+    /// only passes when the handler is in place by the time `shutdown_signal` returns; otherwise
+    /// SIGTERM's default action ends the whole test process.
+    #[test]
+    fn a_sigterm_sent_right_after_registering_stops_cleanly() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let stop = super::shutdown_signal();
+            let sent = std::process::Command::new("kill")
+                .args(["-TERM", &std::process::id().to_string()])
+                .status()
+                .expect("kill");
+            assert!(sent.success());
+            tokio::time::timeout(Duration::from_secs(10), stop.cancelled())
+                .await
+                .expect("the token is cancelled by the signal");
+        });
+    }
 }
