@@ -9,7 +9,8 @@
 //! `lease_token`: a write whose token is no longer current changes nothing and its lease is
 //! left out of the answer. The claim and the completion (the function `seedcore_finish`) write
 //! their own event rows and counter deltas, the update trigger stepping aside for their one
-//! statement (the trail_by_claim_and_finish migration).
+//! statement (the trail_by_claim_and_finish migration). Both keep one plan per session, and
+//! every plan they may keep finds tasks by key (the plans_by_key migration).
 
 use std::time::Duration;
 
@@ -190,9 +191,8 @@ mod tests {
 
     #[test]
     fn the_claim_function_beside_the_module_is_the_one_the_migration_installs() {
-        let migration = include_str!(
-            "../../../migrations/postgres/20261210000001_trail_by_claim_and_finish.sql"
-        );
+        let migration =
+            include_str!("../../../migrations/postgres/20261212000001_plans_by_key.sql");
         let statement = CLAIM_FUNCTION
             .split_once("create or replace function")
             .map(|(_, rest)| rest)
@@ -252,6 +252,122 @@ mod tests {
                 .unwrap();
         scratch.drop().await;
         assert_eq!(installed, body(CLAIM_FUNCTION));
+    }
+
+    /// Up to `how_many` ready tasks claimed by worker `w`: their ids and lease tokens.
+    async fn claim_on(conn: &mut sqlx::PgConnection, how_many: i64) -> Vec<(Uuid, Uuid)> {
+        sqlx::query_as(
+            "select id, lease_token
+             from seedcore_claim('w', $1, 0, 'Infinity', 30, null, '{}', null)",
+        )
+        .bind(how_many)
+        .fetch_all(conn)
+        .await
+        .unwrap()
+    }
+
+    /// Completes the given leases in one call; returns how many were recorded.
+    async fn complete_on(conn: &mut sqlx::PgConnection, leases: &[(Uuid, Uuid)]) -> usize {
+        let (ids, tokens): (Vec<Uuid>, Vec<Uuid>) = leases.iter().copied().unzip();
+        let recorded: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "select id, token from seedcore_finish($1, $2,
+                 array_fill('completed'::text, array[$3]), array_fill('{}'::jsonb, array[$3]),
+                 array_fill(null::text, array[$3]), array_fill(null::timestamptz, array[$3]))",
+        )
+        .bind(&ids)
+        .bind(&tokens)
+        .bind(ids.len() as i32)
+        .fetch_all(conn)
+        .await
+        .unwrap();
+        recorded.len()
+    }
+
+    /// Rows of `tasks` read by any scan and not yet reported to the statistics: within one
+    /// transaction block nothing is reported, so a difference of two readings there counts
+    /// what the statements between them read.
+    async fn tasks_rows_read(conn: &mut sqlx::PgConnection) -> i64 {
+        sqlx::query_scalar(
+            "select seq_tup_read + coalesce(idx_tup_fetch, 0)
+             from pg_stat_xact_user_tables where relname = 'tasks'",
+        )
+        .fetch_one(conn)
+        .await
+        .unwrap()
+    }
+
+    /// Rows of `tasks` read by a claim of 200 and by their completion, in one transaction.
+    async fn rows_read_by_a_claim_and_its_completion(conn: &mut sqlx::PgConnection) -> [i64; 2] {
+        sqlx::query("begin").execute(&mut *conn).await.unwrap();
+        let before = tasks_rows_read(conn).await;
+        let claimed = claim_on(conn, 200).await;
+        let after_the_claim = tasks_rows_read(conn).await;
+        let completed = complete_on(conn, &claimed).await;
+        let after_both = tasks_rows_read(conn).await;
+        sqlx::query("commit").execute(&mut *conn).await.unwrap();
+        assert_eq!((claimed.len(), completed), (200, 200));
+        [after_the_claim - before, after_both - after_the_claim]
+    }
+
+    /// The claim and the completion keep one plan per session, made at their first call. A
+    /// plan made while `tasks` was empty must still find a batch by key once the table holds
+    /// thousands of rows, and so must the plans made again once an analyze gave the table
+    /// statistics: neither call reads the table whole (the plans_by_key migration).
+    #[tokio::test]
+    async fn a_claim_and_a_completion_planned_on_an_empty_table_read_only_their_batch_later() {
+        let scratch = Scratch::new().await;
+        let mut conn = scratch.store.pool().acquire().await.unwrap();
+        // More calls than PostgreSQL's trial of custom plans before it settles on one.
+        for _ in 0..8 {
+            let none = claim_on(&mut conn, 200).await;
+            complete_on(&mut conn, &none).await;
+        }
+        sqlx::query(
+            "insert into tasks (id, type, status)
+             select gen_random_uuid(), 'noop', 'queued' from generate_series(1, 20000)",
+        )
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        let planned_empty = rows_read_by_a_claim_and_its_completion(&mut conn).await;
+        sqlx::query("analyze tasks")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let planned_analyzed = rows_read_by_a_claim_and_its_completion(&mut conn).await;
+        drop(conn);
+        scratch.drop().await;
+
+        for [claim, completion] in [planned_empty, planned_analyzed] {
+            assert!(claim < 1_000, "a claim of 200 read {claim} rows of 20,000");
+            assert!(
+                completion < 1_000,
+                "a completion of 200 read {completion} rows of 20,000"
+            );
+        }
+    }
+
+    /// Settling dependents runs inside the completion, whose planner settings it would
+    /// inherit; it resets them, for itself and for the update trigger its statement fires.
+    #[tokio::test]
+    async fn settling_dependents_plans_with_the_planners_usual_choices() {
+        let scratch = Scratch::new().await;
+        let settings: Vec<String> = sqlx::query_scalar(
+            "select unnest(proconfig) from pg_proc where proname = 'seedcore_settle_dependents'",
+        )
+        .fetch_all(scratch.store.pool())
+        .await
+        .unwrap();
+        scratch.drop().await;
+        assert_eq!(
+            settings,
+            [
+                "plan_cache_mode=auto",
+                "enable_seqscan=on",
+                "enable_hashjoin=on",
+                "enable_mergejoin=on"
+            ]
+        );
     }
 
     /// The claim and the completion write their own trail and have the update trigger step

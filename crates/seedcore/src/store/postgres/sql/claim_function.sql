@@ -1,5 +1,5 @@
--- The claim, as migration 20261210000001_trail_by_claim_and_finish installs it (migrations are never
--- edited: a change is a new migration, and this file follows it). `sql/claim.sql` calls it.
+-- The claim, as migration 20261212000001_plans_by_key installs it (migrations are never edited:
+-- a change is a new migration, and this file follows it). `sql/claim.sql` calls it.
 -- Picks up to `how_many` ready tasks (queued or retry, due, in the drift range, the lane's
 -- queues and the asked types, their queue not paused), higher priority first, then start
 -- time, then arrival; rows another worker is claiming are skipped, not waited for. Each
@@ -14,7 +14,8 @@
 -- at most what each limit leaves. Without limited queues it runs the plain statement after
 -- one lookup of the queues table.
 -- The planner settings keep the partial index of ready tasks in use (see the
--- claim_function migration); PL/pgSQL keeps the plan for the session.
+-- claim_function migration) and make one generic plan per session that finds tasks by key,
+-- whatever the table's size when it is made (see the plans_by_key migration).
 create or replace function seedcore_claim(
     worker text,
     how_many bigint,
@@ -28,6 +29,10 @@ create or replace function seedcore_claim(
 language plpgsql
 set enable_bitmapscan = off
 set enable_sort = off
+set enable_seqscan = off
+set enable_hashjoin = off
+set enable_mergejoin = off
+set plan_cache_mode = force_generic_plan
 set jit = off
 as $$
 declare
