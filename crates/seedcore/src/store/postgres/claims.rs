@@ -189,16 +189,26 @@ mod tests {
         body
     }
 
+    /// The planner settings of a function definition's `set` clauses, as `pg_proc.proconfig`
+    /// spells them (`name=value`), sorted.
+    fn settings(definition: &str) -> Vec<String> {
+        let (head, _) = definition.split_once("$$").expect("an opening $$");
+        let mut settings: Vec<String> = head
+            .lines()
+            .filter_map(|line| line.strip_prefix("set "))
+            .map(|setting| setting.replace(" = ", "="))
+            .collect();
+        settings.sort();
+        settings
+    }
+
     #[test]
     fn the_claim_function_beside_the_module_is_the_one_the_migration_installs() {
-        let migration =
-            include_str!("../../../migrations/postgres/20261212000001_plans_by_key.sql");
-        let statement = CLAIM_FUNCTION
-            .split_once("create or replace function")
-            .map(|(_, rest)| rest)
-            .expect("a function definition");
+        let migration = include_str!(
+            "../../../migrations/postgres/20261210000001_trail_by_claim_and_finish.sql"
+        );
         assert!(
-            migration.contains(statement),
+            migration.contains(body(CLAIM_FUNCTION)),
             "the migration installs another claim"
         );
         assert!(body(CLAIM_FUNCTION).contains("for update skip locked"));
@@ -245,13 +255,16 @@ mod tests {
     #[tokio::test]
     async fn the_database_holds_exactly_the_claim_function_beside_the_module() {
         let scratch = Scratch::new().await;
-        let installed: String =
-            sqlx::query_scalar("select prosrc from pg_proc where proname = 'seedcore_claim'")
-                .fetch_one(scratch.store.pool())
-                .await
-                .unwrap();
+        let (installed, mut installed_settings): (String, Vec<String>) = sqlx::query_as(
+            "select prosrc, proconfig from pg_proc where proname = 'seedcore_claim'",
+        )
+        .fetch_one(scratch.store.pool())
+        .await
+        .unwrap();
         scratch.drop().await;
         assert_eq!(installed, body(CLAIM_FUNCTION));
+        installed_settings.sort();
+        assert_eq!(installed_settings, settings(CLAIM_FUNCTION));
     }
 
     /// Up to `how_many` ready tasks claimed by worker `w`: their ids and lease tokens.

@@ -1,5 +1,7 @@
--- The claim, as migration 20261212000001_plans_by_key installs it (migrations are never edited:
--- a change is a new migration, and this file follows it). `sql/claim.sql` calls it.
+-- The claim as the migrations leave it: the function that migration
+-- 20261210000001_trail_by_claim_and_finish creates, with the planner settings that migration
+-- 20261212000001_plans_by_key adds by `alter function … set` (migrations are never edited: a
+-- change is a new migration, and this file follows it). `sql/claim.sql` calls it.
 -- Picks up to `how_many` ready tasks (queued or retry, due, in the drift range, the lane's
 -- queues and the asked types, their queue not paused), higher priority first, then start
 -- time, then arrival; rows another worker is claiming are skipped, not waited for. Each
